@@ -1,0 +1,60 @@
+# RiderWatch. `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENDOR := src/riderwatch/static/vendor
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test lint bench install system-deps services vendor clean help
+
+help:
+	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
+	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
+	@echo "make lint   ruff and mypy"
+	@echo "make bench  benchmarks (clue submissions per second, latency) on SQLite and PostgreSQL"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(VENDOR)/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/htmx
+	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
+	      node_modules/leaflet/dist/images $(VENDOR)/leaflet/
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx/
+	touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+services:
+	@scripts/services.sh
+
+vendor: system-deps $(VENDOR)/.installed
+
+install: system-deps $(VENV)/.installed $(VENDOR)/.installed
+
+run: install
+	$(BIN)/riderwatch demo
+	$(BIN)/riderwatch serve --host 127.0.0.1 --port 8000
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: install services lint
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests
+	RIDERWATCH_TEST_DB=postgresql RIDERWATCH_TEST_PG_URL=$(PG_URL) \
+	  $(BIN)/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests
+
+bench: install services
+	$(BIN)/python -m bench.clue_submissions --pg-url $(PG_URL)
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) var

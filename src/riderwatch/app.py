@@ -1,0 +1,114 @@
+"""The FastAPI application: routers, static files, error rendering, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from riderwatch import __version__
+from riderwatch.accounts.api import router as accounts_router
+from riderwatch.clues.api import router as clues_router
+from riderwatch.clues.photos import PhotoStore
+from riderwatch.config import Settings
+from riderwatch.db import make_engine, make_session_factory
+from riderwatch.errors import PROBLEM_JSON, DomainError, NotAuthenticated, problem, problem_response
+from riderwatch.jobs import job_loop
+from riderwatch.open311.api import router as open311_router
+from riderwatch.open311.api import open311_error_response
+from riderwatch.org.api import router as org_router
+from riderwatch.web import render_error
+from riderwatch.web.routes import router as web_router
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith(("/api/", "/open311/")) or path == "/openapi.json")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.run_jobs:
+            task = asyncio.create_task(job_loop(app.state.session_factory, interval=settings.job_interval_seconds))
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="RiderWatch",
+        version=__version__,
+        description="Delivery riders as a community public-safety team: clue desk, closed loop, Open311.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.database_url)
+    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.photo_store = PhotoStore(settings.photo_dir)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.signing_key,
+        session_cookie="rw_session",
+        max_age=settings.token_ttl_seconds,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if request.url.path.startswith("/open311/"):
+            return open311_error_response(request, exc.status, exc.detail)
+        if _wants_page(request):
+            if isinstance(exc, NotAuthenticated):
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return render_error(request, exc.status, exc.detail)
+        return problem_response(exc, instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors: list[dict[str, Any]] = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        if request.url.path.startswith("/open311/"):
+            return open311_error_response(request, 400, detail)
+        if _wants_page(request):
+            return render_error(request, 422, detail)
+        body = problem(422, "Invalid input", detail, "/problems/invalid-input", errors=errors)
+        return JSONResponse(body, status_code=422, media_type=PROBLEM_JSON)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
+        if request.url.path.startswith("/open311/"):
+            return open311_error_response(request, exc.status_code, detail)
+        if _wants_page(request):
+            return render_error(request, exc.status_code, detail)
+        return JSONResponse(problem(exc.status_code, detail, detail), status_code=exc.status_code,
+                            media_type=PROBLEM_JSON, headers=getattr(exc, "headers", None))
+
+    app.include_router(accounts_router)
+    app.include_router(clues_router)
+    app.include_router(org_router)
+    app.include_router(open311_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

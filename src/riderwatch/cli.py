@@ -1,0 +1,133 @@
+"""The `riderwatch` command (CONTRACT.md: db upgrade, demo, serve, user create, open311 key create)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from riderwatch.config import Settings
+from riderwatch.db import make_engine, make_session_factory, unit_of_work
+from riderwatch.errors import DomainError
+
+app = typer.Typer(help="RiderWatch: delivery riders as a community public-safety team.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+open311_app = typer.Typer(help="Open311 GeoReport v2.", no_args_is_help=True)
+open311_key_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Periodic jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(open311_app, name="open311")
+open311_app.add_typer(open311_key_app, name="key")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _factory(settings: Settings):  # type: ignore[no-untyped-def]
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _ensure_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations to RIDERWATCH_DATABASE_URL."""
+    from riderwatch.migrate import upgrade
+
+    settings = Settings()
+    _ensure_dir(settings)
+    upgrade(settings.database_url, revision)
+    console.print(f"database at [bold]{revision}[/bold]: {settings.database_url}")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, dispatcher, police, grid_staff, patrol, station_manager, "
+                                           "platform or rider")],
+    password: Annotated[str, typer.Option(help="at least 8 characters")],
+    station: Annotated[str | None, typer.Option(help="code of the delivery station to link")] = None,
+    display_name: Annotated[str, typer.Option(help="name shown in pages")] = "",
+) -> None:
+    """Create an active account that can act at once."""
+    from riderwatch.accounts.service import create_user
+
+    settings = Settings()
+    try:
+        with unit_of_work(_factory(settings)) as session:
+            user = create_user(session, username=username, role=role, password=password,
+                               station_code=station, display_name=display_name)
+            console.print(f"created {user.role} [bold]{user.username}[/bold] (id {user.id})")
+    except DomainError as exc:
+        _fail(exc.detail)
+
+
+@open311_key_app.command("create")
+def open311_key_create(name: str) -> None:
+    """Issue an Open311 API key; the key is printed once."""
+    from riderwatch.accounts.service import create_api_key
+
+    settings = Settings()
+    try:
+        with unit_of_work(_factory(settings)) as session:
+            key = create_api_key(session, name=name)
+    except DomainError as exc:
+        _fail(exc.detail)
+    print(key)
+
+
+@jobs_app.command("run")
+def jobs_run() -> None:
+    """Run the periodic jobs once (overdue escalation); safe beside running servers."""
+    from riderwatch.jobs import run_due_jobs
+
+    settings = Settings()
+    done = run_due_jobs(_factory(settings), interval=settings.job_interval_seconds)
+    for name, changed in done.items():
+        console.print(f"{name}: {changed} changed")
+    if not done:
+        console.print("another process holds the job leases; nothing run")
+
+
+@app.command("demo")
+def demo(
+    password: Annotated[str, typer.Option(help="password for every demo account")] = "riderwatch-demo",
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same district")] = 7,
+) -> None:
+    """Load the demo district (Zhenhai, Licheng District, Putian); idempotent."""
+    from riderwatch.demo import build_demo
+    from riderwatch.migrate import upgrade
+
+    settings = Settings()
+    _ensure_dir(settings)
+    upgrade(settings.database_url)
+    summary = build_demo(settings, password=password, seed=seed, console=console)
+    console.print(summary)
+    console.print(f"demo accounts use password [bold]{password}[/bold]; e.g. dispatcher1, police1, rider001")
+
+
+@app.command("serve")
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    settings = Settings()
+    _ensure_dir(settings)
+    settings.signing_key  # noqa: B018  generate the key file once, before workers race for it
+    uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
+                log_level="info")

@@ -1,0 +1,211 @@
+"""Clue JSON API under /api/v1 (CONTRACT.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from riderwatch import policy
+from riderwatch.audit.service import record
+from riderwatch.clues import service
+from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
+from riderwatch.clues.present import person, present_clues
+from riderwatch.clues.schemas import (
+    ActionBody,
+    ClueCreate,
+    ClueCreated,
+    ClueList,
+    ClueRead,
+    HandlerProposal,
+    SuggestedDuplicate,
+)
+from riderwatch.deps import CurrentUser, DbSession, SettingsDep, StoreDep, require
+from riderwatch.errors import Forbidden, InvalidInput, NotFound, UnsupportedMedia
+from riderwatch.i18n import request_locale
+from riderwatch.models import User
+
+router = APIRouter(prefix="/api/v1", tags=["clues"])
+
+_CLUE_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["category", "lat", "lon", "observed_at"],
+    "properties": {
+        **{k: {"type": "string"} for k in ("category", "description", "observed_at", "address")},
+        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "crs": {"type": "string", "enum": ["wgs84", "gcj02"]},
+        "anonymous": {"type": "boolean"},
+        "urgent": {"type": "boolean"},
+        "photos": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 6},
+    },
+}
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+
+
+async def read_clue_submission(request: Request, max_photos: int, max_bytes: int
+                               ) -> tuple[ClueCreate, list[CheckedPhoto]]:
+    """Parse a JSON or multipart clue report into a validated ClueCreate and checked photos."""
+    ctype = request.headers.get("content-type", "")
+    photos: list[CheckedPhoto] = []
+    if ctype.startswith("application/json"):
+        try:
+            raw: Any = await request.json()
+        except ValueError as exc:
+            raise InvalidInput("the body is not valid JSON") from exc
+        if not isinstance(raw, dict):
+            raise InvalidInput("the body must be a JSON object")
+    elif ctype.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=max_photos + 1, max_fields=30)
+        except Exception as exc:  # Starlette raises for malformed bodies and over-limit parts
+            raise InvalidInput(f"malformed multipart body: {exc}") from exc
+        raw = {}
+        files: list[UploadFile] = []
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "photos":
+                    raise InvalidInput(f"unexpected file field {key!r}; send photos as 'photos'")
+                files.append(value)
+            elif key == "photos":
+                if value:
+                    raise InvalidInput("'photos' must be files")
+            elif key in raw:
+                raise InvalidInput(f"field {key!r} given twice")
+            else:
+                raw[key] = value
+        if len(files) > max_photos:
+            raise InvalidInput(f"at most {max_photos} photos per clue; {len(files)} were sent")
+        for i, upload in enumerate(files):
+            data = await upload.read(max_bytes + 1)
+            photos.append(check_photo(data, max_bytes=max_bytes, name=f"photo {i + 1} ({upload.filename})"))
+    else:
+        raise UnsupportedMedia("send the clue as application/json or multipart/form-data")
+    try:
+        return ClueCreate.model_validate(raw), photos
+    except ValidationError as exc:
+        raise InvalidInput(_validation_detail(exc), errors=_errors(exc)) from exc
+
+
+@router.post(
+    "/clues",
+    status_code=201,
+    response_model=ClueCreated,
+    summary="Report a clue (JSON or multipart with photos)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ClueCreate.model_json_schema()},
+                "multipart/form-data": {"schema": _CLUE_FORM_SCHEMA},
+            },
+        }
+    },
+    responses={200: {"description": "a retry with a known Idempotency-Key: the first clue", "model": ClueCreated}},
+)
+async def create_clue(
+    request: Request,
+    response: Response,
+    db: DbSession,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: Annotated[User, Depends(require("clue.report"))],
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> ClueCreated:
+    data, photos = await read_clue_submission(request, settings.max_photos, settings.max_photo_bytes)
+    clue, created = service.submit_clue(db, reporter=user, data=data, photos=photos, store=store,
+                                        max_photos=settings.max_photos, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/clues/{clue.id}"
+    return ClueCreated(id=clue.id, status=clue.status)
+
+
+@router.get("/clues", response_model=ClueList, summary="Clues the caller may see")
+def list_clues(
+    request: Request,
+    db: DbSession,
+    user: Annotated[User, Depends(require("clue.list"))],
+    status: Annotated[list[str] | None, Query()] = None,
+    category: str | None = None,
+    community_id: int | None = None,
+    grid_id: int | None = None,
+    overdue: bool | None = None,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ClueList:
+    from riderwatch.models.clues import STATUSES
+
+    bad = [s for s in status or [] if s not in STATUSES]
+    if bad:
+        raise InvalidInput(f"unknown status {bad[0]!r}; statuses are: {', '.join(STATUSES)}")
+    filters = service.ClueFilters(status=status or [], category=category, community_id=community_id,
+                                  grid_id=grid_id, overdue=overdue, assignee_id=user.id if mine else None,
+                                  limit=limit, offset=offset)
+    clues, total, counts, n_overdue = service.list_clues(db, user=user, filters=filters)
+    items = present_clues(db, user=user, clues=clues, locale=request_locale(request))
+    return ClueList(items=items, total=total, counts=counts, overdue=n_overdue)
+
+
+@router.get("/clues/{clue_id}", response_model=ClueRead, summary="One clue with its timeline")
+def get_clue(clue_id: int, request: Request, db: DbSession, user: CurrentUser) -> ClueRead:
+    clue = service.get_clue(db, user=user, clue_id=clue_id)
+    return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
+
+
+@router.post("/clues/{clue_id}/actions/{action}", response_model=ClueRead, summary="Take a workflow action")
+def act_on_clue(clue_id: int, action: str, request: Request, db: DbSession, user: CurrentUser,
+                body: ActionBody | None = None) -> ClueRead:
+    clue = service.take_action(db, user=user, clue_id=clue_id, action=action, body=body or ActionBody())
+    return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
+
+
+@router.get("/clues/{clue_id}/duplicates", response_model=list[SuggestedDuplicate],
+            summary="Likely duplicates nearby in space and time")
+def suggested_duplicates(clue_id: int, db: DbSession, settings: SettingsDep,
+                         user: Annotated[User, Depends(require("clue.triage"))]) -> list[SuggestedDuplicate]:
+    clue = service.get_clue(db, user=user, clue_id=clue_id)
+    found = service.suggest_duplicates(db, clue=clue, radius_m=settings.duplicate_radius_m,
+                                       window_hours=settings.duplicate_window_hours)
+    return [SuggestedDuplicate(id=c.id, category=c.category_code, status=c.status, distance_m=round(d, 1),
+                               hours_apart=round(h, 2), description=c.description[:200]) for c, d, h in found]
+
+
+@router.get("/clues/{clue_id}/routing", response_model=HandlerProposal,
+            summary="Who the routing rules propose to handle the clue")
+def routing(clue_id: int, db: DbSession, user: Annotated[User, Depends(require("clue.triage"))]) -> HandlerProposal:
+    clue = service.get_clue(db, user=user, clue_id=clue_id)
+    proposal, grid, community = service.propose_routing(db, clue=clue)
+    return HandlerProposal(role=proposal.role, assignee=person(proposal.assignee),
+                           grid=grid.name if grid else None, community=community.name if community else None,
+                           explanation=proposal.explanation)
+
+
+@router.get("/clues/{clue_id}/photos/{position}", summary="A photo (location metadata removed)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
+def get_photo(clue_id: int, position: int, db: DbSession, store: StoreDep, user: CurrentUser,
+              original: bool = False) -> Response:
+    clue = service.get_clue(db, user=user, clue_id=clue_id)
+    if not policy.may_view_photo(user, clue, original=original):
+        raise Forbidden("only dispatchers may download original photos")
+    photo = next((p for p in clue.photos if p.position == position), None)
+    if photo is None:
+        raise NotFound(f"clue {clue_id} has no photo {position}")
+    data = store.get(photo.sha256)
+    if original:
+        record(db, actor=user, action="clue.photo_original", object_type="clue", object_id=clue.id,
+               position=position)
+    body = data if original else strip_metadata(data)
+    return Response(body, media_type=photo.content_type,
+                    headers={"Cache-Control": "private, max-age=3600", "ETag": f'"{photo.sha256}"',
+                             "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,131 @@
+"""Clue request and response shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+
+class ClueCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(min_length=1, max_length=64, description="a service_code from Open311 services")
+    description: str = Field(default="", max_length=4000)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    crs: Literal["wgs84", "gcj02"] | None = Field(default=None, description="coordinates' datum; default WGS-84")
+    observed_at: AwareDatetime = Field(description="when the reporter saw it, ISO 8601 with a timezone")
+    anonymous: bool = False
+    urgent: bool = False
+    address: str = Field(default="", max_length=300)
+
+    @field_validator("description", "address")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+class ActionBody(BaseModel):
+    """The body of every workflow action; which fields an action needs is checked by the service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+    duplicate_of: int | None = None
+    assignee: str | None = Field(default=None, max_length=64)
+    outcome: str | None = Field(default=None, max_length=4000)
+    value_grade: Literal["A", "B", "C", "none"] | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    urgent: bool | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class PersonRef(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+
+class PhotoRead(BaseModel):
+    id: int
+    url: str
+    content_type: str
+    width: int
+    height: int
+    sha256: str
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: PersonRef | None
+    actor_label: str
+    note: str
+    data: dict[str, Any]
+
+
+class ClueCreated(BaseModel):
+    id: int
+    status: str
+
+
+class ClueRead(BaseModel):
+    id: int
+    status: str
+    category: str
+    category_name: str
+    description: str
+    lat: float
+    lon: float
+    address: str
+    observed_at: datetime
+    reported_at: datetime
+    updated_at: datetime
+    source: str
+    anonymous: bool
+    reporter: PersonRef | None
+    reporter_hidden: bool
+    urgent: bool
+    deadline_at: datetime
+    overdue: bool
+    escalation_level: int
+    assignee: PersonRef | None
+    grid: str | None
+    community: str | None
+    duplicate_of: int | None
+    outcome: str | None
+    reason: str | None
+    value_grade: str | None
+    rating: int | None
+    photos: list[PhotoRead]
+    allowed_actions: list[str]
+    timeline: list[TimelineEntry] | None = None
+
+
+class SuggestedDuplicate(BaseModel):
+    id: int
+    category: str
+    status: str
+    distance_m: float
+    hours_apart: float
+    description: str
+
+
+class HandlerProposal(BaseModel):
+    role: str
+    assignee: PersonRef | None
+    grid: str | None
+    community: str | None
+    explanation: str
+
+
+class ClueList(BaseModel):
+    items: list[ClueRead]
+    total: int
+    counts: dict[str, int]
+    overdue: int

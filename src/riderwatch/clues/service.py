@@ -1,0 +1,390 @@
+"""The clue desk: reporting, triage, dispatch, handling, closure and feedback (the closed loop).
+
+Services flush, never commit: the request, CLI command or job that calls them owns the
+transaction. Every state change appends to the clue's timeline and to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from riderwatch import policy
+from riderwatch.audit.service import record
+from riderwatch.clues import workflow
+from riderwatch.clues.photos import CheckedPhoto, PhotoStore
+from riderwatch.clues.schemas import ActionBody, ClueCreate
+from riderwatch.db import utcnow
+from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from riderwatch.geo.coords import haversine_m, to_wgs84
+from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
+from riderwatch.org import service as org_service
+
+FUTURE_SKEW = timedelta(minutes=10)
+MAX_AGE = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class ClueFilters:
+    status: list[str] = field(default_factory=list)
+    category: str | None = None
+    community_id: int | None = None
+    grid_id: int | None = None
+    overdue: bool | None = None
+    assignee_id: int | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def get_category(session: Session, code: str) -> Category:
+    category = session.get(Category, code)
+    if category is None or not category.active:
+        raise InvalidInput(f"unknown category {code!r}: use a service_code from the Open311 service list")
+    return category
+
+
+def deadline_for(category: Category, *, start: datetime, urgent: bool) -> datetime:
+    return start + timedelta(hours=category.urgent_deadline_hours if urgent else category.deadline_hours)
+
+
+def _fingerprint(data: ClueCreate, photos: list[CheckedPhoto]) -> str:
+    payload = data.model_dump(mode="json")
+    payload["photos"] = [p.sha256 for p in photos]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _append(session: Session, clue: Clue, *, actor: User | None, action: str, from_status: str | None,
+            note: str = "", **data: object) -> None:
+    session.add(
+        ClueEvent(clue_id=clue.id, actor_id=actor.id if actor else None, action=action,
+                  from_status=from_status, to_status=clue.status, note=note, data=data)
+    )
+    record(session, actor=actor, action=f"clue.{action}", object_type="clue", object_id=clue.id,
+           from_status=from_status, to_status=clue.status)
+
+
+def submit_clue(
+    session: Session,
+    *,
+    reporter: User | None,
+    data: ClueCreate,
+    photos: list[CheckedPhoto],
+    store: PhotoStore,
+    max_photos: int,
+    idempotency_key: str | None = None,
+    source: str = "app",
+    contact: dict[str, str] | None = None,
+    attributes: dict[str, object] | None = None,
+    now: datetime | None = None,
+) -> tuple[Clue, bool]:
+    """Record a reported clue. With an idempotency key a retry returns the first clue (created=False)."""
+    now = now or utcnow()
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
+        raise InvalidInput("Idempotency-Key must be 1 to 128 characters")
+    if len(photos) > max_photos:
+        raise InvalidInput(f"at most {max_photos} photos per clue; {len(photos)} were sent")
+    fingerprint = _fingerprint(data, photos)
+    if reporter is not None and idempotency_key:
+        existing = _by_idempotency_key(session, reporter, idempotency_key)
+        if existing is not None:
+            return _replay(existing, fingerprint), False
+    category = get_category(session, data.category)
+    try:
+        lat, lon = to_wgs84(data.lat, data.lon, data.crs)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if data.observed_at > now + FUTURE_SKEW:
+        raise InvalidInput("observed_at is in the future")
+    if data.observed_at < now - MAX_AGE:
+        raise InvalidInput("observed_at is more than 90 days ago; report recent observations only")
+    place = org_service.locate(session, lat=lat, lon=lon)
+    clue = Clue(
+        category_code=category.code,
+        description=data.description,
+        lat=lat,
+        lon=lon,
+        address=data.address,
+        observed_at=data.observed_at,
+        reported_at=now,
+        updated_at=now,
+        reporter_id=reporter.id if reporter else None,
+        anonymous=data.anonymous or reporter is None,
+        source=source,
+        contact=contact or {},
+        attributes=attributes or {},
+        idempotency_key=idempotency_key if reporter is not None else None,
+        request_fingerprint=fingerprint,
+        urgent=data.urgent,
+        status="submitted",
+        grid_id=place.grid.id if place.grid else None,
+        community_id=place.community.id if place.community else None,
+        deadline_at=deadline_for(category, start=now, urgent=data.urgent),
+    )
+    for photo in photos:
+        store.put(photo)  # content-addressed and atomic: a rolled-back clue leaves only an orphan file
+    try:
+        with session.begin_nested():
+            session.add(clue)
+            session.flush()
+    except IntegrityError:
+        # A concurrent retry with the same key won the race: answer with its clue.
+        if reporter is not None and idempotency_key:
+            existing = _by_idempotency_key(session, reporter, idempotency_key)
+            if existing is not None:
+                return _replay(existing, fingerprint), False
+        raise
+    for position, photo in enumerate(photos):
+        session.add(CluePhoto(clue_id=clue.id, position=position, sha256=photo.sha256,
+                              content_type=photo.content_type, size=len(photo.data),
+                              width=photo.width, height=photo.height))
+    _append(session, clue, actor=reporter, action="submit", from_status=None,
+            photos=len(photos), source=source)
+    session.flush()
+    return clue, True
+
+
+def _by_idempotency_key(session: Session, reporter: User, key: str) -> Clue | None:
+    return session.scalar(select(Clue).where(Clue.reporter_id == reporter.id, Clue.idempotency_key == key))
+
+
+def _replay(existing: Clue, fingerprint: str) -> Clue:
+    if existing.request_fingerprint != fingerprint:
+        raise InvalidInput("this Idempotency-Key was already used for a different report")
+    return existing
+
+
+def _base_query(user: User) -> Select[tuple[Clue]]:
+    return select(Clue).where(policy.visible_clues_filter(user))
+
+
+def list_clues(session: Session, *, user: User, filters: ClueFilters, now: datetime | None = None
+               ) -> tuple[list[Clue], int, dict[str, int], int]:
+    """The clues the user may see, filtered; with the total and live counts by status and overdue."""
+    now = now or utcnow()
+    stmt = _base_query(user)
+    scope = stmt
+    if filters.category:
+        stmt = stmt.where(Clue.category_code == filters.category)
+    if filters.community_id is not None:
+        stmt = stmt.where(Clue.community_id == filters.community_id)
+    if filters.grid_id is not None:
+        stmt = stmt.where(Clue.grid_id == filters.grid_id)
+    if filters.assignee_id is not None:
+        stmt = stmt.where(Clue.assignee_id == filters.assignee_id)
+    counts_stmt = stmt
+    if filters.status:
+        stmt = stmt.where(Clue.status.in_(filters.status))
+    overdue_cond = Clue.status.in_(workflow.OPEN_STATUSES) & (Clue.deadline_at < now)
+    if filters.overdue is True:
+        stmt = stmt.where(overdue_cond)
+    elif filters.overdue is False:
+        stmt = stmt.where(~overdue_cond)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.options(selectinload(Clue.photos))
+        .order_by(Clue.reported_at.desc(), Clue.id.desc())
+        .limit(filters.limit)
+        .offset(filters.offset)
+    ).all()
+    sub = counts_stmt.subquery()
+    counts = {status: n for status, n in session.execute(select(sub.c.status, func.count()).group_by(sub.c.status))}
+    osub = scope.where(overdue_cond).subquery()
+    overdue = session.scalar(select(func.count()).select_from(osub)) or 0
+    return list(rows), total, counts, overdue
+
+
+def get_clue(session: Session, *, user: User, clue_id: int) -> Clue:
+    """One clue the user may see; an invisible clue is reported as missing, not as forbidden."""
+    clue = session.get(Clue, clue_id)
+    if clue is None or not policy.may_view_clue(user, clue):
+        raise NotFound(f"clue {clue_id} not found")
+    return clue
+
+
+def note_reporter_view(session: Session, *, user: User, clue: Clue) -> None:
+    """Audit every time someone other than the reporter is shown who reported a clue."""
+    if clue.reporter_id is not None and clue.reporter_id != user.id and policy.may_see_reporter(user, clue):
+        record(session, actor=user, action="clue.view_reporter", object_type="clue", object_id=clue.id,
+               reporter_id=clue.reporter_id, anonymous=clue.anonymous)
+
+
+def allowed_actions(user: User, clue: Clue) -> list[str]:
+    return [a for a in workflow.ACTIONS
+            if workflow.allowed_from(a, clue.status) and policy.may_take_action(user, clue, a)
+            and not (a == "rate" and clue.rating is not None)]
+
+
+def _require(value: object, message: str) -> None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(message)
+
+
+def take_action(session: Session, *, user: User, clue_id: int, action: str, body: ActionBody,
+                now: datetime | None = None) -> Clue:
+    """Apply one workflow action, or refuse it (403 wrong person, 409 wrong status, 422 bad body)."""
+    now = now or utcnow()
+    if action not in workflow.TRANSITIONS:
+        raise NotFound(f"unknown action {action!r}; actions are: {', '.join(workflow.ACTIONS)}")
+    clue = get_clue(session, user=user, clue_id=clue_id)
+    if not policy.may_take_action(user, clue, action):
+        raise Forbidden(f"a {user.role} may not {action} this clue")
+    if not workflow.allowed_from(action, clue.status):
+        raise TransitionNotAllowed(
+            f"cannot {action} a clue that is {clue.status}",
+            status_now=clue.status, allowed_from=list(workflow.TRANSITIONS[action].sources),
+        )
+    before = clue.status
+    note = ""
+    data: dict[str, object] = {}
+    if action == "verify":
+        if body.urgent is not None and body.urgent != clue.urgent:
+            clue.urgent = body.urgent
+            clue.deadline_at = deadline_for(get_category(session, clue.category_code),
+                                             start=clue.reported_at, urgent=body.urgent)
+            data["urgent"] = body.urgent
+        note = body.note or ""
+    elif action == "reject":
+        _require(body.reason, "reject needs a reason")
+        clue.reason = note = (body.reason or "").strip()
+    elif action == "mark_duplicate":
+        _require(body.duplicate_of, "mark_duplicate needs duplicate_of (the id of the original clue)")
+        original = session.get(Clue, body.duplicate_of)
+        if original is None:
+            raise InvalidInput(f"clue {body.duplicate_of} (duplicate_of) does not exist")
+        if original.id == clue.id:
+            raise InvalidInput("a clue cannot be a duplicate of itself")
+        if original.status == "duplicate":
+            raise InvalidInput(f"clue {original.id} is itself a duplicate; point to the original clue")
+        clue.duplicate_of_id = original.id
+        data["duplicate_of"] = original.id
+        note = body.note or ""
+    elif action == "dispatch":
+        _require(body.assignee, "dispatch needs assignee (a username of police, grid staff or patrol)")
+        assignee = session.scalar(select(User).where(User.username == body.assignee))
+        if assignee is None or not assignee.is_active:
+            raise InvalidInput(f"no active user {body.assignee!r}")
+        if assignee.role not in policy.HANDLER_ROLES:
+            raise InvalidInput(f"{body.assignee} is a {assignee.role}; dispatch to police, grid staff or patrol")
+        if assignee.id == clue.assignee_id and clue.status != "verified":
+            raise Conflict(f"the clue is already with {assignee.username}")
+        clue.assignee_id = assignee.id
+        data["assignee"] = assignee.username
+        data["assignee_role"] = assignee.role
+        note = body.note or ""
+    elif action == "accept":
+        note = body.note or ""
+    elif action == "resolve":
+        _require(body.outcome, "resolve needs an outcome: what was found and done")
+        clue.outcome = note = (body.outcome or "").strip()
+        clue.resolved_at = now
+    elif action == "close":
+        _require(body.value_grade, "close needs value_grade: A, B, C or none")
+        clue.value_grade = body.value_grade
+        clue.closed_at = now
+        data["value_grade"] = body.value_grade
+        note = body.note or ""
+    elif action == "reopen":
+        _require(body.reason, "reopen needs a reason")
+        clue.reason = note = (body.reason or "").strip()
+        clue.value_grade = None
+        clue.closed_at = None
+        clue.resolved_at = None
+        clue.escalation_level = 0
+        clue.deadline_at = deadline_for(get_category(session, clue.category_code), start=now, urgent=clue.urgent)
+    elif action == "rate":
+        _require(body.rating, "rate needs rating: 1 to 5")
+        if clue.rating is not None:
+            raise Conflict("this clue has already been rated")
+        clue.rating = body.rating
+        data["rating"] = body.rating
+        note = body.note or ""
+    clue.status = workflow.target_of(action, clue.status)
+    clue.updated_at = now
+    _append(session, clue, actor=user, action=action, from_status=before, note=note, **data)
+    session.flush()
+    return clue
+
+
+def suggest_duplicates(session: Session, *, clue: Clue, radius_m: float, window_hours: int,
+                       limit: int = 5) -> list[tuple[Clue, float, float]]:
+    """Earlier or later clues near in space and time, nearest first: (clue, metres, hours apart)."""
+    dlat = radius_m / 111_320.0
+    dlon = dlat / max(math.cos(math.radians(clue.lat)), 1e-6)
+    window = timedelta(hours=window_hours)
+    candidates = session.scalars(
+        select(Clue).where(
+            Clue.id != clue.id,
+            Clue.status != "duplicate",
+            Clue.lat.between(clue.lat - dlat, clue.lat + dlat),
+            Clue.lon.between(clue.lon - dlon, clue.lon + dlon),
+            Clue.observed_at.between(clue.observed_at - window, clue.observed_at + window),
+        )
+    ).all()
+    found = []
+    for other in candidates:
+        dist = haversine_m(clue.lat, clue.lon, other.lat, other.lon)
+        if dist <= radius_m:
+            hours = abs((other.observed_at - clue.observed_at).total_seconds()) / 3600
+            same = 0 if other.category_code == clue.category_code else 1
+            found.append((same, dist, other, hours))
+    found.sort(key=lambda t: (t[0], t[1]))
+    return [(other, dist, hours) for _same, dist, other, hours in found[:limit]]
+
+
+def propose_routing(session: Session, *, clue: Clue) -> tuple[org_service.Proposal, Grid | None, Community | None]:
+    """Who the routing rules send this clue to, with the reason."""
+    category = session.get(Category, clue.category_code)
+    assert category is not None
+    grid = session.get(Grid, clue.grid_id) if clue.grid_id else None
+    community = session.get(Community, clue.community_id) if clue.community_id else None
+    proposal = org_service.propose_handler(
+        session, handler_role=category.handler_role, place=org_service.Place(grid=grid, community=community)
+    )
+    return proposal, grid, community
+
+
+def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
+    """Raise the escalation level of open clues past their deadline; one timeline entry per step."""
+    now = now or utcnow()
+    changed = 0
+    overdue = session.scalars(
+        select(Clue).where(Clue.status.in_(workflow.OPEN_STATUSES), Clue.deadline_at < now)
+    ).all()
+    categories = {c.code: c for c in session.scalars(select(Category))}
+    for clue in overdue:
+        period = timedelta(hours=max(1, categories[clue.category_code].deadline_hours))
+        # Level 1 at the deadline, one more for each further deadline period, up to 3.
+        level = min(3, 1 + int((now - clue.deadline_at) / period))
+        if level > clue.escalation_level:
+            previous = clue.escalation_level
+            clue.escalation_level = level
+            _append(session, clue, actor=None, action="escalate", from_status=clue.status,
+                    note=f"overdue since {clue.deadline_at.isoformat()}", level=level, previous=previous)
+            changed += 1
+    session.flush()
+    return changed
+
+
+def people_by_id(session: Session, ids: set[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def timeline(session: Session, *, clue: Clue) -> list[ClueEvent]:
+    return list(session.scalars(select(ClueEvent).where(ClueEvent.clue_id == clue.id).order_by(ClueEvent.id)))
+
+
+def search_handlers(session: Session, *, query: str | None = None) -> list[User]:
+    stmt = select(User).where(User.is_active.is_(True), User.role.in_(policy.HANDLER_ROLES))
+    if query:
+        like = f"%{query}%"
+        stmt = stmt.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+    return list(session.scalars(stmt.order_by(User.role, User.username)))

@@ -1,0 +1,111 @@
+"""Request dependencies: settings, the database session (the request owns the transaction), the user."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from riderwatch import policy
+from riderwatch.accounts.service import get_active_user
+from riderwatch.clues.photos import PhotoStore
+from riderwatch.config import Settings
+from riderwatch.errors import Forbidden, NotAuthenticated
+from riderwatch.models import User
+from riderwatch.security import read_token
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> PhotoStore:
+    store: PhotoStore = request.app.state.photo_store
+    return store
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One session per request; committed when the route returns, before the response is sent."""
+    session: Session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
+StoreDep = Annotated[PhotoStore, Depends(get_store)]
+
+
+def client_id(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def _check_csrf(request: Request) -> None:
+    expected = request.session.get("csrf")
+    given = request.headers.get("x-csrf-token")
+    if given is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        given = value if isinstance(value, str) else None
+    if not expected or not given or not secrets.compare_digest(str(expected), given):
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+
+
+async def optional_user(request: Request, db: DbSession, settings: SettingsDep) -> User | None:
+    """The caller from a bearer token, else from the session cookie (which needs CSRF on writes)."""
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise NotAuthenticated("use 'Authorization: Bearer <token>' from /api/v1/auth/token")
+        claims = read_token(settings.signing_key, token.strip(), settings.token_ttl_seconds)
+        user = get_active_user(db, user_id=claims["uid"], token_version=claims["v"]) if claims else None
+        if user is None:
+            raise NotAuthenticated("the token is invalid or expired; log in again")
+        return user
+    uid, version = request.session.get("uid"), request.session.get("v")
+    if not isinstance(uid, int) or not isinstance(version, int):
+        return None
+    user = get_active_user(db, user_id=uid, token_version=version)
+    if user is None:
+        request.session.clear()
+        return None
+    if request.method in UNSAFE_METHODS:
+        await _check_csrf(request)
+    request.state.user = user
+    return user
+
+
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise NotAuthenticated("log in first")
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require(permission: str) -> Callable[[User], User]:
+    """A dependency that lets through only users holding `permission` (see policy.PERMISSIONS)."""
+
+    def check(user: CurrentUser) -> User:
+        if not policy.has_permission(user, permission):
+            raise Forbidden(f"a {user.role} may not do this ({permission})")
+        return user
+
+    return check

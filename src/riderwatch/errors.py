@@ -1,0 +1,95 @@
+"""Domain errors. The API renders them as problem+json (RFC 9457); pages show their message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+
+class DomainError(Exception):
+    """An error a user can act on. `status` is the HTTP status the API answers with."""
+
+    status = 400
+    title = "Bad request"
+    type_ = "about:blank"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(DomainError):
+    status = 422
+    title = "Invalid input"
+    type_ = "/problems/invalid-input"
+
+
+class NotAuthenticated(DomainError):
+    status = 401
+    title = "Not authenticated"
+    type_ = "/problems/not-authenticated"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+    type_ = "/problems/forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+    type_ = "/problems/not-found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+    type_ = "/problems/conflict"
+
+
+class TransitionNotAllowed(Conflict):
+    title = "Action not allowed in this status"
+    type_ = "/problems/transition-not-allowed"
+
+
+class TooManyRequests(DomainError):
+    status = 429
+    title = "Too many requests"
+    type_ = "/problems/too-many-requests"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload too large"
+    type_ = "/problems/payload-too-large"
+
+
+class UnsupportedMedia(DomainError):
+    status = 415
+    title = "Unsupported media type"
+    type_ = "/problems/unsupported-media-type"
+
+
+def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return body
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(exc: DomainError, instance: str | None = None) -> JSONResponse:
+    """A DomainError as an RFC 9457 problem document."""
+    body = problem(exc.status, exc.title, exc.detail, exc.type_, **exc.extra)
+    if instance:
+        body["instance"] = instance
+    headers: dict[str, str] = {}
+    if isinstance(exc, NotAuthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in exc.extra:
+        headers["Retry-After"] = str(exc.extra["retry_after"])
+    return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)

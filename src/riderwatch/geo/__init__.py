@@ -1,0 +1,1 @@
+"""Geography: GCJ-02 ⇄ WGS-84, distances, GeoJSON areas."""

@@ -1,0 +1,61 @@
+"""Periodic jobs (overdue escalation), run once per cluster under a database lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from riderwatch.clues.service import escalate_overdue
+from riderwatch.db import unit_of_work, utcnow
+from riderwatch.models import JobLease
+
+log = logging.getLogger(__name__)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(session: Session, name: str, *, seconds: int, holder: str = HOLDER) -> bool:
+    """Take or renew the lease on job `name`; False while another process holds it."""
+    now = utcnow()
+    until = now + timedelta(seconds=seconds)
+    try:
+        with session.begin_nested():
+            session.execute(insert(JobLease).values(name=name, holder=holder, leased_until=until))
+        return True
+    except IntegrityError:
+        pass
+    result = session.execute(
+        update(JobLease)
+        .where(JobLease.name == name, (JobLease.leased_until < now) | (JobLease.holder == holder))
+        .values(holder=holder, leased_until=until)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+JOBS: dict[str, Callable[[Session], int]] = {"escalate_overdue": lambda s: escalate_overdue(s)}
+
+
+def run_due_jobs(factory: sessionmaker[Session], *, interval: int) -> dict[str, int]:
+    """Run every job whose lease this process can take; returns what each changed."""
+    done: dict[str, int] = {}
+    for name, job in JOBS.items():
+        with unit_of_work(factory) as session:
+            if acquire_lease(session, name, seconds=max(5, interval - 1)):
+                done[name] = job(session)
+    return done
+
+
+async def job_loop(factory: sessionmaker[Session], *, interval: int) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(run_due_jobs, factory, interval=interval)
+        except Exception:  # a failed run must not stop later ones; it is logged and retried
+            log.exception("periodic jobs failed")
+        await asyncio.sleep(interval)

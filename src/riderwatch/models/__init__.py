@@ -1,0 +1,27 @@
+"""All models, imported here so metadata is complete for Alembic and tests."""
+
+from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User
+from riderwatch.models.audit import AuditEntry
+from riderwatch.models.jobs import JobLease
+from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
+from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Category",
+    "Clue",
+    "ClueEvent",
+    "CluePhoto",
+    "Community",
+    "Grid",
+    "JobLease",
+    "Jurisdiction",
+    "LoginFailure",
+    "PatrolUnit",
+    "Platform",
+    "Rider",
+    "Station",
+    "User",
+    "Zone",
+]

@@ -1,0 +1,75 @@
+"""People and machine accounts: users with one role, rider profiles, API keys, login failures."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from riderwatch.db import Base, utcnow
+
+ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
+RIDER_STATUSES = ("applied", "active", "suspended", "left")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('" + "','".join(ROLES) + "')", name="role_known"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    # Where a handler works: police → community, grid staff → grid, patrol → patrol unit.
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"))
+    patrol_unit_id: Mapped[int | None] = mapped_column(ForeignKey("patrol_units.id"))
+    # Station managers and riders belong to a delivery station; platform accounts to a platform.
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id"))
+    # Bumped to invalidate every token and session of the user (password change, deactivation).
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rider(Base):
+    """A rider's team membership and their consent to location sharing (PIPL: separate consent)."""
+
+    __tablename__ = "riders"
+    __table_args__ = (
+        CheckConstraint("status IN ('" + "','".join(RIDER_STATUSES) + "')", name="status_known"),
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    status: Mapped[str] = mapped_column(String(16), default="applied")
+    joined_on: Mapped[date | None] = mapped_column(Date)
+    location_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    location_consent_at: Mapped[datetime | None]
+    location_consent_text_version: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginFailure(Base):
+    """A failed login, kept for rate limiting (shared by every server process through the database)."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An Open311 API key; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,134 @@
+"""Organisations and areas: finding the grid and community of a place, and the handler for a clue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from riderwatch.audit.service import record
+from riderwatch.errors import Conflict, NotFound
+from riderwatch.geo.areas import contains
+from riderwatch.models import Category, Clue, Community, Grid, User, Zone
+
+
+@dataclass(frozen=True)
+class Place:
+    grid: Grid | None
+    community: Community | None
+
+
+def locate(session: Session, *, lat: float, lon: float) -> Place:
+    """The grid (and so the community) containing a point; else the community alone, else none."""
+    candidates = session.scalars(
+        select(Grid).where(Grid.min_lat <= lat, Grid.max_lat >= lat, Grid.min_lon <= lon, Grid.max_lon >= lon)
+    ).all()
+    for grid in candidates:
+        if contains(grid.boundary, lat, lon):
+            return Place(grid=grid, community=session.get(Community, grid.community_id))
+    for community in session.scalars(select(Community)).all():
+        if contains(community.boundary, lat, lon):
+            return Place(grid=None, community=community)
+    return Place(grid=None, community=None)
+
+
+def _open_load(session: Session, users: list[User]) -> dict[int, int]:
+    if not users:
+        return {}
+    rows = session.execute(
+        select(Clue.assignee_id, func.count())
+        .where(Clue.assignee_id.in_([u.id for u in users]), Clue.status.in_(("dispatched", "in_progress")))
+        .group_by(Clue.assignee_id)
+    ).all()
+    return {uid: n for uid, n in rows if uid is not None}
+
+
+def _least_loaded(session: Session, users: list[User]) -> User | None:
+    load = _open_load(session, users)
+    return min(users, key=lambda u: (load.get(u.id, 0), u.id)) if users else None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    role: str
+    assignee: User | None
+    explanation: str
+
+
+def propose_handler(session: Session, *, handler_role: str, place: Place) -> Proposal:
+    """Apply the routing rule: the category names the party; the place names the person."""
+    active = select(User).where(User.is_active.is_(True), User.role == handler_role)
+    if handler_role == "grid_staff":
+        if place.grid is None:
+            return Proposal(handler_role, None, "the place is outside every grid: choose grid staff by hand")
+        staff = list(session.scalars(active.where(User.grid_id == place.grid.id).order_by(User.id)))
+        chosen = _least_loaded(session, staff)
+        why = f"grid {place.grid.name} → its grid staff" if chosen else f"grid {place.grid.name} has no grid staff"
+        return Proposal(handler_role, chosen, why)
+    if handler_role == "police":
+        if place.community is None:
+            return Proposal(handler_role, None, "the place is outside every community: choose police by hand")
+        police = list(session.scalars(active.where(User.community_id == place.community.id).order_by(User.id)))
+        chosen = _least_loaded(session, police)
+        name = place.community.name
+        why = f"community {name} → its community police" if chosen else f"community {name} has no police"
+        return Proposal(handler_role, chosen, why)
+    # Patrol: the least-loaded member of any patrol unit (units cover the whole jurisdiction).
+    patrol = list(session.scalars(active.where(User.patrol_unit_id.is_not(None)).order_by(User.id)))
+    chosen = _least_loaded(session, patrol)
+    why = "patrol → the patrol member with the fewest open clues" if chosen else "no patrol member is active"
+    return Proposal(handler_role, chosen, why)
+
+
+
+def list_categories(session: Session, *, include_inactive: bool = False) -> list[Category]:
+    stmt = select(Category).order_by(Category.sort_order, Category.code)
+    if not include_inactive:
+        stmt = stmt.where(Category.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def create_category(session: Session, *, actor: User, values: dict[str, Any]) -> Category:
+    """A new clue category (and Open311 service)."""
+    if session.get(Category, values["code"]) is not None:
+        raise Conflict(f"category {values['code']!r} already exists")
+    category = Category(**values)
+    session.add(category)
+    session.flush()
+    record(session, actor=actor, action="category.create", object_type="category", object_id=category.code)
+    return category
+
+
+def update_category(session: Session, *, actor: User, code: str, values: dict[str, Any]) -> Category:
+    """Edit a category's names, routing, deadlines or visibility; every change is audited."""
+    category = session.get(Category, code)
+    if category is None:
+        raise NotFound(f"no category {code!r}")
+    changes = {k: [getattr(category, k), v] for k, v in values.items() if getattr(category, k) != v}
+    for key, (_old, new) in changes.items():
+        setattr(category, key, new)
+    session.flush()
+    if changes:
+        record(session, actor=actor, action="category.update", object_type="category", object_id=code,
+               changes=changes)
+    return category
+
+
+def areas_geojson(session: Session) -> dict[str, Any]:
+    """Zones, communities and grids for the map (WGS-84 GeoJSON)."""
+    features: list[dict[str, Any]] = []
+    for zone in session.scalars(select(Zone).order_by(Zone.id)):
+        features.append({"type": "Feature", "geometry": zone.boundary,
+                         "properties": {"kind": "zone", "id": zone.id, "code": zone.code, "name": zone.name,
+                                        "name_en": zone.name_en}})
+    for community in session.scalars(select(Community).order_by(Community.id)):
+        features.append({"type": "Feature", "geometry": community.boundary,
+                         "properties": {"kind": "community", "id": community.id, "code": community.code,
+                                        "name": community.name, "name_en": community.name_en}})
+    for grid in session.scalars(select(Grid).order_by(Grid.id)):
+        features.append({"type": "Feature", "geometry": grid.boundary,
+                         "properties": {"kind": "grid", "id": grid.id, "code": grid.code, "name": grid.name,
+                                        "community_id": grid.community_id}})
+    return {"type": "FeatureCollection", "features": features}

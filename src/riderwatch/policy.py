@@ -1,0 +1,98 @@
+"""Who may do what to which object: the one place access is decided.
+
+Routes declare the permission they need (`deps.Require`); services ask the `may_*` functions
+about a particular object; list queries take their filter from `visible_clues_filter`. A
+table-driven test walks every route against every role.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, false, true
+
+from riderwatch.models import Clue, User
+
+HANDLER_ROLES = frozenset({"police", "grid_staff", "patrol"})
+ALL_ROLES = frozenset(
+    {"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"}
+)
+
+# Permission → roles that hold it. Object-level rules come on top (see the functions below).
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "clue.report": frozenset({"rider", "dispatcher"}),
+    "clue.list": frozenset({"rider", "dispatcher", "admin"} | HANDLER_ROLES),
+    "clue.triage": frozenset({"dispatcher"}),
+    "clue.handle": HANDLER_ROLES,
+    "clue.view_original_photo": frozenset({"dispatcher"}),
+    "category.read": ALL_ROLES,
+    "category.manage": frozenset({"admin"}),
+    "user.manage": frozenset({"admin"}),
+    "user.list_handlers": frozenset({"dispatcher", "admin"}),
+    "apikey.manage": frozenset({"admin"}),
+    "audit.read": frozenset({"admin"}),
+    "org.read": ALL_ROLES,
+}
+
+# Workflow action → who may take it: a role, or the clue's assignee / reporter.
+ACTION_ACTORS: dict[str, str] = {
+    "verify": "dispatcher",
+    "reject": "dispatcher",
+    "mark_duplicate": "dispatcher",
+    "dispatch": "dispatcher",
+    "close": "dispatcher",
+    "reopen": "dispatcher",
+    "accept": "assignee",
+    "resolve": "assignee",
+    "rate": "reporter",
+}
+
+
+def has_permission(user: User, permission: str) -> bool:
+    return user.is_active and user.role in PERMISSIONS[permission]
+
+
+def visible_clues_filter(user: User) -> ColumnElement[bool]:
+    """The clues a user may list: dispatchers and admins all, handlers theirs, riders their own."""
+    if user.role in ("dispatcher", "admin"):
+        return true()
+    if user.role in HANDLER_ROLES:
+        return Clue.assignee_id == user.id
+    if user.role == "rider":
+        return Clue.reporter_id == user.id
+    return false()
+
+
+def may_view_clue(user: User, clue: Clue) -> bool:
+    if user.role in ("dispatcher", "admin"):
+        return True
+    if user.role in HANDLER_ROLES:
+        return clue.assignee_id == user.id
+    if user.role == "rider":
+        return clue.reporter_id == user.id
+    return False
+
+
+def may_see_reporter(user: User, clue: Clue) -> bool:
+    """A reporter who asked for anonymity is hidden from everyone but dispatchers (and themselves)."""
+    if clue.reporter_id is not None and clue.reporter_id == user.id:
+        return True
+    if user.role == "dispatcher":
+        return True
+    return not clue.anonymous and may_view_clue(user, clue)
+
+
+def may_take_action(user: User, clue: Clue, action: str) -> bool:
+    """Whether the user is the right person for the action (the status is checked by the workflow)."""
+    actor = ACTION_ACTORS.get(action)
+    if actor is None or not user.is_active:
+        return False
+    if actor == "assignee":
+        return user.role in HANDLER_ROLES and clue.assignee_id == user.id
+    if actor == "reporter":
+        return clue.reporter_id is not None and clue.reporter_id == user.id
+    return user.role == actor
+
+
+def may_view_photo(user: User, clue: Clue, *, original: bool) -> bool:
+    if original:
+        return has_permission(user, "clue.view_original_photo")
+    return may_view_clue(user, clue)

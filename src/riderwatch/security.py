@@ -1,0 +1,57 @@
+"""Password hashing (argon2) and signed bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a miss costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("riderwatch-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="riderwatch-access-token")
+
+
+def issue_token(secret: str, user_id: int, token_version: int) -> str:
+    return _serializer(secret).dumps({"uid": user_id, "v": token_version})
+
+
+def read_token(secret: str, token: str, max_age: int) -> dict[str, Any] | None:
+    """The token's claims, or None when it is forged, malformed or expired."""
+    try:
+        data = _serializer(secret).loads(token, max_age=max_age)
+    except (BadSignature, SignatureExpired):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int) or not isinstance(data.get("v"), int):
+        return None
+    return data
+
+
+def new_api_key() -> str:
+    return "rw_" + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)

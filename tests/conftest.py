@@ -1,0 +1,119 @@
+"""Test fixtures: a real database (SQLite or PostgreSQL, by RIDERWATCH_TEST_DB), built once by the
+migrations and emptied after every test; the app on top; factories for the common objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from riderwatch.app import create_app
+from riderwatch.config import Settings
+from riderwatch.db import Base, make_engine, make_session_factory
+from riderwatch.migrate import upgrade
+from riderwatch.models import Category
+
+BACKEND = os.environ.get("RIDERWATCH_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _pg_database(name: str) -> str:
+    """A fresh PostgreSQL database for this test worker; returns its URL."""
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    base, _, _db = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    if BACKEND == "postgresql":
+        url = _pg_database(f"riderwatch_test_{_worker()}")
+    elif BACKEND == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'riderwatch.db'}"
+    else:
+        raise RuntimeError(f"RIDERWATCH_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded_categories(engine: Engine) -> list[dict[str, Any]]:
+    """The categories the migration seeded, restored after each test."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(Category.__table__))]
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "engine" not in request.fixturenames:
+        yield
+        return
+    engine: Engine = request.getfixturevalue("engine")
+    categories: list[dict[str, Any]] = request.getfixturevalue("seeded_categories")
+    yield
+    tables = list(reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+        conn.execute(insert(Category.__table__), categories)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-key",
+                    run_jobs=False)
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for arranging and checking data; commit what the app must see."""
+    session = session_factory()
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> Any:
+    application = create_app(settings)
+    # Share the test engine so SQLite and PostgreSQL pools are not multiplied per test.
+    application.state.engine.dispose()
+    application.state.engine = engine
+    application.state.session_factory = make_session_factory(engine)
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
