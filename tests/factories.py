@@ -21,8 +21,13 @@ CENTER_LAT, CENTER_LON = 25.4300, 119.0100
 
 
 def square(lat: float, lon: float, half: float) -> dict[str, Any]:
-    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
-            [lon - half, lat + half], [lon - half, lat - half]]
+    ring = [
+        [lon - half, lat - half],
+        [lon + half, lat - half],
+        [lon + half, lat + half],
+        [lon - half, lat + half],
+        [lon - half, lat - half],
+    ]
     return {"type": "Polygon", "coordinates": [ring]}
 
 
@@ -41,14 +46,27 @@ def make_district(db: Session) -> District:
     j = Jurisdiction(code="zhenhai", name="镇海派出所", name_en="Zhenhai Police Station")
     db.add(j)
     db.flush()
-    community = Community(code="jinding", name="金鼎社区", name_en="Jinding", jurisdiction_id=j.id,
-                          boundary=square(CENTER_LAT, CENTER_LON, 0.01))
+    community = Community(
+        code="jinding",
+        name="金鼎社区",
+        name_en="Jinding",
+        jurisdiction_id=j.id,
+        boundary=square(CENTER_LAT, CENTER_LON, 0.01),
+    )
     db.add(community)
     db.flush()
     boundary = square(CENTER_LAT, CENTER_LON - 0.005, 0.005)
     min_lat, min_lon, max_lat, max_lon = bbox(boundary)
-    grid = Grid(code="jinding-w", name="金鼎西网格", community_id=community.id, boundary=boundary,
-                min_lat=min_lat, min_lon=min_lon, max_lat=max_lat, max_lon=max_lon)
+    grid = Grid(
+        code="jinding-w",
+        name="金鼎西网格",
+        community_id=community.id,
+        boundary=boundary,
+        min_lat=min_lat,
+        min_lon=min_lon,
+        max_lat=max_lat,
+        max_lon=max_lon,
+    )
     platform = Platform(code="meituan", name="美团", name_en="Meituan")
     db.add_all([grid, platform])
     db.flush()
@@ -58,8 +76,13 @@ def make_district(db: Session) -> District:
     db.flush()
     users: dict[str, User] = {}
     for role in ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"):
-        users[role] = create_user(db, username=role, role=role, password=PASSWORD,
-                                  station_code=station.code if role in ("rider", "station_manager") else None)
+        users[role] = create_user(
+            db,
+            username=role,
+            role=role,
+            password=PASSWORD,
+            station_code=station.code if role in ("rider", "station_manager") else None,
+        )
     users["police"].community_id = community.id
     users["grid_staff"].grid_id = grid.id
     users["patrol"].patrol_unit_id = unit.id
@@ -67,8 +90,7 @@ def make_district(db: Session) -> District:
     users["rider2"] = create_user(db, username="rider2", role="rider", password=PASSWORD, station_code=station.code)
     users["police2"] = create_user(db, username="police2", role="police", password=PASSWORD)
     db.commit()
-    return District(community=community, grid=grid, station=station, platform=platform, patrol_unit=unit,
-                    users=users)
+    return District(community=community, grid=grid, station=station, platform=platform, patrol_unit=unit, users=users)
 
 
 def token(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:

@@ -23,8 +23,8 @@ from riderwatch.config import Settings
 from riderwatch.db import make_engine, make_session_factory
 from riderwatch.errors import PROBLEM_JSON, DomainError, NotAuthenticated, problem, problem_response
 from riderwatch.jobs import job_loop
-from riderwatch.open311.api import router as open311_router
 from riderwatch.open311.api import open311_error_response
+from riderwatch.open311.api import router as open311_router
 from riderwatch.org.api import router as org_router
 from riderwatch.web import render_error
 from riderwatch.web.routes import router as web_router
@@ -102,8 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return open311_error_response(request, exc.status_code, detail)
         if _wants_page(request):
             return render_error(request, exc.status_code, detail)
-        return JSONResponse(problem(exc.status_code, detail, detail), status_code=exc.status_code,
-                            media_type=PROBLEM_JSON, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            problem(exc.status_code, detail, detail),
+            status_code=exc.status_code,
+            media_type=PROBLEM_JSON,
+            headers=getattr(exc, "headers", None),
+        )
 
     app.include_router(accounts_router)
     app.include_router(clues_router)

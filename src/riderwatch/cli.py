@@ -54,8 +54,9 @@ def db_upgrade(revision: str = "head") -> None:
 @user_app.command("create")
 def user_create(
     username: str,
-    role: Annotated[str, typer.Option(help="admin, dispatcher, police, grid_staff, patrol, station_manager, "
-                                           "platform or rider")],
+    role: Annotated[
+        str, typer.Option(help="admin, dispatcher, police, grid_staff, patrol, station_manager, platform or rider")
+    ],
     password: Annotated[str, typer.Option(help="at least 8 characters")],
     station: Annotated[str | None, typer.Option(help="code of the delivery station to link")] = None,
     display_name: Annotated[str, typer.Option(help="name shown in pages")] = "",
@@ -66,8 +67,14 @@ def user_create(
     settings = Settings()
     try:
         with unit_of_work(_factory(settings)) as session:
-            user = create_user(session, username=username, role=role, password=password,
-                               station_code=station, display_name=display_name)
+            user = create_user(
+                session,
+                username=username,
+                role=role,
+                password=password,
+                station_code=station,
+                display_name=display_name,
+            )
             console.print(f"created {user.role} [bold]{user.username}[/bold] (id {user.id})")
     except DomainError as exc:
         _fail(exc.detail)
@@ -102,7 +109,7 @@ def jobs_run() -> None:
 
 @app.command("demo")
 def demo(
-    password: Annotated[str, typer.Option(help="password for every demo account")] = "riderwatch-demo",
+    password: Annotated[str, typer.Option(help="password for every demo account")] = "riderwatch-demo",  # noqa: S107  (the documented demo password)
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same district")] = 7,
 ) -> None:
     """Load the demo district (Zhenhai, Licheng District, Putian); idempotent."""
@@ -129,5 +136,4 @@ def serve(
     settings = Settings()
     _ensure_dir(settings)
     settings.signing_key  # noqa: B018  generate the key file once, before workers race for it
-    uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True,
-                log_level="info")
+    uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True, log_level="info")

@@ -12,9 +12,7 @@ from sqlalchemy import ColumnElement, false, true
 from riderwatch.models import Clue, User
 
 HANDLER_ROLES = frozenset({"police", "grid_staff", "patrol"})
-ALL_ROLES = frozenset(
-    {"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"}
-)
+ALL_ROLES = frozenset({"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"})
 
 # Permission → roles that hold it. Object-level rules come on top (see the functions below).
 PERMISSIONS: dict[str, frozenset[str]] = {

@@ -10,8 +10,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from riderwatch.accounts import service
-from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id
+from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.models import Rider
 from riderwatch.security import issue_token
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 class Token(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105  (the OAuth2 token type, not a secret)
     expires_in: int
 
 
@@ -39,23 +39,45 @@ class Me(BaseModel):
     location_consent: bool | None = None
 
 
-@router.post("/auth/token", response_model=Token, responses={401: {"description": "wrong credentials"}}, summary="OAuth2 password flow: a bearer token")
-def login_for_token(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DbSession,
-                    settings: SettingsDep) -> Token | JSONResponse:
-    user = service.authenticate(db, username=form.username, password=form.password, client=client_id(request),
-                                max_failures=settings.login_max_failures,
-                                window_seconds=settings.login_window_seconds)
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    responses={401: {"description": "wrong credentials"}},
+    summary="OAuth2 password flow: a bearer token",
+)
+def login_for_token(
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DbSession, settings: SettingsDep
+) -> Token | JSONResponse:
+    user = service.authenticate(
+        db,
+        username=form.username,
+        password=form.password,
+        client=client_id(request),
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_window_seconds,
+    )
     if isinstance(user, NotAuthenticated):
         return problem_response(user)  # returned, not raised: the recorded failure must be committed
-    return Token(access_token=issue_token(settings.signing_key, user.id, user.token_version),
-                 expires_in=settings.token_ttl_seconds)
+    return Token(
+        access_token=issue_token(settings.signing_key, user.id, user.token_version),
+        expires_in=settings.token_ttl_seconds,
+    )
 
 
 @router.get("/me", response_model=Me, summary="Who the caller is")
 def me(user: CurrentUser, db: DbSession) -> Me:
     rider = db.get(Rider, user.id) if user.role == "rider" else None
-    return Me(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
-              locale=user.locale, station_id=user.station_id, platform_id=user.platform_id,
-              community_id=user.community_id, grid_id=user.grid_id, patrol_unit_id=user.patrol_unit_id,
-              rider_status=rider.status if rider else None,
-              location_consent=rider.location_consent if rider else None)
+    return Me(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        locale=user.locale,
+        station_id=user.station_id,
+        platform_id=user.platform_id,
+        community_id=user.community_id,
+        grid_id=user.grid_id,
+        patrol_unit_id=user.patrol_unit_id,
+        rider_status=rider.status if rider else None,
+        location_consent=rider.location_consent if rider else None,
+    )

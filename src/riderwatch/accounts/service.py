@@ -45,29 +45,53 @@ def create_user(
         station = session.scalar(select(Station).where(Station.code == station_code))
         if station is None:
             raise InvalidInput(f"no station {station_code!r}")
-    user = User(username=username, role=role, password_hash=hash_password(password),
-                display_name=display_name or username, phone=phone,
-                station_id=station.id if station else None,
-                platform_id=station.platform_id if station else None)
+    user = User(
+        username=username,
+        role=role,
+        password_hash=hash_password(password),
+        display_name=display_name or username,
+        phone=phone,
+        station_id=station.id if station else None,
+        platform_id=station.platform_id if station else None,
+    )
     session.add(user)
     session.flush()
     if role == "rider":
-        session.add(Rider(user_id=user.id, station_id=user.station_id, platform_id=user.platform_id,
-                          status=rider_status, joined_on=joined_on or utcnow().date()))
+        session.add(
+            Rider(
+                user_id=user.id,
+                station_id=user.station_id,
+                platform_id=user.platform_id,
+                status=rider_status,
+                joined_on=joined_on or utcnow().date(),
+            )
+        )
     record(session, actor=actor, action="user.create", object_type="user", object_id=user.id, role=role)
     session.flush()
     return user
 
 
 def _recent_failures(session: Session, username: str, since: datetime) -> int:
-    return session.scalar(
-        select(func.count()).select_from(LoginFailure).where(LoginFailure.username == username,
-                                                             LoginFailure.at >= since)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.username == username, LoginFailure.at >= since)
+        )
+        or 0
+    )
 
 
-def authenticate(session: Session, *, username: str, password: str, client: str, max_failures: int,
-                 window_seconds: int, now: datetime | None = None) -> User | NotAuthenticated:
+def authenticate(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    max_failures: int,
+    window_seconds: int,
+    now: datetime | None = None,
+) -> User | NotAuthenticated:
     """The user for these credentials, or the error to show.
 
     A failure is recorded (and must be committed by the caller) rather than raised, so that the

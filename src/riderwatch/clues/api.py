@@ -52,8 +52,9 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
-async def read_clue_submission(request: Request, max_photos: int, max_bytes: int
-                               ) -> tuple[ClueCreate, list[CheckedPhoto]]:
+async def read_clue_submission(
+    request: Request, max_photos: int, max_bytes: int
+) -> tuple[ClueCreate, list[CheckedPhoto]]:
     """Parse a JSON or multipart clue report into a validated ClueCreate and checked photos."""
     ctype = request.headers.get("content-type", "")
     photos: list[CheckedPhoto] = []
@@ -122,8 +123,15 @@ async def create_clue(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> ClueCreated:
     data, photos = await read_clue_submission(request, settings.max_photos, settings.max_photo_bytes)
-    clue, created = service.submit_clue(db, reporter=user, data=data, photos=photos, store=store,
-                                        max_photos=settings.max_photos, idempotency_key=idempotency_key)
+    clue, created = service.submit_clue(
+        db,
+        reporter=user,
+        data=data,
+        photos=photos,
+        store=store,
+        max_photos=settings.max_photos,
+        idempotency_key=idempotency_key,
+    )
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/clues/{clue.id}"
@@ -149,9 +157,16 @@ def list_clues(
     bad = [s for s in status or [] if s not in STATUSES]
     if bad:
         raise InvalidInput(f"unknown status {bad[0]!r}; statuses are: {', '.join(STATUSES)}")
-    filters = service.ClueFilters(status=status or [], category=category, community_id=community_id,
-                                  grid_id=grid_id, overdue=overdue, assignee_id=user.id if mine else None,
-                                  limit=limit, offset=offset)
+    filters = service.ClueFilters(
+        status=status or [],
+        category=category,
+        community_id=community_id,
+        grid_id=grid_id,
+        overdue=overdue,
+        assignee_id=user.id if mine else None,
+        limit=limit,
+        offset=offset,
+    )
     clues, total, counts, n_overdue = service.list_clues(db, user=user, filters=filters)
     items = present_clues(db, user=user, clues=clues, locale=request_locale(request))
     return ClueList(items=items, total=total, counts=counts, overdue=n_overdue)
@@ -164,37 +179,64 @@ def get_clue(clue_id: int, request: Request, db: DbSession, user: CurrentUser) -
 
 
 @router.post("/clues/{clue_id}/actions/{action}", response_model=ClueRead, summary="Take a workflow action")
-def act_on_clue(clue_id: int, action: str, request: Request, db: DbSession, user: CurrentUser,
-                body: ActionBody | None = None) -> ClueRead:
+def act_on_clue(
+    clue_id: int, action: str, request: Request, db: DbSession, user: CurrentUser, body: ActionBody | None = None
+) -> ClueRead:
     clue = service.take_action(db, user=user, clue_id=clue_id, action=action, body=body or ActionBody())
     return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
 
 
-@router.get("/clues/{clue_id}/duplicates", response_model=list[SuggestedDuplicate],
-            summary="Likely duplicates nearby in space and time")
-def suggested_duplicates(clue_id: int, db: DbSession, settings: SettingsDep,
-                         user: Annotated[User, Depends(require("clue.triage"))]) -> list[SuggestedDuplicate]:
+@router.get(
+    "/clues/{clue_id}/duplicates",
+    response_model=list[SuggestedDuplicate],
+    summary="Likely duplicates nearby in space and time",
+)
+def suggested_duplicates(
+    clue_id: int, db: DbSession, settings: SettingsDep, user: Annotated[User, Depends(require("clue.triage"))]
+) -> list[SuggestedDuplicate]:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
-    found = service.suggest_duplicates(db, clue=clue, radius_m=settings.duplicate_radius_m,
-                                       window_hours=settings.duplicate_window_hours)
-    return [SuggestedDuplicate(id=c.id, category=c.category_code, status=c.status, distance_m=round(d, 1),
-                               hours_apart=round(h, 2), description=c.description[:200]) for c, d, h in found]
+    found = service.suggest_duplicates(
+        db, clue=clue, radius_m=settings.duplicate_radius_m, window_hours=settings.duplicate_window_hours
+    )
+    return [
+        SuggestedDuplicate(
+            id=c.id,
+            category=c.category_code,
+            status=c.status,
+            distance_m=round(d, 1),
+            hours_apart=round(h, 2),
+            description=c.description[:200],
+        )
+        for c, d, h in found
+    ]
 
 
-@router.get("/clues/{clue_id}/routing", response_model=HandlerProposal,
-            summary="Who the routing rules propose to handle the clue")
+@router.get(
+    "/clues/{clue_id}/routing",
+    response_model=HandlerProposal,
+    summary="Who the routing rules propose to handle the clue",
+)
 def routing(clue_id: int, db: DbSession, user: Annotated[User, Depends(require("clue.triage"))]) -> HandlerProposal:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     proposal, grid, community = service.propose_routing(db, clue=clue)
-    return HandlerProposal(role=proposal.role, assignee=person(proposal.assignee),
-                           grid=grid.name if grid else None, community=community.name if community else None,
-                           explanation=proposal.explanation)
+    return HandlerProposal(
+        role=proposal.role,
+        assignee=person(proposal.assignee),
+        grid=grid.name if grid else None,
+        community=community.name if community else None,
+        explanation=proposal.explanation,
+    )
 
 
-@router.get("/clues/{clue_id}/photos/{position}", summary="A photo (location metadata removed)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}})
-def get_photo(clue_id: int, position: int, db: DbSession, store: StoreDep, user: CurrentUser,
-              original: bool = False) -> Response:
+@router.get(
+    "/clues/{clue_id}/photos/{position}",
+    summary="A photo (location metadata removed)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
+)
+def get_photo(
+    clue_id: int, position: int, db: DbSession, store: StoreDep, user: CurrentUser, original: bool = False
+) -> Response:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     if not policy.may_view_photo(user, clue, original=original):
         raise Forbidden("only dispatchers may download original photos")
@@ -203,9 +245,14 @@ def get_photo(clue_id: int, position: int, db: DbSession, store: StoreDep, user:
         raise NotFound(f"clue {clue_id} has no photo {position}")
     data = store.get(photo.sha256)
     if original:
-        record(db, actor=user, action="clue.photo_original", object_type="clue", object_id=clue.id,
-               position=position)
+        record(db, actor=user, action="clue.photo_original", object_type="clue", object_id=clue.id, position=position)
     body = data if original else strip_metadata(data)
-    return Response(body, media_type=photo.content_type,
-                    headers={"Cache-Control": "private, max-age=3600", "ETag": f'"{photo.sha256}"',
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        body,
+        media_type=photo.content_type,
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "ETag": f'"{photo.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

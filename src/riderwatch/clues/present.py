@@ -23,8 +23,9 @@ def category_name(category: Category | None, locale: str) -> str:
     return category.name_en if locale.startswith("en") else category.name_zh
 
 
-def present_clues(session: Session, *, user: User, clues: list[Clue], locale: str = "zh",
-                  with_timeline: bool = False) -> list[ClueRead]:
+def present_clues(
+    session: Session, *, user: User, clues: list[Clue], locale: str = "zh", with_timeline: bool = False
+) -> list[ClueRead]:
     """ClueRead for each clue, with the reporter shown only where policy allows (and audited)."""
     ids: set[int] = set()
     for clue in clues:
@@ -54,30 +55,60 @@ def present_clues(session: Session, *, user: User, clues: list[Clue], locale: st
                     label = "anonymous reporter"
                 else:
                     label = actor.display_name or actor.username if actor else ""
-                timeline.append(TimelineEntry(
-                    at=ev.at, action=ev.action, from_status=ev.from_status, to_status=ev.to_status,
-                    actor=None if hidden else person(actor), actor_label=label, note=ev.note, data=ev.data,
-                ))
-        out.append(ClueRead(
-            id=clue.id, status=clue.status, category=clue.category_code,
-            category_name=category_name(categories.get(clue.category_code), locale),
-            description=clue.description, lat=clue.lat, lon=clue.lon, address=clue.address,
-            observed_at=clue.observed_at, reported_at=clue.reported_at, updated_at=clue.updated_at,
-            source=clue.source, anonymous=clue.anonymous,
-            reporter=person(people.get(clue.reporter_id)) if show_reporter and clue.reporter_id else None,
-            reporter_hidden=not show_reporter and clue.reporter_id is not None,
-            urgent=clue.urgent, deadline_at=clue.deadline_at,
-            overdue=clue.status in workflow.OPEN_STATUSES and clue.deadline_at < now,
-            escalation_level=clue.escalation_level,
-            assignee=person(people.get(clue.assignee_id)) if clue.assignee_id else None,
-            grid=grids.get(clue.grid_id) if clue.grid_id else None,
-            community=communities.get(clue.community_id) if clue.community_id else None,
-            duplicate_of=clue.duplicate_of_id, outcome=clue.outcome, reason=clue.reason,
-            value_grade=clue.value_grade, rating=clue.rating,
-            photos=[PhotoRead(id=p.id, url=f"/api/v1/clues/{clue.id}/photos/{p.position}",
-                              content_type=p.content_type, width=p.width, height=p.height, sha256=p.sha256)
-                    for p in clue.photos],
-            allowed_actions=service.allowed_actions(user, clue),
-            timeline=timeline,
-        ))
+                timeline.append(
+                    TimelineEntry(
+                        at=ev.at,
+                        action=ev.action,
+                        from_status=ev.from_status,
+                        to_status=ev.to_status,
+                        actor=None if hidden else person(actor),
+                        actor_label=label,
+                        note=ev.note,
+                        data=ev.data,
+                    )
+                )
+        out.append(
+            ClueRead(
+                id=clue.id,
+                status=clue.status,
+                category=clue.category_code,
+                category_name=category_name(categories.get(clue.category_code), locale),
+                description=clue.description,
+                lat=clue.lat,
+                lon=clue.lon,
+                address=clue.address,
+                observed_at=clue.observed_at,
+                reported_at=clue.reported_at,
+                updated_at=clue.updated_at,
+                source=clue.source,
+                anonymous=clue.anonymous,
+                reporter=person(people.get(clue.reporter_id)) if show_reporter and clue.reporter_id else None,
+                reporter_hidden=not show_reporter and clue.reporter_id is not None,
+                urgent=clue.urgent,
+                deadline_at=clue.deadline_at,
+                overdue=clue.status in workflow.OPEN_STATUSES and clue.deadline_at < now,
+                escalation_level=clue.escalation_level,
+                assignee=person(people.get(clue.assignee_id)) if clue.assignee_id else None,
+                grid=grids.get(clue.grid_id) if clue.grid_id else None,
+                community=communities.get(clue.community_id) if clue.community_id else None,
+                duplicate_of=clue.duplicate_of_id,
+                outcome=clue.outcome,
+                reason=clue.reason,
+                value_grade=clue.value_grade,
+                rating=clue.rating,
+                photos=[
+                    PhotoRead(
+                        id=p.id,
+                        url=f"/api/v1/clues/{clue.id}/photos/{p.position}",
+                        content_type=p.content_type,
+                        width=p.width,
+                        height=p.height,
+                        sha256=p.sha256,
+                    )
+                    for p in clue.photos
+                ],
+                allowed_actions=service.allowed_actions(user, clue),
+                timeline=timeline,
+            )
+        )
     return out

@@ -60,14 +60,36 @@ def _fingerprint(data: ClueCreate, photos: list[CheckedPhoto]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _append(session: Session, clue: Clue, *, actor: User | None, action: str, from_status: str | None,
-            note: str = "", **data: object) -> None:
+def _append(
+    session: Session,
+    clue: Clue,
+    *,
+    actor: User | None,
+    action: str,
+    from_status: str | None,
+    note: str = "",
+    **data: object,
+) -> None:
     session.add(
-        ClueEvent(clue_id=clue.id, actor_id=actor.id if actor else None, action=action,
-                  from_status=from_status, to_status=clue.status, note=note, data=data)
+        ClueEvent(
+            clue_id=clue.id,
+            actor_id=actor.id if actor else None,
+            action=action,
+            from_status=from_status,
+            to_status=clue.status,
+            note=note,
+            data=data,
+        )
     )
-    record(session, actor=actor, action=f"clue.{action}", object_type="clue", object_id=clue.id,
-           from_status=from_status, to_status=clue.status)
+    record(
+        session,
+        actor=actor,
+        action=f"clue.{action}",
+        object_type="clue",
+        object_id=clue.id,
+        from_status=from_status,
+        to_status=clue.status,
+    )
 
 
 def submit_clue(
@@ -141,11 +163,18 @@ def submit_clue(
                 return _replay(existing, fingerprint), False
         raise
     for position, photo in enumerate(photos):
-        session.add(CluePhoto(clue_id=clue.id, position=position, sha256=photo.sha256,
-                              content_type=photo.content_type, size=len(photo.data),
-                              width=photo.width, height=photo.height))
-    _append(session, clue, actor=reporter, action="submit", from_status=None,
-            photos=len(photos), source=source)
+        session.add(
+            CluePhoto(
+                clue_id=clue.id,
+                position=position,
+                sha256=photo.sha256,
+                content_type=photo.content_type,
+                size=len(photo.data),
+                width=photo.width,
+                height=photo.height,
+            )
+        )
+    _append(session, clue, actor=reporter, action="submit", from_status=None, photos=len(photos), source=source)
     session.flush()
     return clue, True
 
@@ -160,12 +189,13 @@ def _replay(existing: Clue, fingerprint: str) -> Clue:
     return existing
 
 
-def _base_query(user: User) -> Select[tuple[Clue]]:
+def _base_query(user: User) -> Select[Clue]:
     return select(Clue).where(policy.visible_clues_filter(user))
 
 
-def list_clues(session: Session, *, user: User, filters: ClueFilters, now: datetime | None = None
-               ) -> tuple[list[Clue], int, dict[str, int], int]:
+def list_clues(
+    session: Session, *, user: User, filters: ClueFilters, now: datetime | None = None
+) -> tuple[list[Clue], int, dict[str, int], int]:
     """The clues the user may see, filtered; with the total and live counts by status and overdue."""
     now = now or utcnow()
     stmt = _base_query(user)
@@ -211,14 +241,25 @@ def get_clue(session: Session, *, user: User, clue_id: int) -> Clue:
 def note_reporter_view(session: Session, *, user: User, clue: Clue) -> None:
     """Audit every time someone other than the reporter is shown who reported a clue."""
     if clue.reporter_id is not None and clue.reporter_id != user.id and policy.may_see_reporter(user, clue):
-        record(session, actor=user, action="clue.view_reporter", object_type="clue", object_id=clue.id,
-               reporter_id=clue.reporter_id, anonymous=clue.anonymous)
+        record(
+            session,
+            actor=user,
+            action="clue.view_reporter",
+            object_type="clue",
+            object_id=clue.id,
+            reporter_id=clue.reporter_id,
+            anonymous=clue.anonymous,
+        )
 
 
 def allowed_actions(user: User, clue: Clue) -> list[str]:
-    return [a for a in workflow.ACTIONS
-            if workflow.allowed_from(a, clue.status) and policy.may_take_action(user, clue, a)
-            and not (a == "rate" and clue.rating is not None)]
+    return [
+        a
+        for a in workflow.ACTIONS
+        if workflow.allowed_from(a, clue.status)
+        and policy.may_take_action(user, clue, a)
+        and not (a == "rate" and clue.rating is not None)
+    ]
 
 
 def _require(value: object, message: str) -> None:
@@ -226,8 +267,9 @@ def _require(value: object, message: str) -> None:
         raise InvalidInput(message)
 
 
-def take_action(session: Session, *, user: User, clue_id: int, action: str, body: ActionBody,
-                now: datetime | None = None) -> Clue:
+def take_action(
+    session: Session, *, user: User, clue_id: int, action: str, body: ActionBody, now: datetime | None = None
+) -> Clue:
     """Apply one workflow action, or refuse it (403 wrong person, 409 wrong status, 422 bad body)."""
     now = now or utcnow()
     if action not in workflow.TRANSITIONS:
@@ -238,7 +280,8 @@ def take_action(session: Session, *, user: User, clue_id: int, action: str, body
     if not workflow.allowed_from(action, clue.status):
         raise TransitionNotAllowed(
             f"cannot {action} a clue that is {clue.status}",
-            status_now=clue.status, allowed_from=list(workflow.TRANSITIONS[action].sources),
+            status_now=clue.status,
+            allowed_from=list(workflow.TRANSITIONS[action].sources),
         )
     before = clue.status
     note = ""
@@ -246,8 +289,9 @@ def take_action(session: Session, *, user: User, clue_id: int, action: str, body
     if action == "verify":
         if body.urgent is not None and body.urgent != clue.urgent:
             clue.urgent = body.urgent
-            clue.deadline_at = deadline_for(get_category(session, clue.category_code),
-                                             start=clue.reported_at, urgent=body.urgent)
+            clue.deadline_at = deadline_for(
+                get_category(session, clue.category_code), start=clue.reported_at, urgent=body.urgent
+            )
             data["urgent"] = body.urgent
         note = body.note or ""
     elif action == "reject":
@@ -312,8 +356,9 @@ def take_action(session: Session, *, user: User, clue_id: int, action: str, body
     return clue
 
 
-def suggest_duplicates(session: Session, *, clue: Clue, radius_m: float, window_hours: int,
-                       limit: int = 5) -> list[tuple[Clue, float, float]]:
+def suggest_duplicates(
+    session: Session, *, clue: Clue, radius_m: float, window_hours: int, limit: int = 5
+) -> list[tuple[Clue, float, float]]:
     """Earlier or later clues near in space and time, nearest first: (clue, metres, hours apart)."""
     dlat = radius_m / 111_320.0
     dlon = dlat / max(math.cos(math.radians(clue.lat)), 1e-6)
@@ -354,9 +399,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
     """Raise the escalation level of open clues past their deadline; one timeline entry per step."""
     now = now or utcnow()
     changed = 0
-    overdue = session.scalars(
-        select(Clue).where(Clue.status.in_(workflow.OPEN_STATUSES), Clue.deadline_at < now)
-    ).all()
+    overdue = session.scalars(select(Clue).where(Clue.status.in_(workflow.OPEN_STATUSES), Clue.deadline_at < now)).all()
     categories = {c.code: c for c in session.scalars(select(Category))}
     for clue in overdue:
         period = timedelta(hours=max(1, categories[clue.category_code].deadline_hours))
@@ -365,8 +408,16 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
         if level > clue.escalation_level:
             previous = clue.escalation_level
             clue.escalation_level = level
-            _append(session, clue, actor=None, action="escalate", from_status=clue.status,
-                    note=f"overdue since {clue.deadline_at.isoformat()}", level=level, previous=previous)
+            _append(
+                session,
+                clue,
+                actor=None,
+                action="escalate",
+                from_status=clue.status,
+                note=f"overdue since {clue.deadline_at.isoformat()}",
+                level=level,
+                previous=previous,
+            )
             changed += 1
     session.flush()
     return changed

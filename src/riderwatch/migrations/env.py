@@ -13,8 +13,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -30,8 +34,9 @@ def run_migrations_online() -> None:
     assert url
     engine = make_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata,
-                          render_as_batch=conn.dialect.name == "sqlite")
+        context.configure(
+            connection=conn, target_metadata=target_metadata, render_as_batch=conn.dialect.name == "sqlite"
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

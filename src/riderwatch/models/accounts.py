@@ -40,9 +40,7 @@ class Rider(Base):
     """A rider's team membership and their consent to location sharing (PIPL: separate consent)."""
 
     __tablename__ = "riders"
-    __table_args__ = (
-        CheckConstraint("status IN ('" + "','".join(RIDER_STATUSES) + "')", name="status_known"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('" + "','".join(RIDER_STATUSES) + "')", name="status_known"),)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id"))
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))

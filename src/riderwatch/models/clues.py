@@ -29,9 +29,7 @@ class Category(Base):
     """A clue category; also an Open311 service. Editable by admin."""
 
     __tablename__ = "categories"
-    __table_args__ = (
-        CheckConstraint("handler_role IN ('police','grid_staff','patrol')", name="handler_role_known"),
-    )
+    __table_args__ = (CheckConstraint("handler_role IN ('police','grid_staff','patrol')", name="handler_role_known"),)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name_zh: Mapped[str] = mapped_column(String(100))
     name_en: Mapped[str] = mapped_column(String(100))

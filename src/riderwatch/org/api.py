@@ -62,20 +62,23 @@ def categories(db: DbSession, user: CurrentUser) -> list[Any]:
 
 
 @router.post("/categories", response_model=CategoryRead, status_code=201, summary="Add a category (admin)")
-def add_category(body: CategoryCreate, db: DbSession,
-                 user: Annotated[User, Depends(require("category.manage"))]) -> Any:
+def add_category(
+    body: CategoryCreate, db: DbSession, user: Annotated[User, Depends(require("category.manage"))]
+) -> Any:
     return service.create_category(db, actor=user, values=body.model_dump(exclude_none=True))
 
 
 @router.patch("/categories/{code}", response_model=CategoryRead, summary="Edit a category (admin)")
-def edit_category(code: str, body: CategoryUpdate, db: DbSession,
-                  user: Annotated[User, Depends(require("category.manage"))]) -> Any:
+def edit_category(
+    code: str, body: CategoryUpdate, db: DbSession, user: Annotated[User, Depends(require("category.manage"))]
+) -> Any:
     return service.update_category(db, actor=user, code=code, values=body.model_dump(exclude_none=True))
 
 
 @router.get("/handlers", response_model=list[PersonRef], summary="People a clue can be dispatched to")
-def handlers(db: DbSession, _user: Annotated[User, Depends(require("user.list_handlers"))],
-             q: str | None = None) -> list[PersonRef]:
+def handlers(
+    db: DbSession, _user: Annotated[User, Depends(require("user.list_handlers"))], q: str | None = None
+) -> list[PersonRef]:
     return [p for p in (person(u) for u in search_handlers(db, query=q)) if p is not None]
 
 

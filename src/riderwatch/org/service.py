@@ -82,7 +82,6 @@ def propose_handler(session: Session, *, handler_role: str, place: Place) -> Pro
     return Proposal(handler_role, chosen, why)
 
 
-
 def list_categories(session: Session, *, include_inactive: bool = False) -> list[Category]:
     stmt = select(Category).order_by(Category.sort_order, Category.code)
     if not include_inactive:
@@ -111,8 +110,7 @@ def update_category(session: Session, *, actor: User, code: str, values: dict[st
         setattr(category, key, new)
     session.flush()
     if changes:
-        record(session, actor=actor, action="category.update", object_type="category", object_id=code,
-               changes=changes)
+        record(session, actor=actor, action="category.update", object_type="category", object_id=code, changes=changes)
     return category
 
 
@@ -120,15 +118,45 @@ def areas_geojson(session: Session) -> dict[str, Any]:
     """Zones, communities and grids for the map (WGS-84 GeoJSON)."""
     features: list[dict[str, Any]] = []
     for zone in session.scalars(select(Zone).order_by(Zone.id)):
-        features.append({"type": "Feature", "geometry": zone.boundary,
-                         "properties": {"kind": "zone", "id": zone.id, "code": zone.code, "name": zone.name,
-                                        "name_en": zone.name_en}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": zone.boundary,
+                "properties": {
+                    "kind": "zone",
+                    "id": zone.id,
+                    "code": zone.code,
+                    "name": zone.name,
+                    "name_en": zone.name_en,
+                },
+            }
+        )
     for community in session.scalars(select(Community).order_by(Community.id)):
-        features.append({"type": "Feature", "geometry": community.boundary,
-                         "properties": {"kind": "community", "id": community.id, "code": community.code,
-                                        "name": community.name, "name_en": community.name_en}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": community.boundary,
+                "properties": {
+                    "kind": "community",
+                    "id": community.id,
+                    "code": community.code,
+                    "name": community.name,
+                    "name_en": community.name_en,
+                },
+            }
+        )
     for grid in session.scalars(select(Grid).order_by(Grid.id)):
-        features.append({"type": "Feature", "geometry": grid.boundary,
-                         "properties": {"kind": "grid", "id": grid.id, "code": grid.code, "name": grid.name,
-                                        "community_id": grid.community_id}})
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": grid.boundary,
+                "properties": {
+                    "kind": "grid",
+                    "id": grid.id,
+                    "code": grid.code,
+                    "name": grid.name,
+                    "community_id": grid.community_id,
+                },
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
