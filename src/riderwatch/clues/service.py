@@ -68,11 +68,14 @@ def _append(
     action: str,
     from_status: str | None,
     note: str = "",
+    at: datetime | None = None,
     **data: object,
 ) -> None:
     session.add(
         ClueEvent(
             clue_id=clue.id,
+            # The time the step happened (the caller's `now`), so replays and imports keep true timelines.
+            at=at or utcnow(),
             actor_id=actor.id if actor else None,
             action=action,
             from_status=from_status,
@@ -174,7 +177,7 @@ def submit_clue(
                 height=photo.height,
             )
         )
-    _append(session, clue, actor=reporter, action="submit", from_status=None, photos=len(photos), source=source)
+    _append(session, clue, actor=reporter, action="submit", from_status=None, at=now, photos=len(photos), source=source)
     session.flush()
     return clue, True
 
@@ -351,7 +354,7 @@ def take_action(
         note = body.note or ""
     clue.status = workflow.target_of(action, clue.status)
     clue.updated_at = now
-    _append(session, clue, actor=user, action=action, from_status=before, note=note, **data)
+    _append(session, clue, actor=user, action=action, from_status=before, note=note, at=now, **data)
     session.flush()
     return clue
 
@@ -415,6 +418,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
                 action="escalate",
                 from_status=clue.status,
                 note=f"overdue since {clue.deadline_at.isoformat()}",
+                at=now,
                 level=level,
                 previous=previous,
             )
