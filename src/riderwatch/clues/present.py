@@ -26,7 +26,8 @@ def category_name(category: Category | None, locale: str) -> str:
 def present_clues(
     session: Session, *, user: User, clues: list[Clue], locale: str = "zh", with_timeline: bool = False
 ) -> list[ClueRead]:
-    """ClueRead for each clue, with the reporter shown only where policy allows (and audited)."""
+    """ClueRead for each clue. With `with_timeline` (the detail view) the reporter is named where policy
+    allows, and that view is audited; lists never name reporters."""
     ids: set[int] = set()
     for clue in clues:
         ids.update(i for i in (clue.reporter_id, clue.assignee_id) if i is not None)
@@ -41,7 +42,10 @@ def present_clues(
     out = []
     for clue in clues:
         show_reporter = policy.may_see_reporter(user, clue)
-        if show_reporter:
+        # Lists never name reporters (minimal disclosure, and no audit row per list refresh);
+        # the detail view does, and each such view is audited.
+        name_reporter = show_reporter and with_timeline
+        if name_reporter:
             service.note_reporter_view(session, user=user, clue=clue)
         timeline = None
         if with_timeline:
@@ -82,7 +86,7 @@ def present_clues(
                 updated_at=clue.updated_at,
                 source=clue.source,
                 anonymous=clue.anonymous,
-                reporter=person(people.get(clue.reporter_id)) if show_reporter and clue.reporter_id else None,
+                reporter=person(people.get(clue.reporter_id)) if name_reporter and clue.reporter_id else None,
                 reporter_hidden=not show_reporter and clue.reporter_id is not None,
                 urgent=clue.urgent,
                 deadline_at=clue.deadline_at,
