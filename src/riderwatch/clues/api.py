@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -14,6 +14,7 @@ from riderwatch.clues import service
 from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.clues.present import person, present_clues
 from riderwatch.clues.schemas import (
+    MAX_ID,
     ActionBody,
     ClueCreate,
     ClueCreated,
@@ -28,6 +29,8 @@ from riderwatch.i18n import request_locale
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
+ClueId = Annotated[int, Path(ge=1, le=MAX_ID)]
+RowIdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 _CLUE_FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -145,12 +148,12 @@ def list_clues(
     user: Annotated[User, Depends(require("clue.list"))],
     status: Annotated[list[str] | None, Query()] = None,
     category: str | None = None,
-    community_id: int | None = None,
-    grid_id: int | None = None,
+    community_id: RowIdFilter = None,
+    grid_id: RowIdFilter = None,
     overdue: bool | None = None,
     mine: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ClueList:
     from riderwatch.models.clues import STATUSES
 
@@ -173,14 +176,14 @@ def list_clues(
 
 
 @router.get("/clues/{clue_id}", response_model=ClueRead, summary="One clue with its timeline")
-def get_clue(clue_id: int, request: Request, db: DbSession, user: CurrentUser) -> ClueRead:
+def get_clue(clue_id: ClueId, request: Request, db: DbSession, user: CurrentUser) -> ClueRead:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
 
 
 @router.post("/clues/{clue_id}/actions/{action}", response_model=ClueRead, summary="Take a workflow action")
 def act_on_clue(
-    clue_id: int, action: str, request: Request, db: DbSession, user: CurrentUser, body: ActionBody | None = None
+    clue_id: ClueId, action: str, request: Request, db: DbSession, user: CurrentUser, body: ActionBody | None = None
 ) -> ClueRead:
     clue = service.take_action(db, user=user, clue_id=clue_id, action=action, body=body or ActionBody())
     return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
@@ -192,7 +195,7 @@ def act_on_clue(
     summary="Likely duplicates nearby in space and time",
 )
 def suggested_duplicates(
-    clue_id: int, db: DbSession, settings: SettingsDep, user: Annotated[User, Depends(require("clue.triage"))]
+    clue_id: ClueId, db: DbSession, settings: SettingsDep, user: Annotated[User, Depends(require("clue.triage"))]
 ) -> list[SuggestedDuplicate]:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     found = service.suggest_duplicates(
@@ -216,7 +219,7 @@ def suggested_duplicates(
     response_model=HandlerProposal,
     summary="Who the routing rules propose to handle the clue",
 )
-def routing(clue_id: int, db: DbSession, user: Annotated[User, Depends(require("clue.triage"))]) -> HandlerProposal:
+def routing(clue_id: ClueId, db: DbSession, user: Annotated[User, Depends(require("clue.triage"))]) -> HandlerProposal:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     proposal, grid, community = service.propose_routing(db, clue=clue)
     return HandlerProposal(
@@ -235,7 +238,7 @@ def routing(clue_id: int, db: DbSession, user: Annotated[User, Depends(require("
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
 )
 def get_photo(
-    clue_id: int, position: int, db: DbSession, store: StoreDep, user: CurrentUser, original: bool = False
+    clue_id: ClueId, position: int, db: DbSession, store: StoreDep, user: CurrentUser, original: bool = False
 ) -> Response:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     if not policy.may_view_photo(user, clue, original=original):

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+# Row ids are 32-bit integers in the database; a larger number can name no row, and SQLite refuses
+# to even bind one above 2**63, so ids from clients are held to this range at the edge.
+MAX_ID = 2**31 - 1
+
 
 class ClueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,7 +37,7 @@ class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
-    duplicate_of: int | None = None
+    duplicate_of: int | None = Field(default=None, ge=1, le=MAX_ID)
     assignee: str | None = Field(default=None, max_length=64)
     outcome: str | None = Field(default=None, max_length=4000)
     value_grade: Literal["A", "B", "C", "none"] | None = None
