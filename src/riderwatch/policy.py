@@ -7,9 +7,9 @@ table-driven test walks every route against every role.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
-from riderwatch.models import Clue, User
+from riderwatch.models import Category, Clue, User
 
 HANDLER_ROLES = frozenset({"police", "grid_staff", "patrol"})
 ALL_ROLES = frozenset({"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"})
@@ -19,6 +19,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "clue.report": frozenset({"rider", "dispatcher"}),
     "clue.list": frozenset({"rider", "dispatcher", "admin"} | HANDLER_ROLES),
     "clue.triage": frozenset({"dispatcher"}),
+    # The command-centre queue page: dispatchers work it, admins watch it (read-only: no workflow actions).
+    "clue.desk": frozenset({"dispatcher", "admin"}),
     "clue.handle": HANDLER_ROLES,
     "clue.view_original_photo": frozenset({"dispatcher"}),
     "category.read": ALL_ROLES,
@@ -94,3 +96,14 @@ def may_view_photo(user: User, clue: Clue, *, original: bool) -> bool:
     if original:
         return has_permission(user, "clue.view_original_photo")
     return may_view_clue(user, clue)
+
+
+def open311_public_filter() -> ColumnElement[bool]:
+    """The clues anyone may read through Open311: public categories, plus requests the public sent in.
+
+    Crime clues never qualify, even if an admin marks a crime category public or the public sent
+    one in through Open311: publishing them could warn suspects and expose whoever reported them.
+    """
+    not_crime = select(Category.code).where(Category.group != "crime")
+    public = not_crime.where(Category.is_public.is_(True))
+    return or_(Clue.category_code.in_(public), and_(Clue.source == "open311", Clue.category_code.in_(not_crime)))
