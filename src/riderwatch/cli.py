@@ -119,7 +119,10 @@ def demo(
     settings = Settings()
     _ensure_dir(settings)
     upgrade(settings.database_url)
-    summary = build_demo(settings, password=password, seed=seed, console=console)
+    try:
+        summary = build_demo(settings, password=password, seed=seed, console=console)
+    except DomainError as exc:
+        _fail(exc.detail)
     console.print(summary)
     console.print(f"demo accounts use password [bold]{password}[/bold]; e.g. dispatcher1, police1, rider001")
 

@@ -1,0 +1,228 @@
+"""The demo district: what `riderwatch demo` loads, and that loading it again adds nothing."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import pytest
+from rich.console import Console
+from shapely.geometry import Polygon, shape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from riderwatch.clues.photos import PhotoStore
+from riderwatch.clues.workflow import OPEN_STATUSES
+from riderwatch.config import Settings
+from riderwatch.db import Base
+from riderwatch.demo import OUTLINE, build_demo, district_geometry, plan_people
+from riderwatch.errors import InvalidInput
+from riderwatch.geo.areas import contains
+from riderwatch.models import (
+    Clue,
+    ClueEvent,
+    CluePhoto,
+    Community,
+    Grid,
+    PatrolUnit,
+    Platform,
+    Rider,
+    Station,
+    User,
+    Zone,
+)
+from riderwatch.models.clues import STATUSES
+from riderwatch.security import verify_password
+
+PASSWORD = "demo-password-1"
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def _table_counts(db: Session) -> dict[str, int]:
+    return {t.name: db.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
+
+
+def _check_organisation(db: Session) -> None:
+    assert {p.code: p.name for p in db.scalars(select(Platform))} == {"meituan": "美团", "eleme": "饿了么"}
+    zones = {z.code: z for z in db.scalars(select(Zone))}
+    assert set(zones) == {"jinding", "zhengrong"}
+    assert zones["zhengrong"].name == "正荣财富中心"
+    communities = list(db.scalars(select(Community)))
+    assert 4 <= len(communities) <= 6
+    users = list(db.scalars(select(User)))
+    for community in communities:
+        grids = list(db.scalars(select(Grid).where(Grid.community_id == community.id)))
+        assert 2 <= len(grids) <= 4, community.name
+        police = [u for u in users if u.role == "police" and u.community_id == community.id]
+        assert 1 <= len(police) <= 2, community.name
+        for grid in grids:
+            assert [u.role for u in users if u.grid_id == grid.id] == ["grid_staff"], grid.name
+            # The bounding box kept for lookups really bounds the polygon.
+            min_lon, min_lat, max_lon, max_lat = shape(grid.boundary).bounds
+            assert (grid.min_lat, grid.min_lon, grid.max_lat, grid.max_lon) == (min_lat, min_lon, max_lat, max_lon)
+    # Both pilot districts lie inside the station's communities.
+    union = shape(communities[0].boundary)
+    for community in communities[1:]:
+        union = union.union(shape(community.boundary))
+    for zone in zones.values():
+        assert union.buffer(1e-9).covers(shape(zone.boundary)), zone.name
+    assert db.scalar(select(func.count()).select_from(PatrolUnit)) >= 1
+    patrol = [u for u in users if u.role == "patrol"]
+    assert patrol and all(u.patrol_unit_id is not None for u in patrol)
+    stations = list(db.scalars(select(Station)))
+    assert Counter(s.platform_id for s in stations).most_common()[-1][1] >= 2  # several stations per platform
+    assert all(s.lat is not None and abs(s.lat - 25.43) < 0.03 and s.lon is not None for s in stations)
+    managers = [u for u in users if u.role == "station_manager"]
+    assert {u.station_id for u in managers} == {s.id for s in stations}
+    machines = [u for u in users if u.role == "platform"]
+    assert len(machines) == 2 and all(u.platform_id is not None for u in machines)
+    assert {u.username for u in users if u.role == "dispatcher"} == {"dispatcher1", "dispatcher2"}
+    assert [u.username for u in users if u.role == "admin"] == ["admin"]
+    assert verify_password(next(u for u in users if u.username == "police1").password_hash, PASSWORD)
+
+
+def _check_riders(db: Session) -> None:
+    riders = list(db.execute(select(User, Rider).join(Rider, Rider.user_id == User.id)).all())
+    assert len(riders) >= 80
+    assert {u.username for u, _ in riders} >= {"rider001", "rider080"}
+    statuses = Counter(r.status for _, r in riders)
+    assert statuses["active"] > 0.8 * len(riders)
+    assert {"applied", "suspended", "left"} & set(statuses)
+    assert all(r.station_id is not None and r.platform_id == u.platform_id for u, r in riders)
+    assert len({r.platform_id for _, r in riders}) == 2
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in u.display_name) for u, _ in riders)
+    assert len({r.joined_on for _, r in riders}) > 30  # joined over months, not on one day
+    consented = [r for _, r in riders if r.location_consent]
+    assert len(consented) > 0.7 * len(riders)
+    assert all(r.location_consent_at is not None and r.location_consent_text_version == "v1" for r in consented)
+    assert not any(r.location_consent for _, r in riders if r.status == "applied")
+
+
+def _check_timeline(clue: Clue, events: list[ClueEvent], reporter: User | None, users: dict[int, User]) -> None:
+    assert events[0].action == "submit" and events[0].from_status is None and events[0].to_status == "submitted"
+    assert events[0].at == clue.reported_at
+    assignee: int | None = None
+    for prev, event in pairwise(events):
+        assert event.from_status == prev.to_status, (clue.id, event.action)
+        assert event.at >= prev.at, (clue.id, event.action)
+        if event.action == "dispatch":
+            assignee = next(u.id for u in users.values() if u.username == event.data["assignee"])
+            assert event.data["assignee_role"] in ("police", "grid_staff", "patrol")
+        if event.action in ("accept", "resolve"):
+            assert event.actor_id == assignee, (clue.id, event.action)
+        if event.action == "rate":
+            assert reporter is not None and event.actor_id == reporter.id
+        if event.action in ("verify", "reject", "mark_duplicate", "dispatch", "close", "reopen"):
+            assert users[event.actor_id or 0].role == "dispatcher"
+    assert events[-1].to_status == clue.status
+    assert events[-1].at <= datetime.now(UTC)
+    if clue.status in ("dispatched", "in_progress", "resolved", "closed"):
+        assert clue.assignee_id == assignee
+    if clue.status in ("resolved", "closed"):
+        assert clue.outcome and clue.resolved_at is not None
+    if clue.status == "closed":
+        assert clue.value_grade in ("A", "B", "C", "none") and clue.closed_at is not None
+    else:
+        assert clue.value_grade is None
+    if clue.status == "rejected":
+        assert clue.reason
+    if clue.status == "submitted":
+        assert clue.assignee_id is None and len(events) == 1 + sum(e.action == "escalate" for e in events)
+
+
+def _check_clues(db: Session, settings: Settings) -> None:
+    clues = list(db.scalars(select(Clue).order_by(Clue.id)))
+    assert len(clues) >= 150
+    assert set(Counter(c.status for c in clues)) == set(STATUSES)
+    communities = {c.id: c for c in db.scalars(select(Community))}
+    grids = {g.id: g for g in db.scalars(select(Grid))}
+    users = {u.id: u for u in db.scalars(select(User))}
+    events_by_clue: dict[int, list[ClueEvent]] = {}
+    for event in db.scalars(select(ClueEvent).order_by(ClueEvent.id)):
+        events_by_clue.setdefault(event.clue_id, []).append(event)
+    zones = [shape(z.boundary) for z in db.scalars(select(Zone))]
+    in_zones = 0
+    for clue in clues:
+        assert clue.community_id is not None and clue.grid_id is not None
+        assert contains(communities[clue.community_id].boundary, clue.lat, clue.lon), clue.id
+        assert contains(grids[clue.grid_id].boundary, clue.lat, clue.lon), clue.id
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in clue.description)
+        reporter = users.get(clue.reporter_id or 0)
+        _check_timeline(clue, events_by_clue[clue.id], reporter, users)
+        if clue.status == "duplicate":
+            original = db.get(Clue, clue.duplicate_of_id)
+            assert original is not None and original.status != "duplicate"
+            assert original.category_code == clue.category_code and original.reported_at < clue.reported_at
+        in_zones += any(z.covers(shape({"type": "Point", "coordinates": [clue.lon, clue.lat]})) for z in zones)
+    # The two pilot districts are a small part of the map but draw a large share of the reports.
+    assert in_zones > 0.3 * len(clues)
+    assert 0 < sum(c.anonymous for c in clues) < 0.4 * len(clues)
+    assert 0 < sum(c.urgent for c in clues) < 0.4 * len(clues)
+    assert any(e.action == "reopen" for events in events_by_clue.values() for e in events)
+    assert any(c.rating is not None for c in clues)
+    # More reports at lunch and in the evening (local time) than in the small hours.
+    hours = Counter((c.reported_at.hour + 8) % 24 for c in clues)
+    assert sum(hours[h] for h in (11, 12, 17, 18, 19)) > 3 * sum(hours[h] for h in (1, 2, 3, 4, 5))
+    # Open clues past their deadline were escalated; some exist.
+    end = max(e.at for events in events_by_clue.values() for e in events)
+    overdue = [c for c in clues if c.status in OPEN_STATUSES and c.deadline_at < end]
+    escalated = [c for c in clues if c.escalation_level > 0]
+    assert overdue and all(c.status in OPEN_STATUSES for c in escalated)
+    assert all(c.escalation_level > 0 for c in overdue)
+    photos = list(db.scalars(select(CluePhoto)))
+    assert photos
+    store = PhotoStore(settings.photo_dir)
+    assert all(store.path(p.sha256).read_bytes()[:3] == b"\xff\xd8\xff" for p in photos)
+
+
+def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -> None:
+    first = build_demo(settings, password=PASSWORD, seed=7, console=_quiet())
+    out = _quiet()
+    out.print(first)
+    assert "+86" in out.file.getvalue()  # type: ignore[attr-defined]
+    _check_organisation(db)
+    _check_riders(db)
+    _check_clues(db, settings)
+    counts = _table_counts(db)
+    db.rollback()
+
+    second = build_demo(settings, password=PASSWORD, seed=7, console=_quiet())
+    out = _quiet()
+    out.print(second)
+    assert "+" not in out.file.getvalue()  # type: ignore[attr-defined]
+    assert _table_counts(db) == counts
+
+
+def test_demo_refuses_a_short_password_and_writes_nothing(settings: Settings, db: Session) -> None:
+    with pytest.raises(InvalidInput):
+        build_demo(settings, password="short", seed=7, console=_quiet())
+    assert db.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_communities_tile_the_area_and_grids_tile_each_community() -> None:
+    geometry = district_geometry()
+    outline = Polygon(OUTLINE)
+    parts = [shape(b) for b in geometry.communities.values()]
+    assert 4 <= len(parts) <= 6
+    assert abs(sum(p.area for p in parts) - outline.area) < 1e-3 * outline.area
+    for i, a in enumerate(parts):
+        for b in parts[i + 1 :]:
+            assert a.intersection(b).area < 1e-9
+    for code, community in geometry.communities.items():
+        grids = [shape(g) for g in geometry.grids[code]]
+        assert 2 <= len(grids) <= 4
+        assert all(g.is_valid for g in grids)
+        assert abs(sum(g.area for g in grids) - shape(community).area) < 1e-3 * shape(community).area
+
+
+def test_same_seed_same_people_and_another_seed_differs() -> None:
+    today = datetime(2026, 11, 29, tzinfo=UTC).date()
+    a, b, c = plan_people(7, today), plan_people(7, today), plan_people(8, today)
+    assert a == b
+    assert [p.display_name for p in a] != [p.display_name for p in c]
+    assert [p.username for p in a] == [p.username for p in c]
