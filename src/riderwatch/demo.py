@@ -427,6 +427,11 @@ def _ensure_org(session: Session, geometry: Geometry, added: Counter[str]) -> No
         )
 
 
+def load_organisation(session: Session) -> None:
+    """Only the district's areas, patrol units, platforms and stations (for benchmarks and trials)."""
+    _ensure_org(session, district_geometry(), Counter())
+
+
 @dataclass
 class Person:
     username: str
