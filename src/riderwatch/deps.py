@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -65,8 +66,19 @@ async def _check_csrf(request: Request) -> None:
         raise Forbidden("missing or wrong CSRF token; reload the page and try again")
 
 
-async def optional_user(request: Request, db: DbSession, settings: SettingsDep) -> User | None:
-    """The caller from a bearer token, else from the session cookie (which needs CSRF on writes)."""
+@dataclass(frozen=True)
+class Caller:
+    user: User | None
+    via_session: bool
+
+
+def identify_caller(request: Request, db: DbSession, settings: SettingsDep) -> Caller:
+    """The caller from a bearer token, else from the session cookie.
+
+    A plain `def` on purpose: FastAPI runs it in a worker thread. Its query opens the request's
+    transaction, which on SQLite waits for the write lock (BEGIN IMMEDIATE); waiting on the event
+    loop instead would freeze every other request, including the one holding the lock.
+    """
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -76,14 +88,21 @@ async def optional_user(request: Request, db: DbSession, settings: SettingsDep) 
         user = get_active_user(db, user_id=claims["uid"], token_version=claims["v"]) if claims else None
         if user is None:
             raise NotAuthenticated("the token is invalid or expired; log in again")
-        return user
+        return Caller(user=user, via_session=False)
     uid, version = request.session.get("uid"), request.session.get("v")
     if not isinstance(uid, int) or not isinstance(version, int):
-        return None
+        return Caller(user=None, via_session=False)
     user = get_active_user(db, user_id=uid, token_version=version)
     if user is None:
         request.session.clear()
-        return None
+    return Caller(user=user, via_session=True)
+
+
+async def optional_user(request: Request, caller: Annotated[Caller, Depends(identify_caller)]) -> User | None:
+    """The caller, if any; a session-cookie caller needs the CSRF token on writes."""
+    user = caller.user
+    if user is None or not caller.via_session:
+        return user
     if request.method in UNSAFE_METHODS:
         await _check_csrf(request)
     request.state.user = user

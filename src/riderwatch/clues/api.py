@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from riderwatch import policy
@@ -126,7 +127,10 @@ async def create_clue(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> ClueCreated:
     data, photos = await read_clue_submission(request, settings.max_photos, settings.max_photo_bytes)
-    clue, created = service.submit_clue(
+    # In a worker thread, like every database wait (see deps.identify_caller): a retry racing the
+    # first request waits here on the unique key or SQLite's lock, never on the event loop.
+    clue, created = await run_in_threadpool(
+        service.submit_clue,
         db,
         reporter=user,
         data=data,

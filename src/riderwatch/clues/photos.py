@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,8 @@ class PhotoStore:
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        # Unique per writer: two requests in one process may store the same photo at the same time.
+        tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(8)}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(photo.data)
             fh.flush()

@@ -1,0 +1,270 @@
+"""Who may call what: every /api/v1 route × every role (and no login), plus the object-level rules.
+
+The table below is the design in policy.py written out by hand. Routes are enumerated from the app,
+so a new route without an entry here fails `test_every_api_route_has_an_entry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from riderwatch.models import AuditEntry
+from tests.api.helpers import Api, drive
+from tests.factories import PASSWORD, image_bytes
+
+ROLES = ["admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"]
+ANON = "anonymous"
+OK, UNAUTH, FORBIDDEN, INVISIBLE = "ok", 401, 403, 404
+
+
+@dataclass
+class World:
+    """What the requests in the table point at: a clue by `rider`, dispatched to `police`, with a photo."""
+
+    clue_id: int
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str  # the route's path template, as the app declares it
+    request: Callable[[World], tuple[str, dict[str, Any]]]  # → (url, httpx keyword arguments)
+    expect: dict[str, Any]  # role (or ANON) → OK / 401 / 403 / 404
+    note: str = ""
+
+
+def _everyone(outcome: Any, **overrides: Any) -> dict[str, Any]:
+    table = dict.fromkeys(ROLES, outcome)
+    table[ANON] = UNAUTH
+    table.update(overrides)
+    return table
+
+
+def _only(*roles: str, others: Any = FORBIDDEN, **overrides: Any) -> dict[str, Any]:
+    table = _everyone(others)
+    table.update(dict.fromkeys(roles, OK))
+    table.update(overrides)
+    return table
+
+
+# Who can see the world's clue: dispatchers and admins all, its assignee, its reporter.
+SEES_CLUE = {"dispatcher": OK, "admin": OK, "police": OK, "rider": OK}
+BLIND = {"grid_staff": INVISIBLE, "patrol": INVISIBLE, "station_manager": INVISIBLE, "platform": INVISIBLE}
+NEW_CATEGORY = {
+    "code": "stray_dogs",
+    "name_zh": "流浪犬",
+    "name_en": "Stray dogs",
+    "group": "hazard",
+    "handler_role": "grid_staff",
+}
+
+CASES: list[Case] = [
+    Case(
+        "POST",
+        "/api/v1/auth/token",
+        lambda w: ("/api/v1/auth/token", {"data": {"username": "rider", "password": PASSWORD}}),
+        _everyone(OK, anonymous=OK),
+        "logging in needs no login",
+    ),
+    Case("GET", "/api/v1/me", lambda w: ("/api/v1/me", {}), _everyone(OK)),
+    Case(
+        "POST",
+        "/api/v1/clues",
+        lambda w: ("/api/v1/clues", {"json": _clue()}),
+        _only("rider", "dispatcher"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues",
+        lambda w: ("/api/v1/clues", {}),
+        _only("rider", "dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues/{clue_id}",
+        lambda w: (f"/api/v1/clues/{w.clue_id}", {}),
+        _everyone(OK, **SEES_CLUE, **BLIND),
+    ),
+    Case(
+        "POST",
+        "/api/v1/clues/{clue_id}/actions/{action}",
+        lambda w: (f"/api/v1/clues/{w.clue_id}/actions/accept", {"json": {}}),
+        _everyone(FORBIDDEN, police=OK, **BLIND),
+        "accept: only the assignee; those who cannot see the clue get 404",
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues/{clue_id}/duplicates",
+        lambda w: (f"/api/v1/clues/{w.clue_id}/duplicates", {}),
+        _only("dispatcher"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues/{clue_id}/routing",
+        lambda w: (f"/api/v1/clues/{w.clue_id}/routing", {}),
+        _only("dispatcher"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues/{clue_id}/photos/{position}",
+        lambda w: (f"/api/v1/clues/{w.clue_id}/photos/0", {}),
+        _everyone(OK, **SEES_CLUE, **BLIND),
+    ),
+    Case(
+        "GET",
+        "/api/v1/clues/{clue_id}/photos/{position}",
+        lambda w: (f"/api/v1/clues/{w.clue_id}/photos/0", {"params": {"original": "true"}}),
+        _everyone(FORBIDDEN, dispatcher=OK, **BLIND),
+        "the original (with its metadata) is for dispatchers only",
+    ),
+    Case("GET", "/api/v1/categories", lambda w: ("/api/v1/categories", {}), _everyone(OK)),
+    Case(
+        "POST",
+        "/api/v1/categories",
+        lambda w: ("/api/v1/categories", {"json": NEW_CATEGORY}),
+        _only("admin"),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/categories/{code}",
+        lambda w: ("/api/v1/categories/fire_hazard", {"json": {"sort_order": 7}}),
+        _only("admin"),
+    ),
+    Case("GET", "/api/v1/handlers", lambda w: ("/api/v1/handlers", {}), _only("dispatcher", "admin")),
+    Case("GET", "/api/v1/areas", lambda w: ("/api/v1/areas", {}), _everyone(OK)),
+]
+
+
+def _clue(**overrides: Any) -> dict[str, Any]:
+    from tests.factories import clue_body
+
+    return clue_body(**overrides)
+
+
+def _api_routes(app: FastAPI) -> set[tuple[str, str]]:
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path
+        if path is None or not path.startswith("/api/v1"):
+            continue
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, path))
+    return found
+
+
+def test_every_api_route_has_an_entry(app: FastAPI) -> None:
+    routes = _api_routes(app)
+    covered = {(c.method, c.path) for c in CASES}
+    assert routes - covered == set(), "routes without an access-matrix entry: add them to CASES"
+    assert covered - routes == set(), "entries for routes the app no longer has"
+    for case in CASES:
+        assert set(case.expect) == {*ROLES, ANON}, f"{case.method} {case.path} must name every role"
+
+
+def _world(api: Api) -> World:
+    files = [("photos", ("p.jpg", image_bytes("JPEG"), "image/jpeg"))]
+    res = api.client.post("/api/v1/clues", data=_clue(), files=files, headers=api.auth("rider"))
+    assert res.status_code == 201, res.text
+    clue_id = int(res.json()["id"])
+    api.ok("dispatcher", clue_id, "verify")
+    api.ok("dispatcher", clue_id, "dispatch", {"assignee": "police"})
+    return World(clue_id=clue_id)
+
+
+@pytest.mark.parametrize("role", [*ROLES, ANON])
+def test_access_matrix(api: Api, role: str) -> None:
+    world = _world(api)
+    headers = {} if role == ANON else api.auth(role)
+    wrong = []
+    for case in CASES:
+        url, kwargs = case.request(world)
+        res = api.client.request(case.method, url, headers=headers, **kwargs)
+        expected = case.expect[role]
+        if expected == OK:
+            good = 200 <= res.status_code < 300
+        else:
+            good = res.status_code == expected and res.headers["content-type"].startswith("application/problem+json")
+        if not good:
+            wrong.append(
+                f"{case.method} {url} {kwargs.get('params', '')}: {res.status_code} (want {expected}) {res.text[:120]}"
+            )
+    assert not wrong, f"{role}:\n" + "\n".join(wrong)
+
+
+def _audits(db: Session, action: str) -> int:
+    n = db.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)) or 0
+    db.rollback()
+    return n
+
+
+def _ids(api: Api, username: str) -> set[int]:
+    res = api.client.get("/api/v1/clues", headers=api.auth(username))
+    assert res.status_code == 200, res.text
+    return {c["id"] for c in res.json()["items"]}
+
+
+def test_each_sees_only_their_own_clues(api: Api) -> None:
+    mine = drive(api, "dispatched")  # rider's, with police
+    theirs = api.report("rider2")
+    api.ok("dispatcher", theirs, "verify")
+    api.ok("dispatcher", theirs, "dispatch", {"assignee": "grid_staff"})
+    unhandled = api.report("rider2")
+    assert _ids(api, "rider") == {mine}
+    assert _ids(api, "rider2") == {theirs, unhandled}
+    assert _ids(api, "police") == {mine}
+    assert _ids(api, "grid_staff") == {theirs}
+    assert _ids(api, "patrol") == set()
+    assert _ids(api, "police2") == set()
+    assert _ids(api, "dispatcher") == _ids(api, "admin") == {mine, theirs, unhandled}
+    for who, clue_id in [("rider", theirs), ("rider2", mine), ("police", theirs), ("grid_staff", mine)]:
+        res = api.client.get(f"/api/v1/clues/{clue_id}", headers=api.auth(who))
+        assert res.status_code == 404, f"{who} must not see clue {clue_id}"
+    # Handing the clue over to someone else takes it out of the first handler's view.
+    api.ok("dispatcher", mine, "dispatch", {"assignee": "patrol"})
+    assert _ids(api, "police") == set()
+    assert _ids(api, "patrol") == {mine}
+
+
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_reporter_identity_and_its_audit(api: Api, db: Session, anonymous: bool) -> None:
+    clue_id = drive(api, "dispatched", anonymous=anonymous)
+    rider_id = api.client.get("/api/v1/me", headers=api.auth("rider")).json()["id"]
+    # Who is shown the reporter in the detail view (dispatchers and the reporter always).
+    named = {"dispatcher": True, "rider": True, "police": not anonymous, "admin": not anonymous}
+    for who, shown in named.items():
+        before = _audits(db, "clue.view_reporter")
+        data = api.get(who, clue_id)
+        if shown:
+            assert data["reporter"]["id"] == rider_id, who
+            assert data["reporter_hidden"] is False
+            assert data["timeline"][0]["actor"]["id"] == rider_id
+        else:
+            assert data["reporter"] is None, who
+            assert data["reporter_hidden"] is True
+            assert data["timeline"][0]["actor"] is None
+            assert data["timeline"][0]["actor_label"] != "rider"
+            assert "rider" not in str(data["timeline"][0])
+        # Every view of the identity by someone else is audited; the reporter's own views are not.
+        expect_audit = 1 if shown and who != "rider" else 0
+        assert _audits(db, "clue.view_reporter") == before + expect_audit, who
+    rows = db.scalars(select(AuditEntry).where(AuditEntry.action == "clue.view_reporter")).all()
+    assert {r.object_id for r in rows} == {str(clue_id)}
+    assert all(r.detail["reporter_id"] == rider_id for r in rows)
+    assert all(r.actor_id != rider_id for r in rows)
+    db.rollback()
+    # Lists never name reporters, and so write no audit row.
+    before = _audits(db, "clue.view_reporter")
+    for who in ("dispatcher", "admin", "police", "rider"):
+        items = api.client.get("/api/v1/clues", headers=api.auth(who)).json()["items"]
+        assert [c["reporter"] for c in items] == [None]
+        assert items[0]["reporter_hidden"] is (anonymous and who in ("admin", "police"))
+    assert _audits(db, "clue.view_reporter") == before
