@@ -143,4 +143,16 @@ def api_key(db: Session, name: str = "city hotline") -> str:
 
 def clue_count(db: Session) -> int:
     db.expire_all()
-    return db.scalar(select(func.count()).select_from(Clue)) or 0
+    count = db.scalar(select(func.count()).select_from(Clue)) or 0
+    db.rollback()  # SQLite transactions here take the write lock: release it for the app
+    return count
+
+
+def stored(db: Session, clue_id: int) -> Clue:
+    """The clue as stored now, detached so that the test holds no transaction the app would wait on."""
+    db.expire_all()
+    clue = db.get(Clue, clue_id)
+    assert clue is not None, f"clue {clue_id} was not stored"
+    db.expunge(clue)
+    db.rollback()
+    return clue

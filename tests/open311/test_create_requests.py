@@ -11,9 +11,9 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riderwatch.models import ApiKey, Clue, ClueEvent
+from riderwatch.models import ApiKey, ClueEvent
 from tests.factories import CENTER_LAT, CENTER_LON, make_district, token
-from tests.open311.helpers import BASE, api_key, assert_error, clue_count, validate_created
+from tests.open311.helpers import BASE, api_key, assert_error, clue_count, stored, validate_created
 
 LAT, LON = CENTER_LAT + 0.001, CENTER_LON - 0.004  # inside the west grid of the test district
 
@@ -58,8 +58,7 @@ def test_create_with_single_and_multi_value_attributes(client: TestClient, db: S
     validate_created(answer)
     assert answer[0]["account_id"] == "acct-7"
     assert "4" in answer[0]["service_notice"]  # the urgent deadline of fire hazards, in hours
-    clue = db.get(Clue, int(answer[0]["service_request_id"]))
-    assert clue is not None
+    clue = stored(db, int(answer[0]["service_request_id"]))
     assert clue.source == "open311"
     assert clue.reporter_id is None and clue.anonymous
     assert clue.category_code == "fire_hazard"
@@ -96,8 +95,7 @@ def test_create_in_xml_with_a_single_multi_value(client: TestClient, db: Session
     assert tree.tag == "service_requests"
     [item] = tree.findall("request")
     assert [c.tag for c in item] == ["service_request_id", "service_notice"]
-    clue = db.get(Clue, int(item.findtext("service_request_id") or 0))
-    assert clue is not None
+    clue = stored(db, int(item.findtext("service_request_id") or 0))
     assert clue.attributes == {"at_risk": ["vehicles"]}
     assert not clue.urgent
     assert clue.deadline_at - clue.reported_at == timedelta(hours=48)
@@ -112,8 +110,7 @@ def test_defaults_observed_at_to_now_and_ignores_blank_fields(client: TestClient
         data=form(key, email="", phone="", address_string="", **{"attribute[urgency]": "", "x_client": "v2"}),
     )
     assert res.status_code == 200, res.text
-    clue = db.get(Clue, int(res.json()[0]["service_request_id"]))
-    assert clue is not None
+    clue = stored(db, int(res.json()[0]["service_request_id"]))
     assert clue.observed_at >= before - timedelta(seconds=1)
     assert clue.contact == {} and clue.attributes == {} and clue.address == ""
 

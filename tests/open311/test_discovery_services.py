@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch.models import Category
+from riderwatch.open311 import service as open311_service
 from tests.factories import make_district
 from tests.open311.helpers import BASE, SCHEMA_DIR, assert_error, assert_xml_mirrors, both, validate
 
@@ -104,9 +105,18 @@ def test_jurisdiction_id_is_checked(client: TestClient, settings: object) -> Non
     ours = client.app.state.settings.open311_jurisdiction_id  # type: ignore[attr-defined]
     assert client.get(f"{BASE}/services.json", params={"jurisdiction_id": ours}).status_code == 200
     assert_error(
-        client.get(f"{BASE}/services.xml", params={"jurisdiction_id": "elsewhere.gov"}), 404, "xml", mentions="jurisdiction"
+        client.get(f"{BASE}/services.xml", params={"jurisdiction_id": "elsewhere.gov"}),
+        404,
+        "xml",
+        mentions="jurisdiction",
     )
 
 
 def test_wrong_method_is_a_400_error_list(client: TestClient) -> None:
     assert_error(client.delete(f"{BASE}/services.json"), 400, "json")
+
+
+def test_attribute_codes_never_clash_with_request_fields_kept_in_clue_attributes() -> None:
+    codes = {spec.code for spec in open311_service.ATTRIBUTES}
+    assert len(codes) == len(open311_service.ATTRIBUTES)
+    assert not codes & {open311_service.MEDIA_URL_KEY, open311_service.ADDRESS_ID_KEY}

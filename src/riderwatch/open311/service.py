@@ -41,6 +41,7 @@ MAX_WINDOW = timedelta(days=90)
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 1_000_000
 MAX_DESCRIPTION = 4000
+MAX_ID = 2**31 - 1  # clue ids are 32-bit integers on PostgreSQL
 # Clue.attributes keys that hold request fields rather than attribute answers.
 MEDIA_URL_KEY = "media_url"
 ADDRESS_ID_KEY = "address_id"
@@ -285,9 +286,11 @@ def parse_request_query(session: Session, pairs: Sequence[tuple[str, str]], *, n
         # The specification: a list of ids overrides every other filter.
         if len(raw_ids) > MAX_PAGE_SIZE:
             raise InvalidInput(f"at most {MAX_PAGE_SIZE} service_request_id values at once")
-        if not all(i.isascii() and i.isdigit() and len(i) <= 18 for i in raw_ids):
+        if not all(i.isascii() and i.isdigit() for i in raw_ids):
             raise InvalidInput("service_request_id must be request ids (numbers) separated by commas")
-        return RequestQuery([int(i) for i in raw_ids], [], now, now, frozenset(), 1, MAX_PAGE_SIZE)
+        # Ids beyond the column's range name no request; they must not reach the database as such.
+        wanted = [int(i) for i in raw_ids if len(i) <= 10 and int(i) <= MAX_ID]
+        return RequestQuery(wanted, [], now, now, frozenset(), 1, MAX_PAGE_SIZE)
     codes = _split(params.get("service_code"))
     for code in codes:
         if session.get(Category, code) is None:
@@ -352,7 +355,7 @@ def get_request(
     """One public request, as the one-item list the specification answers with."""
     check_jurisdiction(settings, jurisdiction_id)
     missing = NotFound(f"no service request {request_id[:40]!r}")
-    if not (request_id.isascii() and request_id.isdigit() and len(request_id) <= 18):
+    if not (request_id.isascii() and request_id.isdigit() and len(request_id) <= 10 and int(request_id) <= MAX_ID):
         raise missing
     clue = session.scalar(select(Clue).where(Clue.id == int(request_id), policy.open311_public_filter()))
     if clue is None:
