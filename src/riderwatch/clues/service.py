@@ -39,6 +39,7 @@ class ClueFilters:
     grid_id: int | None = None
     overdue: bool | None = None
     assignee_id: int | None = None
+    reporter_id: int | None = None
     limit: int = 100
     offset: int = 0
 
@@ -211,6 +212,8 @@ def list_clues(
         stmt = stmt.where(Clue.grid_id == filters.grid_id)
     if filters.assignee_id is not None:
         stmt = stmt.where(Clue.assignee_id == filters.assignee_id)
+    if filters.reporter_id is not None:
+        stmt = stmt.where(Clue.reporter_id == filters.reporter_id)
     counts_stmt = stmt
     if filters.status:
         stmt = stmt.where(Clue.status.in_(filters.status))

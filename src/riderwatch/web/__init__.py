@@ -1,10 +1,37 @@
-"""HTML pages (Jinja2 + htmx)."""
+"""HTML pages (Jinja2 + htmx + Leaflet), sharing the services with the JSON API."""
 
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from riderwatch.accounts.service import get_active_user
+from riderwatch.models import User
+from riderwatch.web.labels import N_, STATUS_PAGE_TITLES
+from riderwatch.web.templating import render
+
+
+def _viewer(request: Request) -> User | None:
+    """The logged-in user for the error page's layout and language.
+
+    By the time an error is rendered the request's session has been rolled back and closed, which
+    expires the user loaded for the request; read them again, briefly, from the session cookie.
+    """
+    user: User | None = getattr(request.state, "user", None)
+    if user is None or not inspect(user).unloaded:
+        return user
+    uid, version = request.session.get("uid"), request.session.get("v")
+    if not isinstance(uid, int) or not isinstance(version, int):
+        return None
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as session:
+        return get_active_user(session, user_id=uid, token_version=version)
 
 
 def render_error(request: Request, status: int, detail: str) -> Response:
-    return HTMLResponse(f"<h1>{status}</h1><p>{detail}</p>", status_code=status)
+    """An error page in the layout and the reader's language; the detail is escaped like all text."""
+    request.state.user = _viewer(request)
+    title = STATUS_PAGE_TITLES.get(status, N_("Something went wrong") if status >= 500 else N_("Bad request"))
+    return render(request, "errors/error.html", {"status": status, "title": title, "detail": detail}, status=status)

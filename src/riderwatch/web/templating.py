@@ -1,0 +1,191 @@
+"""Rendering pages: one Jinja2 environment (autoescape on), the per-request context, security headers."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from riderwatch import policy
+from riderwatch.config import Settings
+from riderwatch.i18n import request_locale, translations
+from riderwatch.models import User
+from riderwatch.security import new_csrf_token
+from riderwatch.web import labels
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+HTML_LANG = {"zh": "zh-Hans", "en": "en"}
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@cache
+def asset_version() -> str:
+    """A short hash of every static file: part of their URLs, so browsers and the service worker
+    never keep an old script next to a new page."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def static_url(path: str) -> str:
+    return f"/static/{path}?v={asset_version()}"
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A local path to go to after a form, never another site (open-redirect guard)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created on first need (the login form needs one before any login)."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = new_csrf_token()
+        request.session["csrf"] = token
+    return token
+
+
+def _tile_origin(tile_url: str) -> str:
+    """The tile server's origin for the Content-Security-Policy ('{s}' subdomains become a wildcard)."""
+    parts = urlsplit(tile_url.replace("{s}.", "*."))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def security_headers(settings: Settings) -> dict[str, str]:
+    tiles = _tile_origin(settings.tile_url) if settings.tile_url else ""
+    csp = "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{' ' + tiles if tiles else ''}",
+            "connect-src 'self'",
+            "worker-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        # Pages hold personal data: the browser revalidates and shares them with no proxy.
+        "Cache-Control": "private, no-cache",
+        "Vary": "Cookie, Accept-Language",
+    }
+
+
+class Formatter:
+    """Times and labels in the reader's language and the station's time zone."""
+
+    def __init__(self, locale: str, timezone: str) -> None:
+        self.locale = locale
+        self.zone = ZoneInfo(timezone)
+        self._ = translations(locale).gettext
+
+    def time(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+
+    def iso(self, value: datetime | None) -> str:
+        return value.astimezone(self.zone).isoformat(timespec="seconds") if value else ""
+
+    def status(self, code: str) -> str:
+        return self._(labels.STATUS_LABELS.get(code, code))
+
+    def action(self, code: str) -> str:
+        return self._(labels.ACTION_LABELS.get(code, code))
+
+    def event(self, code: str) -> str:
+        return self._(labels.EVENT_LABELS.get(code, code))
+
+    def role(self, code: str) -> str:
+        return self._(labels.ROLE_LABELS.get(code, code))
+
+    def group(self, code: str) -> str:
+        return self._(labels.GROUP_LABELS.get(code, code))
+
+    def grade(self, code: str | None) -> str:
+        return self._(labels.GRADE_LABELS.get(code, code)) if code else ""
+
+    def actor(self, label: str) -> str:
+        return self._(labels.ACTOR_LABELS[label]) if label in labels.ACTOR_LABELS else label
+
+
+def navigation(user: User | None) -> list[tuple[str, str, str]]:
+    """(path, English label, test id) of the pages the user may open, by permission."""
+    if user is None:
+        return []
+    items: list[tuple[str, str, str]] = []
+    if policy.has_permission(user, "clue.desk"):
+        items.append(("/desk", labels.N_("Clue queue"), "nav-desk"))
+    if policy.has_permission(user, "clue.handle"):
+        items.append(("/my/assignments", labels.N_("My assignments"), "nav-assignments"))
+    if policy.has_permission(user, "clue.report"):
+        items.append(("/report", labels.N_("Report a clue"), "nav-report"))
+        items.append(("/my/reports", labels.N_("My reports"), "nav-my-reports"))
+    return items
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    locale = request_locale(request)
+    trans = translations(locale)
+    user: User | None = getattr(request.state, "user", None)
+    base: dict[str, Any] = {
+        "request": request,
+        "_": trans.gettext,
+        "ngettext": trans.ngettext,
+        "locale": locale,
+        "html_lang": HTML_LANG.get(locale, locale),
+        "user": user,
+        "csrf_token": csrf_token(request) if user is not None or template.startswith("auth/") else "",
+        "settings": settings,
+        "static": static_url,
+        "asset_version": asset_version(),
+        "fmt": Formatter(locale, settings.timezone),
+        "nav": navigation(user),
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "message": None,
+        "message_detail": "",
+        "message_kind": "info",
+    }
+    base.update(context or {})
+    html = _env.get_template(template).render(base)
+    all_headers = security_headers(settings)
+    all_headers.update(headers or {})
+    return HTMLResponse(html, status_code=status, headers=all_headers)
