@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -21,7 +22,7 @@ from riderwatch.clues.api import router as clues_router
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
 from riderwatch.db import make_engine, make_session_factory
-from riderwatch.errors import PROBLEM_JSON, DomainError, NotAuthenticated, problem, problem_response
+from riderwatch.errors import PROBLEM_JSON, DomainError, InvalidInput, NotAuthenticated, problem, problem_response
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
@@ -94,6 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return render_error(request, 422, detail)
         body = problem(422, "Invalid input", detail, "/problems/invalid-input", errors=errors)
         return JSONResponse(body, status_code=422, media_type=PROBLEM_JSON)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # The database refused a value the schemas let through (a NUL character, a number out of
+        # range): the client's input, not a server fault. The request's transaction is rolled back.
+        return await domain_error(request, InvalidInput("a value in the request cannot be stored or searched for"))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

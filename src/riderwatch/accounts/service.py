@@ -99,7 +99,10 @@ def authenticate(
     """
     now = now or utcnow()
     since = now - timedelta(seconds=window_seconds)
-    if _recent_failures(session, username, since) >= max_failures:
+    # Failures are stored under the name cut to the column's width: count them the same way, or
+    # a longer name would never be locked.
+    key = username[:64]
+    if _recent_failures(session, key, since) >= max_failures:
         raise TooManyRequests(
             f"too many failed logins for {username!r}; try again in {window_seconds // 60} minutes",
             retry_after=window_seconds,
@@ -108,10 +111,10 @@ def authenticate(
     # Always verify (against a dummy hash for unknown names) so timing does not reveal usernames.
     password_ok = verify_password(user.password_hash if user else None, password)
     if user is None or not password_ok or not user.is_active:
-        session.add(LoginFailure(username=username[:64], client=client[:64], at=now))
+        session.add(LoginFailure(username=key, client=client[:64], at=now))
         session.flush()
         return NotAuthenticated("wrong username or password")
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    session.execute(delete(LoginFailure).where(LoginFailure.username == key))
     record(session, actor=user, action="user.login", object_type="user", object_id=user.id, client=client)
     return user
 

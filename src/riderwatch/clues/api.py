@@ -71,9 +71,10 @@ async def read_clue_submission(
             raise InvalidInput("the body must be a JSON object")
     elif ctype.startswith("multipart/form-data"):
         try:
-            form = await request.form(max_files=max_photos + 1, max_fields=30)
+            # Room for a few photos too many, so the usual mistake gets the clear count below.
+            form = await request.form(max_files=max_photos * 2, max_fields=30)
         except Exception as exc:  # Starlette raises for malformed bodies and over-limit parts
-            raise InvalidInput(f"malformed multipart body: {exc}") from exc
+            raise InvalidInput(f"malformed multipart body (at most {max_photos} photos): {exc}") from exc
         raw = {}
         files: list[UploadFile] = []
         for key, value in form.multi_items():

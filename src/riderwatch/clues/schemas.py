@@ -12,6 +12,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 MAX_ID = 2**31 - 1
 
 
+def _no_nul(value: object) -> object:
+    # PostgreSQL text cannot hold NUL, and no honest report contains one.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
 class ClueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -24,6 +31,8 @@ class ClueCreate(BaseModel):
     anonymous: bool = False
     urgent: bool = False
     address: str = Field(default="", max_length=300)
+
+    _text = field_validator("category", "description", "address", mode="before")(_no_nul)
 
     @field_validator("description", "address")
     @classmethod
@@ -44,6 +53,8 @@ class ActionBody(BaseModel):
     rating: int | None = Field(default=None, ge=1, le=5)
     urgent: bool | None = None
     note: str | None = Field(default=None, max_length=2000)
+
+    _text = field_validator("reason", "assignee", "outcome", "note", mode="before")(_no_nul)
 
 
 class PersonRef(BaseModel):
