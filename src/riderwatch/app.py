@@ -22,7 +22,15 @@ from riderwatch.clues.api import router as clues_router
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
 from riderwatch.db import make_engine, make_session_factory
-from riderwatch.errors import PROBLEM_JSON, DomainError, InvalidInput, NotAuthenticated, problem, problem_response
+from riderwatch.errors import (
+    PROBLEM_JSON,
+    DomainError,
+    InvalidInput,
+    NotAuthenticated,
+    document_problems,
+    problem,
+    problem_response,
+)
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
@@ -116,6 +124,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers=getattr(exc, "headers", None),
         )
 
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return document_problems(fastapi_openapi())  # FastAPI caches the document; this edit is idempotent
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(accounts_router)
     app.include_router(clues_router)
     app.include_router(org_router)

@@ -93,3 +93,38 @@ def problem_response(exc: DomainError, instance: str | None = None) -> JSONRespo
     if "retry_after" in exc.extra:
         headers["Retry-After"] = str(exc.extra["retry_after"])
     return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document; some problems add fields (errors, status_now, retry_after).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def document_problems(openapi: dict[str, Any], prefix: str = "/api/") -> dict[str, Any]:
+    """Say in the OpenAPI document what the API really answers on errors: problem+json for any 4xx.
+
+    FastAPI documents its own 422 shape as application/json; clients (and schema-driven tests) must
+    instead expect RFC 9457 documents, from validation and from every DomainError alike.
+    """
+    openapi.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in openapi.get("paths", {}).items():
+        if not path.startswith(prefix):
+            continue
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code in [c for c in responses if c.startswith("4")]:
+                responses[code]["content"] = problem_content
+            responses.setdefault("4XX", {"description": "A problem (RFC 9457)", "content": problem_content})
+    return openapi
