@@ -412,19 +412,21 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
         # Level 1 at the deadline, one more for each further deadline period, up to 3.
         level = min(3, 1 + int((now - clue.deadline_at) / period))
         if level > clue.escalation_level:
-            previous = clue.escalation_level
-            clue.escalation_level = level
-            _append(
-                session,
-                clue,
-                actor=None,
-                action="escalate",
-                from_status=clue.status,
-                note=f"overdue since {clue.deadline_at.isoformat()}",
-                at=now,
-                level=level,
-                previous=previous,
-            )
+            # One entry for every level reached, even when a run was missed and several are crossed
+            # at once: each level is its own step up the chain and must show in the timeline.
+            for step in range(clue.escalation_level + 1, level + 1):
+                clue.escalation_level = step
+                _append(
+                    session,
+                    clue,
+                    actor=None,
+                    action="escalate",
+                    from_status=clue.status,
+                    note=f"overdue since {clue.deadline_at.isoformat()}",
+                    at=now,
+                    level=step,
+                    previous=step - 1,
+                )
             changed += 1
     session.flush()
     return changed
