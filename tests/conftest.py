@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch import security
 from riderwatch.app import create_app
 from riderwatch.config import Settings
 from riderwatch.db import Base, make_engine, make_session_factory
@@ -24,7 +26,8 @@ PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://po
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # Per xdist worker, and per process otherwise, so two people's runs never share a database.
+    return os.environ.get("PYTEST_XDIST_WORKER", f"p{os.getpid()}")
 
 
 def _pg_database(name: str) -> str:
@@ -36,6 +39,13 @@ def _pg_database(name: str) -> str:
     admin.dispose()
     base, _, _db = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests log in hundreds of times; production-strength argon2 would make that minutes.
+    Hashes carry their own parameters, so verification follows whatever made them."""
+    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(scope="session")

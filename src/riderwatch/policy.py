@@ -80,6 +80,11 @@ def may_see_reporter(user: User, clue: Clue) -> bool:
     return not clue.anonymous and may_view_clue(user, clue)
 
 
+def may_see_contact(user: User, clue: Clue) -> bool:
+    """Contact details given through Open311 are for the command centre only."""
+    return user.role == "dispatcher"
+
+
 def may_take_action(user: User, clue: Clue, action: str) -> bool:
     """Whether the user is the right person for the action (the status is checked by the workflow)."""
     actor = ACTION_ACTORS.get(action)

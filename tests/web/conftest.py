@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from riderwatch import security
 from tests.factories import PASSWORD, District, clue_body, make_district, token
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -48,13 +46,6 @@ def log_in(client: TestClient, username: str, password: str = PASSWORD) -> Brows
     match = CSRF_BODY.search(home.text)
     assert match and match.group(1), "no CSRF token after login"
     return Browser(client=client, csrf=match.group(1))
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Page tests log in dozens of times; production-strength argon2 would make that minutes.
-    Hashes carry their own parameters, so verification follows whatever made them."""
-    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

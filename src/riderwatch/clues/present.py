@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
+from riderwatch.audit.service import record
 from riderwatch.clues import service, workflow
 from riderwatch.clues.schemas import ClueRead, PersonRef, PhotoRead, TimelineEntry
 from riderwatch.db import utcnow
@@ -45,6 +46,9 @@ def present_clues(
         # Lists never name reporters (minimal disclosure, and no audit row per list refresh);
         # the detail view does, and each such view is audited.
         name_reporter = show_reporter and with_timeline
+        show_contact = with_timeline and bool(clue.contact) and policy.may_see_contact(user, clue)
+        if show_contact:
+            record(session, actor=user, action="clue.view_contact", object_type="clue", object_id=clue.id)
         if name_reporter:
             service.note_reporter_view(session, user=user, clue=clue)
         timeline = None
@@ -111,6 +115,8 @@ def present_clues(
                     )
                     for p in clue.photos
                 ],
+                attributes=clue.attributes,
+                contact=clue.contact if show_contact else None,
                 allowed_actions=service.allowed_actions(user, clue),
                 timeline=timeline,
             )

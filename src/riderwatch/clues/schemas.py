@@ -118,6 +118,8 @@ class ClueRead(BaseModel):
     value_grade: str | None
     rating: int | None
     photos: list[PhotoRead]
+    attributes: dict[str, Any]
+    contact: dict[str, Any] | None = None  # Open311 contact details; dispatchers only, detail view only
     allowed_actions: list[str]
     timeline: list[TimelineEntry] | None = None
 
