@@ -6,7 +6,7 @@ VENDOR := src/riderwatch/static/vendor
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint bench install system-deps services vendor clean help
+.PHONY: run test lint bench install system-deps services vendor messages clean help
 
 help:
 	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
@@ -55,6 +55,13 @@ test: install services lint
 
 bench: install services
 	$(BIN)/python -m bench.clue_submissions --pg-url $(PG_URL)
+
+# Refresh the catalogues after changing UI strings; then translate the new msgids in locale/zh.
+messages: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F src/riderwatch/babel.cfg --no-location --sort-output \
+	  -o src/riderwatch/locale/messages.pot src/riderwatch
+	$(BIN)/pybabel -q update -i src/riderwatch/locale/messages.pot -d src/riderwatch/locale -D messages \
+	  --no-fuzzy-matching --ignore-obsolete -w 120
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR) var
