@@ -16,16 +16,13 @@ from riderwatch.clues.service import escalate_overdue, submit_clue, take_action,
 from riderwatch.db import unit_of_work
 from riderwatch.jobs import acquire_lease, run_due_jobs
 from riderwatch.models import AuditEntry, Category, Clue, JobLease
-from tests.api.helpers import fast_hashing
 from tests.factories import District, clue_body, make_district
-
-__all__ = ["fast_hashing"]
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def district(db: Session, fast_hashing: None) -> District:
+def district(db: Session) -> District:
     return make_district(db)
 
 

@@ -29,7 +29,7 @@ def test_single_head() -> None:
 def fresh_url(tmp_path: Path) -> Iterator[str]:
     """An empty database of the backend under test, just for this test."""
     if BACKEND == "postgresql":
-        name = f"riderwatch_migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        name = f"riderwatch_migrations_{os.getpid()}"  # never shared with another run or worker
         admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

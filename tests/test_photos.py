@@ -15,16 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.models import AuditEntry, CluePhoto
-from tests.api.helpers import Api, fast_hashing
+from tests.api.helpers import Api
 from tests.factories import District, clue_body, image_bytes, make_district
-
-__all__ = ["fast_hashing"]
 
 GPS_IFD = 0x8825
 
 
 @pytest.fixture
-def api(client: TestClient, db: Session, fast_hashing: None) -> Api:
+def api(client: TestClient, db: Session) -> Api:
     district: District = make_district(db)
     api = Api(client)
     for username in district.users:

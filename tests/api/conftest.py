@@ -1,4 +1,4 @@
-"""Fixtures for the API tests: the district, light password hashing and a logged-in client."""
+"""Fixtures for the API tests: the district and a logged-in client."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.api.helpers import Api, fast_hashing
+from tests.api.helpers import Api
 from tests.factories import District, make_district
-
-__all__ = ["fast_hashing"]
 
 
 @pytest.fixture
-def district(db: Session, fast_hashing: None) -> District:
+def district(db: Session) -> District:
     return make_district(db)
 
 

@@ -22,7 +22,8 @@ PROBLEM_JSON = "application/problem+json"
 
 @pytest.fixture
 def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Argon2 with light parameters: still real hashing and verification, ten times quicker per user."""
+    """Light argon2 parameters (tests/conftest.py now does this for every test; kept for the suites
+    that ask for it by name)."""
     monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     yield
 

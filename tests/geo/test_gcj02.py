@@ -9,10 +9,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.geo.coords import gcj02_to_wgs84, haversine_m, to_wgs84, wgs84_to_gcj02
 from riderwatch.models import Clue
-from tests.api.helpers import fast_hashing
 from tests.factories import CENTER_LAT, CENTER_LON, clue_body, make_district, token
-
-__all__ = ["fast_hashing"]
 
 # WGS-84 → GCJ-02 test vectors of the eviltransform project (googollee/eviltransform, transform_test.go),
 # which implementations in many languages share.
@@ -77,7 +74,7 @@ def test_crs_names() -> None:
         to_wgs84(25.43, 119.01, "bd09")
 
 
-def test_clue_in_gcj02_is_stored_in_wgs84(client: TestClient, db: Session, fast_hashing: None) -> None:
+def test_clue_in_gcj02_is_stored_in_wgs84(client: TestClient, db: Session) -> None:
     make_district(db)
     rider = token(client, "rider")
     wgs = (CENTER_LAT + 0.001, CENTER_LON - 0.004)
