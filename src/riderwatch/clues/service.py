@@ -343,6 +343,9 @@ def take_action(
     elif action == "reopen":
         _require(body.reason, "reopen needs a reason")
         clue.reason = note = (body.reason or "").strip()
+        # The earlier outcome, grade and rating stay in the timeline; the clue is being worked again.
+        clue.outcome = None
+        clue.rating = None
         clue.value_grade = None
         clue.closed_at = None
         clue.resolved_at = None
