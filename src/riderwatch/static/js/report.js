@@ -286,6 +286,13 @@
     });
   });
 
+  // A report kept offline is sent later by the outbox: replace "kept on this phone" with the news,
+  // or the rider believes it is still waiting (and may report it again).
+  document.addEventListener('rw:outbox-result', function (ev) {
+    var result = ev.detail && ev.detail.result;
+    if (result && result.outcome === 'sent') { show(t('sent', { id: result.id }), 'success'); }
+  });
+
   resetTime();
   locate();
 })();
