@@ -21,6 +21,7 @@ from riderwatch.accounts.api import router as accounts_router
 from riderwatch.clues.api import router as clues_router
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
+from riderwatch.coverage.api import router as coverage_router
 from riderwatch.db import make_engine, make_session_factory
 from riderwatch.errors import (
     PROBLEM_JSON,
@@ -35,6 +36,7 @@ from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
 from riderwatch.org.api import router as org_router
+from riderwatch.tracking.api import router as tracking_router
 from riderwatch.web import render_error
 from riderwatch.web.routes import router as web_router
 
@@ -134,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clues_router)
     app.include_router(org_router)
     app.include_router(open311_router)
+    app.include_router(tracking_router)
+    app.include_router(coverage_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -107,6 +107,22 @@ def jobs_run() -> None:
         console.print("another process holds the job leases; nothing run")
 
 
+@app.command("purge")
+def purge(
+    days: Annotated[int | None, typer.Option(min=1, help="retention in days (default: the configured one)")] = None,
+) -> None:
+    """Delete raw positions and per-rider aggregates past retention; anonymous coverage counts stay."""
+    from riderwatch.tracking.service import purge_expired
+
+    settings = Settings()
+    retention = days or settings.position_retention_days
+    with unit_of_work(_factory(settings)) as session:
+        done = purge_expired(session, retention_days=retention)
+    console.print(f"purged data older than {retention} days:")
+    for name, count in done.items():
+        console.print(f"  {name}: {count}")
+
+
 @app.command("demo")
 def demo(
     password: Annotated[str, typer.Option(help="password for every demo account")] = "riderwatch-demo",  # noqa: S107  (the documented demo password)

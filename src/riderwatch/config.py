@@ -6,7 +6,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +36,30 @@ class Settings(BaseSettings):
     duplicate_window_hours: int = 72
     open311_jurisdiction_id: str = "zhenhai.licheng.putian"
     public_base_url: str = Field(default="http://127.0.0.1:8000")
+    # Positions (PIPL: sensitive personal information). Raw positions and per-rider aggregates are
+    # deleted after the retention period; anonymous per-cell counts are kept.
+    position_retention_days: int = Field(default=30, ge=1, le=3650)
+    location_consent_text_version: str = "v1"
+    # H3 resolutions aggregated at ingest; the finest one is also stored with each raw position.
+    coverage_resolutions: tuple[int, ...] = (9, 10)
+    # Pings recorded longer ago than this are refused (a phone that buffered offline sends them late).
+    max_ping_age_hours: int = Field(default=48, ge=1)
+    # Phone clocks drift: a ping this far ahead of the server is still taken as "now".
+    max_ping_future_seconds: int = Field(default=120, ge=0)
+    # A jump faster than this (plus the slack for GPS noise) from the rider's previous point is refused.
+    max_speed_mps: float = Field(default=40.0, gt=0)
+    jump_slack_m: float = Field(default=150.0, ge=0)
+    max_pings_per_batch: int = Field(default=5000, ge=1)
+    live_window_minutes: int = Field(default=10, ge=1)
+    coverage_max_cells: int = Field(default=50_000, ge=1)
+    coverage_max_window_days: int = Field(default=366, ge=1)
+
+    @field_validator("coverage_resolutions")
+    @classmethod
+    def _resolutions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 0 <= r <= 15 for r in value):
+            raise ValueError("coverage_resolutions must name H3 resolutions between 0 and 15")
+        return tuple(sorted(set(value)))
 
     @cached_property
     def signing_key(self) -> str:

@@ -1,4 +1,4 @@
-"""Periodic jobs (overdue escalation), run once per cluster under a database lease."""
+"""Periodic jobs (overdue escalation, position retention), run once per cluster under a database lease."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.clues.service import escalate_overdue
+from riderwatch.config import get_settings
 from riderwatch.db import unit_of_work, utcnow
 from riderwatch.models import JobLease
+from riderwatch.tracking.service import end_shifts_of_inactive, purge_expired
 
 log = logging.getLogger(__name__)
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
@@ -39,7 +41,16 @@ def acquire_lease(session: Session, name: str, *, seconds: int, holder: str = HO
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-JOBS: dict[str, Callable[[Session], int]] = {"escalate_overdue": lambda s: escalate_overdue(s)}
+def purge_positions(session: Session) -> int:
+    """Raw positions past retention go; shifts of riders who left or were suspended end."""
+    done = purge_expired(session, retention_days=get_settings().position_retention_days)
+    return sum(done.values()) + end_shifts_of_inactive(session)
+
+
+JOBS: dict[str, Callable[[Session], int]] = {
+    "escalate_overdue": lambda s: escalate_overdue(s),
+    "purge_positions": purge_positions,
+}
 
 
 def run_due_jobs(factory: sessionmaker[Session], *, interval: int) -> dict[str, int]:

@@ -30,6 +30,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "apikey.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
     "org.read": ALL_ROLES,
+    # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees
+    # what was collected about them; riders and platform accounts send positions (object rule:
+    # may_send_positions_for); only dispatchers see a rider's track or live positions (audited).
+    "tracking.self": frozenset({"rider"}),
+    "tracking.ingest": frozenset({"rider", "platform"}),
+    "tracking.view_positions": frozenset({"dispatcher"}),
+    # Coverage is anonymous counts per cell and hour: everyone who plans or runs patrols may read it;
+    # platforms and riders may not (it would map the team's presence for outsiders).
+    "coverage.read": frozenset({"dispatcher", "admin", "station_manager"} | HANDLER_ROLES),
 }
 
 # Workflow action → who may take it: a role, or the clue's assignee / reporter.
@@ -112,3 +121,12 @@ def open311_public_filter() -> ColumnElement[bool]:
     not_crime = select(Category.code).where(Category.group != "crime")
     public = not_crime.where(Category.is_public.is_(True))
     return or_(Clue.category_code.in_(public), and_(Clue.source == "open311", Clue.category_code.in_(not_crime)))
+
+
+def may_send_positions_for(user: User, *, rider_id: int, rider_platform_id: int | None) -> bool:
+    """A rider sends their own positions; a platform account those of its own riders."""
+    if not has_permission(user, "tracking.ingest"):
+        return False
+    if user.role == "rider":
+        return rider_id == user.id
+    return user.platform_id is not None and rider_platform_id == user.platform_id

@@ -140,6 +140,60 @@ CASES: list[Case] = [
     ),
     Case("GET", "/api/v1/handlers", lambda w: ("/api/v1/handlers", {}), _only("dispatcher", "admin")),
     Case("GET", "/api/v1/areas", lambda w: ("/api/v1/areas", {}), _everyone(OK)),
+    # Positions: the rider's own settings and data; bulk ingest by riders and platforms; tracks and
+    # the live map for dispatchers only; aggregate coverage for everyone who plans or runs patrols.
+    Case(
+        "PUT",
+        "/api/v1/me/location-consent",
+        lambda w: ("/api/v1/me/location-consent", {"json": {"granted": False}}),
+        _only("rider"),
+    ),
+    Case("PUT", "/api/v1/me/duty", lambda w: ("/api/v1/me/duty", {"json": {"on_duty": False}}), _only("rider")),
+    Case(
+        "POST",
+        "/api/v1/me/devices",
+        lambda w: ("/api/v1/me/devices", {"json": {"device_id": "matrix-phone"}}),
+        _only("rider"),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/me/devices/{device_id}",
+        lambda w: ("/api/v1/me/devices/matrix-phone", {}),
+        _only("rider"),
+        "the rider's device registered by the row above",
+    ),
+    Case("GET", "/api/v1/me/positions", lambda w: ("/api/v1/me/positions", {}), _only("rider")),
+    Case(
+        "POST",
+        "/api/v1/tracking/pings",
+        lambda w: ("/api/v1/tracking/pings", {"json": {"pings": []}}),
+        _only("rider", "platform"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/riders/{username}/track",
+        lambda w: (
+            "/api/v1/riders/rider/track",
+            {"params": {"from": "2026-11-28T00:00:00+08:00", "to": "2026-11-29T00:00:00+08:00"}},
+        ),
+        _only("dispatcher"),
+    ),
+    Case("GET", "/api/v1/tracking/live", lambda w: ("/api/v1/tracking/live", {}), _only("dispatcher")),
+    Case(
+        "POST",
+        "/api/v1/coverage/query",
+        lambda w: (
+            "/api/v1/coverage/query",
+            {
+                "json": {
+                    "area": {"type": "Circle", "center": [119.01, 25.43], "radius_m": 800},
+                    "from": "2026-11-28T00:00:00+08:00",
+                    "to": "2026-11-29T00:00:00+08:00",
+                }
+            },
+        ),
+        _only("dispatcher", "admin", "police", "grid_staff", "patrol", "station_manager"),
+    ),
 ]
 
 

@@ -5,6 +5,15 @@ from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
+from riderwatch.models.tracking import (
+    CoverageCell,
+    CoverageRiderCell,
+    DutyShift,
+    LastPosition,
+    LocationConsent,
+    Position,
+    TrackingDevice,
+)
 
 __all__ = [
     "ApiKey",
@@ -14,14 +23,21 @@ __all__ = [
     "ClueEvent",
     "CluePhoto",
     "Community",
+    "CoverageCell",
+    "CoverageRiderCell",
+    "DutyShift",
     "Grid",
     "JobLease",
     "Jurisdiction",
+    "LastPosition",
+    "LocationConsent",
     "LoginFailure",
     "PatrolUnit",
     "Platform",
+    "Position",
     "Rider",
     "Station",
+    "TrackingDevice",
     "User",
     "Zone",
 ]

@@ -1,0 +1,113 @@
+"""Rider positions and patrol coverage: consent and shifts, devices, raw positions, H3 aggregates.
+
+Raw positions and everything that names a rider next to a place (`positions`,
+`tracking_last_positions`, `coverage_rider_cells`) expire after the retention period and are
+deleted when a rider withdraws consent. `coverage_cells` holds only anonymous counts and is kept.
+Cells are H3 indexes as 64-bit integers; hours are whole hours since 1970-01-01T00:00Z, so that the
+aggregates key on plain integers on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from riderwatch.db import Base, utcnow
+
+
+class LocationConsent(Base):
+    """One decision of a rider about location sharing: append-only (PIPL: separate, provable consent)."""
+
+    __tablename__ = "location_consents"
+    __table_args__ = (Index("ix_location_consents_rider_at", "rider_id", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    text_version: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Raw positions deleted because of this withdrawal (0 for a grant).
+    deleted_positions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DutyShift(Base):
+    """A stretch of time on duty, started and stopped by the rider; positions count only inside one."""
+
+    __tablename__ = "duty_shifts"
+    __table_args__ = (Index("ix_duty_shifts_rider_started", "rider_id", "started_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    # "rider" (went off duty) or "consent_withdrawn".
+    ended_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class TrackingDevice(Base):
+    """A Traccar Client device id (OsmAnd protocol `id`), registered by the rider who carries it."""
+
+    __tablename__ = "tracking_devices"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Position(Base):
+    """A raw position of a rider on duty; one per rider and instant (duplicates are stored once)."""
+
+    __tablename__ = "positions"
+    __table_args__ = (
+        Index("ix_positions_ts", "ts"),
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position_valid"),
+    )
+    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(primary_key=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    # H3 cell at the finest configured coverage resolution.
+    cell: Mapped[int] = mapped_column(BigInteger)
+    speed_mps: Mapped[float | None] = mapped_column(Float)
+    heading: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LastPosition(Base):
+    """Each rider's latest accepted position: the reference for jump checks and the live map."""
+
+    __tablename__ = "tracking_last_positions"
+    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    speed_mps: Mapped[float | None] = mapped_column(Float)
+    heading: Mapped[float | None] = mapped_column(Float)
+
+
+class CoverageCell(Base):
+    """Anonymous coverage: passes (positions) and distinct riders per H3 cell and hour. Kept."""
+
+    __tablename__ = "coverage_cells"
+    __table_args__ = (Index("ix_coverage_cells_resolution_hour", "resolution", "hour"),)
+    resolution: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    passes: Mapped[int] = mapped_column(Integer, default=0)
+    riders: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CoverageRiderCell(Base):
+    """Which rider passed a cell in an hour, so `coverage_cells.riders` counts each rider once.
+
+    It names riders, so it expires with the raw positions and goes when consent is withdrawn.
+    """
+
+    __tablename__ = "coverage_rider_cells"
+    __table_args__ = (Index("ix_coverage_rider_cells_hour", "hour"), Index("ix_coverage_rider_cells_rider", "rider_id"))
+    resolution: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rider_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )

@@ -1,0 +1,212 @@
+"""Position routes: the rider's own consent, duty, devices and data; batch ingest; tracks; OsmAnd."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from riderwatch.db import utcnow
+from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.errors import DomainError, InvalidInput, PayloadTooLarge
+from riderwatch.models import Position, User
+from riderwatch.tracking import service
+from riderwatch.tracking.ingest import IngestResult, IngestRules
+from riderwatch.tracking.osmand import OsmAndError, parse_request
+from riderwatch.tracking.schemas import (
+    CollectedRead,
+    ConsentBody,
+    ConsentRead,
+    ConsentRecordRead,
+    DeviceBody,
+    DeviceRead,
+    DutyBody,
+    DutyRead,
+    IngestRead,
+    PingBatch,
+    PointRead,
+    RejectionRead,
+    ShiftRead,
+    TrackViewRead,
+)
+
+api_router = APIRouter(prefix="/api/v1", tags=["positions"])
+osmand_router = APIRouter(tags=["positions"])
+
+RiderSelf = Annotated[User, Depends(require("tracking.self"))]
+Dispatcher = Annotated[User, Depends(require("tracking.view_positions"))]
+MAX_TRACK_POINTS = 20_000
+MAX_OSMAND_BYTES = 1024 * 1024
+
+
+@api_router.put("/me/location-consent", response_model=ConsentRead, summary="Give or withdraw location consent (rider)")
+def put_consent(body: ConsentBody, db: DbSession, user: RiderSelf, settings: SettingsDep) -> ConsentRead:
+    current = settings.location_consent_text_version
+    if body.granted and body.text_version is not None and body.text_version != current:
+        raise InvalidInput(f"the consent text is now version {current}; show it to the rider and ask again")
+    state = service.set_location_consent(db, rider_user=user, granted=body.granted, text_version=current)
+    return ConsentRead(
+        granted=state.granted,
+        text_version=state.text_version,
+        since=state.since,
+        on_duty=state.on_duty,
+        deleted_positions=state.deleted_positions,
+    )
+
+
+@api_router.put("/me/duty", response_model=DutyRead, summary="Go on or off duty (rider)")
+def put_duty(body: DutyBody, db: DbSession, user: RiderSelf) -> DutyRead:
+    shift = service.set_duty(db, rider_user=user, on_duty=body.on_duty)
+    return DutyRead(on_duty=shift is not None, shift=ShiftRead.model_validate(shift) if shift else None)
+
+
+@api_router.post(
+    "/me/devices",
+    response_model=DeviceRead,
+    status_code=201,
+    summary="Register a Traccar Client device id (rider)",
+    responses={200: {"description": "already registered to the caller", "model": DeviceRead}},
+)
+def post_device(body: DeviceBody, db: DbSession, user: RiderSelf, response: Response) -> DeviceRead:
+    device, created = service.register_device(db, rider_user=user, device_id=body.device_id)
+    if not created:
+        response.status_code = 200
+    return DeviceRead.model_validate(device)
+
+
+@api_router.delete("/me/devices/{device_id}", status_code=204, summary="Unregister one of the caller's devices")
+def delete_device(device_id: Annotated[str, Path(max_length=64)], db: DbSession, user: RiderSelf) -> Response:
+    service.remove_device(db, rider_user=user, device_id=device_id)
+    return Response(status_code=204)
+
+
+@api_router.get("/me/positions", response_model=CollectedRead, summary="What RiderWatch holds about my location")
+def my_positions(db: DbSession, user: RiderSelf, settings: SettingsDep) -> CollectedRead:
+    data = service.collected_data(db, rider_user=user)
+    return CollectedRead(
+        consent=data.rider.location_consent,
+        consent_text_version=data.rider.location_consent_text_version,
+        on_duty=any(s.ended_at is None for s in data.shifts),
+        retention_days=settings.position_retention_days,
+        consents=[ConsentRecordRead.model_validate(c) for c in data.consents],
+        shifts=[ShiftRead.model_validate(s) for s in data.shifts],
+        devices=[DeviceRead.model_validate(d) for d in data.devices],
+        position_count=data.position_count,
+        first_position_at=data.first_ts,
+        last_position_at=data.last_ts,
+        recent_positions=[PointRead.model_validate(p) for p in data.recent],
+        track_views=[TrackViewRead(at=at, viewer_role=role) for at, role in data.track_views],
+    )
+
+
+def _ingest_read(result: IngestResult) -> IngestRead:
+    return IngestRead(
+        accepted=result.accepted,
+        rejected=result.rejected,
+        duplicates=result.duplicates,
+        rejections=[RejectionRead(index=r.index, reason=r.reason, detail=r.detail) for r in result.rejections],
+    )
+
+
+@api_router.post(
+    "/tracking/pings",
+    response_model=IngestRead,
+    summary="Send positions in bulk (a rider's own, or a platform's riders')",
+    responses={413: {"description": "too many pings in one batch"}},
+)
+def post_pings(
+    body: PingBatch, db: DbSession, user: Annotated[User, Depends(require("tracking.ingest"))], settings: SettingsDep
+) -> IngestRead:
+    if len(body.pings) > settings.max_pings_per_batch:
+        raise PayloadTooLarge(f"at most {settings.max_pings_per_batch} pings per batch; {len(body.pings)} were sent")
+    result = service.ingest_batch(db, sender=user, pings=body.pings, rules=IngestRules.from_settings(settings))
+    return _ingest_read(result)
+
+
+def _feature(p: Position | service.LivePosition, **props: Any) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+        "properties": {"ts": p.ts.isoformat(), "speed_mps": p.speed_mps, "heading": p.heading, **props},
+    }
+
+
+@api_router.get("/riders/{username}/track", summary="A rider's track (dispatchers; every view is audited)")
+def rider_track(
+    username: Annotated[str, Path(max_length=64)],
+    start: Annotated[datetime, Query(alias="from", description="ISO 8601 with a timezone")],
+    end: Annotated[datetime, Query(alias="to", description="ISO 8601 with a timezone")],
+    db: DbSession,
+    user: Dispatcher,
+) -> dict[str, Any]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("'from' and 'to' need a timezone")
+    if end - start > timedelta(days=7):
+        raise InvalidInput("a track covers at most 7 days")
+    rider, points = service.get_track(
+        db, viewer=user, username=username, start=start, end=end, max_points=MAX_TRACK_POINTS
+    )
+    return {
+        "type": "FeatureCollection",
+        "rider": rider.username,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "features": [_feature(p, accuracy_m=p.accuracy_m) for p in points],
+    }
+
+
+@api_router.get("/tracking/live", summary="Last position of each rider on duty (dispatchers; audited)")
+def live(
+    db: DbSession,
+    user: Dispatcher,
+    settings: SettingsDep,
+    minutes: Annotated[int | None, Query(ge=1, le=24 * 60)] = None,
+) -> dict[str, Any]:
+    within = timedelta(minutes=minutes or settings.live_window_minutes)
+    shown = service.live_positions(db, viewer=user, within=within)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            _feature(p, rider=p.rider.username, display_name=p.rider.display_name, rider_id=p.rider.id) for p in shown
+        ],
+    }
+
+
+# OsmAnd: Traccar Client ignores the path, so everything below /osmand is accepted too. The device
+# id stands in for a login, as in Traccar; answers are short plain texts the app can show.
+@osmand_router.api_route("/osmand", methods=["GET", "POST"], include_in_schema=False)
+@osmand_router.api_route("/osmand/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Response:
+    body = await request.body()
+    if len(body) > MAX_OSMAND_BYTES:
+        return PlainTextResponse("request too large", status_code=413)
+    now = utcnow()
+    try:
+        reports = parse_request(dict(request.query_params), request.headers.get("content-type", ""), body, now=now)
+    except OsmAndError as exc:
+        return PlainTextResponse(str(exc), status_code=exc.status)
+    if len(reports) > settings.max_pings_per_batch:
+        return PlainTextResponse("too many positions in one request", status_code=413)
+    rules = IngestRules.from_settings(settings)
+    try:
+        result = await run_in_threadpool(service.ingest_osmand, db, reports=reports, rules=rules, now=now)
+    except DomainError as exc:
+        return PlainTextResponse(exc.detail, status_code=exc.status)
+    if not result.rejections:
+        return Response(status_code=200)
+    first = result.rejections[0]
+    return PlainTextResponse(first.detail, status_code=OSMAND_STATUS.get(first.reason, 422))
+
+
+# What the app is told when a position is refused: 403 for what the rider must fix in RiderWatch
+# (consent, duty), 400 for a position that cannot be one, 422 for one that fails the checks.
+OSMAND_STATUS = {"no_consent": 403, "off_duty": 403, "bad_coordinates": 400}
+
+
+# The one router the app includes: the JSON API and the OsmAnd endpoint.
+router = APIRouter()
+router.include_router(api_router)
+router.include_router(osmand_router)

@@ -1,0 +1,389 @@
+"""Positions: a rider's consent and shifts, devices, ingest (batch and OsmAnd), tracks, retention.
+
+Privacy by design (PIPL treats tracks as sensitive personal information): positions are taken only
+from riders who consented separately and only inside a shift they started; withdrawing consent
+ends the shift and deletes the rider's raw positions and per-rider aggregates at once; raw data
+expires after the retention period; every view of a rider's track or of live positions is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from riderwatch import policy
+from riderwatch.audit.service import record
+from riderwatch.db import utcnow
+from riderwatch.errors import Conflict, InvalidInput, NotFound
+from riderwatch.models import (
+    AuditEntry,
+    CoverageRiderCell,
+    DutyShift,
+    LastPosition,
+    LocationConsent,
+    Position,
+    Rider,
+    TrackingDevice,
+    User,
+)
+from riderwatch.tracking.ingest import Candidate, IngestResult, IngestRules, hour_of, store_positions
+from riderwatch.tracking.osmand import Report
+from riderwatch.tracking.schemas import PingItem
+
+
+def _rider(session: Session, user: User) -> Rider:
+    rider = session.get(Rider, user.id)
+    if rider is None:
+        raise NotFound("no rider membership for this account")
+    return rider
+
+
+def _open_shift(session: Session, rider_id: int) -> DutyShift | None:
+    return session.scalar(
+        select(DutyShift).where(DutyShift.rider_id == rider_id, DutyShift.ended_at.is_(None)).order_by(DutyShift.id)
+    )
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    granted: bool
+    text_version: str | None
+    since: datetime | None
+    on_duty: bool
+    deleted_positions: int
+
+
+def set_location_consent(
+    session: Session, *, rider_user: User, granted: bool, text_version: str, now: datetime | None = None
+) -> ConsentState:
+    """Record the rider's decision; a withdrawal ends the shift and deletes what names them."""
+    now = now or utcnow()
+    rider = _rider(session, rider_user)
+    deleted = 0
+    if granted and not rider.location_consent:
+        rider.location_consent, rider.location_consent_at = True, now
+        rider.location_consent_text_version = text_version
+        session.add(LocationConsent(rider_id=rider.user_id, granted=True, text_version=text_version, at=now))
+        record(
+            session, actor=rider_user, action="tracking.consent_granted", object_type="rider", object_id=rider.user_id
+        )
+    elif not granted and rider.location_consent:
+        shift = _open_shift(session, rider.user_id)
+        if shift is not None:
+            shift.ended_at, shift.ended_by = now, "consent_withdrawn"
+        deleted = delete_rider_positions(session, rider_id=rider.user_id)
+        session.add(
+            LocationConsent(
+                rider_id=rider.user_id,
+                granted=False,
+                text_version=rider.location_consent_text_version or text_version,
+                at=now,
+                deleted_positions=deleted,
+            )
+        )
+        rider.location_consent, rider.location_consent_at, rider.location_consent_text_version = False, None, None
+        record(
+            session,
+            actor=rider_user,
+            action="tracking.consent_withdrawn",
+            object_type="rider",
+            object_id=rider.user_id,
+            deleted_positions=deleted,
+        )
+    session.flush()
+    return ConsentState(
+        granted=rider.location_consent,
+        text_version=rider.location_consent_text_version,
+        since=rider.location_consent_at,
+        on_duty=_open_shift(session, rider.user_id) is not None,
+        deleted_positions=deleted,
+    )
+
+
+def delete_rider_positions(session: Session, *, rider_id: int) -> int:
+    """Delete a rider's raw positions and per-rider aggregates; anonymous cell counts stay."""
+    deleted = session.execute(delete(Position).where(Position.rider_id == rider_id))
+    session.execute(delete(CoverageRiderCell).where(CoverageRiderCell.rider_id == rider_id))
+    session.execute(delete(LastPosition).where(LastPosition.rider_id == rider_id))
+    return int(getattr(deleted, "rowcount", 0) or 0)
+
+
+def set_duty(session: Session, *, rider_user: User, on_duty: bool, now: datetime | None = None) -> DutyShift | None:
+    """Start or end the rider's shift (idempotent); going on duty needs consent and an active membership."""
+    now = now or utcnow()
+    rider = _rider(session, rider_user)
+    shift = _open_shift(session, rider.user_id)
+    if on_duty:
+        if not rider.location_consent:
+            raise Conflict("consent to location sharing first (PUT /api/v1/me/location-consent)")
+        if rider.status != "active":
+            raise Conflict(f"a rider whose membership is {rider.status} cannot go on duty")
+        if shift is None:
+            shift = DutyShift(rider_id=rider.user_id, started_at=now)
+            session.add(shift)
+    elif shift is not None:
+        shift.ended_at, shift.ended_by = now, "rider"
+        shift = None
+    session.flush()
+    return shift
+
+
+def register_device(session: Session, *, rider_user: User, device_id: str) -> tuple[TrackingDevice, bool]:
+    """Link a Traccar Client device id to the rider; returns (device, created)."""
+    _rider(session, rider_user)
+    existing = session.get(TrackingDevice, device_id)
+    if existing is not None:
+        if existing.rider_id != rider_user.id:
+            raise Conflict("this device id is registered to another rider; choose another id in the app")
+        return existing, False
+    device = TrackingDevice(device_id=device_id, rider_id=rider_user.id)
+    session.add(device)
+    session.flush()
+    record(session, actor=rider_user, action="tracking.device_added", object_type="rider", object_id=rider_user.id)
+    return device, True
+
+
+def remove_device(session: Session, *, rider_user: User, device_id: str) -> None:
+    """Unlink one of the rider's devices (a lost or replaced phone)."""
+    device = session.get(TrackingDevice, device_id)
+    if device is None or device.rider_id != rider_user.id:
+        raise NotFound("you have no device with this id")
+    session.delete(device)
+    session.flush()
+
+
+def ingest_batch(
+    session: Session, *, sender: User, pings: Sequence[Any], rules: IngestRules, now: datetime | None = None
+) -> IngestResult:
+    """A batch of pings from a rider (their own) or a platform account (its riders, named by username)."""
+    now = now or utcnow()
+    parsed: list[tuple[int, PingItem]] = []
+    invalid: list[int] = []
+    for i, raw in enumerate(pings):
+        try:
+            parsed.append((i, PingItem.model_validate(raw)))
+        except ValidationError:
+            invalid.append(i)
+    pre = IngestResult()
+    for i in invalid:
+        pre.reject(i, "invalid")
+    names = {item.rider for _, item in parsed if item.rider is not None}
+    riders: dict[str, tuple[int, int | None]] = {}
+    if names:
+        rows = session.execute(
+            select(User.username, User.id, Rider.platform_id)
+            .join(Rider, Rider.user_id == User.id)
+            .where(User.username.in_(names), User.is_active.is_(True))
+        )
+        riders = {name: (uid, platform_id) for name, uid, platform_id in rows}
+    candidates: list[Candidate] = []
+    for i, item in parsed:
+        if sender.role == "rider":
+            if item.rider is not None and item.rider != sender.username:
+                pre.reject(i, "rider_not_allowed")
+                continue
+            rider_id = sender.id
+        else:
+            if item.rider is None or item.rider not in riders:
+                pre.reject(i, "unknown_rider")
+                continue
+            rider_id, platform_id = riders[item.rider]
+            if not policy.may_send_positions_for(sender, rider_id=rider_id, rider_platform_id=platform_id):
+                pre.reject(i, "other_platform")
+                continue
+        candidates.append(Candidate(index=i, rider_id=rider_id, ping=item.to_ping()))
+    result = store_positions(session, candidates=candidates, rules=rules, now=now)
+    result.rejections = sorted([*pre.rejections, *result.rejections], key=lambda r: r.index)
+    return result
+
+
+def ingest_osmand(
+    session: Session, *, reports: Sequence[Report], rules: IngestRules, now: datetime | None = None
+) -> IngestResult:
+    """Positions from Traccar Client devices; every device must be registered (else nothing is stored)."""
+    now = now or utcnow()
+    ids = {r.device_id for r in reports}
+    owners: dict[str, int] = {
+        device_id: rider_id
+        for device_id, rider_id in session.execute(
+            select(TrackingDevice.device_id, TrackingDevice.rider_id).where(TrackingDevice.device_id.in_(ids))
+        )
+    }
+    unknown = ids - owners.keys()
+    if unknown:
+        raise NotFound(f"unknown device {sorted(unknown)[0]!r}: register it first in RiderWatch (my devices)")
+    candidates = [Candidate(index=i, rider_id=owners[r.device_id], ping=r.ping) for i, r in enumerate(reports)]
+    return store_positions(session, candidates=candidates, rules=rules, now=now)
+
+
+def _rider_by_username(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username, User.role == "rider"))
+    if user is None:
+        raise NotFound(f"no rider {username!r}")
+    return user
+
+
+def get_track(
+    session: Session, *, viewer: User, username: str, start: datetime, end: datetime, max_points: int
+) -> tuple[User, list[Position]]:
+    """A rider's positions in [start, end), oldest first; every view is written to the audit log."""
+    if end <= start:
+        raise InvalidInput("'to' must be after 'from'")
+    rider = _rider_by_username(session, username)
+    points = list(
+        session.scalars(
+            select(Position)
+            .where(Position.rider_id == rider.id, Position.ts >= start, Position.ts < end)
+            .order_by(Position.ts)
+            .limit(max_points + 1)
+        )
+    )
+    if len(points) > max_points:
+        raise InvalidInput(f"the window holds more than {max_points} points; ask for a shorter one")
+    record(
+        session,
+        actor=viewer,
+        action="tracking.view_track",
+        object_type="rider",
+        object_id=rider.id,
+        start=start.isoformat(),
+        end=end.isoformat(),
+        points=len(points),
+    )
+    return rider, points
+
+
+@dataclass(frozen=True)
+class LivePosition:
+    rider: User
+    ts: datetime
+    lat: float
+    lon: float
+    speed_mps: float | None
+    heading: float | None
+
+
+def live_positions(
+    session: Session, *, viewer: User, within: timedelta, now: datetime | None = None
+) -> list[LivePosition]:
+    """The last position of each rider on duty, if recent; the view is audited with the riders shown."""
+    now = now or utcnow()
+    on_duty = select(DutyShift.rider_id).where(DutyShift.ended_at.is_(None))
+    rows = session.execute(
+        select(User, LastPosition)
+        .join(LastPosition, LastPosition.rider_id == User.id)
+        .where(LastPosition.ts >= now - within, User.id.in_(on_duty))
+        .order_by(User.username)
+    ).all()
+    shown = [LivePosition(u, p.ts, p.lat, p.lon, p.speed_mps, p.heading) for u, p in rows]
+    record(
+        session,
+        actor=viewer,
+        action="tracking.view_live",
+        object_type="tracking",
+        object_id="live",
+        riders=[p.rider.id for p in shown],
+    )
+    return shown
+
+
+@dataclass(frozen=True)
+class CollectedData:
+    """What RiderWatch holds about a rider's location (PIPL: the right to know)."""
+
+    rider: Rider
+    consents: list[LocationConsent]
+    shifts: list[DutyShift]
+    devices: list[TrackingDevice]
+    position_count: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    recent: list[Position]
+    track_views: list[tuple[datetime, str]]
+
+
+def collected_data(session: Session, *, rider_user: User, recent: int = 100) -> CollectedData:
+    """Consent history, shifts, devices, stored positions and who looked at the rider's track."""
+    rider = _rider(session, rider_user)
+    rid = rider.user_id
+    count, first, last = session.execute(
+        select(func.count(), func.min(Position.ts), func.max(Position.ts)).where(Position.rider_id == rid)
+    ).one()
+    views = session.execute(
+        select(AuditEntry.at, User.role)
+        .join(User, User.id == AuditEntry.actor_id)
+        .where(
+            AuditEntry.action == "tracking.view_track",
+            AuditEntry.object_type == "rider",
+            AuditEntry.object_id == str(rid),
+        )
+        .order_by(AuditEntry.at.desc())
+        .limit(100)
+    ).all()
+    return CollectedData(
+        rider=rider,
+        consents=list(
+            session.scalars(select(LocationConsent).where(LocationConsent.rider_id == rid).order_by(LocationConsent.id))
+        ),
+        shifts=list(
+            session.scalars(
+                select(DutyShift).where(DutyShift.rider_id == rid).order_by(DutyShift.started_at.desc()).limit(50)
+            )
+        ),
+        devices=list(
+            session.scalars(
+                select(TrackingDevice).where(TrackingDevice.rider_id == rid).order_by(TrackingDevice.created_at)
+            )
+        ),
+        position_count=int(count or 0),
+        first_ts=first,
+        last_ts=last,
+        recent=list(
+            session.scalars(select(Position).where(Position.rider_id == rid).order_by(Position.ts.desc()).limit(recent))
+        ),
+        track_views=[(at, role) for at, role in views],
+    )
+
+
+def purge_expired(session: Session, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete raw positions, per-rider aggregates and shifts older than the retention period.
+
+    The anonymous per-cell counts and the consent records (proof of consent) are kept.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(days=retention_days)
+
+    def count(result: Any) -> int:
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    done = {
+        "positions": count(session.execute(delete(Position).where(Position.ts < cutoff))),
+        # An hour goes only once it lies wholly before the cutoff.
+        "rider_cells": count(
+            session.execute(delete(CoverageRiderCell).where(CoverageRiderCell.hour < hour_of(cutoff)))
+        ),
+        "last_positions": count(session.execute(delete(LastPosition).where(LastPosition.ts < cutoff))),
+        "shifts": count(
+            session.execute(delete(DutyShift).where(DutyShift.ended_at.is_not(None), DutyShift.ended_at < cutoff))
+        ),
+    }
+    session.flush()
+    return done
+
+
+def end_shifts_of_inactive(session: Session) -> int:
+    """Close the open shifts of riders whose account or membership is no longer active."""
+    inactive = select(User.id).where(User.is_active.is_(False))
+    stopped = select(Rider.user_id).where(Rider.status != "active")
+    result = session.execute(
+        update(DutyShift)
+        .where(DutyShift.ended_at.is_(None), DutyShift.rider_id.in_(inactive.union(stopped)))
+        .values(ended_at=utcnow(), ended_by="inactive")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,208 @@
+"""The OsmAnd protocol as Traccar Client sends it: every shape, every timestamp format, knots."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riderwatch.models import Position, TrackingDevice
+from riderwatch.tracking.osmand import KNOT_MPS, OsmAndError, parse_timestamp
+from tests.api.helpers import Api
+from tests.factories import District
+from tests.tracking.helpers import CENTER_LAT, CENTER_LON, backdate, count, ready
+
+DEVICE = "483920"
+
+
+@pytest.fixture
+def device(api: Api, db: Session, district: District) -> str:
+    res = api.client.post("/api/v1/me/devices", json={"device_id": DEVICE}, headers=api.auth("rider"))
+    assert res.status_code == 201, res.text
+    ready(api)
+    backdate(db, district.users["rider"].id)
+    return DEVICE
+
+
+def stored(db: Session) -> list[Position]:
+    rows = list(db.scalars(select(Position).order_by(Position.ts)))
+    db.rollback()
+    return rows
+
+
+def _fields(ts: datetime, **extra: Any) -> dict[str, Any]:
+    return {"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "timestamp": int(ts.timestamp()), **extra}
+
+
+def recent(minutes: int = 5) -> datetime:
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).replace(microsecond=0)
+
+
+def test_query_string_post_with_empty_body(api: Api, db: Session, device: str) -> None:
+    ts = recent()
+    res = api.client.post("/osmand/", params=_fields(ts, speed=10, bearing=270, accuracy=12, altitude=3, batt=80))
+    assert res.status_code == 200 and res.content == b""
+    [p] = stored(db)
+    assert p.ts == ts and p.lat == CENTER_LAT and p.lon == CENTER_LON
+    assert p.speed_mps == pytest.approx(10 * 0.514444, rel=1e-4)
+    assert p.heading == 270 and p.accuracy_m == 12
+
+
+def test_get_with_query_string_and_any_path(api: Api, db: Session, device: str) -> None:
+    res = api.client.get("/osmand/some/path", params={**_fields(recent()), "deviceid": DEVICE})
+    assert res.status_code == 200 and res.content == b""
+    assert len(stored(db)) == 1
+
+
+def test_form_body(api: Api, db: Session, device: str) -> None:
+    res = api.client.post("/osmand", data={k: str(v) for k, v in _fields(recent(), speed=1.5, heading=45).items()})
+    assert res.status_code == 200, res.text
+    [p] = stored(db)
+    assert p.speed_mps == pytest.approx(1.5 * KNOT_MPS) and p.heading == 45
+
+
+def test_json_object(api: Api, db: Session, device: str) -> None:
+    res = api.client.post("/osmand", json=_fields(recent(), speed=0))
+    assert res.status_code == 200, res.text
+    assert stored(db)[0].speed_mps == 0
+
+
+def test_json_array(api: Api, db: Session, device: str) -> None:
+    body = [_fields(recent(3)), _fields(recent(2), lat=CENTER_LAT + 0.0002), _fields(recent(1))]
+    res = api.client.post("/osmand", json=body)
+    assert res.status_code == 200, res.text
+    assert [round(p.lat, 4) for p in stored(db)] == [
+        round(CENTER_LAT, 4),
+        round(CENTER_LAT + 0.0002, 4),
+        round(CENTER_LAT, 4),
+    ]
+
+
+def _geolocation(ts: datetime, lat: float = CENTER_LAT) -> dict[str, Any]:
+    return {
+        "timestamp": ts.isoformat().replace("+00:00", "Z"),
+        "coords": {
+            "latitude": lat,
+            "longitude": CENTER_LON,
+            "speed": 3.2,
+            "heading": 180,
+            "accuracy": 5,
+            "altitude": 7,
+        },
+        "is_moving": True,
+        "battery": {"level": 0.8, "is_charging": False},
+    }
+
+
+def test_background_geolocation_format(api: Api, db: Session, device: str) -> None:
+    ts = recent()
+    res = api.client.post("/osmand", json={"device_id": DEVICE, "location": _geolocation(ts)})
+    assert res.status_code == 200, res.text
+    [p] = stored(db)
+    # This format reports speed in m/s, not knots.
+    assert p.ts == ts and p.speed_mps == 3.2 and p.heading == 180 and p.accuracy_m == 5
+
+
+def test_background_geolocation_list(api: Api, db: Session, device: str) -> None:
+    body = {"device_id": DEVICE, "location": [_geolocation(recent(3)), _geolocation(recent(2), CENTER_LAT + 0.0001)]}
+    assert api.client.post("/osmand", content=json.dumps(body)).status_code == 200
+    assert len(stored(db)) == 2
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        lambda ts: str(int(ts.timestamp())),
+        lambda ts: str(int(ts.timestamp() * 1000)),
+        lambda ts: ts.isoformat(),
+        lambda ts: ts.isoformat().replace("+00:00", "Z"),
+        lambda ts: ts.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai")).isoformat(),
+        lambda ts: ts.strftime("%Y-%m-%d %H:%M:%S"),  # taken as UTC
+    ],
+    ids=["seconds", "milliseconds", "iso", "iso-z", "iso-offset", "plain-utc"],
+)
+def test_timestamp_formats(api: Api, db: Session, device: str, fmt: Any) -> None:
+    ts = recent()
+    res = api.client.post("/osmand", params={**_fields(ts), "timestamp": fmt(ts)})
+    assert res.status_code == 200, res.text
+    assert stored(db)[0].ts == ts
+
+
+def test_parse_timestamp_units() -> None:
+    now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    assert parse_timestamp("1764403200", now=now) == datetime(2025, 11, 29, 8, 0, tzinfo=UTC)
+    assert parse_timestamp(1764403200123, now=now) == datetime(2025, 11, 29, 8, 0, 0, 123000, tzinfo=UTC)
+    assert parse_timestamp(None, now=now) == now
+    for bad in ("soon", "2026-13-01 00:00:00", "-5", True, "nan"):
+        with pytest.raises(OsmAndError):
+            parse_timestamp(bad, now=now)
+
+
+def test_duplicate_answers_200_and_stores_once(api: Api, db: Session, device: str) -> None:
+    fields = _fields(recent())
+    assert api.client.post("/osmand", params=fields).status_code == 200
+    assert api.client.post("/osmand", params=fields).status_code == 200
+    assert len(stored(db)) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"lat": CENTER_LAT, "lon": CENTER_LON}, 400),  # no id
+        ({"id": DEVICE, "lat": CENTER_LAT}, 400),  # no lon
+        ({"id": DEVICE, "lat": "north", "lon": CENTER_LON}, 400),
+        ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "timestamp": "soon"}, 400),
+        ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "speed": "fast"}, 400),
+        ({"id": DEVICE, "lat": 95, "lon": CENTER_LON}, 400),
+        ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "timestamp": "2020-01-01T00:00:00Z"}, 422),
+        ({"id": "someone-else", "lat": CENTER_LAT, "lon": CENTER_LON}, 404),
+    ],
+)
+def test_refusals(api: Api, db: Session, device: str, params: dict[str, Any], status: int) -> None:
+    res = api.client.post("/osmand", params=params)
+    assert res.status_code == status, res.text
+    assert res.headers["content-type"].startswith("text/plain") and res.text
+    assert stored(db) == []
+
+
+def test_bad_json_is_400(api: Api, db: Session, device: str) -> None:
+    for body in ("{not json", "[]", "[1]", '{"device_id": "483920", "location": {"coords": {}}}'):
+        res = api.client.post("/osmand", content=body, headers={"content-type": "application/json"})
+        assert res.status_code == 400, body
+    assert stored(db) == []
+
+
+def test_unknown_device_in_an_array_stores_nothing(api: Api, db: Session, device: str) -> None:
+    body = [_fields(recent(2)), {**_fields(recent(1)), "id": "stranger"}]
+    assert api.client.post("/osmand", json=body).status_code == 404
+    assert stored(db) == []
+
+
+def test_consent_and_duty_refusals(api: Api, db: Session, device: str) -> None:
+    api.client.put("/api/v1/me/duty", json={"on_duty": False}, headers=api.auth("rider"))
+    # Whole seconds: a point within the second the shift ended still belongs to it.
+    res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
+    assert res.status_code == 403 and "duty" in res.text
+    api.client.put("/api/v1/me/location-consent", json={"granted": False}, headers=api.auth("rider"))
+    res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
+    assert res.status_code == 403 and "consent" in res.text
+    assert stored(db) == []
+
+
+def test_devices(api: Api, db: Session, district: District) -> None:
+    mine = api.client.post("/api/v1/me/devices", json={"device_id": "abc-1"}, headers=api.auth("rider"))
+    assert mine.status_code == 201 and mine.json()["device_id"] == "abc-1"
+    again = api.client.post("/api/v1/me/devices", json={"device_id": "abc-1"}, headers=api.auth("rider"))
+    assert again.status_code == 200
+    taken = api.client.post("/api/v1/me/devices", json={"device_id": "abc-1"}, headers=api.auth("rider2"))
+    assert taken.status_code == 409
+    for bad in ("", "a b", "x" * 65, "设备"):
+        res = api.client.post("/api/v1/me/devices", json={"device_id": bad}, headers=api.auth("rider"))
+        assert res.status_code == 422, bad
+    assert api.client.delete("/api/v1/me/devices/abc-1", headers=api.auth("rider2")).status_code == 404
+    assert api.client.delete("/api/v1/me/devices/abc-1", headers=api.auth("rider")).status_code == 204
+    assert count(db, TrackingDevice) == 0
