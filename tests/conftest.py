@@ -26,8 +26,11 @@ PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://po
 
 
 def _worker() -> str:
-    # Per xdist worker, and per process otherwise, so two people's runs never share a database.
-    return os.environ.get("PYTEST_XDIST_WORKER", f"p{os.getpid()}")
+    """A name unique to this test process: xdist's worker id plus its run id, or the process id,
+    so two runs at the same time (two people, or a session beside CI) never share a database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
+    return f"{worker}_{run}" if worker else f"p{os.getpid()}"
 
 
 def _pg_database(name: str) -> str:
@@ -48,16 +51,27 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
+def _drop_pg_database(name: str) -> None:
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if BACKEND == "postgresql":
-        url = _pg_database(f"riderwatch_test_{_worker()}")
+        name = f"riderwatch_test_{_worker()}"
+        url = _pg_database(name)
+        upgrade(url)
+        yield url
+        _drop_pg_database(name)
     elif BACKEND == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'riderwatch.db'}"
+        upgrade(url)
+        yield url
     else:
         raise RuntimeError(f"RIDERWATCH_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
-    upgrade(url)
-    return url
 
 
 @pytest.fixture(scope="session")
