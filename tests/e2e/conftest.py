@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -46,7 +46,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`riderwatch serve`'s app under uvicorn in a subprocess, on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path_factory.mktemp("live-data")
     env = {
         **os.environ,
