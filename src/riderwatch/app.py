@@ -22,6 +22,7 @@ from riderwatch.clues.api import router as clues_router
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
 from riderwatch.coverage.api import router as coverage_router
+from riderwatch.coverage.hotspots_api import router as hotspots_router
 from riderwatch.db import make_engine, make_session_factory
 from riderwatch.errors import (
     PROBLEM_JSON,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(open311_router)
     app.include_router(tracking_router)
     app.include_router(coverage_router)
+    app.include_router(hotspots_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

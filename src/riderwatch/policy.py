@@ -39,6 +39,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Coverage is anonymous counts per cell and hour: everyone who plans or runs patrols may read it;
     # platforms and riders may not (it would map the team's presence for outsiders).
     "coverage.read": frozenset({"dispatcher", "admin", "station_manager"} | HANDLER_ROLES),
+    # Hotspots of clues map where crimes are reported and when: for the police side only, not for
+    # riders, platforms or station managers (the gap view shows hot cells too).
+    "hotspots.read": frozenset({"dispatcher", "admin"} | HANDLER_ROLES),
 }
 
 # Workflow action → who may take it: a role, or the clue's assignee / reporter.

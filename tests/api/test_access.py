@@ -194,6 +194,37 @@ CASES: list[Case] = [
         ),
         _only("dispatcher", "admin", "police", "grid_staff", "patrol", "station_manager"),
     ),
+    # Hotspots of clues show where and when crimes are reported: the police side only.
+    Case(
+        "POST",
+        "/api/v1/hotspots/query",
+        lambda w: (
+            "/api/v1/hotspots/query",
+            {
+                "json": {
+                    "area": {"type": "Circle", "center": [119.01, 25.43], "radius_m": 800},
+                    "from": "2026-11-28T00:00:00+08:00",
+                    "to": "2026-11-29T00:00:00+08:00",
+                }
+            },
+        ),
+        _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/coverage/gaps",
+        lambda w: (
+            "/api/v1/coverage/gaps",
+            {
+                "json": {
+                    "area": {"type": "Circle", "center": [119.01, 25.43], "radius_m": 800},
+                    "from": "2026-11-28T00:00:00+08:00",
+                    "to": "2026-11-29T00:00:00+08:00",
+                }
+            },
+        ),
+        _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
 ]
 
 
