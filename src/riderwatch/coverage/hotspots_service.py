@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from h3.api import basic_int as h3
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select
+from sqlalchemy import Float, cast, extract, select
 from sqlalchemy.orm import Session
 
 from riderwatch.coverage import hotspots as stats
@@ -111,7 +111,9 @@ def clue_sample(
     min_lon, min_lat, max_lon, max_lat = geom.bounds
     lat_pad = pad_deg
     lon_pad = pad_deg / max(math.cos(math.radians(max(abs(min_lat), abs(max_lat)))), 0.01)
-    query = select(Clue.lat, Clue.lon, Clue.observed_at).where(
+    # Epoch seconds straight from the database: building a hundred thousand datetimes costs more than the query.
+    epoch = cast(extract("epoch", Clue.observed_at), Float)
+    query = select(Clue.lat, Clue.lon, epoch).where(
         Clue.lat.between(min_lat - lat_pad, max_lat + lat_pad),
         Clue.lon.between(min_lon - lon_pad, max_lon + lon_pad),
         Clue.observed_at >= start,
@@ -120,10 +122,10 @@ def clue_sample(
     )
     if categories:
         query = query.where(Clue.category_code.in_(categories))
-    rows = session.execute(query).all()
+    rows = session.connection().execute(query).all()
     lat = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
     lon = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-    when = np.fromiter((r[2].timestamp() for r in rows), dtype=np.float64, count=len(rows))
+    when = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
     return stats.latlng_cells(lat, lon, resolution), when
 
 
