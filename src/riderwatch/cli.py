@@ -143,6 +143,91 @@ def demo(
     console.print(f"demo accounts use password [bold]{password}[/bold]; e.g. dispatcher1, police1, rider001")
 
 
+@app.command("simulate")
+def simulate(
+    url: Annotated[str, typer.Option(help="the server to feed")] = "http://127.0.0.1:8000",
+    riders: Annotated[int, typer.Option(min=1, help="how many riders (rider001, rider002, …)")] = 20,
+    days: Annotated[float, typer.Option(min=0.001, help="simulated days")] = 1.0,
+    speedup: Annotated[
+        float, typer.Option(min=0, help="simulated seconds per real second; 0: as fast as possible")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same run")] = 7,
+    start: Annotated[str | None, typer.Option(help="simulated start, ISO 8601 with a timezone (default: now)")] = None,
+    incidents: Annotated[bool, typer.Option(help="plant incident hotspots; riders report what they pass")] = False,
+    dry_run: Annotated[bool, typer.Option(help="write the run to --out instead of sending it")] = False,
+    out: Annotated[str | None, typer.Option(help="JSON-lines file for --dry-run ('-': standard output)")] = None,
+    password: Annotated[
+        str, typer.Option(envvar="RIDERWATCH_SIM_PASSWORD", help="password of the rider and platform accounts")
+    ] = "riderwatch-demo",  # noqa: S107  (the documented demo password)
+    platform: Annotated[
+        list[str] | None, typer.Option(help="platform account that sends its riders' positions (repeatable)")
+    ] = None,
+    rider_pattern: Annotated[str, typer.Option(help="rider usernames, formatted with 1, 2, …")] = "rider{:03d}",
+    interval: Annotated[float, typer.Option(min=1, help="seconds between a rider's positions")] = 15.0,
+    manage_duty: Annotated[
+        bool, typer.Option(help="riders consent and go on/off duty through the API (off: shifts are managed elsewhere)")
+    ] = True,
+) -> None:
+    """Simulate riders delivering in the demo district and feed their positions (and clues) to a server."""
+    import asyncio
+    import json
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from riderwatch.sim.feed import FeedError, FeedStats
+    from riderwatch.sim.run import RunPlan, rider_names, send_run, write_run
+
+    try:
+        begin = datetime.fromisoformat(start) if start else datetime.now(UTC).replace(microsecond=0)
+        if begin.tzinfo is None:
+            raise ValueError("--start needs a timezone, e.g. 2026-11-29T08:00:00+08:00")
+        names = rider_names(riders, rider_pattern)
+    except (ValueError, IndexError, KeyError) as exc:
+        _fail(str(exc))
+    plan = RunPlan(
+        seed=seed, start=begin, duration=timedelta(days=days), riders=names, interval_s=interval, incidents=incidents
+    )
+    if dry_run:
+        if not out:
+            _fail("--dry-run writes to --out FILE.jsonl (or '-')")
+        assert out is not None
+        if out == "-":
+            counts = write_run(plan, sys.stdout)
+        else:
+            with open(out, "w", encoding="utf-8") as fh:
+                counts = write_run(plan, fh)
+        err.print(f"wrote {sum(counts.values())} lines: {dict(sorted(counts.items()))}")
+        return
+
+    def report(stats: FeedStats) -> None:
+        err.print(json.dumps(stats.summary(), ensure_ascii=False))
+
+    accounts = platform if platform is not None else ["meituan-api", "eleme-api"]
+
+    async def go() -> FeedStats:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            return await send_run(
+                plan,
+                client,
+                password_of=lambda _name: password,
+                platforms=accounts,
+                speedup=speedup,
+                manage_duty=manage_duty,
+                progress=report,
+            )
+
+    try:
+        stats = asyncio.run(go())
+    except FeedError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("stopped; riders were taken off duty")
+        raise typer.Exit(130) from None
+    console.print_json(json.dumps(stats.summary(), ensure_ascii=False))
+
+
 @app.command("serve")
 def serve(
     host: str = "127.0.0.1",
