@@ -27,9 +27,12 @@ OK, UNAUTH, FORBIDDEN, INVISIBLE = "ok", 401, 403, 404
 
 @dataclass
 class World:
-    """What the requests in the table point at: a clue by `rider`, dispatched to `police`, with a photo."""
+    """What the requests in the table point at: a clue by `rider`, dispatched to `police`, with a photo;
+    the user `police2` (whom admin rows edit) and an Open311 key (which the admin row revokes)."""
 
     clue_id: int
+    user_id: int = 0
+    api_key_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,48 @@ CASES: list[Case] = [
         ),
         _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
     ),
+    # Administration: users, Open311 keys and the audit log are for admins alone.
+    Case("GET", "/api/v1/admin/users", lambda w: ("/api/v1/admin/users", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/admin/users",
+        lambda w: ("/api/v1/admin/users", {"json": {"username": "matrix-new", "role": "rider", "password": PASSWORD}}),
+        _only("admin"),
+    ),
+    Case("GET", "/api/v1/admin/users/{user_id}", lambda w: (f"/api/v1/admin/users/{w.user_id}", {}), _only("admin")),
+    Case(
+        "PATCH",
+        "/api/v1/admin/users/{user_id}",
+        lambda w: (f"/api/v1/admin/users/{w.user_id}", {"json": {"display_name": "Matrix"}}),
+        _only("admin"),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/admin/users/{user_id}/active",
+        lambda w: (f"/api/v1/admin/users/{w.user_id}/active", {"json": {"active": True}}),
+        _only("admin"),
+        "police2 is active already: nothing changes, nobody is logged out",
+    ),
+    Case(
+        "POST",
+        "/api/v1/admin/users/{user_id}/password",
+        lambda w: (f"/api/v1/admin/users/{w.user_id}/password", {"json": {"password": PASSWORD}}),
+        _only("admin"),
+    ),
+    Case("GET", "/api/v1/admin/api-keys", lambda w: ("/api/v1/admin/api-keys", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/admin/api-keys",
+        lambda w: ("/api/v1/admin/api-keys", {"json": {"name": "matrix hotline"}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/admin/api-keys/{key_id}/revoke",
+        lambda w: (f"/api/v1/admin/api-keys/{w.api_key_id}/revoke", {}),
+        _only("admin"),
+    ),
+    Case("GET", "/api/v1/admin/audit", lambda w: ("/api/v1/admin/audit", {}), _only("admin")),
 ]
 
 
@@ -262,7 +307,11 @@ def _world(api: Api) -> World:
     clue_id = int(res.json()["id"])
     api.ok("dispatcher", clue_id, "verify")
     api.ok("dispatcher", clue_id, "dispatch", {"assignee": "police"})
-    return World(clue_id=clue_id)
+    admin = api.auth("admin")
+    users = api.client.get("/api/v1/admin/users", params={"q": "police2"}, headers=admin).json()["items"]
+    key = api.client.post("/api/v1/admin/api-keys", json={"name": "matrix"}, headers=admin)
+    assert key.status_code == 201, key.text
+    return World(clue_id=clue_id, user_id=users[0]["id"], api_key_id=key.json()["id"])
 
 
 @pytest.mark.parametrize("role", [*ROLES, ANON])

@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from riderwatch.accounts import service
+from riderwatch.accounts.admin_api import router as admin_router
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id
 from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.models import Rider
@@ -81,3 +82,7 @@ def me(user: CurrentUser, db: DbSession) -> Me:
         rider_status=rider.status if rider else None,
         location_consent=rider.location_consent if rider else None,
     )
+
+
+# Administration lives in its own module; it shares this router's /api/v1 prefix.
+router.include_router(admin_router)

@@ -1,20 +1,46 @@
-"""Accounts: creating users, logging in (rate limited), tokens and API keys."""
+"""Accounts: creating and managing users, logging in (rate limited), tokens and API keys."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
 from riderwatch.db import utcnow
-from riderwatch.errors import Conflict, InvalidInput, NotAuthenticated, TooManyRequests
-from riderwatch.models import ApiKey, LoginFailure, Rider, Station, User
-from riderwatch.models.accounts import ROLES
+from riderwatch.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from riderwatch.models import ApiKey, Clue, Community, Grid, LoginFailure, PatrolUnit, Platform, Rider, Station, User
+from riderwatch.models.accounts import RIDER_STATUSES, ROLES
 from riderwatch.security import hash_api_key, hash_password, new_api_key, verify_password
 
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1000
+_PHONE = re.compile(r"^[0-9+\-() ]{1,32}$")
+
+# What a user may be linked to, by role. Routing finds community police by community, grid staff
+# by grid and patrol members by unit; riders and station managers belong to a delivery station
+# (and through it to a platform); a platform account speaks for its platform's riders. A link on
+# any other role would mean nothing to the rest of the system, so it is refused, not stored.
+LINK_ROLES: dict[str, frozenset[str]] = {
+    "community": frozenset({"police"}),
+    "grid": frozenset({"grid_staff"}),
+    "patrol_unit": frozenset({"patrol"}),
+    "station": frozenset({"rider", "station_manager"}),
+    "platform": frozenset({"platform"}),
+}
+_LINK_MODELS: dict[str, Any] = {
+    "community": Community,
+    "grid": Grid,
+    "patrol_unit": PatrolUnit,
+    "station": Station,
+    "platform": Platform,
+}
+LINKS = tuple(LINK_ROLES)
 
 
 def create_user(
@@ -29,22 +55,34 @@ def create_user(
     phone: str | None = None,
     rider_status: str = "active",
     joined_on: date | None = None,
+    links: Mapping[str, str | None] | None = None,
 ) -> User:
-    """An active account that can act at once; a rider also gets a team membership."""
+    """An active account that can act at once; a rider also gets a team membership.
+
+    `links` names, by code, what the user belongs to (see LINK_ROLES); only links that fit the role
+    are accepted.
+    """
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise InvalidInput("username must be 1 to 64 characters without spaces")
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+    _check_password(password)
+    if rider_status not in RIDER_STATUSES:
+        raise InvalidInput(f"unknown rider status {rider_status!r}; statuses are: {', '.join(RIDER_STATUSES)}")
+    display_name = _clean_display_name(display_name) if display_name.strip() else ""
+    phone = _clean_phone(phone)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists")
-    station = None
+    if station_code and links and links.get("station"):
+        raise InvalidInput("give the station once")
+    resolved = {k: v for k, v in _resolve_links(session, role, links or {}).items() if v is not None}
+    station = resolved.get("station")
     if station_code:
         station = session.scalar(select(Station).where(Station.code == station_code))
         if station is None:
             raise InvalidInput(f"no station {station_code!r}")
+    platform = resolved.get("platform")
     user = User(
         username=username,
         role=role,
@@ -52,7 +90,10 @@ def create_user(
         display_name=display_name or username,
         phone=phone,
         station_id=station.id if station else None,
-        platform_id=station.platform_id if station else None,
+        platform_id=station.platform_id if station else platform.id if platform else None,
+        community_id=resolved["community"].id if "community" in resolved else None,
+        grid_id=resolved["grid"].id if "grid" in resolved else None,
+        patrol_unit_id=resolved["patrol_unit"].id if "patrol_unit" in resolved else None,
     )
     session.add(user)
     session.flush()
@@ -66,8 +107,247 @@ def create_user(
                 joined_on=joined_on or utcnow().date(),
             )
         )
-    record(session, actor=actor, action="user.create", object_type="user", object_id=user.id, role=role)
+    given = {kind: row.code for kind, row in resolved.items()}
+    record(session, actor=actor, action="user.create", object_type="user", object_id=user.id, role=role, **given)
     session.flush()
+    return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"password must be at most {MAX_PASSWORD} characters")
+
+
+def _clean_display_name(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 200:
+        raise InvalidInput("the display name must be 1 to 200 characters")
+    return value
+
+
+def _clean_phone(value: str | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not _PHONE.match(value):
+        raise InvalidInput("a phone number has at most 32 digits, spaces and + - ( )")
+    return value
+
+
+def _resolve_links(session: Session, role: str, links: Mapping[str, str | None]) -> dict[str, Any]:
+    """The org rows the codes name (None to unlink); refuses unknown kinds, codes, and links the role cannot have."""
+    resolved: dict[str, Any] = {}
+    for kind, code in links.items():
+        if kind not in LINK_ROLES:
+            raise InvalidInput(f"unknown link {kind!r}; links are: {', '.join(LINKS)}")
+        code = (code or "").strip()
+        if not code:
+            resolved[kind] = None
+            continue
+        if role not in LINK_ROLES[kind]:
+            allowed = ", ".join(sorted(LINK_ROLES[kind]))
+            raise InvalidInput(f"a {role} cannot be linked to a {kind.replace('_', ' ')} (only: {allowed})")
+        model = _LINK_MODELS[kind]
+        row = session.scalar(select(model).where(model.code == code))
+        if row is None:
+            raise InvalidInput(f"no {kind.replace('_', ' ')} {code!r}")
+        resolved[kind] = row
+    return resolved
+
+
+def _apply_links(session: Session, user: User, resolved: Mapping[str, Any]) -> None:
+    for kind, row in resolved.items():
+        setattr(user, f"{kind}_id", row.id if row is not None else None)
+        if kind == "station":
+            # A station belongs to a platform: its riders and managers do too.
+            user.platform_id = row.platform_id if row is not None else None
+    rider = session.get(Rider, user.id) if user.role == "rider" else None
+    if rider is not None and "station" in resolved:
+        rider.station_id = user.station_id
+        rider.platform_id = user.platform_id
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+@dataclass(frozen=True)
+class OrgRef:
+    code: str
+    name: str
+    name_en: str
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """A user with what pages and the admin API show about them: link codes and names, rider status."""
+
+    user: User
+    rider_status: str | None
+    links: dict[str, OrgRef]
+
+
+def _org_refs(session: Session) -> dict[str, dict[int, OrgRef]]:
+    refs: dict[str, dict[int, OrgRef]] = {}
+    for kind, model in _LINK_MODELS.items():
+        refs[kind] = {
+            row.id: OrgRef(row.code, row.name, getattr(row, "name_en", "") or "")
+            for row in session.scalars(select(model))
+        }
+    return refs
+
+
+def summarise_users(session: Session, users: list[User]) -> list[UserSummary]:
+    """Link names and rider statuses for a page of users (the org tables are small: read once)."""
+    refs = _org_refs(session)
+    rider_ids = [u.id for u in users if u.role == "rider"]
+    statuses = dict(session.execute(select(Rider.user_id, Rider.status).where(Rider.user_id.in_(rider_ids))).all())
+    summaries = []
+    for user in users:
+        links = {}
+        for kind in LINKS:
+            linked = getattr(user, f"{kind}_id")
+            if linked is not None and linked in refs[kind]:
+                links[kind] = refs[kind][linked]
+        summaries.append(UserSummary(user=user, rider_status=statuses.get(user.id), links=links))
+    return summaries
+
+
+def link_options(session: Session) -> dict[str, list[OrgRef]]:
+    """Everything a user can be linked to, by kind, in code order (for forms)."""
+    return {kind: sorted(rows.values(), key=lambda r: r.code) for kind, rows in _org_refs(session).items()}
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_users(
+    session: Session, *, role: str | None = None, query: str | None = None, offset: int = 0, limit: int = 50
+) -> tuple[list[User], int]:
+    """Users by role and a search over username, display name and phone; with the total that match."""
+    stmt = select(User)
+    if role:
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+        stmt = stmt.where(User.role == role)
+    text = (query or "").strip()
+    if text:
+        pattern = _like(text)
+        stmt = stmt.where(
+            or_(
+                User.username.ilike(pattern, escape="\\"),
+                User.display_name.ilike(pattern, escape="\\"),
+                User.phone.ilike(pattern, escape="\\"),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    users = list(session.scalars(stmt.order_by(User.role, User.username).offset(offset).limit(limit)))
+    return users, total
+
+
+def get_user(session: Session, *, user_id: int) -> User:
+    return _user(session, user_id)
+
+
+def open_assignments(session: Session, *, user_id: int) -> int:
+    """Clues dispatched to the user and not yet resolved: what a deactivation leaves without a handler."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Clue)
+            .where(Clue.assignee_id == user_id, Clue.status.in_(("dispatched", "in_progress")))
+        )
+        or 0
+    )
+
+
+USER_FIELDS = ("display_name", "phone", "rider_status", *LINKS)
+
+
+def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[str, Any]) -> User:
+    """Edit a user's name, phone, links and (riders) team status; every change is audited.
+
+    `values` holds only the fields to change; a link given as None or "" is removed.
+    """
+    user = _user(session, user_id)
+    unknown = set(values) - set(USER_FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+    changes: dict[str, list[Any]] = {}
+    if "display_name" in values:
+        name = _clean_display_name(values["display_name"] or "")
+        if name != user.display_name:
+            changes["display_name"] = [user.display_name, name]
+    if "phone" in values:
+        phone = _clean_phone(values["phone"])
+        if phone != user.phone:
+            changes["phone"] = [user.phone, phone]
+    rider = session.get(Rider, user.id) if user.role == "rider" else None
+    if "rider_status" in values and values["rider_status"] is not None:
+        status = values["rider_status"]
+        if rider is None:
+            raise InvalidInput("only riders have a team status")
+        if status not in RIDER_STATUSES:
+            raise InvalidInput(f"unknown rider status {status!r}; statuses are: {', '.join(RIDER_STATUSES)}")
+        if status != rider.status:
+            changes["rider_status"] = [rider.status, status]
+    resolved = _resolve_links(session, user.role, {k: values[k] for k in LINKS if k in values})
+    refs = _org_refs(session)
+    for kind, row in list(resolved.items()):
+        old_id = getattr(user, f"{kind}_id")
+        new_id = row.id if row is not None else None
+        if old_id == new_id:
+            del resolved[kind]
+            continue
+        old = refs[kind].get(old_id) if old_id is not None else None
+        changes[kind] = [old.code if old else None, row.code if row is not None else None]
+    # Everything is checked before anything is written: a refusal leaves the user as it was.
+    if "display_name" in changes:
+        user.display_name = changes["display_name"][1]
+    if "phone" in changes:
+        user.phone = changes["phone"][1]
+    if "rider_status" in changes and rider is not None:
+        rider.status = changes["rider_status"][1]
+    _apply_links(session, user, resolved)
+    session.flush()
+    if changes:
+        record(session, actor=actor, action="user.update", object_type="user", object_id=user.id, changes=changes)
+    return user
+
+
+def set_user_active(session: Session, *, actor: User, user_id: int, active: bool) -> User:
+    """Deactivate (every session and token ends at once) or reactivate an account."""
+    user = _user(session, user_id)
+    if not active and user.id == actor.id:
+        raise Conflict("you cannot deactivate your own account; ask another administrator")
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    if not active:
+        # Sessions and bearer tokens carry the version they were issued under: this ends them all.
+        user.token_version += 1
+    session.flush()
+    action = "user.reactivate" if active else "user.deactivate"
+    record(session, actor=actor, action=action, object_type="user", object_id=user.id)
+    return user
+
+
+def reset_password(session: Session, *, actor: User, user_id: int, password: str) -> User:
+    """Set a new password; the user's sessions and tokens end, and a login lock on the name is lifted."""
+    user = _user(session, user_id)
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    user.token_version += 1
+    session.execute(delete(LoginFailure).where(LoginFailure.username == user.username[:64]))
+    session.flush()
+    record(session, actor=actor, action="user.reset_password", object_type="user", object_id=user.id)
     return user
 
 
@@ -126,16 +406,47 @@ def get_active_user(session: Session, *, user_id: int, token_version: int) -> Us
     return user
 
 
-def create_api_key(session: Session, *, name: str, actor: User | None = None) -> str:
-    """A new Open311 key; the plain key is returned once and only its hash is kept."""
-    if not name.strip():
+def issue_api_key(session: Session, *, name: str, actor: User | None = None) -> tuple[ApiKey, str]:
+    """A new Open311 key and its row; the plain key exists only in this answer, only its hash is kept."""
+    name = name.strip()
+    if not name:
         raise InvalidInput("an API key needs a name")
+    if len(name) > 200:
+        raise InvalidInput("an API key's name has at most 200 characters")
     key = new_api_key()
-    row = ApiKey(name=name.strip(), key_hash=hash_api_key(key))
+    row = ApiKey(name=name, key_hash=hash_api_key(key))
     session.add(row)
     session.flush()
     record(session, actor=actor, action="apikey.create", object_type="api_key", object_id=row.id, name=row.name)
-    return key
+    return row, key
+
+
+def create_api_key(session: Session, *, name: str, actor: User | None = None) -> str:
+    """A new Open311 key; the plain key is returned once and only its hash is kept."""
+    return issue_api_key(session, name=name, actor=actor)[1]
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    """Every Open311 key, newest first, revoked ones included (their history matters)."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
+
+
+def get_api_key(session: Session, *, key_id: int) -> ApiKey:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"no API key {key_id}")
+    return row
+
+
+def revoke_api_key(session: Session, *, actor: User, key_id: int) -> ApiKey:
+    """Stop a key at once; the row stays so the log still says whose requests came in with it."""
+    row = get_api_key(session, key_id=key_id)
+    if row.revoked_at is not None:
+        return row
+    row.revoked_at = utcnow()
+    session.flush()
+    record(session, actor=actor, action="apikey.revoke", object_type="api_key", object_id=row.id, name=row.name)
+    return row
 
 
 def check_api_key(session: Session, key: str | None) -> ApiKey | None:

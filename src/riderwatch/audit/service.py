@@ -1,9 +1,11 @@
-"""Writing to the append-only audit log."""
+"""Writing to and reading the append-only audit log."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.models import AuditEntry, User
@@ -28,3 +30,42 @@ def record(
             detail=detail,
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    # Keyset paging: entries older than this id (the log only grows, so pages never shift).
+    before: int | None = None
+    limit: int = 50
+
+
+def list_entries(session: Session, *, filters: AuditFilters) -> tuple[list[tuple[AuditEntry, User | None]], int]:
+    """Entries newest first with their actors, and how many match the filters in all (read only)."""
+    conditions = []
+    if filters.action:
+        conditions.append(AuditEntry.action == filters.action)
+    if filters.object_type:
+        conditions.append(AuditEntry.object_type == filters.object_type)
+    if filters.object_id:
+        conditions.append(AuditEntry.object_id == filters.object_id)
+    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
+    if filters.before is not None:
+        conditions.append(AuditEntry.id < filters.before)
+    rows = session.execute(
+        select(AuditEntry, User)
+        .outerjoin(User, User.id == AuditEntry.actor_id)
+        .where(*conditions)
+        .order_by(AuditEntry.id.desc())
+        .limit(filters.limit)
+    ).all()
+    return [(entry, actor) for entry, actor in rows], total
+
+
+def vocabulary(session: Session) -> tuple[list[str], list[str]]:
+    """The actions and object types present in the log, for the filters."""
+    actions = list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))
+    types = list(session.scalars(select(AuditEntry.object_type).distinct().order_by(AuditEntry.object_type)))
+    return actions, types

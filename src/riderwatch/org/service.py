@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
-from riderwatch.errors import Conflict, NotFound
+from riderwatch.errors import Conflict, InvalidInput, NotFound
 from riderwatch.geo.areas import contains
 from riderwatch.models import Category, Clue, Community, Grid, User, Zone
 
@@ -89,10 +89,17 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
     return list(session.scalars(stmt))
 
 
+def _check_deadlines(normal: int, urgent: int) -> None:
+    # An urgent clue is one that cannot wait: a longer deadline than the normal one is a typing error.
+    if urgent > normal:
+        raise InvalidInput(f"the urgent deadline ({urgent} h) cannot be longer than the normal one ({normal} h)")
+
+
 def create_category(session: Session, *, actor: User, values: dict[str, Any]) -> Category:
     """A new clue category (and Open311 service)."""
     if session.get(Category, values["code"]) is not None:
         raise Conflict(f"category {values['code']!r} already exists")
+    _check_deadlines(values.get("deadline_hours", 72), values.get("urgent_deadline_hours", 4))
     category = Category(**values)
     session.add(category)
     session.flush()
@@ -105,6 +112,10 @@ def update_category(session: Session, *, actor: User, code: str, values: dict[st
     category = session.get(Category, code)
     if category is None:
         raise NotFound(f"no category {code!r}")
+    _check_deadlines(
+        values.get("deadline_hours", category.deadline_hours),
+        values.get("urgent_deadline_hours", category.urgent_deadline_hours),
+    )
     changes = {k: [getattr(category, k), v] for k, v in values.items() if getattr(category, k) != v}
     for key, (_old, new) in changes.items():
         setattr(category, key, new)

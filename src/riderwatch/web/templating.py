@@ -151,6 +151,14 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
     if policy.has_permission(user, "clue.report"):
         items.append(("/report", labels.N_("Report a clue"), "nav-report"))
         items.append(("/my/reports", labels.N_("My reports"), "nav-my-reports"))
+    if policy.has_permission(user, "user.manage"):
+        items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
+    if policy.has_permission(user, "category.manage"):
+        items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
+    if policy.has_permission(user, "apikey.manage"):
+        items.append(("/admin/keys", labels.N_("Open311 keys"), "nav-admin-keys"))
+    if policy.has_permission(user, "audit.read"):
+        items.append(("/admin/audit", labels.N_("Audit log"), "nav-admin-audit"))
     return items
 
 
