@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from riderwatch.models import Category, Clue, CoverageCell
 
 EXCLUDED_STATUSES = ("rejected", "duplicate")
 MAX_K = 5
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MIN_BANDWIDTH_M, MAX_BANDWIDTH_M = 50.0, 5000.0
 # Bounds on the cell pairs the weights and the density may hold (memory and time of one request).
 MAX_PAIRS = 6_000_000
@@ -77,6 +78,9 @@ def _check(
         raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.resolutions))}")
     if end <= start:
         raise InvalidInput("'to' must be after 'from'")
+    if start < EARLIEST or end > LATEST:
+        # Local hours of the week are looked up per quarter hour; year 9999 plus eight hours overflows.
+        raise InvalidInput(f"the window must lie between {EARLIEST.year} and {LATEST.year}")
     if end - start > limits.max_window:
         raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
     if not 1 <= options.k <= MAX_K:
