@@ -58,6 +58,7 @@ from riderwatch.models import (
     Zone,
 )
 from riderwatch.security import hash_password, verify_password
+from riderwatch.sim.world import ZHENHAI
 
 JURISDICTION_CODE = "zhenhai"
 CONSENT_TEXT_VERSION = "v1"
@@ -66,17 +67,9 @@ RIDER_COUNT = 86
 # Idempotency keys of demo clues start with this; their presence means the clue desk is already loaded.
 CLUE_KEY_PREFIX = "demo:"
 
-# The station's area around 25.43 N, 119.01 E: (lon, lat), counter-clockwise.
-OUTLINE: list[tuple[float, float]] = [
-    (118.9915, 25.4190),
-    (119.0080, 25.4155),
-    (119.0265, 25.4170),
-    (119.0320, 25.4290),
-    (119.0290, 25.4460),
-    (119.0120, 25.4475),
-    (118.9950, 25.4440),
-    (118.9895, 25.4310),
-]
+# The station's area around 25.43 N, 119.01 E: (lon, lat), counter-clockwise. The geometry of the
+# district (outline, pilot districts, stations) is the simulator's, so demo tracks and areas agree.
+OUTLINE: list[tuple[float, float]] = list(ZHENHAI.outline)
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,7 @@ ZONES: list[ZoneSpec] = [
         "jinding",
         "金鼎商圈",
         "Jinding",
-        ((119.0035, 25.4318), (119.0085, 25.4320), (119.0090, 25.4350), (119.0060, 25.4362), (119.0032, 25.4345)),
+        ZHENHAI.commercial[0],
         ("金鼎广场", "金鼎广场地下停车场", "金鼎商业街", "金鼎广场东门外卖取餐点", "金鼎美食街"),
         0.25,
     ),
@@ -122,7 +115,7 @@ ZONES: list[ZoneSpec] = [
         "zhengrong",
         "正荣财富中心",
         "Zhengrong Fortune Center",
-        ((119.0168, 25.4330), (119.0204, 25.4332), (119.0206, 25.4360), (119.0185, 25.4366), (119.0166, 25.4355)),
+        ZHENHAI.commercial[1],
         ("正荣财富中心写字楼大堂", "正荣财富中心北广场", "正荣财富中心地下车库", "正荣财富中心外卖柜", "正荣商业街"),
         0.20,
     ),
@@ -141,13 +134,16 @@ class StationSpec:
     weight: float  # share of riders
 
 
+STATION_NAMES = {
+    "mt-jinding": "美团金鼎站",
+    "mt-zhengrong": "美团正荣站",
+    "mt-dongyang": "美团东阳站",
+    "elm-jinding": "饿了么金鼎站",
+    "elm-zhengrong": "饿了么正荣站",
+    "elm-yinglong": "饿了么英龙站",
+}
 STATIONS: list[StationSpec] = [
-    StationSpec("mt-jinding", "美团金鼎站", "meituan", 25.4340, 119.0048, 3),
-    StationSpec("mt-zhengrong", "美团正荣站", "meituan", 25.4352, 119.0172, 3),
-    StationSpec("mt-dongyang", "美团东阳站", "meituan", 25.4228, 119.0230, 2),
-    StationSpec("elm-jinding", "饿了么金鼎站", "eleme", 25.4325, 119.0075, 2.5),
-    StationSpec("elm-zhengrong", "饿了么正荣站", "eleme", 25.4338, 119.0198, 2.5),
-    StationSpec("elm-yinglong", "饿了么英龙站", "eleme", 25.4392, 118.9985, 1.5),
+    StationSpec(st.code, STATION_NAMES[st.code], st.platform, st.lat, st.lon, st.weight) for st in ZHENHAI.stations
 ]
 
 PATROL_UNITS: list[tuple[str, str, int]] = [
