@@ -12,6 +12,7 @@ from riderwatch.models.tracking import (
     LastPosition,
     LocationConsent,
     Position,
+    PositionRefusal,
     TrackingDevice,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "PatrolUnit",
     "Platform",
     "Position",
+    "PositionRefusal",
     "Rider",
     "Station",
     "TrackingDevice",

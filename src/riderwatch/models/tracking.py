@@ -9,9 +9,20 @@ aggregates key on plain integers on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riderwatch.db import Base, utcnow
@@ -111,3 +122,20 @@ class CoverageRiderCell(Base):
     rider_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
+
+
+class PositionRefusal(Base):
+    """How many of a rider's points were refused, per day (local, when received) and reason.
+
+    Traccar Client is told 200 for a point that can never be stored (so it does not retry it for
+    ever); the count keeps the refusal visible to the rider and to dispatchers. No place is kept.
+    """
+
+    __tablename__ = "tracking_refusals"
+    __table_args__ = (Index("ix_tracking_refusals_day", "day"),)
+    rider_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
