@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -15,12 +14,7 @@ from rich.console import Console
 def test_bench_drives_the_real_server_and_reports(tmp_path: Path) -> None:
     load = Load(requests=24, photo_requests=3, concurrency=4, time_cap_s=60, riders=2)
     data_dir = tmp_path / "data"
-    # In its own thread: the bench runs its own event loop, and a browser test earlier in this worker
-    # may have left Playwright's loop running in the main thread.
-    with ThreadPoolExecutor(1) as pool:
-        json_phase, photo_phase = pool.submit(
-            bench_backend, "sqlite", f"sqlite:///{tmp_path}/bench.db", data_dir, load
-        ).result()
+    json_phase, photo_phase = bench_backend("sqlite", f"sqlite:///{tmp_path}/bench.db", data_dir, load)
 
     assert json_phase.sent == 24 and not json_phase.errors
     # Request 20 retries an earlier report with its Idempotency-Key and must get the same clue back.

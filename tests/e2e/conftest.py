@@ -88,8 +88,11 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and later tests in the same worker (the bench, the simulator's feed) run their
+    own loops with asyncio.run."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
 
