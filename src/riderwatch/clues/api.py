@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -157,6 +157,10 @@ def list_clues(
     grid_id: RowIdFilter = None,
     overdue: bool | None = None,
     mine: bool = False,
+    observed_from: Annotated[
+        AwareDatetime | None, Query(description="seen at or after (ISO 8601 with a timezone)")
+    ] = None,
+    observed_to: Annotated[AwareDatetime | None, Query(description="seen before (ISO 8601 with a timezone)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ClueList:
@@ -172,6 +176,8 @@ def list_clues(
         grid_id=grid_id,
         overdue=overdue,
         assignee_id=user.id if mine else None,
+        observed_from=observed_from,
+        observed_to=observed_to,
         limit=limit,
         offset=offset,
     )

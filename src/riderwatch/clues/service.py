@@ -40,6 +40,8 @@ class ClueFilters:
     overdue: bool | None = None
     assignee_id: int | None = None
     reporter_id: int | None = None
+    observed_from: datetime | None = None
+    observed_to: datetime | None = None
     limit: int = 100
     offset: int = 0
 
@@ -214,6 +216,10 @@ def list_clues(
         stmt = stmt.where(Clue.assignee_id == filters.assignee_id)
     if filters.reporter_id is not None:
         stmt = stmt.where(Clue.reporter_id == filters.reporter_id)
+    if filters.observed_from is not None:
+        stmt = stmt.where(Clue.observed_at >= filters.observed_from)
+    if filters.observed_to is not None:
+        stmt = stmt.where(Clue.observed_at < filters.observed_to)
     counts_stmt = stmt
     if filters.status:
         stmt = stmt.where(Clue.status.in_(filters.status))

@@ -151,6 +151,11 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
     if policy.has_permission(user, "clue.report"):
         items.append(("/report", labels.N_("Report a clue"), "nav-report"))
         items.append(("/my/reports", labels.N_("My reports"), "nav-my-reports"))
+    if policy.has_permission(user, "tracking.self"):
+        items.append(("/duty", labels.N_("On duty"), "nav-duty"))
+        items.append(("/my/data", labels.N_("My location data"), "nav-my-data"))
+    if policy.has_permission(user, "coverage.read"):
+        items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "user.manage"):
         items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
     if policy.has_permission(user, "category.manage"):

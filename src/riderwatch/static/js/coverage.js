@@ -1,0 +1,426 @@
+/* The coverage map: H3 cells coloured by rider passes, blind cells, clue hotspots and gaps, clues and
+   (for dispatchers, audited) riders on duty now, over an area and a time window; an hour-of-day chart
+   and summary numbers. Everything comes from the JSON API with the session cookie and the CSRF
+   header. Without a configured tile server the map has a plain background, so nothing is fetched
+   from outside the intranet. Plain ES2017, Leaflet only. */
+(function () {
+  'use strict';
+  var L = window.L;
+  var form = document.getElementById('coverage-form');
+  var mapEl = document.getElementById('coverage-map');
+  if (!L || !form || !mapEl) { return; }
+
+  var el = function (id) { return document.getElementById(id); };
+  var T = JSON.parse(el('coverage-i18n').textContent);
+  function t(key, values) {
+    return (T[key] || key).replace(/%\((\w+)\)[sd]/g, function (_, name) {
+      return values && values[name] !== undefined ? String(values[name]) : '';
+    });
+  }
+  function readJson(id) {
+    try { return JSON.parse(el(id).textContent); } catch (e) { return null; }
+  }
+
+  var HOUR = 3600 * 1000;
+  // Passes per cell: 0, 1–2, 3–9, 10–29, 30–99, 100+ (the legend in the page says the same).
+  var PASS_BREAKS = [1, 3, 10, 30, 100];
+  var PASS_COLOURS = ['#ffffff', '#c7e9c0', '#74c476', '#31a354', '#006d2c', '#00441b'];
+  var STATUS_COLOURS = {
+    submitted: '#1565c0', verified: '#5e35b1', dispatched: '#ef6c00', in_progress: '#c8a400',
+    resolved: '#2e7d32', closed: '#546e7a', rejected: '#c62828', duplicate: '#8e24aa'
+  };
+  // Above this many cells SVG paths get slow on a phone; canvas draws them in one element.
+  var CANVAS_FROM = 3000;
+  var LIVE_REFRESH_MS = 60000;
+  var lang = document.documentElement.lang === 'en' ? 'en' : 'zh';
+  var statusBox = el('coverage-status');
+  var maxDays = parseInt(form.getAttribute('data-max-days'), 10) || 366;
+
+  function show(text, kind) {
+    statusBox.hidden = !text;
+    statusBox.className = 'msg' + (kind ? ' msg-' + kind : '');
+    statusBox.setAttribute('data-kind', kind || 'info');
+    statusBox.textContent = text || '';
+  }
+
+  function csrf() { return document.body.getAttribute('data-csrf') || ''; }
+
+  /* One call to the API; a refusal becomes an Error carrying the problem's detail. */
+  function api(method, url, body) {
+    var headers = { 'Accept': 'application/json', 'X-CSRF-Token': csrf() };
+    if (body) { headers['Content-Type'] = 'application/json'; }
+    return fetch(url, {
+      method: method, credentials: 'same-origin', headers: headers, body: body ? JSON.stringify(body) : undefined
+    }).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (data) {
+        if (res.ok) { return data; }
+        var error = new Error(res.status === 401 ? t('login') : (data && (data.detail || data.title)) || String(res.status));
+        error.status = res.status;
+        throw error;
+      });
+    }, function () {
+      var error = new Error(t('network'));
+      error.status = 0;
+      throw error;
+    });
+  }
+
+  /* --- the map and its layers --- */
+  var map = L.map(mapEl, { zoomControl: true });
+  map.attributionControl.setPrefix('Leaflet');
+  var tiles = mapEl.getAttribute('data-tile-url');
+  if (tiles) {
+    var credit = (mapEl.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
+    L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
+  } else {
+    mapEl.classList.add('no-tiles');
+  }
+  var areas = readJson('areas-data') || { type: 'FeatureCollection', features: [] };
+  var outline = L.geoJSON(null, { style: { color: '#0b4f8a', weight: 2, fill: false }, interactive: false }).addTo(map);
+  var layers = {
+    coverage: L.layerGroup(),
+    blind: L.layerGroup(),
+    hotspots: L.layerGroup(),
+    gaps: L.layerGroup(),
+    clues: L.layerGroup(),
+    live: L.layerGroup()
+  };
+  var toggles = {};
+  Array.prototype.forEach.call(document.querySelectorAll('[data-layer]'), function (box) {
+    var name = box.getAttribute('data-layer');
+    toggles[name] = box;
+    if (box.checked) { layers[name].addTo(map); }
+    box.addEventListener('change', function () {
+      if (box.checked) { layers[name].addTo(map); } else { layers[name].remove(); }
+      if (name === 'live') { liveChanged(); }
+    });
+  });
+  function offered(name) { return Boolean(toggles[name]); }
+
+  function fitArea(value) {
+    outline.clearLayers();
+    var kind = value.split(':')[0];
+    var code = value.slice(kind.length + 1);
+    var found = areas.features.filter(function (f) {
+      return f.properties.kind === kind && f.properties.code === code;
+    });
+    if (found.length) {
+      outline.addData(found[0]);
+      map.fitBounds(outline.getBounds(), { padding: [10, 10] });
+    } else {
+      map.setView([0, 0], 2);
+    }
+  }
+
+  function passClass(n) {
+    var i = 0;
+    while (i < PASS_BREAKS.length && n >= PASS_BREAKS[i]) { i += 1; }
+    return i;
+  }
+
+  function cellLayer(features, style, tooltip) {
+    var options = { style: style, onEachFeature: function (feature, layer) { layer.bindTooltip(tooltip(feature), { sticky: true }); } };
+    if (features.length > CANVAS_FROM) { options.renderer = L.canvas(); }
+    return L.geoJSON({ type: 'FeatureCollection', features: features }, options);
+  }
+
+  function drawCoverage(data) {
+    layers.coverage.clearLayers();
+    layers.blind.clearLayers();
+    var features = data.features || [];
+    var covered = features.filter(function (f) { return f.properties.covered; });
+    var blind = features.filter(function (f) { return !f.properties.covered; });
+    cellLayer(covered, function (f) {
+      return {
+        color: '#2e5e3a', weight: 0.5, opacity: 0.6, fillColor: PASS_COLOURS[passClass(f.properties.passes)], fillOpacity: 0.65,
+        className: 'cell-covered'
+      };
+    }, function (f) {
+      var p = f.properties;
+      return t('cell', { h3: p.h3 }) + '<br>' + t('passes', { n: p.passes }) + ' · ' + t('rider_hours', { n: p.riders });
+    }).addTo(layers.coverage);
+    cellLayer(blind, function () {
+      return { color: '#c62828', weight: 1.2, dashArray: '3 3', fill: true, fillOpacity: 0, className: 'cell-blind' };
+    }, function (f) {
+      return t('cell', { h3: f.properties.h3 }) + '<br>' + t('blind') + ' · ' + t('passes', { n: f.properties.passes });
+    }).addTo(layers.blind);
+    mapEl.setAttribute('data-cells', String(features.length));
+    mapEl.setAttribute('data-covered', String(covered.length));
+  }
+
+  function fixed(x, digits) { return isFinite(x) ? Number(x).toFixed(digits) : '—'; }
+
+  function drawHotspots(data) {
+    layers.hotspots.clearLayers();
+    var shown = (data.features || []).filter(function (f) { return f.properties.hot || f.properties.z > 1.96; });
+    cellLayer(shown, function (f) {
+      var hot = f.properties.hot;
+      return {
+        color: hot ? '#b71c1c' : '#e65100', weight: hot ? 2 : 1, fillColor: hot ? '#d7301f' : '#fdae61',
+        fillOpacity: hot ? 0.5 : 0.35, className: hot ? 'cell-hot' : 'cell-warm'
+      };
+    }, function (f) {
+      var p = f.properties;
+      return t('cell', { h3: p.h3 }) + (p.hot ? ' · ' + t('hot') : '') + '<br>' + t('clue_count', { n: p.count }) +
+        '<br>' + t('z', { z: fixed(p.z, 2), p: fixed(p.p, 4) });
+    }).addTo(layers.hotspots);
+    mapEl.setAttribute('data-hot', String(shown.filter(function (f) { return f.properties.hot; }).length));
+  }
+
+  function drawGaps(data) {
+    layers.gaps.clearLayers();
+    cellLayer(data.features || [], function () {
+      return { color: '#6a1b9a', weight: 3, dashArray: '6 3', fill: true, fillOpacity: 0.05, className: 'cell-gap' };
+    }, function (f) {
+      var p = f.properties;
+      return t('cell', { h3: p.h3 }) + ' · ' + t('gap') + '<br>' + t('clue_count', { n: p.count }) + '<br>' +
+        t('key_hours', { covered: p.covered_hours, total: p.key_hours });
+    }).addTo(layers.gaps);
+    mapEl.setAttribute('data-gaps', String((data.features || []).length));
+  }
+
+  function popupLink(href, text, extra) {
+    var box = document.createElement('div');
+    var link = document.createElement('a');
+    link.href = href;
+    link.textContent = text;
+    box.appendChild(link);
+    box.appendChild(document.createElement('br'));
+    box.appendChild(document.createTextNode(extra));
+    return box;
+  }
+
+  function drawClues(list) {
+    layers.clues.clearLayers();
+    (list.items || []).forEach(function (c) {
+      L.circleMarker([c.lat, c.lon], {
+        radius: 6, color: '#ffffff', weight: 2, fillColor: STATUS_COLOURS[c.status] || '#333', fillOpacity: 0.95,
+        className: 'clue-marker'
+      }).bindPopup(popupLink('/clues/' + c.id, '#' + c.id + ' ' + c.category_name, t('seen', { time: localText(new Date(c.observed_at)) })))
+        .addTo(layers.clues);
+    });
+    mapEl.setAttribute('data-clues', String((list.items || []).length));
+  }
+
+  // Names are people's own text: set as text, never as HTML.
+  function textBox(text) {
+    var span = document.createElement('span');
+    span.textContent = text;
+    return span;
+  }
+
+  function drawLive(data) {
+    layers.live.clearLayers();
+    var features = data.features || [];
+    features.forEach(function (f) {
+      var p = f.properties;
+      var c = f.geometry.coordinates;
+      var name = p.display_name || p.rider;
+      L.circleMarker([c[1], c[0]], {
+        radius: 8, color: '#0d47a1', weight: 3, fillColor: '#ffeb3b', fillOpacity: 1, className: 'live-marker'
+      }).bindTooltip(textBox(name + ' · ' + t('live_at', { time: localText(new Date(p.ts)) })))
+        .addTo(layers.live);
+    });
+    mapEl.setAttribute('data-live', String(features.length));
+    if (el('summary-live')) { el('summary-live').textContent = String(features.length); }
+  }
+
+  /* --- hour-of-day chart (plain SVG) --- */
+  var chart = el('hour-chart');
+  var NS = chart.namespaceURI;
+  function svg(name, attrs, text) {
+    var node = document.createElementNS(NS, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  function drawChart(profile) {
+    while (chart.firstChild) { chart.removeChild(chart.firstChild); }
+    var width = 480, height = 160, bottom = 18, top = 6, slot = width / 24;
+    var max = Math.max.apply(null, profile.concat([1]));
+    chart.appendChild(svg('line', { x1: 0, y1: height - bottom, x2: width, y2: height - bottom, class: 'axis' }));
+    profile.forEach(function (n, hour) {
+      var h = (height - bottom - top) * n / max;
+      var bar = svg('rect', {
+        x: (hour * slot + 1).toFixed(1), y: (height - bottom - h).toFixed(1), width: (slot - 2).toFixed(1),
+        height: h.toFixed(1), class: 'bar', 'data-hour': hour, 'data-passes': n
+      });
+      bar.appendChild(svg('title', {}, t('hour_bar', { hour: hour, n: n })));
+      chart.appendChild(bar);
+      if (hour % 3 === 0) {
+        chart.appendChild(svg('text', { x: (hour * slot + slot / 2).toFixed(1), y: height - 4, class: 'tick' }, String(hour)));
+      }
+    });
+    chart.appendChild(svg('text', { x: 4, y: top + 10, class: 'tick max' }, String(Math.max.apply(null, profile))));
+    chart.setAttribute('data-total', String(profile.reduce(function (a, b) { return a + b; }, 0)));
+  }
+
+  /* --- summary numbers --- */
+  function percent(x) { return (100 * x).toFixed(1) + '%'; }
+  function drawSummary(data) {
+    var s = data.summary;
+    el('summary-cells').textContent = String(s.cells);
+    el('summary-covered').textContent = String(s.covered);
+    el('summary-ratio').textContent = percent(s.coverage_ratio);
+    var trend = el('summary-trend');
+    var points = 100 * data.trend;
+    trend.textContent = Math.abs(points) < 0.05 ? t('unchanged') :
+      (points > 0 ? '▲ +' : '▼ ') + points.toFixed(1) + ' pp (' + percent(data.previous.coverage_ratio) + ')';
+    trend.setAttribute('data-trend', points > 0 ? 'up' : points < 0 ? 'down' : 'flat');
+  }
+
+  /* --- the window and the slider over its hours or days --- */
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function localInput(d) {
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+  }
+  function localText(d) { return localInput(d).replace('T', ' '); }
+
+  function preset(hours) {
+    var end = new Date();
+    end.setMinutes(0, 0, 0);
+    end = new Date(end.getTime() + HOUR);  // to the end of the current hour: the last pings count
+    el('coverage-to').value = localInput(end);
+    el('coverage-from').value = localInput(new Date(end.getTime() - hours * HOUR));
+  }
+  Array.prototype.forEach.call(form.querySelectorAll('[data-preset]'), function (button) {
+    button.addEventListener('click', function () {
+      preset(parseInt(button.getAttribute('data-preset'), 10));
+      Array.prototype.forEach.call(form.querySelectorAll('[data-preset]'), function (b) {
+        b.classList.toggle('current', b === button);
+      });
+      load();
+    });
+  });
+
+  var slider = el('coverage-slider');
+  var sliderLabel = el('coverage-slider-label');
+  var current = null;  // {area, from, to, resolution, step}
+
+  function setUpSlider(q) {
+    var span = q.to - q.from;
+    q.step = span <= 48 * HOUR ? HOUR : 24 * HOUR;
+    slider.max = String(Math.ceil(span / q.step));
+    slider.value = '0';
+    sliderLabel.textContent = t('whole_window');
+  }
+
+  function slice(q, i) {
+    if (!i) { return { from: q.from, to: q.to }; }
+    var from = new Date(q.from.getTime() + (i - 1) * q.step);
+    return { from: from, to: new Date(Math.min(from.getTime() + q.step, q.to.getTime())) };
+  }
+
+  function readQuery() {
+    var area = el('coverage-area').value;
+    if (!area) { return { error: t('no_area') }; }
+    var from = new Date(el('coverage-from').value);
+    var to = new Date(el('coverage-to').value);
+    if (isNaN(from.getTime()) || isNaN(to.getTime()) || to <= from) { return { error: t('bad_window') }; }
+    if (to - from > maxDays * 24 * HOUR) { return { error: t('too_long', { n: maxDays }) }; }
+    var kind = area.split(':')[0];
+    var stored = {};
+    stored[kind] = area.slice(kind.length + 1);
+    return { area: stored, areaValue: area, from: from, to: to, resolution: parseInt(el('coverage-resolution').value, 10) };
+  }
+
+  function body(q, window, extra) {
+    var b = { area: q.area, from: window.from.toISOString(), to: window.to.toISOString(), resolution: q.resolution };
+    Object.keys(extra || {}).forEach(function (k) { b[k] = extra[k]; });
+    return b;
+  }
+
+  var generation = 0;
+  var problems = [];
+  function failed(what, error) {
+    problems.push(t('failed', { what: t(what), detail: error.message }));
+    show(problems.join(' '), 'error');
+  }
+
+  function loadCoverage(q, i, gen) {
+    return api('POST', '/api/v1/coverage/query', body(q, slice(q, i))).then(function (data) {
+      if (gen !== generation) { return; }
+      drawCoverage(data);
+      drawSummary(data);
+      drawChart(data.hour_profile || []);
+      mapEl.setAttribute('data-loaded', String(gen));
+    }, function (error) { if (gen === generation) { failed('coverage', error); } });
+  }
+
+  function load() {
+    var q = readQuery();
+    if (q.error) { show(q.error, 'error'); return; }
+    generation += 1;
+    var gen = generation;
+    problems = [];
+    show(t('loading'), '');
+    fitArea(q.areaValue);
+    setUpSlider(q);
+    current = q;
+    var whole = slice(q, 0);
+    var work = [loadCoverage(q, 0, gen)];
+    if (offered('hotspots')) {
+      work.push(api('POST', '/api/v1/hotspots/query', body(q, whole)).then(function (data) {
+        if (gen !== generation) { return; }
+        drawHotspots(data);
+        el('summary-clues').textContent = String(data.summary.clues);
+        el('summary-hot').textContent = String(data.summary.hot_cells.length);
+      }, function (error) { if (gen === generation) { failed('hotspots', error); } }));
+      work.push(api('POST', '/api/v1/coverage/gaps', body(q, whole)).then(function (data) {
+        if (gen !== generation) { return; }
+        drawGaps(data);
+        el('summary-gaps').textContent = String(data.summary.gaps);
+      }, function (error) { if (gen === generation) { failed('gaps', error); } }));
+    }
+    if (offered('clues')) {
+      var params = '?limit=500&observed_from=' + encodeURIComponent(whole.from.toISOString()) +
+        '&observed_to=' + encodeURIComponent(whole.to.toISOString());
+      work.push(api('GET', '/api/v1/clues' + params).then(function (list) {
+        if (gen === generation) { drawClues(list); }
+      }, function (error) { if (gen === generation) { failed('clues', error); } }));
+    }
+    Promise.all(work).then(function () {
+      if (gen === generation && !problems.length) { show('', ''); }
+    });
+  }
+
+  var sliderTimer = null;
+  slider.addEventListener('input', function () {
+    if (!current) { return; }
+    var i = parseInt(slider.value, 10) || 0;
+    var w = slice(current, i);
+    sliderLabel.textContent = i ? t('hours_step', { from: localText(w.from), to: localText(w.to) }) : t('whole_window');
+    clearTimeout(sliderTimer);
+    // Dragging passes many steps: ask only for the one the user stops at.
+    sliderTimer = setTimeout(function () {
+      generation += 1;
+      problems = [];
+      loadCoverage(current, i, generation);
+    }, 250);
+  });
+
+  /* --- riders on duty now: only while the layer is on, since each look is audited --- */
+  var liveTimer = null;
+  function loadLive() {
+    api('GET', '/api/v1/tracking/live').then(drawLive, function (error) { failed('live', error); });
+  }
+  function liveChanged() {
+    clearInterval(liveTimer);
+    liveTimer = null;
+    if (toggles.live && toggles.live.checked) {
+      loadLive();
+      liveTimer = setInterval(function () { if (!document.hidden) { loadLive(); } }, LIVE_REFRESH_MS);
+    } else {
+      layers.live.clearLayers();
+    }
+  }
+
+  form.addEventListener('submit', function (ev) { ev.preventDefault(); load(); });
+  el('coverage-area').addEventListener('change', load);
+  el('coverage-resolution').addEventListener('change', load);
+
+  drawChart(new Array(24).fill(0));
+  preset(168);
+  form.querySelector('[data-preset="168"]').classList.add('current');
+  if (el('coverage-area').value) { load(); } else { map.setView([0, 0], 2); }
+})();

@@ -1,0 +1,260 @@
+"""The coverage map (command centre and handlers) and the rider's own location pages.
+
+The map page is a shell: its script asks the JSON API (coverage, hotspots, gaps, clues, live
+riders) with the session cookie, so the numbers on the page are the API's. The rider's pages
+(duty and consent, devices, "my data") work as plain forms too; with JavaScript their forms go
+through the same /api/v1/me endpoints, and the open duty page sends the phone's positions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from h3.api import basic_int as h3
+from pydantic import ValidationError
+
+from riderwatch import policy
+from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.errors import DomainError, InvalidInput
+from riderwatch.i18n import request_locale
+from riderwatch.models import User
+from riderwatch.org import service as org_service
+from riderwatch.tracking import service as tracking
+from riderwatch.tracking.schemas import DeviceBody
+from riderwatch.web.labels import N_
+from riderwatch.web.templating import Formatter, render
+
+router = APIRouter(include_in_schema=False)
+
+CoverageReader = Annotated[User, Depends(require("coverage.read"))]
+RiderSelf = Annotated[User, Depends(require("tracking.self"))]
+
+AREA_KINDS = ("zone", "community", "grid")
+AREA_KIND_LABELS: dict[str, str] = {
+    "zone": N_("Pilot zones"),
+    "community": N_("Communities"),
+    "grid": N_("Grids"),
+}
+SHIFT_END_LABELS: dict[str, str] = {
+    "rider": N_("ended by you"),
+    "consent_withdrawn": N_("ended when consent was withdrawn"),
+    "inactive": N_("ended: account or membership no longer active"),
+}
+DONE_MESSAGES: dict[str, str] = {
+    "consent": N_("Thank you. Your consent is recorded; you can go on duty now."),
+    "on": N_("You are on duty. Keep this page open to share your position, or use Traccar Client."),
+    "off": N_("You are off duty. No positions are taken until you go on duty again."),
+    "device": N_("The device is registered. Enter the server address below in Traccar Client."),
+    "device-removed": N_("The device was removed; positions from it are refused from now on."),
+}
+RECENT_POINTS = 100
+
+
+def _fmt(request: Request) -> Formatter:
+    return Formatter(request_locale(request), request.app.state.settings.timezone)
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- the coverage map --------------------------------------------------------------------------
+
+
+def _area_choices(areas: dict[str, Any], locale: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(kind, [(value, name)]) for the zone picker; a value is "kind:code", as the API's stored areas."""
+    groups: dict[str, list[tuple[str, str]]] = {kind: [] for kind in AREA_KINDS}
+    for feature in areas["features"]:
+        p = feature["properties"]
+        if p["kind"] not in groups or not p.get("code"):
+            continue
+        name = p["name_en"] if locale == "en" and p.get("name_en") else p["name"]
+        groups[p["kind"]].append((f"{p['kind']}:{p['code']}", name))
+    return [(kind, items) for kind, items in groups.items() if items]
+
+
+@router.get("/coverage")
+def coverage_page(request: Request, db: DbSession, settings: SettingsDep, user: CoverageReader) -> HTMLResponse:
+    areas = org_service.areas_geojson(db)
+    context = {
+        "areas": areas,
+        "area_choices": _area_choices(areas, request_locale(request)),
+        "area_kind_labels": AREA_KIND_LABELS,
+        "resolutions": [(r, round(2 * h3.average_hexagon_edge_length(r, "m"))) for r in settings.coverage_resolutions],
+        "max_window_days": settings.coverage_max_window_days,
+        "live_minutes": settings.live_window_minutes,
+        # Each layer is offered only to those whose API calls would be answered.
+        "can_hotspots": policy.has_permission(user, "hotspots.read"),
+        "can_clues": policy.has_permission(user, "clue.list"),
+        "can_live": policy.has_permission(user, "tracking.view_positions"),
+    }
+    return render(request, "coverage/map.html", context)
+
+
+# --- the rider: consent, duty, devices ---------------------------------------------------------
+
+
+def _duty_context(request: Request, db: DbSession, user: User) -> dict[str, Any]:
+    settings = request.app.state.settings
+    data = tracking.collected_data(db, rider_user=user, recent=0)
+    return {
+        "consent": data.rider.location_consent,
+        "consent_since": data.rider.location_consent_at,
+        "consent_version": settings.location_consent_text_version,
+        "membership": data.rider.status,
+        "on_duty": any(s.ended_at is None for s in data.shifts),
+        "shift": next((s for s in data.shifts if s.ended_at is None), None),
+        "devices": data.devices,
+        "position_count": data.position_count,
+        "retention_days": settings.position_retention_days,
+        "osmand_url": settings.public_base_url.rstrip("/") + "/osmand",
+        "device_value": "",
+    }
+
+
+def _duty_page(request: Request, db: DbSession, user: User, *, status: int = 200, **extra: Any) -> HTMLResponse:
+    context = _duty_context(request, db, user)
+    context.update(extra)
+    return render(request, "rider/duty.html", context, status=status)
+
+
+def _refused(request: Request, db: DbSession, user: User, exc: DomainError | ValidationError, **extra: Any) -> Response:
+    _ = _fmt(request)._
+    if isinstance(exc, ValidationError):
+        detail = "; ".join(e["msg"] for e in exc.errors())
+        status = 422
+    else:
+        detail, status = exc.detail, exc.status
+    return _duty_page(
+        request,
+        db,
+        user,
+        status=status,
+        message=_("Not done."),
+        message_detail=detail,
+        message_kind="error",
+        **extra,
+    )
+
+
+@router.get("/duty")
+def duty_page(request: Request, db: DbSession, user: RiderSelf, done: str = "", deleted: int = 0) -> HTMLResponse:
+    _ = _fmt(request)._
+    extra: dict[str, Any] = {}
+    if done in DONE_MESSAGES:
+        extra = {"message": _(DONE_MESSAGES[done]), "message_kind": "success"}
+    elif done == "withdrawn":
+        text = _("Your consent is withdrawn and you are off duty. %(n)d stored positions were deleted.")
+        extra = {"message": text % {"n": max(deleted, 0)}, "message_kind": "success"}
+    return _duty_page(request, db, user, **extra)
+
+
+@router.post("/duty/consent")
+def give_consent(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    user: RiderSelf,
+    agree: Annotated[str, Form(max_length=10)] = "",
+    text_version: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    current = settings.location_consent_text_version
+    try:
+        if agree != "yes":
+            raise InvalidInput("tick the box to agree; nothing is shared without your consent")
+        if text_version != current:
+            raise InvalidInput(f"the consent text is now version {current}; read it again and agree")
+        tracking.set_location_consent(db, rider_user=user, granted=True, text_version=current)
+    except DomainError as exc:
+        return _refused(request, db, user, exc)
+    return _see_other("/duty?done=consent")
+
+
+@router.get("/duty/withdraw")
+def withdraw_page(request: Request, db: DbSession, user: RiderSelf) -> HTMLResponse:
+    context = _duty_context(request, db, user)
+    return render(request, "rider/withdraw.html", context)
+
+
+@router.post("/duty/withdraw")
+def withdraw_consent(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    user: RiderSelf,
+    confirm: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    if confirm != "yes":
+        # Only the confirmation page's button withdraws: a stray post must not delete the data.
+        return _see_other("/duty/withdraw")
+    state = tracking.set_location_consent(
+        db, rider_user=user, granted=False, text_version=settings.location_consent_text_version
+    )
+    return _see_other(f"/duty?done=withdrawn&deleted={state.deleted_positions}")
+
+
+@router.post("/duty/state")
+def set_duty(
+    request: Request,
+    db: DbSession,
+    user: RiderSelf,
+    on_duty: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    if on_duty not in ("yes", "no"):
+        return _refused(request, db, user, InvalidInput("on_duty must be yes or no"))
+    try:
+        with db.begin_nested():
+            tracking.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
+    except DomainError as exc:
+        return _refused(request, db, user, exc)
+    return _see_other(f"/duty?done={'on' if on_duty == 'yes' else 'off'}")
+
+
+@router.post("/duty/devices")
+def add_device(
+    request: Request,
+    db: DbSession,
+    user: RiderSelf,
+    device_id: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        body = DeviceBody(device_id=device_id.strip())
+        with db.begin_nested():
+            tracking.register_device(db, rider_user=user, device_id=body.device_id)
+    except (ValidationError, DomainError) as exc:
+        return _refused(request, db, user, exc, device_value=device_id)
+    return _see_other("/duty?done=device")
+
+
+@router.post("/duty/devices/{device_id}/remove")
+def remove_device(
+    request: Request, db: DbSession, user: RiderSelf, device_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    try:
+        tracking.remove_device(db, rider_user=user, device_id=device_id)
+    except DomainError as exc:
+        return _refused(request, db, user, exc)
+    return _see_other("/duty?done=device-removed")
+
+
+# --- the rider: what was collected -------------------------------------------------------------
+
+
+@router.get("/my/data")
+def my_data(request: Request, db: DbSession, settings: SettingsDep, user: RiderSelf) -> HTMLResponse:
+    data = tracking.collected_data(db, rider_user=user, recent=RECENT_POINTS)
+    fmt = _fmt(request)
+    points = [
+        {"lat": p.lat, "lon": p.lon, "ts": fmt.time(p.ts), "accuracy_m": p.accuracy_m}
+        for p in reversed(data.recent)  # oldest first: the line is drawn in the order they were taken
+    ]
+    context = {
+        "data": data,
+        "on_duty": any(s.ended_at is None for s in data.shifts),
+        "retention_days": settings.position_retention_days,
+        "points": points,
+        "shift_end_labels": SHIFT_END_LABELS,
+    }
+    return render(request, "rider/my_data.html", context)

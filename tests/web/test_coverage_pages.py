@@ -1,0 +1,340 @@
+"""The coverage map page and the rider's duty and data pages: who may open them, and the forms."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from riderwatch.models import DutyShift, LocationConsent, Position, Rider, TrackingDevice
+from tests.api.helpers import Api
+from tests.factories import CENTER_LAT, CENTER_LON, District
+from tests.tracking.helpers import backdate, ready, send
+from tests.web.conftest import Browser, scalar
+
+ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
+PAGES: dict[str, set[str]] = {
+    "/coverage": {"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager"},
+    "/duty": {"rider"},
+    "/duty/withdraw": {"rider"},
+    "/my/data": {"rider"},
+}
+REFS = re.compile(r'(?:src|href)="([^"]+)"')
+
+
+def _points(db: Session, rider_id: int) -> int:
+    return int(scalar(db, select(func.count()).select_from(Position).where(Position.rider_id == rider_id)) or 0)
+
+
+def _rider(db: Session, rider_id: int) -> Rider:
+    rider = db.get(Rider, rider_id)
+    assert rider is not None
+    db.refresh(rider)
+    db.commit()
+    return rider
+
+
+def _open_shifts(db: Session, rider_id: int) -> int:
+    stmt = (
+        select(func.count()).select_from(DutyShift).where(DutyShift.rider_id == rider_id, DutyShift.ended_at.is_(None))
+    )
+    return int(scalar(db, stmt) or 0)
+
+
+def test_pages_by_role(browser: Callable[[str], Browser]) -> None:
+    for role in ROLES:
+        user = browser(role)
+        for path, allowed in PAGES.items():
+            res = user.client.get(path, follow_redirects=False)
+            if role in allowed:
+                assert res.status_code == 200, (path, role, res.text[:300])
+                # Scripts, styles and links stay on the server (the intranet has nothing else).
+                for ref in REFS.findall(res.text):
+                    assert ref.startswith(("/", "#", "data:")), (path, ref)
+            else:
+                assert res.status_code == 403, (path, role)
+                assert 'data-testid="error-page"' in res.text
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_pages_send_anonymous_visitors_to_login(client: TestClient, district: District, path: str) -> None:
+    res = client.get(path, follow_redirects=False)
+    assert res.status_code == 303
+    assert res.headers["location"] == f"/login?next={path}"
+
+
+def test_navigation_offers_the_pages(browser: Callable[[str], Browser]) -> None:
+    rider = browser("rider").client.get("/report").text
+    assert 'data-testid="nav-duty"' in rider and 'data-testid="nav-my-data"' in rider
+    assert 'data-testid="nav-coverage"' not in rider
+    police = browser("police").client.get("/my/assignments").text
+    assert 'data-testid="nav-coverage"' in police and 'data-testid="nav-duty"' not in police
+    # Each role still starts on its own first page.
+    assert browser("rider").client.get("/", follow_redirects=False).headers["location"] == "/report"
+    assert browser("dispatcher").client.get("/", follow_redirects=False).headers["location"] == "/desk"
+    assert browser("station_manager").client.get("/", follow_redirects=False).headers["location"] == "/coverage"
+
+
+def test_coverage_page_offers_the_layers_each_role_may_load(browser: Callable[[str], Browser]) -> None:
+    pages = {role: browser(role).client.get("/coverage").text for role in ("dispatcher", "police", "station_manager")}
+    for testid, holders in {
+        "layer-coverage": {"dispatcher", "police", "station_manager"},
+        "layer-blind": {"dispatcher", "police", "station_manager"},
+        "layer-hotspots": {"dispatcher", "police"},
+        "layer-gaps": {"dispatcher", "police"},
+        "layer-clues": {"dispatcher", "police"},
+        "layer-live": {"dispatcher"},
+    }.items():
+        for role, html in pages.items():
+            assert (f'data-testid="{testid}"' in html) == (role in holders), (testid, role)
+    # Riders on duty now are fetched only when asked for: each look is audited.
+    assert re.search(r'data-testid="layer-live"(?! checked)', pages["dispatcher"])
+
+
+def test_coverage_page_picks_zones_communities_and_grids(browser: Callable[[str], Browser]) -> None:
+    html = browser("dispatcher").client.get("/coverage").text
+    assert '<option value="community:jinding">Jinding</option>' in html
+    assert '<option value="grid:jinding-w">' in html
+    areas = json.loads(re.search(r'<script type="application/json" id="areas-data">(.*?)</script>', html, re.S)[1])  # type: ignore[index]
+    assert {f["properties"]["code"] for f in areas["features"]} == {"jinding", "jinding-w"}
+    assert 'data-testid="coverage-no-areas"' not in html
+    # Resolutions as configured, with the size of a cell.
+    assert re.findall(r'<option value="(\d+)"[^>]*>Level \1: cells about \d+ m across', html) == ["9", "10"]
+
+
+def test_the_page_calls_the_api_with_its_session_and_csrf_token(
+    browser: Callable[[str], Browser], db: Session, district: District, client: TestClient
+) -> None:
+    """What coverage.js does: the session cookie plus the page's CSRF token in a header."""
+    api = Api(client)
+    ready(api)
+    backdate(db, district.users["rider"].id, hours=3)
+    send(api, [{"ts": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON}])
+    dispatcher = browser("dispatcher")
+    now = datetime.now(UTC)
+    body = {
+        "area": {"community": "jinding"},
+        "from": (now - timedelta(days=1)).isoformat(),
+        "to": (now + timedelta(hours=1)).isoformat(),
+        "resolution": 9,
+    }
+    refused = dispatcher.client.post("/api/v1/coverage/query", json=body)
+    assert refused.status_code == 403
+    res = dispatcher.client.post("/api/v1/coverage/query", json=body, headers={"X-CSRF-Token": dispatcher.csrf})
+    assert res.status_code == 200, res.text
+    data = res.json()
+    assert data["summary"]["covered"] == 1 and sum(data["hour_profile"]) == 1
+    # Every cell comes with its hexagon (lon/lat, closed ring), which the page draws as it is.
+    for feature in data["features"]:
+        ring = feature["geometry"]["coordinates"][0]
+        assert feature["geometry"]["type"] == "Polygon" and len(ring) == 7 and ring[0] == ring[-1]
+        assert all(abs(lon - CENTER_LON) < 0.02 and abs(lat - CENTER_LAT) < 0.02 for lon, lat in ring)
+
+
+def test_clues_filtered_by_the_time_they_were_seen(
+    client: TestClient, district: District, report: Callable[..., int]
+) -> None:
+    """The map's clue layer asks for the clues seen in its window."""
+    now = datetime.now(UTC)
+    recent = report(observed_at=(now - timedelta(hours=2)).isoformat())
+    older = report(observed_at=(now - timedelta(days=3)).isoformat())
+    headers = Api(client).auth("dispatcher")
+
+    def ids(**params: str) -> list[int]:
+        res = client.get("/api/v1/clues", params=params, headers=headers)
+        assert res.status_code == 200, res.text
+        return sorted(c["id"] for c in res.json()["items"])
+
+    assert ids(observed_from=(now - timedelta(days=1)).isoformat()) == [recent]
+    assert ids(observed_to=(now - timedelta(days=1)).isoformat()) == [older]
+    window = {"observed_from": (now - timedelta(days=4)).isoformat(), "observed_to": now.isoformat()}
+    assert ids(**window) == sorted([recent, older])
+    res = client.get("/api/v1/clues", params={"observed_from": "2026-11-01T10:00:00"}, headers=headers)
+    assert res.status_code == 422 and res.headers["content-type"].startswith("application/problem+json")
+
+
+# --- the rider: consent, duty, devices ---------------------------------------------------------
+
+
+def test_consent_is_a_separate_explicit_choice(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    rider = browser("rider")
+    rider_id = district.users["rider"].id
+    page = rider.client.get("/duty").text
+    for heading in ("Why", "What is collected", "Who sees it", "How long it is kept", "Withdrawing"):
+        assert f"<h3>{heading}</h3>" in page
+    assert "deleted after 30 days" in page
+    box = re.search(r'<input type="checkbox" name="agree"[^>]*>', page)
+    assert box and "checked" not in box[0] and "required" in box[0]
+    assert 'data-testid="duty-form"' not in page  # no duty before consent
+
+    # Not ticked: refused, nothing recorded.
+    res = rider.post("/duty/consent", {"text_version": "v1"})
+    assert res.status_code == 422
+    assert 'data-testid="page-message"' in res.text and "tick the box" in res.text
+    # A text other than the current one: refused as well.
+    res = rider.post("/duty/consent", {"agree": "yes", "text_version": "v0"})
+    assert res.status_code == 422 and "version v1" in res.text
+    assert not _rider(db, rider_id).location_consent
+    assert scalar(db, select(func.count()).select_from(LocationConsent)) == 0
+
+    res = rider.post("/duty/consent", {"agree": "yes", "text_version": "v1"}, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == "/duty?done=consent"
+    page = rider.client.get(res.headers["location"]).text
+    assert 'data-testid="page-message" data-kind="success"' in page
+    assert 'data-testid="duty-form"' in page and 'data-testid="withdraw-link"' in page
+    assert _rider(db, rider_id).location_consent_text_version == "v1"
+
+
+def test_consent_text_in_chinese(client: TestClient, district: District) -> None:
+    from tests.web.conftest import log_in
+
+    rider = log_in(client, "rider")
+    page = rider.client.get("/duty", headers={"Accept-Language": "zh-CN"}).text
+    assert "<h3>收集哪些信息</h3>" in page and "撤回同意" in page
+
+
+def test_going_on_and_off_duty_through_the_page(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    rider = browser("rider")
+    rider_id = district.users["rider"].id
+    # Without consent the server refuses, whatever the form says.
+    res = rider.post("/duty/state", {"on_duty": "yes"})
+    assert res.status_code == 409 and "consent to location sharing first" in res.text
+    assert _open_shifts(db, rider_id) == 0
+
+    rider.post("/duty/consent", {"agree": "yes", "text_version": "v1"})
+    res = rider.post("/duty/state", {"on_duty": "yes"}, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == "/duty?done=on"
+    assert _open_shifts(db, rider_id) == 1
+    page = rider.client.get("/duty").text
+    assert 'data-on-duty="1"' in page and 'data-testid="sharing"' in page
+    assert f'data-user="{rider_id}"' in page
+    assert '<input type="hidden" name="on_duty" value="no">' in page
+
+    assert rider.post("/duty/state", {"on_duty": "maybe"}).status_code == 422
+    res = rider.post("/duty/state", {"on_duty": "no"}, follow_redirects=False)
+    assert res.headers["location"] == "/duty?done=off"
+    assert _open_shifts(db, rider_id) == 0
+    page = rider.client.get("/duty").text
+    assert 'data-on-duty="0"' in page and 'data-testid="sharing"' not in page
+
+
+def test_a_suspended_rider_cannot_go_on_duty(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    rider = browser("rider")
+    rider.post("/duty/consent", {"agree": "yes", "text_version": "v1"})
+    membership = db.get(Rider, district.users["rider"].id)
+    assert membership is not None
+    membership.status = "suspended"
+    db.commit()
+    page = rider.client.get("/duty").text
+    assert 'data-testid="membership-note"' in page
+    res = rider.post("/duty/state", {"on_duty": "yes"})
+    assert res.status_code == 409 and "suspended" in res.text
+    assert _open_shifts(db, district.users["rider"].id) == 0
+
+
+def test_withdrawing_consent_asks_first_and_deletes_the_positions(
+    browser: Callable[[str], Browser], client: TestClient, db: Session, district: District
+) -> None:
+    rider_id = district.users["rider"].id
+    api = Api(client)
+    ready(api)
+    backdate(db, rider_id, hours=3)
+    now = datetime.now(UTC)
+    send(
+        api, [{"ts": (now - timedelta(minutes=m)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON} for m in (40, 20)]
+    )
+    assert _points(db, rider_id) == 2
+
+    rider = browser("rider")
+    page = rider.client.get("/duty/withdraw").text
+    assert 'data-testid="withdraw-form"' in page
+    assert "You go off duty at once." in page and "2 in all" in page
+    # A post without the confirmation changes nothing.
+    res = rider.post("/duty/withdraw", {}, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == "/duty/withdraw"
+    assert _points(db, rider_id) == 2 and _rider(db, rider_id).location_consent
+
+    res = rider.post("/duty/withdraw", {"confirm": "yes"}, follow_redirects=False)
+    assert res.headers["location"] == "/duty?done=withdrawn&deleted=2"
+    assert _points(db, rider_id) == 0 and _open_shifts(db, rider_id) == 0
+    assert not _rider(db, rider_id).location_consent
+    page = rider.client.get(res.headers["location"]).text
+    assert "2 stored positions were deleted" in page
+    assert 'data-testid="consent-form"' in page
+    assert "nothing to withdraw" in rider.client.get("/duty/withdraw").text
+
+
+def test_registering_and_removing_a_traccar_device(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    rider, other = browser("rider"), browser("rider2")
+    page = rider.client.get("/duty").text
+    assert re.search(r'data-testid="osmand-url">http://127\.0\.0\.1:8000/osmand<', page)
+
+    res = rider.post("/duty/devices", {"device_id": "bad id!"})
+    assert res.status_code == 422 and 'value="bad id!"' in res.text
+    assert scalar(db, select(func.count()).select_from(TrackingDevice)) == 0
+
+    res = rider.post("/duty/devices", {"device_id": "rw-phone-1"}, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == "/duty?done=device"
+    page = rider.client.get("/duty").text
+    assert 'data-device-id="rw-phone-1"' in page
+    # Somebody else's id is refused, and stays theirs.
+    res = other.post("/duty/devices", {"device_id": "rw-phone-1"})
+    assert res.status_code == 409 and "another rider" in res.text
+    assert other.post("/duty/devices/rw-phone-1/remove").status_code == 404
+
+    res = rider.post("/duty/devices/rw-phone-1/remove", follow_redirects=False)
+    assert res.headers["location"] == "/duty?done=device-removed"
+    assert scalar(db, select(func.count()).select_from(TrackingDevice)) == 0
+
+
+def test_my_data_shows_what_was_collected_and_who_looked(
+    browser: Callable[[str], Browser], client: TestClient, db: Session, district: District
+) -> None:
+    rider = browser("rider")
+    empty = rider.client.get("/my/data").text
+    assert 'data-testid="data-points-empty"' in empty and 'data-testid="data-views-empty"' in empty
+    assert 'data-count="0"' in empty
+
+    rider_id = district.users["rider"].id
+    api = Api(client)
+    ready(api)
+    backdate(db, rider_id, hours=3)
+    now = datetime.now(UTC)
+    sent = [
+        {"ts": (now - timedelta(minutes=m)).isoformat(), "lat": CENTER_LAT + m * 1e-5, "lon": CENTER_LON}
+        for m in (50, 30, 10)
+    ]
+    send(api, sent)
+    track = client.get(
+        "/api/v1/riders/rider/track",
+        params={"from": (now - timedelta(hours=2)).isoformat(), "to": now.isoformat()},
+        headers=api.auth("dispatcher"),
+    )
+    assert track.status_code == 200
+
+    page = rider.client.get("/my/data").text
+    assert 'data-testid="data-position-count" data-count="3"' in page
+    assert 'data-testid="track-view" data-role="dispatcher"' in page and "Dispatcher" in page
+    assert 'data-testid="consent-record" data-granted="1"' in page
+    assert page.count('data-testid="shift"') == 1 and "on duty now" in page
+    assert "30 days, then deleted" in page
+    points: list[dict[str, Any]] = json.loads(
+        re.search(r'<script type="application/json" id="my-points">(.*?)</script>', page, re.S)[1]  # type: ignore[index]
+    )
+    # Oldest first, so the line on the map follows the way the rider went.
+    assert [round(p["lat"], 5) for p in points] == [round(CENTER_LAT + m * 1e-5, 5) for m in (50, 30, 10)]
