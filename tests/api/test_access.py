@@ -183,6 +183,13 @@ CASES: list[Case] = [
     ),
     Case("GET", "/api/v1/tracking/live", lambda w: ("/api/v1/tracking/live", {}), _only("dispatcher")),
     Case(
+        "GET",
+        "/api/v1/tracking/refusals",
+        lambda w: ("/api/v1/tracking/refusals", {}),
+        _only("dispatcher"),
+        "refused points per rider: the desk helps a rider whose phone sends off duty",
+    ),
+    Case(
         "POST",
         "/api/v1/coverage/query",
         lambda w: (

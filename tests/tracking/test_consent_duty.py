@@ -42,7 +42,7 @@ def test_positions_only_inside_a_shift(api: Api, db: Session, district: District
     assert data["accepted"] == 1
     assert [(r["index"], r["reason"]) for r in data["rejections"]] == [(0, "off_duty")]
     off = api.client.put("/api/v1/me/duty", json={"on_duty": False}, headers=api.auth("rider"))
-    assert off.json() == {"on_duty": False, "shift": None}
+    assert off.json() == {"on_duty": False, "shift": None, "deleted_positions": 0}
     data = send(api, [ping(ago(0))])
     assert [r["reason"] for r in data["rejections"]] == ["off_duty"]
     assert count(db, Position) == 1

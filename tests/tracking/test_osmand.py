@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riderwatch.models import Position, TrackingDevice
+from riderwatch.models import Position, PositionRefusal, TrackingDevice
+from riderwatch.tracking.api import REFUSED_HEADER as REFUSED
 from riderwatch.tracking.osmand import KNOT_MPS, OsmAndError, parse_timestamp
 from tests.api.helpers import Api
 from tests.factories import District
@@ -157,16 +158,70 @@ def test_duplicate_answers_200_and_stores_once(api: Api, db: Session, device: st
         ({"id": DEVICE, "lat": "north", "lon": CENTER_LON}, 400),
         ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "timestamp": "soon"}, 400),
         ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "speed": "fast"}, 400),
-        ({"id": DEVICE, "lat": 95, "lon": CENTER_LON}, 400),
-        ({"id": DEVICE, "lat": CENTER_LAT, "lon": CENTER_LON, "timestamp": "2020-01-01T00:00:00Z"}, 422),
         ({"id": "someone-else", "lat": CENTER_LAT, "lon": CENTER_LON}, 404),
     ],
 )
-def test_refusals(api: Api, db: Session, device: str, params: dict[str, Any], status: int) -> None:
+def test_unreadable_requests_and_unknown_devices_are_refused(
+    api: Api, db: Session, device: str, params: dict[str, Any], status: int
+) -> None:
     res = api.client.post("/osmand", params=params)
     assert res.status_code == status, res.text
     assert res.headers["content-type"].startswith("text/plain") and res.text
+    assert REFUSED not in res.headers
     assert stored(db) == []
+    # Nothing attributable to a rider was refused, so nothing is counted.
+    assert refusals(db) == {}
+
+
+def refusals(db: Session) -> dict[str, int]:
+    rows = {r.reason: r.count for r in db.scalars(select(PositionRefusal))}
+    db.rollback()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"lat": 95}, "bad_coordinates"),
+        ({"lat": 0, "lon": 0}, "bad_coordinates"),  # a phone without a fix
+        ({"timestamp": "2020-01-01T00:00:00Z"}, "too_old"),
+        ({"timestamp": int((datetime.now(UTC) + timedelta(days=1)).timestamp())}, "future"),
+    ],
+)
+def test_permanent_refusals_answer_200_and_are_counted(
+    api: Api, db: Session, device: str, fields: dict[str, Any], reason: str
+) -> None:
+    # Traccar Client resends its oldest point until it gets 200: a point that can never be stored
+    # must not block the ones behind it.
+    for _ in range(2):
+        res = api.client.post("/osmand", params={**_fields(recent()), **fields})
+        assert res.status_code == 200, res.text
+        assert res.headers[REFUSED] == reason and res.text
+    assert stored(db) == []
+    assert refusals(db) == {reason: 2}
+
+
+def test_implausible_jump_is_a_permanent_refusal(api: Api, db: Session, device: str) -> None:
+    assert api.client.post("/osmand", params=_fields(recent(2))).status_code == 200
+    res = api.client.post("/osmand", params=_fields(recent(1), lat=CENTER_LAT + 1))
+    assert res.status_code == 200 and res.headers[REFUSED] == "implausible_jump"
+    assert len(stored(db)) == 1
+    assert refusals(db) == {"implausible_jump": 1}
+
+
+def test_array_with_some_refused_stores_the_rest(api: Api, db: Session, device: str) -> None:
+    body = [
+        _fields(recent(3)),
+        _fields(recent(2), lat=95),
+        _fields(recent(1)),
+        {**_fields(recent(1)), "lat": 0, "lon": 0},
+    ]
+    res = api.client.post("/osmand", json=body)
+    assert res.status_code == 200
+    assert res.headers[REFUSED] == "bad_coordinates"
+    assert res.text.startswith("2 of 4 refused")
+    assert len(stored(db)) == 2
+    assert refusals(db) == {"bad_coordinates": 2}
 
 
 def test_bad_json_is_400(api: Api, db: Session, device: str) -> None:
@@ -186,11 +241,12 @@ def test_consent_and_duty_refusals(api: Api, db: Session, device: str) -> None:
     api.client.put("/api/v1/me/duty", json={"on_duty": False}, headers=api.auth("rider"))
     # Whole seconds: a point within the second the shift ended still belongs to it.
     res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
-    assert res.status_code == 403 and "duty" in res.text
+    assert res.status_code == 200 and res.headers[REFUSED] == "off_duty" and "duty" in res.text
     api.client.put("/api/v1/me/location-consent", json={"granted": False}, headers=api.auth("rider"))
     res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
-    assert res.status_code == 403 and "consent" in res.text
+    assert res.status_code == 200 and res.headers[REFUSED] == "no_consent" and "consent" in res.text
     assert stored(db) == []
+    assert refusals(db) == {"off_duty": 1, "no_consent": 1}
 
 
 def test_devices(api: Api, db: Session, district: District) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from riderwatch.cli import app as cli
 from riderwatch.jobs import JOBS, run_due_jobs
-from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, LastPosition, Position
+from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, LastPosition, Position, PositionRefusal
 from riderwatch.tracking.ingest import hour_of
 from riderwatch.tracking.service import purge_expired
 from tests.api.helpers import Api
@@ -46,16 +46,24 @@ def test_purge_keeps_aggregates(api: Api, db: Session, collected: int) -> None:
     counts = stored_aggregates(db)
     cells = count(db, CoverageRiderCell)
     assert cells >= 2
-    assert purge_expired(db, retention_days=30) == {"positions": 0, "rider_cells": 0, "last_positions": 0, "shifts": 0}
+    nothing = {"positions": 0, "rider_cells": 0, "last_positions": 0, "shifts": 0, "refusals": 0}
+    assert purge_expired(db, retention_days=30) == nothing
     _age_everything(db, collected, days=31)
     # A closed shift from long ago goes too; the open one stays.
     db.execute(insert(DutyShift).values(rider_id=collected, started_at=ago(40 * 86400), ended_at=ago(39 * 86400)))
+    # Refusal counts go a day after their (local) day passes the cutoff.
+    today = datetime.now(UTC).date()
+    for days, reason in ((32, "off_duty"), (31, "off_duty"), (29, "too_old")):
+        db.execute(
+            insert(PositionRefusal).values(rider_id=collected, day=today - timedelta(days=days), reason=reason, count=3)
+        )
     db.commit()
     done = purge_expired(db, retention_days=30)
     db.commit()
-    assert done == {"positions": 2, "rider_cells": cells, "last_positions": 1, "shifts": 1}
+    assert done == {"positions": 2, "rider_cells": cells, "last_positions": 1, "shifts": 1, "refusals": 1}
     assert count(db, Position) == count(db, CoverageRiderCell) == count(db, LastPosition) == 0
     assert count(db, DutyShift) == 1
+    assert count(db, PositionRefusal) == 2
     assert stored_aggregates(db) == counts and counts
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,7 +14,7 @@ from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError, InvalidInput, PayloadTooLarge
 from riderwatch.models import Position, User
 from riderwatch.tracking import service
-from riderwatch.tracking.ingest import IngestResult, IngestRules
+from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
 from riderwatch.tracking.osmand import OsmAndError, parse_request
 from riderwatch.tracking.schemas import (
     CollectedRead,
@@ -28,7 +28,11 @@ from riderwatch.tracking.schemas import (
     IngestRead,
     PingBatch,
     PointRead,
+    RefusalDayRead,
+    RefusalRead,
+    RefusalTotalsRead,
     RejectionRead,
+    RiderRefusalRead,
     ShiftRead,
     TrackViewRead,
 )
@@ -58,9 +62,17 @@ def put_consent(body: ConsentBody, db: DbSession, user: RiderSelf, settings: Set
 
 
 @api_router.put("/me/duty", response_model=DutyRead, summary="Go on or off duty (rider)")
-def put_duty(body: DutyBody, db: DbSession, user: RiderSelf) -> DutyRead:
-    shift = service.set_duty(db, rider_user=user, on_duty=body.on_duty)
-    return DutyRead(on_duty=shift is not None, shift=ShiftRead.model_validate(shift) if shift else None)
+def put_duty(body: DutyBody, db: DbSession, user: RiderSelf, settings: SettingsDep) -> DutyRead:
+    rules = IngestRules.from_settings(settings)
+    state = service.set_duty(
+        db, rider_user=user, on_duty=body.on_duty, at=body.at, max_age=rules.max_age, max_future=rules.max_future
+    )
+    shift = state.shift
+    return DutyRead(
+        on_duty=shift is not None,
+        shift=ShiftRead.model_validate(shift) if shift else None,
+        deleted_positions=state.deleted_positions,
+    )
 
 
 @api_router.post(
@@ -99,6 +111,11 @@ def my_positions(db: DbSession, user: RiderSelf, settings: SettingsDep) -> Colle
         last_position_at=data.last_ts,
         recent_positions=[PointRead.model_validate(p) for p in data.recent],
         track_views=[TrackViewRead(at=at, viewer_role=role) for at, role in data.track_views],
+        refused_total=sum(r.count for r in data.refusals),
+        refusals=[
+            RefusalRead(day=r.day, reason=r.reason, count=r.count, detail=service.refusal_detail(r.reason))
+            for r in data.refusals
+        ],
     )
 
 
@@ -175,6 +192,43 @@ def live(
     }
 
 
+MAX_REFUSAL_DAYS = 92
+
+
+@api_router.get(
+    "/tracking/refusals", response_model=RefusalTotalsRead, summary="Points refused, by reason, day and rider"
+)
+def refusals(
+    db: DbSession,
+    user: Dispatcher,
+    settings: SettingsDep,
+    first: Annotated[date | None, Query(alias="from", description="first day (local), default a week ago")] = None,
+    last: Annotated[date | None, Query(alias="to", description="last day (local), default today")] = None,
+) -> RefusalTotalsRead:
+    today = IngestRules.from_settings(settings).day_of(utcnow())
+    last = last or today
+    first = first or last - timedelta(days=6)
+    if (last - first).days >= MAX_REFUSAL_DAYS:
+        raise InvalidInput(f"at most {MAX_REFUSAL_DAYS} days at a time")
+    totals = service.refusal_totals(db, first=first, last=last)
+    return RefusalTotalsRead.model_validate(
+        {
+            "from": totals.first,
+            "to": totals.last,
+            "total": totals.total,
+            "by_reason": totals.by_reason,
+            "reasons": {reason: REASONS[reason] for reason in totals.by_reason if reason in REASONS},
+            "by_day": [RefusalDayRead(day=d, reason=r, count=n) for d, r, n in totals.by_day],
+            "riders": [
+                RiderRefusalRead(
+                    rider=r.rider.username, display_name=r.rider.display_name, total=r.total, by_reason=r.by_reason
+                )
+                for r in totals.riders
+            ],
+        }
+    )
+
+
 # OsmAnd: Traccar Client ignores the path, so everything below /osmand is accepted too. The device
 # id stands in for a login, as in Traccar; answers are short plain texts the app can show.
 @osmand_router.api_route("/osmand", methods=["GET", "POST"], include_in_schema=False)
@@ -197,13 +251,17 @@ async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Resp
         return PlainTextResponse(exc.detail, status_code=exc.status)
     if not result.rejections:
         return Response(status_code=200)
+    # Every refusal here is final (the same point would be refused again), and Traccar Client
+    # retries its oldest point until it gets 200: anything else would jam the phone's queue for
+    # ever. So 200, nothing stored, the reasons in a header and the refusals counted for the rider
+    # and the desk (docs/adr/0003-osmand-answers-200-for-permanent-refusals.md).
+    reasons = list(dict.fromkeys(r.reason for r in result.rejections))
     first = result.rejections[0]
-    return PlainTextResponse(first.detail, status_code=OSMAND_STATUS.get(first.reason, 422))
+    text = first.detail if len(reports) == 1 else f"{result.rejected} of {len(reports)} refused: {first.detail}"
+    return PlainTextResponse(text, status_code=200, headers={REFUSED_HEADER: ",".join(reasons)})
 
 
-# What the app is told when a position is refused: 403 for what the rider must fix in RiderWatch
-# (consent, duty), 400 for a position that cannot be one, 422 for one that fails the checks.
-OSMAND_STATUS = {"no_consent": 403, "off_duty": 403, "bad_coordinates": 400}
+REFUSED_HEADER = "X-RiderWatch-Refused"
 
 
 # The one router the app includes: the JSON API and the OsmAnd endpoint.

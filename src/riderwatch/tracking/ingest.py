@@ -12,8 +12,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from h3.api import basic_int as h3
 from sqlalchemy import Table, select
@@ -22,7 +23,15 @@ from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
 from riderwatch.geo.coords import haversine_m
-from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, LastPosition, Position, Rider
+from riderwatch.models import (
+    CoverageCell,
+    CoverageRiderCell,
+    DutyShift,
+    LastPosition,
+    Position,
+    PositionRefusal,
+    Rider,
+)
 
 # Why a ping was refused: code → explanation given back to the client.
 REASONS: dict[str, str] = {
@@ -48,6 +57,8 @@ class IngestRules:
     max_future: timedelta
     max_speed_mps: float
     jump_slack_m: float
+    # Refusals are counted per day in this timezone (the day a rider and the desk live by).
+    timezone: str = "UTC"
 
     @property
     def finest(self) -> int:
@@ -64,7 +75,11 @@ class IngestRules:
             max_future=timedelta(seconds=settings.max_ping_future_seconds),
             max_speed_mps=settings.max_speed_mps,
             jump_slack_m=settings.jump_slack_m,
+            timezone=settings.timezone,
         )
+
+    def day_of(self, moment: datetime) -> date:
+        return moment.astimezone(ZoneInfo(self.timezone)).date()
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class Candidate:
 class Rejection:
     index: int
     reason: str
+    rider_id: int | None = None  # the rider the point belongs to, when it is known to be theirs
 
     @property
     def detail(self) -> str:
@@ -106,8 +122,8 @@ class IngestResult:
     def rejected(self) -> int:
         return len(self.rejections)
 
-    def reject(self, index: int, reason: str) -> None:
-        self.rejections.append(Rejection(index, reason))
+    def reject(self, index: int, reason: str, rider_id: int | None = None) -> None:
+        self.rejections.append(Rejection(index, reason, rider_id))
 
 
 def hour_of(ts: datetime) -> int:
@@ -178,11 +194,11 @@ def store_positions(
     for c in candidates:
         p = c.ping
         if not coordinates_ok(p.lat, p.lon):
-            result.reject(c.index, "bad_coordinates")
+            result.reject(c.index, "bad_coordinates", c.rider_id)
         elif p.ts > newest:
-            result.reject(c.index, "future")
+            result.reject(c.index, "future", c.rider_id)
         elif p.ts < oldest:
-            result.reject(c.index, "too_old")
+            result.reject(c.index, "too_old", c.rider_id)
         else:
             live.append(c)
     if not live:
@@ -207,10 +223,10 @@ def store_positions(
             result.reject(c.index, "unknown_rider")
             continue
         if state.consent_since is None or p.ts < state.consent_since:
-            result.reject(c.index, "no_consent")
+            result.reject(c.index, "no_consent", c.rider_id)
             continue
         if not state.on_duty_at(p.ts):
-            result.reject(c.index, "off_duty")
+            result.reject(c.index, "off_duty", c.rider_id)
             continue
         key = (c.rider_id, p.ts)
         ref = previous.get(c.rider_id)
@@ -220,7 +236,7 @@ def store_positions(
         if ref is not None:
             dt = abs((p.ts - ref[0]).total_seconds())
             if haversine_m(ref[1], ref[2], p.lat, p.lon) > rules.max_speed_mps * dt + rules.jump_slack_m:
-                result.reject(c.index, "implausible_jump")
+                result.reject(c.index, "implausible_jump", c.rider_id)
                 continue
         seen.add(key)
         previous[c.rider_id] = (p.ts, p.lat, p.lon)
@@ -302,4 +318,23 @@ def _update_last_positions(session: Session, rows: Iterable[dict[str, Any]]) -> 
     values = [
         {k: r[k] for k in ("rider_id", "ts", "lat", "lon", "speed_mps", "heading")} for _, r in sorted(latest.items())
     ]
+    session.execute(stmt, values)
+
+
+def record_refusals(session: Session, rejections: Iterable[Rejection], *, day: date) -> None:
+    """Add the refused points that belong to a rider to the per-rider, per-day, per-reason counts.
+
+    Clients are not always told (Traccar Client gets 200 so that its queue moves on), so the count
+    is what keeps a refusal from passing unnoticed: the rider and the desk read it.
+    """
+    counts: Counter[tuple[int, str]] = Counter((r.rider_id, r.reason) for r in rejections if r.rider_id is not None)
+    if not counts:
+        return
+    table = table_of(PositionRefusal)
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["rider_id", "day", "reason"], set_={"count": table.c.count + stmt.excluded.count}
+    )
+    # Sorted keys, as for the aggregates: concurrent requests lock rows in one order.
+    values = [{"rider_id": k[0], "day": day, "reason": k[1], "count": n} for k, n in sorted(counts.items())]
     session.execute(stmt, values)

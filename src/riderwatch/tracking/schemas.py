@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -29,6 +29,12 @@ class ConsentRead(BaseModel):
 class DutyBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on_duty: bool
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="when the rider tapped the switch, ISO 8601 with a timezone (a phone that was offline "
+        "sends it late); default now. Not in the future, not older than the oldest point still accepted, not "
+        "before the current consent, not inside or before an earlier shift.",
+    )
 
 
 class ShiftRead(BaseModel):
@@ -41,6 +47,9 @@ class ShiftRead(BaseModel):
 class DutyRead(BaseModel):
     on_duty: bool
     shift: ShiftRead | None
+    deleted_positions: int = Field(
+        default=0, description="positions stored after a late 'off' (outside any shift), deleted by it"
+    )
 
 
 class DeviceBody(BaseModel):
@@ -122,6 +131,15 @@ class TrackViewRead(BaseModel):
     viewer_role: str
 
 
+class RefusalRead(BaseModel):
+    """Points of the rider refused on one day (local) for one reason; no place is kept."""
+
+    day: date
+    reason: str
+    count: int
+    detail: str
+
+
 class CollectedRead(BaseModel):
     """Everything RiderWatch holds about the caller's location, and who looked at it."""
 
@@ -137,3 +155,30 @@ class CollectedRead(BaseModel):
     last_position_at: datetime | None
     recent_positions: list[PointRead]
     track_views: list[TrackViewRead]
+    refused_total: int = Field(description="points refused over the days listed in 'refusals'")
+    refusals: list[RefusalRead] = Field(description="refused points per day and reason, newest day first")
+
+
+class RefusalDayRead(BaseModel):
+    day: date
+    reason: str
+    count: int
+
+
+class RiderRefusalRead(BaseModel):
+    rider: str
+    display_name: str
+    total: int
+    by_reason: dict[str, int]
+
+
+class RefusalTotalsRead(BaseModel):
+    """Refused points over a span of days, for the desk: a rider whose phone sends while off duty needs a word."""
+
+    from_: date = Field(alias="from")
+    to: date
+    total: int
+    by_reason: dict[str, int]
+    reasons: dict[str, str] = Field(description="what each reason means")
+    by_day: list[RefusalDayRead]
+    riders: list[RiderRefusalRead]

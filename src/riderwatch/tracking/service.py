@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,11 +28,20 @@ from riderwatch.models import (
     LastPosition,
     LocationConsent,
     Position,
+    PositionRefusal,
     Rider,
     TrackingDevice,
     User,
 )
-from riderwatch.tracking.ingest import Candidate, IngestResult, IngestRules, hour_of, store_positions
+from riderwatch.tracking.ingest import (
+    REASONS,
+    Candidate,
+    IngestResult,
+    IngestRules,
+    hour_of,
+    record_refusals,
+    store_positions,
+)
 from riderwatch.tracking.osmand import Report
 from riderwatch.tracking.schemas import PingItem
 
@@ -114,24 +123,108 @@ def delete_rider_positions(session: Session, *, rider_id: int) -> int:
     return int(getattr(deleted, "rowcount", 0) or 0)
 
 
-def set_duty(session: Session, *, rider_user: User, on_duty: bool, now: datetime | None = None) -> DutyShift | None:
-    """Start or end the rider's shift (idempotent); going on duty needs consent and an active membership."""
+@dataclass(frozen=True)
+class DutyState:
+    shift: DutyShift | None  # the open shift, when the rider is on duty
+    deleted_positions: int = 0  # stored after a late "off" and so outside any shift: deleted
+
+
+def _duty_time(at: datetime | None, now: datetime, max_future: timedelta) -> datetime:
+    if at is None:
+        return now
+    if at.tzinfo is None:
+        raise InvalidInput("'at' needs a timezone")
+    if at > now + max_future:
+        raise InvalidInput("'at' lies in the future; check the phone's clock")
+    # A phone a little ahead of the server means "just now".
+    return min(at, now)
+
+
+def _check_age(when: datetime, now: datetime, max_age: timedelta) -> None:
+    if when < now - max_age:
+        hours = max_age.total_seconds() / 3600
+        raise InvalidInput(f"'at' lies more than {hours:g} hours ago; switch duty again without 'at'")
+
+
+def set_duty(
+    session: Session,
+    *,
+    rider_user: User,
+    on_duty: bool,
+    at: datetime | None = None,
+    now: datetime | None = None,
+    max_age: timedelta = timedelta(hours=48),
+    max_future: timedelta = timedelta(seconds=120),
+) -> DutyState:
+    """Start or end the rider's shift at `at` (when they tapped the switch; default now); idempotent.
+
+    A phone that was offline sends the switch late, so `at` may lie in the past: no further back
+    than `max_age` (points older than that are refused anyway), not before the current consent and
+    not inside or before an earlier shift. A repeated request changes nothing, even one that arrives
+    after the rider has switched again (a late retry of a switch already on record).
+    """
     now = now or utcnow()
     rider = _rider(session, rider_user)
+    when = _duty_time(at, now, max_future)
     shift = _open_shift(session, rider.user_id)
     if on_duty:
         if not rider.location_consent:
             raise Conflict("consent to location sharing first (PUT /api/v1/me/location-consent)")
         if rider.status != "active":
             raise Conflict(f"a rider whose membership is {rider.status} cannot go on duty")
+        if shift is not None and when >= shift.started_at:
+            return DutyState(shift)
+        if at is not None and _switched_at(session, rider.user_id, DutyShift.started_at, when):
+            return DutyState(shift)
+        _check_age(when, now, max_age)
+        if rider.location_consent_at is not None and when < rider.location_consent_at:
+            raise Conflict(
+                f"'at' lies before your consent to location sharing ({rider.location_consent_at.isoformat()})"
+            )
+        last_end = session.scalar(
+            select(func.max(DutyShift.ended_at)).where(
+                DutyShift.rider_id == rider.user_id, DutyShift.ended_at.is_not(None)
+            )
+        )
+        if last_end is not None and when < last_end:
+            raise Conflict(f"'at' lies inside or before an earlier shift, which ended at {last_end.isoformat()}")
         if shift is None:
-            shift = DutyShift(rider_id=rider.user_id, started_at=now)
+            shift = DutyShift(rider_id=rider.user_id, started_at=when)
             session.add(shift)
-    elif shift is not None:
-        shift.ended_at, shift.ended_by = now, "rider"
-        shift = None
+        else:
+            # The switch tapped offline comes after the one made online later: the shift began earlier.
+            shift.started_at = when
+        session.flush()
+        return DutyState(shift)
+    if shift is None or (at is not None and _switched_at(session, rider.user_id, DutyShift.ended_at, when)):
+        return DutyState(shift)
+    if when < shift.started_at:
+        raise Conflict(f"'at' lies before the shift began ({shift.started_at.isoformat()})")
+    _check_age(when, now, max_age)
+    shift.ended_at, shift.ended_by = when, "rider"
+    deleted = _delete_after(session, rider_id=rider.user_id, after=when) if when < now else 0
     session.flush()
-    return shift
+    return DutyState(None, deleted)
+
+
+def _switched_at(session: Session, rider_id: int, column: Any, when: datetime) -> bool:
+    """Whether a shift of the rider began (or ended) exactly then: the request repeats one on record."""
+    found = session.scalar(select(DutyShift.id).where(DutyShift.rider_id == rider_id, column == when).limit(1))
+    return found is not None
+
+
+def _delete_after(session: Session, *, rider_id: int, after: datetime) -> int:
+    """A late "off": what was stored after it lies outside any shift and goes, as on withdrawal.
+
+    The rider's per-cell rows go for the whole hours after the end; the hour of the end may also
+    hold points from before it, so it stays. Anonymous counts stay.
+    """
+    deleted = session.execute(delete(Position).where(Position.rider_id == rider_id, Position.ts > after))
+    session.execute(
+        delete(CoverageRiderCell).where(CoverageRiderCell.rider_id == rider_id, CoverageRiderCell.hour > hour_of(after))
+    )
+    session.execute(delete(LastPosition).where(LastPosition.rider_id == rider_id, LastPosition.ts > after))
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 def register_device(session: Session, *, rider_user: User, device_id: str) -> tuple[TrackingDevice, bool]:
@@ -171,8 +264,10 @@ def ingest_batch(
         except ValidationError:
             invalid.append(i)
     pre = IngestResult()
+    # A rider's own request is theirs to see; what a platform sends is the platform's to fix.
+    own = sender.id if sender.role == "rider" else None
     for i in invalid:
-        pre.reject(i, "invalid")
+        pre.reject(i, "invalid", own)
     names = {item.rider for _, item in parsed if item.rider is not None}
     riders: dict[str, tuple[int, int | None]] = {}
     if names:
@@ -186,7 +281,7 @@ def ingest_batch(
     for i, item in parsed:
         if sender.role == "rider":
             if item.rider is not None and item.rider != sender.username:
-                pre.reject(i, "rider_not_allowed")
+                pre.reject(i, "rider_not_allowed", own)
                 continue
             rider_id = sender.id
         else:
@@ -200,6 +295,7 @@ def ingest_batch(
         candidates.append(Candidate(index=i, rider_id=rider_id, ping=item.to_ping()))
     result = store_positions(session, candidates=candidates, rules=rules, now=now)
     result.rejections = sorted([*pre.rejections, *result.rejections], key=lambda r: r.index)
+    record_refusals(session, result.rejections, day=rules.day_of(now))
     return result
 
 
@@ -219,7 +315,9 @@ def ingest_osmand(
     if unknown:
         raise NotFound(f"unknown device {sorted(unknown)[0]!r}: register it first in RiderWatch (my devices)")
     candidates = [Candidate(index=i, rider_id=owners[r.device_id], ping=r.ping) for i, r in enumerate(reports)]
-    return store_positions(session, candidates=candidates, rules=rules, now=now)
+    result = store_positions(session, candidates=candidates, rules=rules, now=now)
+    record_refusals(session, result.rejections, day=rules.day_of(now))
+    return result
 
 
 def _rider_by_username(session: Session, username: str) -> User:
@@ -306,6 +404,7 @@ class CollectedData:
     last_ts: datetime | None
     recent: list[Position]
     track_views: list[tuple[datetime, str]]
+    refusals: list[PositionRefusal]  # newest day first
 
 
 def collected_data(session: Session, *, rider_user: User, recent: int = 100) -> CollectedData:
@@ -348,11 +447,81 @@ def collected_data(session: Session, *, rider_user: User, recent: int = 100) -> 
             session.scalars(select(Position).where(Position.rider_id == rid).order_by(Position.ts.desc()).limit(recent))
         ),
         track_views=[(at, role) for at, role in views],
+        refusals=list(
+            session.scalars(
+                select(PositionRefusal)
+                .where(PositionRefusal.rider_id == rid)
+                .order_by(PositionRefusal.day.desc(), PositionRefusal.reason)
+                .limit(MAX_REFUSAL_ROWS)
+            )
+        ),
     )
 
 
+MAX_REFUSAL_ROWS = 500
+
+
+@dataclass(frozen=True)
+class RiderRefusals:
+    rider: User
+    by_reason: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+
+@dataclass(frozen=True)
+class RefusalTotals:
+    """Refused points over days [first, last], for the desk: by reason, by day, and by rider."""
+
+    first: date
+    last: date
+    by_reason: dict[str, int]
+    by_day: list[tuple[date, str, int]]
+    riders: list[RiderRefusals]  # most refusals first
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+
+def refusal_totals(session: Session, *, first: date, last: date) -> RefusalTotals:
+    """How many points were refused, and why: a rider whose phone keeps sending off duty needs a word."""
+    if last < first:
+        raise InvalidInput("'to' must not be before 'from'")
+    window = (PositionRefusal.day >= first, PositionRefusal.day <= last)
+    by_day = [
+        (day, reason, int(n or 0))
+        for day, reason, n in session.execute(
+            select(PositionRefusal.day, PositionRefusal.reason, func.sum(PositionRefusal.count))
+            .where(*window)
+            .group_by(PositionRefusal.day, PositionRefusal.reason)
+            .order_by(PositionRefusal.day, PositionRefusal.reason)
+        )
+    ]
+    by_reason: dict[str, int] = {}
+    for _day, reason, n in by_day:
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    per_rider: dict[int, dict[str, int]] = {}
+    for rider_id, reason, n in session.execute(
+        select(PositionRefusal.rider_id, PositionRefusal.reason, func.sum(PositionRefusal.count))
+        .where(*window)
+        .group_by(PositionRefusal.rider_id, PositionRefusal.reason)
+    ):
+        per_rider.setdefault(rider_id, {})[reason] = int(n or 0)
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(per_rider)))} if per_rider else {}
+    riders = [RiderRefusals(users[uid], dict(sorted(counts.items()))) for uid, counts in per_rider.items()]
+    riders.sort(key=lambda r: (-r.total, r.rider.username))
+    return RefusalTotals(first, last, dict(sorted(by_reason.items())), by_day, riders)
+
+
+def refusal_detail(reason: str) -> str:
+    return REASONS.get(reason, reason)
+
+
 def purge_expired(session: Session, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
-    """Delete raw positions, per-rider aggregates and shifts older than the retention period.
+    """Delete raw positions, per-rider aggregates, shifts and refusal counts older than the retention period.
 
     The anonymous per-cell counts and the consent records (proof of consent) are kept.
     """
@@ -371,6 +540,11 @@ def purge_expired(session: Session, *, retention_days: int, now: datetime | None
         "last_positions": count(session.execute(delete(LastPosition).where(LastPosition.ts < cutoff))),
         "shifts": count(
             session.execute(delete(DutyShift).where(DutyShift.ended_at.is_not(None), DutyShift.ended_at < cutoff))
+        ),
+        # Days are local to the deployment, which lies within a day of UTC: a day's margin keeps a
+        # count until its whole local day has passed the cutoff.
+        "refusals": count(
+            session.execute(delete(PositionRefusal).where(PositionRefusal.day < (cutoff - timedelta(days=1)).date()))
         ),
     }
     session.flush()
