@@ -75,6 +75,10 @@
   } else {
     mapEl.classList.add('no-tiles');
   }
+  // Panes keep the drawing order whatever answer comes first: cells, hotspots, gaps, then points on top.
+  [['rw-cells', 410], ['rw-hot', 420], ['rw-gaps', 430], ['rw-points', 450]].forEach(function (p) {
+    map.createPane(p[0]).style.zIndex = String(p[1]);
+  });
   var areas = readJson('areas-data') || { type: 'FeatureCollection', features: [] };
   var outline = L.geoJSON(null, { style: { color: '#0b4f8a', weight: 2, fill: false }, interactive: false }).addTo(map);
   var layers = {
@@ -118,9 +122,12 @@
     return i;
   }
 
-  function cellLayer(features, style, tooltip) {
-    var options = { style: style, onEachFeature: function (feature, layer) { layer.bindTooltip(tooltip(feature), { sticky: true }); } };
-    if (features.length > CANVAS_FROM) { options.renderer = L.canvas(); }
+  function cellLayer(features, pane, style, tooltip) {
+    var options = {
+      pane: pane, style: style,
+      onEachFeature: function (feature, layer) { layer.bindTooltip(tooltip(feature), { sticky: true }); }
+    };
+    if (features.length > CANVAS_FROM) { options.renderer = L.canvas({ pane: pane }); }
     return L.geoJSON({ type: 'FeatureCollection', features: features }, options);
   }
 
@@ -130,7 +137,7 @@
     var features = data.features || [];
     var covered = features.filter(function (f) { return f.properties.covered; });
     var blind = features.filter(function (f) { return !f.properties.covered; });
-    cellLayer(covered, function (f) {
+    cellLayer(covered, 'rw-cells', function (f) {
       return {
         color: '#2e5e3a', weight: 0.5, opacity: 0.6, fillColor: PASS_COLOURS[passClass(f.properties.passes)], fillOpacity: 0.65,
         className: 'cell-covered'
@@ -139,7 +146,7 @@
       var p = f.properties;
       return t('cell', { h3: p.h3 }) + '<br>' + t('passes', { n: p.passes }) + ' · ' + t('rider_hours', { n: p.riders });
     }).addTo(layers.coverage);
-    cellLayer(blind, function () {
+    cellLayer(blind, 'rw-cells', function () {
       return { color: '#c62828', weight: 1.2, dashArray: '3 3', fill: true, fillOpacity: 0, className: 'cell-blind' };
     }, function (f) {
       return t('cell', { h3: f.properties.h3 }) + '<br>' + t('blind') + ' · ' + t('passes', { n: f.properties.passes });
@@ -153,7 +160,7 @@
   function drawHotspots(data) {
     layers.hotspots.clearLayers();
     var shown = (data.features || []).filter(function (f) { return f.properties.hot || f.properties.z > 1.96; });
-    cellLayer(shown, function (f) {
+    cellLayer(shown, 'rw-hot', function (f) {
       var hot = f.properties.hot;
       return {
         color: hot ? '#b71c1c' : '#e65100', weight: hot ? 2 : 1, fillColor: hot ? '#d7301f' : '#fdae61',
@@ -169,7 +176,7 @@
 
   function drawGaps(data) {
     layers.gaps.clearLayers();
-    cellLayer(data.features || [], function () {
+    cellLayer(data.features || [], 'rw-gaps', function () {
       return { color: '#6a1b9a', weight: 3, dashArray: '6 3', fill: true, fillOpacity: 0.05, className: 'cell-gap' };
     }, function (f) {
       var p = f.properties;
@@ -195,7 +202,7 @@
     (list.items || []).forEach(function (c) {
       L.circleMarker([c.lat, c.lon], {
         radius: 6, color: '#ffffff', weight: 2, fillColor: STATUS_COLOURS[c.status] || '#333', fillOpacity: 0.95,
-        className: 'clue-marker'
+        className: 'clue-marker', pane: 'rw-points'
       }).bindPopup(popupLink('/clues/' + c.id, '#' + c.id + ' ' + c.category_name, t('seen', { time: localText(new Date(c.observed_at)) })))
         .addTo(layers.clues);
     });
@@ -217,7 +224,8 @@
       var c = f.geometry.coordinates;
       var name = p.display_name || p.rider;
       L.circleMarker([c[1], c[0]], {
-        radius: 8, color: '#0d47a1', weight: 3, fillColor: '#ffeb3b', fillOpacity: 1, className: 'live-marker'
+        radius: 8, color: '#0d47a1', weight: 3, fillColor: '#ffeb3b', fillOpacity: 1, className: 'live-marker',
+        pane: 'rw-points'
       }).bindTooltip(textBox(name + ' · ' + t('live_at', { time: localText(new Date(p.ts)) })))
         .addTo(layers.live);
     });
@@ -236,7 +244,7 @@
   }
   function drawChart(profile) {
     while (chart.firstChild) { chart.removeChild(chart.firstChild); }
-    var width = 480, height = 160, bottom = 18, top = 6, slot = width / 24;
+    var width = 480, height = 180, bottom = 24, top = 8, slot = width / 24;
     var max = Math.max.apply(null, profile.concat([1]));
     chart.appendChild(svg('line', { x1: 0, y1: height - bottom, x2: width, y2: height - bottom, class: 'axis' }));
     profile.forEach(function (n, hour) {
@@ -248,10 +256,10 @@
       bar.appendChild(svg('title', {}, t('hour_bar', { hour: hour, n: n })));
       chart.appendChild(bar);
       if (hour % 3 === 0) {
-        chart.appendChild(svg('text', { x: (hour * slot + slot / 2).toFixed(1), y: height - 4, class: 'tick' }, String(hour)));
+        chart.appendChild(svg('text', { x: (hour * slot + slot / 2).toFixed(1), y: height - 5, class: 'tick' }, String(hour)));
       }
     });
-    chart.appendChild(svg('text', { x: 4, y: top + 10, class: 'tick max' }, String(Math.max.apply(null, profile))));
+    chart.appendChild(svg('text', { x: 4, y: top + 14, class: 'tick max' }, String(Math.max.apply(null, profile))));
     chart.setAttribute('data-total', String(profile.reduce(function (a, b) { return a + b; }, 0)));
   }
 
@@ -265,7 +273,7 @@
     var trend = el('summary-trend');
     var points = 100 * data.trend;
     trend.textContent = Math.abs(points) < 0.05 ? t('unchanged') :
-      (points > 0 ? '▲ +' : '▼ ') + points.toFixed(1) + ' pp (' + percent(data.previous.coverage_ratio) + ')';
+      (points > 0 ? '▲ +' : '▼ ') + points.toFixed(1) + ' pp · ' + t('before', { ratio: percent(data.previous.coverage_ratio) });
     trend.setAttribute('data-trend', points > 0 ? 'up' : points < 0 ? 'down' : 'flat');
   }
 
