@@ -1,0 +1,1207 @@
+"""Positions end to end: batch ingest and OsmAnd through the real server, and the coverage query.
+
+For each backend (SQLite, and PostgreSQL with --pg-url): a fresh database with the demo district's
+areas, a platform account and N riders who consented and are on duty (written directly: the set-up
+is not what is measured). Riders move plausibly through the district (a heading that wanders, a
+speed of a scooter in town, stops, GPS noise), one fix every ten seconds, so no ping is refused.
+
+- Ingest: `uvicorn riderwatch.asgi:app` on a free loopback port (with --workers 1, then 2);
+  concurrent clients POST /api/v1/tracking/pings with pre-built batches (each client owns its
+  riders, so each rider's points arrive in order). Sustained pings/s accepted, request latency,
+  and the CPU the server processes (and PostgreSQL's backends) used, read from /proc.
+- OsmAnd: one position per request in the query string, as Traccar Client sends it.
+- Coverage: 2 × 30 days of per-cell, per-hour aggregates for N riders written straight into
+  coverage_cells (the query also reads the window before, for the trend), then
+  POST /api/v1/coverage/query for the whole district and a pilot zone at resolutions 9 and 10,
+  through HTTP and through the service function.
+- Profile: one 5,000-ping batch in-process: time per stage, time per SQL statement, and the top
+  functions by cumulative time (cProfile), to show where an ingest request spends its time.
+
+Every phase is bounded by a count and a time cap; servers are stopped afterwards.
+
+    python -m bench.ingest [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import math
+import os
+import pstats
+import resource
+import statistics
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import shapely
+from h3.api import basic_int as h3
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+from shapely.geometry import Polygon
+from sqlalchemy import Engine, event, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from bench.clue_submissions import fresh_pg_database, running_server
+from riderwatch.accounts.service import create_user
+from riderwatch.config import Settings
+from riderwatch.coverage.service import CoverageLimits, query_coverage
+from riderwatch.db import make_engine, make_session_factory, unit_of_work, utcnow
+from riderwatch.demo import OUTLINE, STATIONS, ZONES, load_organisation
+from riderwatch.migrate import upgrade
+from riderwatch.models import DutyShift, LocationConsent, Platform, Rider, Station, TrackingDevice, User
+from riderwatch.security import hash_password
+from riderwatch.tracking.ingest import IngestRules
+from riderwatch.tracking.schemas import PingBatch
+from riderwatch.tracking.service import ingest_batch
+
+BENCH_DATABASE = "riderwatch_bench_positions"
+PASSWORD = "bench-password-1"
+PLATFORM_USER = "bench-platform"
+DISPATCHER_USER = "bench-dispatcher"
+PLATFORM = "meituan"
+# The issue's targets, on this 2-core machine.
+TARGET_PINGS_PER_S = 100_000
+TARGET_COVERAGE_MS = 200.0
+CORES = os.cpu_count() or 1
+FIX_INTERVAL_S = 10.0
+PROFILE_ROUNDS = 3  # timed batches in the in-process profile; the fastest is shown
+METRES_PER_DEGREE = 111_320.0
+# The coverage data: one fix every 30 s per rider on duty (what platforms forward), and the share of
+# the team on duty by local hour of day (meal peaks at lunch and dinner, few riders at night).
+COVERAGE_FIXES_PER_HOUR = 120
+ON_DUTY_BY_HOUR = (
+    0.06, 0.04, 0.03, 0.03, 0.03, 0.04, 0.08, 0.15, 0.22, 0.28, 0.40, 0.58,
+    0.60, 0.45, 0.30, 0.28, 0.35, 0.55, 0.62, 0.55, 0.38, 0.25, 0.15, 0.09,
+)  # fmt: skip
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    riders: int = 10_000
+    batch: int = 2_000  # pings per request
+    fixes_per_rider: int = 10  # a batch holds this many consecutive fixes of each of its riders
+    ingest_pings: int = 1_500_000  # pre-built per phase: the phase ends when they are sent or at the time cap
+    clients: int = 8
+    time_cap_s: float = 60.0
+    workers: tuple[int, ...] = (1, 2)
+    osmand_requests: int = 30_000
+    osmand_clients: int = 32
+    osmand_time_cap_s: float = 30.0
+    coverage_days: int = 30
+    coverage_repeats: int = 15
+    profile_batch: int = 5_000
+    seed: int = 1
+
+
+# --- CPU accounting from /proc --------------------------------------------------------------------------
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of one process, or None once it is gone (or not visible)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def descendants(root: int) -> set[int]:
+    """The process and everything it started (uvicorn --workers N forks worker processes)."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent[int(entry.name)] = int(raw[raw.rindex(")") + 2 :].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, pp in parent.items() if pp == pid and p not in found]
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, which user time already counts
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def client_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_pid(base: str) -> int:
+    """The pid of the uvicorn process this benchmark started for `base` (a child of this process)."""
+    port = base.rsplit(":", 1)[1]
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2 :].split()[1]) == me and b"uvicorn" in argv and port.encode() in argv:
+            return int(entry.name)
+    raise RuntimeError(f"no server process of this benchmark listens on port {port}")
+
+
+@dataclass
+class CpuUse:
+    server_s: float
+    db_s: float | None
+    client_s: float
+    machine_busy_s: float
+    wall_s: float
+
+    @property
+    def others_s(self) -> float:
+        """CPU the rest of the machine used meanwhile (other people's work, the OS)."""
+        return max(0.0, self.machine_busy_s - self.server_s - (self.db_s or 0.0) - self.client_s)
+
+
+class CpuMeter:
+    """CPU seconds used by the server's processes, PostgreSQL's backends for the bench database, this
+    client, and the whole machine, between start() and stop()."""
+
+    def __init__(self, server_root: int, db_pids: Callable[[], set[int]] | None) -> None:
+        self.server_root = server_root
+        self.db_pids = db_pids
+        self._before: dict[int, float] = {}
+        self._db_before: dict[int, float] = {}
+
+    def _sample(self, pids: set[int]) -> dict[int, float]:
+        out = {}
+        for pid in pids:
+            cpu = process_cpu_s(pid)
+            if cpu is not None:
+                out[pid] = cpu
+        return out
+
+    def start(self) -> None:
+        self._before = self._sample(descendants(self.server_root))
+        self._db_before = self._sample(self.db_pids()) if self.db_pids else {}
+        self._client = client_cpu_s()
+        self._machine = machine_cpu_s()[0]
+        self._wall = time.perf_counter()
+
+    def stop(self) -> CpuUse:
+        wall = time.perf_counter() - self._wall
+        machine = machine_cpu_s()[0] - self._machine
+        client = client_cpu_s() - self._client
+        after = self._sample(descendants(self.server_root))
+        # A process that appeared meanwhile used all of its CPU inside the phase.
+        server = sum(cpu - self._before.get(pid, 0.0) for pid, cpu in after.items())
+        db: float | None = None
+        if self.db_pids:
+            db_after = self._sample(self.db_pids())
+            db = sum(cpu - self._db_before.get(pid, 0.0) for pid, cpu in db_after.items()) if db_after else None
+        return CpuUse(server_s=server, db_s=db, client_s=client, machine_busy_s=machine, wall_s=wall)
+
+
+def pg_backend_pids(url: str) -> Callable[[], set[int]] | None:
+    """PostgreSQL's server processes serving the bench database, when they run on this machine."""
+    if not url.startswith("postgresql"):
+        return None
+    name = make_url(url).database
+    # No pool: nothing stays connected to the bench database between samples.
+    engine = make_engine(url, poolclass=NullPool)
+
+    def pids() -> set[int]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+                {"name": name},
+            )
+            return {int(r[0]) for r in rows}
+
+    return pids
+
+
+# --- the district, the team and their movements -----------------------------------------------------------
+
+
+@dataclass
+class Team:
+    """The bench riders as the database knows them."""
+
+    usernames: list[str]
+    ids: list[int]
+    devices: list[str]
+
+
+def prepare_database(url: str, riders: int, now: datetime) -> Team:
+    """Migrations, the district, a platform account, a dispatcher, and `riders` riders of the platform
+    who consented and are on duty since 47 hours ago, each with a Traccar Client device."""
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            load_organisation(session)
+            create_user(
+                session, username=PLATFORM_USER, role="platform", password=PASSWORD, links={"platform": PLATFORM}
+            )
+            create_user(session, username=DISPATCHER_USER, role="dispatcher", password=PASSWORD)
+            platform_id = session.scalar(select(Platform.id).where(Platform.code == PLATFORM))
+            stations = [
+                session.scalar(select(Station.id).where(Station.code == s.code))
+                for s in STATIONS
+                if s.platform == PLATFORM
+            ]
+            since = now - timedelta(hours=47)
+            # One hash for all: production-strength argon2 per rider would take minutes, and riders
+            # of a platform send through the platform's account, not their own logins.
+            password_hash = hash_password(PASSWORD)
+            names = [f"bench-r{n:05d}" for n in range(riders)]
+            session.execute(
+                insert(User),
+                [
+                    {
+                        "username": name,
+                        "display_name": name,
+                        "role": "rider",
+                        "password_hash": password_hash,
+                        "is_active": True,
+                        "platform_id": platform_id,
+                        "station_id": stations[n % len(stations)],
+                        "token_version": 1,
+                        "created_at": since,
+                    }
+                    for n, name in enumerate(names)
+                ],
+            )
+            ids = {
+                name: uid
+                for name, uid in session.execute(select(User.username, User.id).where(User.username.like("bench-r%")))
+            }
+            order = [ids[name] for name in names]
+            session.execute(
+                insert(Rider),
+                [
+                    {
+                        "user_id": uid,
+                        "platform_id": platform_id,
+                        "station_id": stations[n % len(stations)],
+                        "status": "active",
+                        "joined_on": since.date(),
+                        "location_consent": True,
+                        "location_consent_at": since,
+                        "location_consent_text_version": "v1",
+                    }
+                    for n, uid in enumerate(order)
+                ],
+            )
+            session.execute(
+                insert(LocationConsent),
+                [{"rider_id": uid, "granted": True, "text_version": "v1", "at": since} for uid in order],
+            )
+            session.execute(insert(DutyShift), [{"rider_id": uid, "started_at": since} for uid in order])
+            devices = [f"bench-dev-{n:05d}" for n in range(riders)]
+            session.execute(
+                insert(TrackingDevice),
+                [{"device_id": d, "rider_id": uid, "created_at": since} for d, uid in zip(devices, order, strict=True)],
+            )
+    finally:
+        engine.dispose()
+    return Team(usernames=names, ids=order, devices=devices)
+
+
+@dataclass
+class Fixes:
+    """k consecutive fixes of every rider: arrays of shape (riders, k)."""
+
+    t: NDArray[np.float64]  # Unix seconds
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    speed: NDArray[np.float64]  # m/s
+    heading: NDArray[np.float64]  # degrees
+    accuracy: NDArray[np.float64]  # m
+
+
+class Fleet:
+    """Riders riding around the district: each call to advance() moves every rider k fixes on."""
+
+    def __init__(self, riders: int, start: datetime, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.outline = Polygon(OUTLINE)
+        shapely.prepare(self.outline)
+        n = riders
+        # Half start near a station of their platform (riders wait there), half anywhere in the district.
+        lat, lon = np.empty(n), np.empty(n)
+        todo = np.arange(n)
+        stations = np.array([(s.lat, s.lon) for s in STATIONS])
+        while todo.size:
+            near = self.rng.random(todo.size) < 0.5
+            base = stations[self.rng.integers(0, len(stations), todo.size)]
+            lo = np.array([p[1] for p in OUTLINE]).min(), np.array([p[0] for p in OUTLINE]).min()
+            hi = np.array([p[1] for p in OUTLINE]).max(), np.array([p[0] for p in OUTLINE]).max()
+            cand_lat = np.where(
+                near, base[:, 0] + self.rng.normal(0, 0.003, todo.size), self.rng.uniform(lo[0], hi[0], todo.size)
+            )
+            cand_lon = np.where(
+                near, base[:, 1] + self.rng.normal(0, 0.003, todo.size), self.rng.uniform(lo[1], hi[1], todo.size)
+            )
+            inside = shapely.contains_xy(self.outline, cand_lon, cand_lat)
+            lat[todo[inside]], lon[todo[inside]] = cand_lat[inside], cand_lon[inside]
+            todo = todo[~inside]
+        self.lat, self.lon = lat, lon
+        self.heading = self.rng.uniform(0, 2 * math.pi, n)
+        self.cruise = self.rng.uniform(3.0, 9.0, n)  # m/s: an e-scooter in town
+        # Phones fix at their own moments: spread the riders' clocks over one interval.
+        self.t = start.timestamp() + self.rng.uniform(0, FIX_INTERVAL_S, n)
+
+    @property
+    def riders(self) -> int:
+        return int(self.lat.size)
+
+    def advance(self, k: int) -> Fixes:
+        n = self.riders
+        shape = (n, k)
+        out = Fixes(*(np.empty(shape) for _ in range(6)))
+        for j in range(k):
+            dt = FIX_INTERVAL_S + self.rng.uniform(-0.5, 0.5, n)
+            self.heading += self.rng.normal(0, 0.35, n)
+            # Some fixes are stops: at a restaurant, a door, a red light.
+            speed = np.where(self.rng.random(n) < 0.15, 0.0, np.clip(self.cruise + self.rng.normal(0, 1.0, n), 0.5, 14))
+            step = speed * dt
+            lat = self.lat + step * np.cos(self.heading) / METRES_PER_DEGREE
+            lon = self.lon + step * np.sin(self.heading) / (METRES_PER_DEGREE * np.cos(np.radians(self.lat)))
+            inside = shapely.contains_xy(self.outline, lon, lat)
+            # At the district's edge the rider turns back instead of leaving it.
+            self.lat = np.where(inside, lat, self.lat)
+            self.lon = np.where(inside, lon, self.lon)
+            self.heading = np.where(inside, self.heading, self.heading + math.pi)
+            speed = np.where(inside, speed, 0.0)
+            self.t = self.t + dt
+            accuracy = self.rng.uniform(3, 15, n)
+            # What the phone reports: the true place plus GPS noise of about its accuracy.
+            noise = self.rng.normal(0, 1, (2, n)) * accuracy / 2 / METRES_PER_DEGREE
+            out.t[:, j] = self.t
+            out.lat[:, j] = self.lat + noise[0]
+            out.lon[:, j] = self.lon + noise[1] / np.cos(np.radians(self.lat))
+            out.speed[:, j] = speed
+            out.heading[:, j] = np.degrees(self.heading) % 360
+            out.accuracy[:, j] = accuracy
+        return out
+
+
+def iso_times(t: NDArray[np.float64]) -> NDArray[np.str_]:
+    """Unix seconds → ISO 8601 with milliseconds and an explicit UTC offset."""
+    stamps = np.datetime_as_string((t * 1000).astype("int64").astype("datetime64[ms]"), unit="ms")
+    return np.char.add(stamps, "+00:00")
+
+
+def ping_objects(fixes: Fixes, usernames: list[str], riders: NDArray[np.int64]) -> list[str]:
+    """The JSON text of each ping of these riders, in time order across them (as a platform forwards)."""
+    k = fixes.t.shape[1]
+    cols = np.repeat(np.arange(k), riders.size)
+    rows = np.tile(riders, k)
+    ts = iso_times(fixes.t[rows, cols])
+    lat, lon = fixes.lat[rows, cols], fixes.lon[rows, cols]
+    speed, heading, acc = fixes.speed[rows, cols], fixes.heading[rows, cols], fixes.accuracy[rows, cols]
+    return [
+        f'{{"ts":"{ts[i]}","lat":{lat[i]:.6f},"lon":{lon[i]:.6f},"speed_mps":{speed[i]:.1f},'
+        f'"heading":{heading[i]:.0f},"accuracy_m":{acc[i]:.0f},"rider":"{usernames[rows[i]]}"}}'
+        for i in range(rows.size)
+    ]
+
+
+def build_batches(fleet: Fleet, team: Team, sizes: Sizes, pings: int, clients: int) -> list[list[bytes]]:
+    """Request bodies per client, `pings` in all (rounded up to whole rounds of the fleet).
+
+    Client c owns riders c, c + clients, ...; a round moves every rider fixes_per_rider fixes on and
+    gives each client batches of batch // fixes_per_rider riders."""
+    per_batch = max(1, sizes.batch // sizes.fixes_per_rider)
+    owned = [np.arange(c, fleet.riders, clients) for c in range(clients)]
+    bodies: list[list[bytes]] = [[] for _ in range(clients)]
+    made = 0
+    while made < pings:
+        fixes = fleet.advance(sizes.fixes_per_rider)
+        for c in range(clients):
+            for i in range(0, owned[c].size, per_batch):
+                objs = ping_objects(fixes, team.usernames, owned[c][i : i + per_batch])
+                bodies[c].append(('{"pings":[' + ",".join(objs) + "]}").encode())
+                made += len(objs)
+    return bodies
+
+
+def osmand_paths(fleet: Fleet, team: Team, count: int) -> list[str]:
+    """`count` single-position OsmAnd requests (query string, as Traccar Client sends them), riders in turn."""
+    paths: list[str] = []
+    while len(paths) < count:
+        fixes = fleet.advance(1)
+        for r in range(fleet.riders):
+            knots = fixes.speed[r, 0] * 3600 / 1852
+            paths.append(
+                f"/osmand/?id={team.devices[r]}&timestamp={int(fixes.t[r, 0])}&lat={fixes.lat[r, 0]:.6f}"
+                f"&lon={fixes.lon[r, 0]:.6f}&speed={knots:.1f}&bearing={fixes.heading[r, 0]:.1f}"
+                f"&altitude=12.0&accuracy={fixes.accuracy[r, 0]:.1f}&batt=76.0"
+            )
+            if len(paths) == count:
+                break
+    return paths
+
+
+# --- the HTTP phases ---------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+@dataclass
+class Phase:
+    backend: str
+    kind: str  # "batch" or "osmand"
+    workers: int
+    clients: int
+    batch: int = 1
+    requests: int = 0
+    sent_pings: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    cpu: CpuUse | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.accepted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def per_cpu_second(self) -> float | None:
+        """Accepted pings per CPU second of the server (and the database server)."""
+        if self.cpu is None:
+            return None
+        spent = self.cpu.server_s + (self.cpu.db_s or 0.0)
+        return self.accepted / spent if spent > 0 else None
+
+
+def login(base: str, username: str) -> dict[str, str]:
+    res = httpx.post(f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}, timeout=30)
+    res.raise_for_status()
+    return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+
+async def drive_batches(
+    base: str, auth: dict[str, str], bodies: list[list[bytes]], phase: Phase, time_cap_s: float, meter: CpuMeter
+) -> Phase:
+    """Each client sends its bodies in order; the first one of each is a warm-up outside the measure."""
+    headers = {**auth, "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
+
+        async def post(body: bytes, measured: bool) -> None:
+            started = time.perf_counter()
+            try:
+                res = await client.post("/api/v1/tracking/pings", content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                phase.errors[type(exc).__name__] += 1
+                return
+            if not measured:
+                return
+            phase.latencies_ms.append((time.perf_counter() - started) * 1000)
+            phase.requests += 1
+            if res.status_code != 200:
+                phase.errors[f"HTTP {res.status_code}"] += 1
+                return
+            data = res.json()
+            phase.accepted += data["accepted"]
+            phase.duplicates += data["duplicates"]
+            phase.rejected.update(r["reason"] for r in data["rejections"])
+
+        await asyncio.gather(*(post(own[0], False) for own in bodies if own))
+        meter.start()
+        started = time.perf_counter()
+        deadline = started + time_cap_s
+
+        async def client_loop(own: list[bytes]) -> None:
+            for body in own[1:]:
+                if time.perf_counter() >= deadline:
+                    return
+                phase.sent_pings += body.count(b'"ts"')
+                await post(body, True)
+
+        await asyncio.gather(*(client_loop(own) for own in bodies))
+        phase.elapsed_s = time.perf_counter() - started
+        phase.cpu = meter.stop()
+    return phase
+
+
+async def drive_osmand(base: str, paths: list[str], phase: Phase, time_cap_s: float, meter: CpuMeter) -> Phase:
+    """Clients take the next request in turn; each rider's fixes are `riders` requests apart, so one
+    rider's requests never overlap and arrive in order."""
+    limits = httpx.Limits(max_connections=phase.clients, max_keepalive_connections=phase.clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        warm = phase.clients
+        for path in paths[:warm]:
+            await client.post(path)
+        meter.start()
+        started = time.perf_counter()
+        deadline = started + time_cap_s
+        next_index = warm
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < len(paths) and time.perf_counter() < deadline:
+                path = paths[next_index]
+                next_index += 1
+                t0 = time.perf_counter()
+                phase.sent_pings += 1
+                try:
+                    res = await client.post(path)
+                except httpx.HTTPError as exc:
+                    phase.errors[type(exc).__name__] += 1
+                    continue
+                phase.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                phase.requests += 1
+                if res.status_code == 200:
+                    phase.accepted += 1
+                else:
+                    phase.rejected[f"HTTP {res.status_code}: {res.text[:60]}"] += 1
+
+        await asyncio.gather(*(worker() for _ in range(phase.clients)))
+        phase.elapsed_s = time.perf_counter() - started
+        phase.cpu = meter.stop()
+    return phase
+
+
+# --- coverage ----------------------------------------------------------------------------------------------
+
+
+def district_cells(resolution: int) -> list[int]:
+    """The district's cells plus a rim of about 300 m: riders also pass just outside the outline."""
+    rim = Polygon(OUTLINE).buffer(0.003)
+    return sorted(h3.geo_to_cells(rim, resolution))
+
+
+def cell_weights(cells: list[int], rng: np.random.Generator) -> NDArray[np.float64]:
+    """Where riders are, as a share per cell: busiest at the pilot districts' centres and the stations,
+    some everywhere (customers live all over the district)."""
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    hubs = [(sum(p[1] for p in z.ring) / len(z.ring), sum(p[0] for p in z.ring) / len(z.ring), 6.0) for z in ZONES]
+    hubs += [(s.lat, s.lon, 2.0) for s in STATIONS]
+    w = np.full(len(cells), 1.0)
+    for lat, lon, strength in hubs:
+        dy = (centres[:, 0] - lat) * METRES_PER_DEGREE
+        dx = (centres[:, 1] - lon) * METRES_PER_DEGREE * math.cos(math.radians(lat))
+        w += strength * np.exp(-(dx**2 + dy**2) / (2 * 350.0**2))
+    w *= rng.lognormal(0, 0.4, len(cells))  # streets and blocks differ
+    return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def fill_coverage(url: str, *, riders: int, end_hour: int, hours: int, resolutions: tuple[int, ...], seed: int) -> int:
+    """Per-cell, per-hour aggregates as `riders` riders would leave them over `hours` hours before
+    end_hour, written straight into coverage_cells; returns the number of rows."""
+    rng = np.random.default_rng(seed)
+    finest = max(resolutions)
+    fine = district_cells(finest)
+    w_fine = cell_weights(fine, rng)
+    # A coarser cell's share: that of the finest cells whose centres lie in it.
+    shares: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
+    for res in resolutions:
+        if res == finest:
+            shares[res] = (np.array(fine, dtype=np.int64), w_fine)
+            continue
+        parent = np.array([h3.latlng_to_cell(*h3.cell_to_latlng(c), res) for c in fine], dtype=np.int64)
+        coarse, inverse = np.unique(parent, return_inverse=True)
+        shares[res] = (coarse, np.asarray(np.bincount(inverse, weights=w_fine), dtype=np.float64))
+    tz_offset = 8  # the district's local time is UTC+8 all year
+    rows: list[tuple[int, int, int, int, int]] = []
+    for hour in range(end_hour - hours, end_hour):
+        local = (hour + tz_offset) % 24
+        weekend = ((hour + tz_offset) // 24 + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+        on_duty = rng.binomial(riders, min(1.0, ON_DUTY_BY_HOUR[local] * (1.1 if weekend else 1.0)))
+        fixes = on_duty * COVERAGE_FIXES_PER_HOUR
+        for res, (cells, w) in shares.items():
+            passes = rng.poisson(fixes * w)
+            # A rider seen in a cell this hour: at least one of their fixes fell in it.
+            seen = rng.binomial(on_duty, 1 - (1 - w) ** COVERAGE_FIXES_PER_HOUR)
+            distinct = np.minimum(seen, passes)
+            keep = passes > 0
+            rows.extend(
+                zip(
+                    [res] * int(keep.sum()),
+                    cells[keep].tolist(),
+                    [hour] * int(keep.sum()),
+                    passes[keep].tolist(),
+                    distinct[keep].tolist(),
+                    strict=True,
+                )
+            )
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            columns = "resolution, cell, hour, passes, riders"
+            if engine.dialect.name == "postgresql":
+                with raw.cursor().copy(f"COPY coverage_cells ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                raw.cursor().executemany(f"INSERT INTO coverage_cells ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
+        if engine.dialect.name == "postgresql":
+            # What autovacuum would soon do after a load this size; the planner needs the statistics.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE coverage_cells"))
+    finally:
+        engine.dispose()
+    return len(rows)
+
+
+@dataclass
+class CoverageTiming:
+    backend: str
+    area: str
+    resolution: int
+    path: str  # "HTTP" or "service"
+    cells: int
+    covered: int
+    times_ms: list[float]
+    size_kb: float | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.times_ms, 95)
+
+
+def outline_polygon() -> dict[str, Any]:
+    ring = [list(p) for p in OUTLINE]
+    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+
+
+def coverage_areas() -> dict[str, dict[str, Any]]:
+    return {"district": outline_polygon(), f"pilot zone {ZONES[0].code}": {"zone": ZONES[0].code}}
+
+
+def coverage_limits(settings: Settings) -> CoverageLimits:
+    return CoverageLimits(
+        resolutions=settings.coverage_resolutions,
+        max_cells=settings.coverage_max_cells,
+        max_window=timedelta(days=settings.coverage_max_window_days),
+        timezone=settings.timezone,
+    )
+
+
+def time_coverage_service(
+    url: str, backend: str, start: datetime, end: datetime, repeats: int
+) -> tuple[list[CoverageTiming], str]:
+    """query_coverage called directly, a fresh session per call; and a cProfile of the slowest case."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    limits = coverage_limits(Settings())
+    out: list[CoverageTiming] = []
+
+    def once(area: dict[str, Any], res: int) -> dict[str, Any]:
+        with factory() as session:
+            answer = query_coverage(
+                session, area=area, start=start, end=end, resolution=res, min_passes=1, limits=limits
+            )
+            session.rollback()
+            return answer
+
+    try:
+        for name, area in coverage_areas().items():
+            for res in limits.resolutions:
+                answer = once(area, res)
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    once(area, res)
+                    times.append((time.perf_counter() - t0) * 1000)
+                summary = answer["summary"]
+                out.append(CoverageTiming(backend, name, res, "service", summary["cells"], summary["covered"], times))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        once(outline_polygon(), max(limits.resolutions))
+        profiler.disable()
+    finally:
+        engine.dispose()
+    return out, top_functions(profiler, 12)
+
+
+def time_coverage_http(base: str, backend: str, start: datetime, end: datetime, repeats: int) -> list[CoverageTiming]:
+    auth = login(base, DISPATCHER_USER)
+    out: list[CoverageTiming] = []
+    with httpx.Client(base_url=base, timeout=60, headers=auth) as client:
+        for name, area in coverage_areas().items():
+            for res in Settings().coverage_resolutions:
+                body = {"area": area, "from": start.isoformat(), "to": end.isoformat(), "resolution": res}
+                first = client.post("/api/v1/coverage/query", json=body)
+                first.raise_for_status()
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    res_ = client.post("/api/v1/coverage/query", json=body)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    res_.raise_for_status()
+                summary = first.json()["summary"]
+                out.append(
+                    CoverageTiming(
+                        backend,
+                        name,
+                        res,
+                        "HTTP",
+                        summary["cells"],
+                        summary["covered"],
+                        times,
+                        size_kb=len(first.content) / 1024,
+                    )
+                )
+    return out
+
+
+# --- profile of one ingest batch ---------------------------------------------------------------------------
+
+
+def top_functions(profiler: cProfile.Profile, n: int, key: pstats.SortKey = pstats.SortKey.CUMULATIVE) -> str:
+    buf = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buf)
+    stats.sort_stats(key).print_stats(n)
+    lines = buf.getvalue().splitlines()
+    # Keep the header and the rows; shorten the site-packages paths.
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join(
+        line.replace(str(Path(np.__file__).parents[1]) + "/", "").replace(str(Path.cwd()) + "/", "")
+        for line in lines[start:]
+        if line.strip()
+    )
+
+
+class SqlClock:
+    """Time spent in the database driver per statement, keyed by the statement's first words."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.spent: defaultdict[str, float] = defaultdict(float)
+        self.calls: Counter[str] = Counter()
+        self._t0: list[float] = []
+
+    @staticmethod
+    def key(statement: str) -> str:
+        words = " ".join(statement.split())
+        for marker in (" FROM ", " INTO ", "UPDATE "):
+            at = words.find(marker)
+            if at >= 0:
+                table = words[at + len(marker) :].split(" ")[0]
+                return f"{words.split(' ')[0]} {table}"
+        return words[:40]
+
+    def _before(self, *_args: Any) -> None:
+        self._t0.append(time.perf_counter())
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        key = self.key(statement)
+        self.spent[key] += time.perf_counter() - self._t0.pop()
+        self.calls[key] += 1
+
+    def __enter__(self) -> SqlClock:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+
+@dataclass
+class IngestProfile:
+    backend: str
+    pings: int
+    stages_ms: dict[str, float]
+    sql_ms: dict[str, tuple[int, float]]
+    top: str  # by cumulative time
+    own: str  # by time spent in the function itself
+    accepted: int
+
+
+def profile_ingest(url: str, backend: str, fleet: Fleet, team: Team, pings: int, fixes_per_rider: int) -> IngestProfile:
+    """One batch the way the route handles it, in-process: parse, validate, ingest, commit; timed by
+    stage and per SQL statement, then a second batch under cProfile."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    rules = IngestRules.from_settings(Settings())
+    riders = np.arange(min(max(1, pings // fixes_per_rider), fleet.riders))
+
+    def body() -> bytes:
+        fixes = fleet.advance(fixes_per_rider)
+        return ('{"pings":[' + ",".join(ping_objects(fixes, team.usernames, riders)) + "]}").encode()
+
+    try:
+        with factory() as session:
+            sender = session.scalar(select(User).where(User.username == PLATFORM_USER))
+            assert sender is not None
+            session.expunge(sender)
+        # The best of a few batches: the machine is shared, and a stage the scheduler interrupted
+        # would say more about the neighbours than about the code.
+        best: tuple[float, dict[str, float], dict[str, tuple[int, float]]] | None = None
+        for _ in range(PROFILE_ROUNDS):
+            raw = body()
+            with SqlClock(engine) as clock, factory() as session:
+                t0 = time.perf_counter()
+                data = json.loads(raw)
+                t1 = time.perf_counter()
+                batch = PingBatch.model_validate(data)
+                t2 = time.perf_counter()
+                result = ingest_batch(session, sender=sender, pings=batch.pings, rules=rules)
+                t3 = time.perf_counter()
+                session.commit()
+                t4 = time.perf_counter()
+            stages = {
+                "JSON parse of the body": (t1 - t0) * 1000,
+                "PingBatch validation (route body)": (t2 - t1) * 1000,
+                "ingest_batch (service)": (t3 - t2) * 1000,
+                "commit": (t4 - t3) * 1000,
+            }
+            sql = {k: (clock.calls[k], clock.spent[k] * 1000) for k in clock.spent}
+            if best is None or t4 - t0 < best[0]:
+                best = (t4 - t0, stages, sql)
+        assert best is not None
+        _, stages, sql = best
+        batch = PingBatch.model_validate(json.loads(body()))
+        profiler = cProfile.Profile()
+        with factory() as session:
+            profiler.enable()
+            ingest_batch(session, sender=sender, pings=batch.pings, rules=rules)
+            profiler.disable()
+            session.commit()
+    finally:
+        engine.dispose()
+    return IngestProfile(
+        backend,
+        len(data["pings"]),
+        stages,
+        sql,
+        top_functions(profiler, 15),
+        top_functions(profiler, 12, pstats.SortKey.TIME),
+        result.accepted,
+    )
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BackendResults:
+    phases: list[Phase] = field(default_factory=list)
+    coverage: list[CoverageTiming] = field(default_factory=list)
+    coverage_rows: int = 0
+    coverage_profile: str = ""
+    profile: IngestProfile | None = None
+
+
+def track_span(sizes: Sizes) -> timedelta:
+    """How far back the riders' tracks start: long enough for every fix the run sends to lie in the past
+    (pings from the future are refused), never beyond the 48 hours a ping may be late."""
+    k = sizes.fixes_per_rider
+    rounds = math.ceil(sizes.ingest_pings / (sizes.riders * k))
+    fixes = len(sizes.workers) * (rounds * k + math.ceil((sizes.osmand_requests + sizes.osmand_clients) / sizes.riders))
+    fixes += (PROFILE_ROUNDS + 1) * k  # the profiled batches
+    span = timedelta(seconds=fixes * (FIX_INTERVAL_S + 0.5)) + timedelta(minutes=10)
+    if span > timedelta(hours=46):
+        raise SystemExit(f"{fixes} fixes per rider do not fit in the last 46 hours: use more riders or fewer pings")
+    return max(span, timedelta(hours=2))
+
+
+def bench_backend(
+    backend: str, url: str, data_dir: Path, sizes: Sizes, console: Console | None = None
+) -> BackendResults:
+    say = console.print if console else (lambda *_a, **_k: None)
+    out = BackendResults()
+    now = utcnow()
+    team = prepare_database(url, sizes.riders, now)
+    fleet = Fleet(sizes.riders, now - track_span(sizes), sizes.seed)
+    db_pids = pg_backend_pids(url)
+    for workers in sizes.workers:
+        with running_server(url, data_dir / f"w{workers}", workers) as base:
+            meter = CpuMeter(server_pid(base), db_pids)
+            say(f"  batch ingest, {workers} server process(es): building {sizes.ingest_pings:,} pings …")
+            bodies = build_batches(fleet, team, sizes, sizes.ingest_pings, sizes.clients)
+            phase = Phase(backend, "batch", workers, sizes.clients, sizes.batch)
+            say("  … sending")
+            asyncio.run(drive_batches(base, login(base, PLATFORM_USER), bodies, phase, sizes.time_cap_s, meter))
+            out.phases.append(phase)
+            del bodies
+            say(f"  OsmAnd, {workers} server process(es) …")
+            paths = osmand_paths(fleet, team, sizes.osmand_requests + sizes.osmand_clients)
+            osm = Phase(backend, "osmand", workers, sizes.osmand_clients)
+            asyncio.run(drive_osmand(base, paths, osm, sizes.osmand_time_cap_s, meter))
+            out.phases.append(osm)
+    say("  ingest profile …")
+    out.profile = profile_ingest(url, backend, fleet, team, sizes.profile_batch, sizes.fixes_per_rider)
+    # Whole hours well before the pings above (which lie in the last 48 hours), so the two never meet.
+    end_hour = math.floor((now - timedelta(days=3)).timestamp() / 3600)
+    say(f"  coverage: filling {2 * sizes.coverage_days} days of aggregates for {sizes.riders:,} riders …")
+    out.coverage_rows = fill_coverage(
+        url,
+        riders=sizes.riders,
+        end_hour=end_hour,
+        hours=2 * sizes.coverage_days * 24,
+        resolutions=Settings().coverage_resolutions,
+        seed=sizes.seed,
+    )
+    end = datetime.fromtimestamp(end_hour * 3600, UTC)
+    start = end - timedelta(days=sizes.coverage_days)
+    timings, out.coverage_profile = time_coverage_service(url, backend, start, end, sizes.coverage_repeats)
+    with running_server(url, data_dir / "coverage", 1) as base:
+        out.coverage += time_coverage_http(base, backend, start, end, sizes.coverage_repeats)
+    out.coverage += timings
+    return out
+
+
+# --- the report --------------------------------------------------------------------------------------------
+
+
+def _cores(seconds: float | None, wall: float) -> str:
+    return "—" if seconds is None or wall <= 0 else f"{seconds / wall:.2f}"
+
+
+def _ratio(value: float, target: float) -> str:
+    return f"{value / target:.3f}" if target else "—"
+
+
+def _reasons(phase: Phase) -> str:
+    parts = [f"{k}×{v}" for k, v in (phase.rejected + phase.errors).most_common(3)]
+    return ", ".join(parts) or "0"
+
+
+def report(results: dict[str, BackendResults], sizes: Sizes, console: Console) -> None:
+    phases = [p for r in results.values() for p in r.phases]
+    batch = Table(
+        title=f"Batch ingest: POST /api/v1/tracking/pings, {sizes.riders:,} riders, {sizes.clients} clients; "
+        f"target {TARGET_PINGS_PER_S:,} pings/s; CPU in cores (of {CORES})"
+    )
+    for col in (
+        "backend",
+        "server procs",
+        "pings/request",
+        "requests",
+        "accepted",
+        "refused / errors",
+        "s",
+        "pings/s",
+        "ratio to target",
+        "p50 ms",
+        "p99 ms",
+        "server CPU",
+        "DB CPU",
+        "client CPU",
+        "others' CPU",
+        "pings per CPU-s",
+    ):
+        batch.add_column(col, justify="left" if col in ("backend", "refused / errors") else "right")
+    osm = Table(
+        title=f"OsmAnd: one position per request (query string), {sizes.osmand_clients} clients; "
+        "the issue sets no target; CPU in cores"
+    )
+    for col in (
+        "backend",
+        "server procs",
+        "requests",
+        "accepted",
+        "refused / errors",
+        "s",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU",
+        "DB CPU",
+        "client CPU",
+        "others' CPU",
+        "requests per CPU-s",
+    ):
+        osm.add_column(col, justify="left" if col in ("backend", "refused / errors") else "right")
+    for p in phases:
+        cpu = p.cpu
+        wall = cpu.wall_s if cpu else 0.0
+        common = [
+            _cores(cpu.server_s if cpu else None, wall),
+            _cores(cpu.db_s if cpu else None, wall),
+            _cores(cpu.client_s if cpu else None, wall),
+            _cores(cpu.others_s if cpu else None, wall),
+            f"{p.per_cpu_second:,.0f}" if p.per_cpu_second else "—",
+        ]
+        if p.kind == "batch":
+            batch.add_row(
+                p.backend,
+                str(p.workers),
+                f"{p.batch:,}",
+                f"{p.requests:,}",
+                f"{p.accepted:,}",
+                _reasons(p),
+                f"{p.elapsed_s:.1f}",
+                f"{p.per_second:,.0f}",
+                _ratio(p.per_second, TARGET_PINGS_PER_S),
+                f"{percentile(p.latencies_ms, 50):.0f}",
+                f"{percentile(p.latencies_ms, 99):.0f}",
+                *common,
+            )
+        else:
+            osm.add_row(
+                p.backend,
+                str(p.workers),
+                f"{p.requests:,}",
+                f"{p.accepted:,}",
+                _reasons(p),
+                f"{p.elapsed_s:.1f}",
+                f"{p.requests_per_second:,.0f}",
+                f"{percentile(p.latencies_ms, 50):.1f}",
+                f"{percentile(p.latencies_ms, 99):.1f}",
+                *common,
+            )
+    console.print(batch)
+    console.print(
+        f"To reach {TARGET_PINGS_PER_S:,} pings/s on {CORES} cores, server and database together need "
+        f"{TARGET_PINGS_PER_S / CORES:,.0f} pings per CPU-second at full use of every core."
+    )
+    console.print(osm)
+
+    cov = Table(
+        title=f"Coverage query over {sizes.coverage_days} days, {sizes.riders:,} riders' aggregates; "
+        f"target {TARGET_COVERAGE_MS:.0f} ms (ratio < 1 meets it)"
+    )
+    for col in ("backend", "area", "res", "cells", "covered", "path", "median ms", "p95 ms", "ratio", "answer kB"):
+        cov.add_column(col, justify="left" if col in ("backend", "area", "path") else "right")
+    for name, r in results.items():
+        for c in r.coverage:
+            cov.add_row(
+                c.backend,
+                c.area,
+                str(c.resolution),
+                f"{c.cells:,}",
+                f"{c.covered:,}",
+                c.path,
+                f"{c.median:.1f}",
+                f"{c.p95:.1f}",
+                _ratio(c.median, TARGET_COVERAGE_MS),
+                f"{c.size_kb:.0f}" if c.size_kb is not None else "—",
+            )
+        if r.coverage_rows:
+            console.print(f"{name}: {r.coverage_rows:,} aggregate rows written for the coverage query")
+    console.print(cov)
+
+    for name, r in results.items():
+        prof = r.profile
+        if prof is None:
+            continue
+        stages = Table(
+            title=f"Where a {prof.pings:,}-ping batch spends its time, in-process, best of {PROFILE_ROUNDS} ({name})"
+        )
+        stages.add_column("stage")
+        stages.add_column("ms", justify="right")
+        stages.add_column("µs per ping", justify="right")
+        for stage, ms in prof.stages_ms.items():
+            stages.add_row(stage, f"{ms:.1f}", f"{ms * 1000 / prof.pings:.1f}")
+        total = sum(prof.stages_ms.values())
+        stages.add_row("total", f"{total:.1f}", f"{total * 1000 / prof.pings:.1f}")
+        console.print(stages)
+        sql = Table(title=f"SQL statements of that batch ({name}): time in the driver")
+        for col in ("statement", "calls", "ms"):
+            sql.add_column(col, justify="left" if col == "statement" else "right")
+        for key, (calls, ms) in sorted(prof.sql_ms.items(), key=lambda kv: -kv[1][1]):
+            sql.add_row(key, str(calls), f"{ms:.1f}")
+        console.print(sql)
+        console.print(f"[bold]cProfile of ingest_batch on {prof.pings:,} pings ({name}): by cumulative time[/bold]")
+        console.print(prof.top, markup=False, highlight=False)
+        console.print(f"[bold]… and by time in the function itself ({name})[/bold]")
+        console.print(prof.own, markup=False, highlight=False)
+        if r.coverage_profile:
+            console.print(f"[bold]cProfile of query_coverage, whole district at the finest resolution ({name})[/bold]")
+            console.print(r.coverage_profile, markup=False, highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-url", help="an existing PostgreSQL database URL; its server gets a bench database")
+    parser.add_argument("--riders", type=int, default=Sizes.riders)
+    parser.add_argument("--batch", type=int, default=Sizes.batch, help="pings per request")
+    parser.add_argument("--pings", type=int, default=Sizes.ingest_pings, help="pings built per ingest phase")
+    parser.add_argument("--clients", type=int, default=Sizes.clients)
+    parser.add_argument("--time-cap", type=float, default=Sizes.time_cap_s, help="seconds per ingest phase at most")
+    parser.add_argument("--workers", type=int, nargs="+", default=list(Sizes.workers), help="server processes")
+    parser.add_argument("--osmand-requests", type=int, default=Sizes.osmand_requests)
+    parser.add_argument("--osmand-clients", type=int, default=Sizes.osmand_clients)
+    parser.add_argument("--osmand-time-cap", type=float, default=Sizes.osmand_time_cap_s)
+    parser.add_argument("--days", type=int, default=Sizes.coverage_days, help="coverage window in days")
+    parser.add_argument("--repeats", type=int, default=Sizes.coverage_repeats)
+    parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True, help="bench SQLite too")
+    args = parser.parse_args(argv)
+    sizes = Sizes(
+        riders=args.riders,
+        batch=args.batch,
+        ingest_pings=args.pings,
+        clients=args.clients,
+        time_cap_s=args.time_cap,
+        workers=tuple(args.workers),
+        osmand_requests=args.osmand_requests,
+        osmand_clients=args.osmand_clients,
+        osmand_time_cap_s=args.osmand_time_cap,
+        coverage_days=args.days,
+        coverage_repeats=args.repeats,
+    )
+    console = Console(width=max(Console().width, 180))
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    results: dict[str, BackendResults] = {}
+    with tempfile.TemporaryDirectory(prefix="riderwatch-bench-") as tmp:
+        if args.sqlite:
+            console.print("[bold]SQLite[/bold] …")
+            results["sqlite"] = bench_backend(
+                "sqlite", f"sqlite:///{tmp}/bench.db", Path(tmp) / "sqlite", sizes, console
+            )
+        if args.pg_url:
+            console.print("[bold]PostgreSQL[/bold] …")
+            with fresh_pg_database(args.pg_url, BENCH_DATABASE) as url:
+                results["postgresql"] = bench_backend("postgresql", url, Path(tmp) / "pg", sizes, console)
+    report(results, sizes, console)
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
+    console.print(
+        f"Machine: {CORES} cores; load average (1, 5, 15 min) before {' '.join(load_before)}, "
+        f"after {' '.join(load_after)}. 'others' CPU' is what the rest of the machine used during a phase."
+    )
+    failed = any(p.errors or p.rejected for r in results.values() for p in r.phases)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
