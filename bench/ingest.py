@@ -591,8 +591,12 @@ async def drive_osmand(base: str, paths: list[str], phase: Phase, time_cap_s: fl
                     continue
                 phase.latencies_ms.append((time.perf_counter() - t0) * 1000)
                 phase.requests += 1
-                if res.status_code == 200:
+                refused = res.headers.get("X-RiderWatch-Refused")
+                if res.status_code == 200 and refused is None:
                     phase.accepted += 1
+                elif refused is not None:
+                    # A point refused for good is answered 200 (ADR 0003); the header names why.
+                    phase.rejected[refused] += 1
                 else:
                     phase.rejected[f"HTTP {res.status_code}: {res.text[:60]}"] += 1
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 from shapely.geometry import Polygon, shape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from riderwatch import demo as demo_module
+from riderwatch.cli import app as cli
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.clues.workflow import OPEN_STATUSES
 from riderwatch.config import Settings
@@ -25,9 +30,14 @@ from riderwatch.models import (
     ClueEvent,
     CluePhoto,
     Community,
+    CoverageCell,
+    DutyShift,
     Grid,
+    LocationConsent,
     PatrolUnit,
     Platform,
+    Position,
+    PositionRefusal,
     Rider,
     Station,
     User,
@@ -101,6 +111,15 @@ def _check_riders(db: Session) -> None:
     assert len(consented) > 0.7 * len(riders)
     assert all(r.location_consent_at is not None and r.location_consent_text_version == "v1" for r in consented)
     assert not any(r.location_consent for _, r in riders if r.status == "applied")
+    # Consent went through the tracking service: each rider's decision is on record, as the rider sees it.
+    records = {c.rider_id: c for c in db.scalars(select(LocationConsent))}
+    assert set(records) == {r.user_id for r in consented}
+    assert all(
+        records[r.user_id].granted
+        and records[r.user_id].at == r.location_consent_at
+        and records[r.user_id].text_version == "v1"
+        for r in consented
+    )
 
 
 def _check_timeline(clue: Clue, events: list[ClueEvent], reporter: User | None, users: dict[int, User]) -> None:
@@ -181,7 +200,7 @@ def _check_clues(db: Session, settings: Settings) -> None:
 
 
 def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -> None:
-    first = build_demo(settings, password=PASSWORD, seed=7, console=_quiet())
+    first = build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=0)
     out = _quiet()
     out.print(first)
     assert "+86" in out.file.getvalue()  # type: ignore[attr-defined]
@@ -191,10 +210,49 @@ def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -
     counts = _table_counts(db)
     db.rollback()
 
-    second = build_demo(settings, password=PASSWORD, seed=7, console=_quiet())
+    second = build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=0)
     out = _quiet()
     out.print(second)
     assert "+" not in out.file.getvalue()  # type: ignore[attr-defined]
+    assert _table_counts(db) == counts
+    assert counts["positions"] == counts["duty_shifts"] == 0
+
+
+def test_demo_tracks_come_from_the_simulator_through_the_api(settings: Settings, db: Session) -> None:
+    # A day, so the riders' shifts fall inside it whatever the hour of the test; three riders keep it quick.
+    build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=1, track_riders=3)
+    riders = {
+        uid: name
+        for uid, name in db.execute(
+            select(User.id, User.username).where(User.id.in_(select(Position.rider_id).distinct()))
+        )
+    }
+    assert len(riders) == 3 and all(name.startswith("rider") for name in riders.values())
+    points = db.scalar(select(func.count()).select_from(Position)) or 0
+    assert points > 500
+    first, last = db.execute(select(func.min(Position.ts), func.max(Position.ts))).one()
+    now = datetime.now(UTC)
+    assert now - timedelta(days=1, minutes=5) <= first and last <= now
+    # Every point lies in a shift the rider switched on and off through the API.
+    shifts = list(db.scalars(select(DutyShift)))
+    assert shifts and {s.rider_id for s in shifts} == set(riders)
+    assert all(s.ended_at is not None and s.ended_by == "rider" for s in shifts)
+    for rider_id, ts in db.execute(select(Position.rider_id, Position.ts)):
+        assert any(s.rider_id == rider_id and s.started_at <= ts <= (s.ended_at or now) for s in shifts)
+    assert db.scalar(select(func.count()).select_from(PositionRefusal)) == 0
+    # The coverage aggregates were built at ingest: one pass per point at each resolution.
+    passes = db.execute(
+        select(CoverageCell.resolution, func.sum(CoverageCell.passes)).group_by(CoverageCell.resolution)
+    ).all()
+    assert {res: int(n) for res, n in passes} == dict.fromkeys(settings.coverage_resolutions, points)
+    assert (db.scalar(select(func.max(CoverageCell.riders))) or 0) >= 1
+    counts = _table_counts(db)
+    db.rollback()
+
+    out = _quiet()
+    out.print(build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=1, track_riders=3))
+    text = " ".join(out.file.getvalue().split())  # type: ignore[attr-defined]
+    assert "demo tracks were already loaded" in text and "+" not in text
     assert _table_counts(db) == counts
 
 
@@ -226,3 +284,24 @@ def test_same_seed_same_people_and_another_seed_differs() -> None:
     assert a == b
     assert [p.display_name for p in a] != [p.display_name for p in c]
     assert [p.username for p in a] == [p.username for p in c]
+
+
+def test_cli_passes_tracks_days_and_bounds_it(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RIDERWATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("RIDERWATCH_DATA_DIR", str(tmp_path))
+    seen: dict[str, Any] = {}
+
+    def fake_build(settings: Settings, **kwargs: Any) -> str:
+        seen.update(kwargs)
+        return "loaded"
+
+    monkeypatch.setattr(demo_module, "build_demo", fake_build)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["demo", "--tracks-days", "0.5", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert seen["tracks_days"] == 0.5 and seen["password"] == PASSWORD
+    assert runner.invoke(cli, ["demo"]).exit_code == 0 and seen["tracks_days"] == 3
+    for bad in ("-1", "8", "many"):
+        assert runner.invoke(cli, ["demo", "--tracks-days", bad]).exit_code == 2, bad

@@ -127,6 +127,9 @@ def purge(
 def demo(
     password: Annotated[str, typer.Option(help="password for every demo account")] = "riderwatch-demo",  # noqa: S107  (the documented demo password)
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same district")] = 7,
+    tracks_days: Annotated[
+        float, typer.Option(min=0, max=7, help="days of simulated rider tracks up to now; 0: none")
+    ] = 3,
 ) -> None:
     """Load the demo district (Zhenhai, Licheng District, Putian); idempotent."""
     from riderwatch.demo import build_demo
@@ -136,7 +139,7 @@ def demo(
     _ensure_dir(settings)
     upgrade(settings.database_url)
     try:
-        summary = build_demo(settings, password=password, seed=seed, console=console)
+        summary = build_demo(settings, password=password, seed=seed, console=console, tracks_days=tracks_days)
     except DomainError as exc:
         _fail(exc.detail)
     console.print(summary)

@@ -10,12 +10,18 @@ escalate_overdue) with explicit times, so every clue carries a timeline the app 
 written. The same seed on the same day gives the same data; running again only adds what is
 missing (organisations and accounts by code and username; clues only when the district has no
 demo clues yet).
+
+Then the simulator gives the riders a few days of delivery rounds, sent in-process to the app's own
+HTTP interface: shifts through `PUT /api/v1/me/duty` with the time each began and ended, positions
+through the platforms' batch ingest, so tracks and coverage are what the server made of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import io
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import shapely
 from PIL import Image, ImageDraw
 from rich.console import Console
@@ -35,6 +42,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.accounts.service import MIN_PASSWORD, create_user
+from riderwatch.app import create_app
 from riderwatch.clues import service as clue_service
 from riderwatch.clues.photos import CheckedPhoto, PhotoStore, check_photo
 from riderwatch.clues.schemas import ActionBody, ClueCreate
@@ -48,17 +56,22 @@ from riderwatch.models import (
     ClueEvent,
     CluePhoto,
     Community,
+    CoverageCell,
     Grid,
     Jurisdiction,
     PatrolUnit,
     Platform,
+    Position,
     Rider,
     Station,
     User,
     Zone,
 )
-from riderwatch.security import hash_password, verify_password
+from riderwatch.security import hash_password, issue_token, verify_password
+from riderwatch.sim.feed import FeedStats
+from riderwatch.sim.run import RunPlan, run_in_process
 from riderwatch.sim.world import ZHENHAI
+from riderwatch.tracking.service import set_location_consent
 
 JURISDICTION_CODE = "zhenhai"
 CONSENT_TEXT_VERSION = "v1"
@@ -581,11 +594,10 @@ def _ensure_people(
         if person.rider_status == "left":
             user.is_active = False
         if person.role == "rider" and person.consent_at is not None:
-            rider = session.get(Rider, user.id)
-            assert rider is not None
-            rider.location_consent = True
-            rider.location_consent_at = person.consent_at
-            rider.location_consent_text_version = CONSENT_TEXT_VERSION
+            # Through the service, so the consent record and its audit entry exist as for a real rider.
+            set_location_consent(
+                session, rider_user=user, granted=True, text_version=CONSENT_TEXT_VERSION, now=person.consent_at
+            )
         added[f"users:{person.role}"] += 1
         progress.advance(task)
     session.flush()
@@ -948,6 +960,130 @@ def run_clues(
 
 
 # ---------------------------------------------------------------------------------------------
+# Tracks
+
+PLATFORM_ACCOUNTS = tuple(f"{code}-api" for code, _zh, _en in PLATFORMS)
+TRACK_INTERVAL_S = 30.0
+
+
+@dataclass
+class TrackLoad:
+    riders: int = 0
+    shifts: int = 0
+    shifts_refused: int = 0
+    stats: FeedStats | None = None
+    skipped: bool = False
+
+
+def _track_plan(session: Session, *, seed: int, start: datetime, end: datetime, max_riders: int | None) -> RunPlan:
+    """The simulator's run for the active riders who had consented before it starts."""
+    rows = session.execute(
+        select(User.username, Station.code)
+        .join(Rider, Rider.user_id == User.id)
+        .join(Station, Station.id == Rider.station_id)
+        .where(
+            User.username.like("rider%"),
+            User.is_active.is_(True),
+            Rider.status == "active",
+            Rider.location_consent.is_(True),
+            Rider.location_consent_at < start,
+        )
+        .order_by(User.username)
+    ).all()
+    if max_riders is not None:
+        rows = rows[:max_riders]
+    return RunPlan(
+        seed=seed,
+        start=start,
+        duration=end - start,
+        riders=tuple(name for name, _code in rows),
+        interval_s=TRACK_INTERVAL_S,
+        rider_stations=tuple((name, code) for name, code in rows),
+        spec=ZHENHAI,
+    )
+
+
+async def _record_shifts(
+    app: Any, plan: RunPlan, tokens: dict[str, str], on_shift: Callable[[], None]
+) -> tuple[int, int]:
+    """Each rider switches duty through the API at the times the run's shifts began and ended."""
+    # Whole seconds, widened: a point the simulator fixes at the very start of a shift stays inside it.
+    shifts = [
+        (s.rider, s.start.replace(microsecond=0), s.end.replace(microsecond=0) + timedelta(seconds=1))
+        for s in sorted(plan.shifts(), key=lambda s: (s.rider, s.start))
+    ]
+    recorded = refused = 0
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://riderwatch.demo", timeout=120) as client:
+
+        async def switch(rider: str, on: bool, at: datetime) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[rider]}"}
+            return await client.put("/api/v1/me/duty", json={"on_duty": on, "at": at.isoformat()}, headers=headers)
+
+        for rider, start, end in shifts:
+            on = await switch(rider, True, start)
+            if on.status_code == 409:
+                # A shift an interrupted earlier load already recorded around this time: keep that one.
+                refused += 1
+                on_shift()
+                continue
+            if on.status_code != 200:
+                raise InvalidInput(f"demo shifts: {rider} could not go on duty: {on.status_code} {on.text[:200]}")
+            off = await switch(rider, False, end)
+            if off.status_code != 200:
+                raise InvalidInput(f"demo shifts: {rider} could not go off duty: {off.status_code} {off.text[:200]}")
+            recorded += 1
+            on_shift()
+    return recorded, refused
+
+
+def load_tracks(
+    settings: Settings,
+    factory: Any,
+    *,
+    password: str,
+    seed: int,
+    days: float,
+    progress: Progress,
+    max_riders: int | None = None,
+) -> TrackLoad:
+    """`days` of delivery rounds up to now, sent through the app's HTTP interface.
+
+    Skipped once demo riders have positions, so loading the demo again adds none.
+    """
+    with unit_of_work(factory) as session:
+        demo_riders = select(User.id).where(User.username.like("rider%"), User.role == "rider")
+        if session.scalar(select(Position.rider_id).where(Position.rider_id.in_(demo_riders)).limit(1)) is not None:
+            return TrackLoad(skipped=True)
+        end = datetime.now(UTC).replace(microsecond=0)
+        plan = _track_plan(session, seed=seed, start=end - timedelta(days=days), end=end, max_riders=max_riders)
+        # The demo speaks for its own riders: it signs their tokens with the server's key rather
+        # than making the server check seventy passwords, which would cost seconds of argon2.
+        accounts = session.execute(
+            select(User.username, User.id, User.token_version).where(User.username.in_(plan.riders))
+        )
+        tokens = {name: issue_token(settings.signing_key, uid, version) for name, uid, version in accounts}
+    load = TrackLoad(riders=len(plan.riders))
+    if not plan.riders:
+        return load
+    # Shifts and points reach back `days`: the in-process app accepts them that far back (two hours'
+    # slack for the time the load itself takes). Duty goes through the API with the time of each
+    # switch, as a phone that was offline sends it.
+    app_settings = settings.model_copy(update={"max_ping_age_hours": math.ceil(days * 24) + 2, "run_jobs": False})
+    app = create_app(app_settings)
+    try:
+        task = progress.add_task("shifts 班次", total=len(plan.shifts()))
+        load.shifts, load.shifts_refused = asyncio.run(
+            _record_shifts(app, plan, tokens, lambda: progress.advance(task))
+        )
+        progress.add_task("tracks 轨迹", total=None)
+        load.stats = run_in_process(app, plan, password=password, platforms=PLATFORM_ACCOUNTS, manage_duty=False)
+    finally:
+        app.state.engine.dispose()
+    return load
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -973,10 +1109,14 @@ def _counts(session: Session) -> dict[str, int]:
     out["clue timeline entries"] = count(ClueEvent)
     out["clues escalated (overdue)"] = count(Clue, Clue.escalation_level > 0)
     out["clue photos"] = count(CluePhoto)
+    out["positions 轨迹点"] = count(Position)
+    out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
     return out
 
 
-def _summary(before: dict[str, int], after: dict[str, int], *, clues_skipped: bool, resets: int) -> Table:
+def _summary(
+    before: dict[str, int], after: dict[str, int], *, clues_skipped: bool, resets: int, tracks: TrackLoad | None
+) -> Table:
     table = Table(title="镇海派出所演示辖区 · Zhenhai demo district", show_lines=False)
     table.add_column("item 项目")
     table.add_column("total 总数", justify="right")
@@ -989,15 +1129,39 @@ def _summary(before: dict[str, int], after: dict[str, int], *, clues_skipped: bo
         notes.append("demo clues were already loaded; none added")
     if resets:
         notes.append(f"password reset for {resets} existing demo accounts")
+    if tracks is not None and tracks.skipped:
+        notes.append("demo tracks were already loaded; none added")
+    elif tracks is not None and tracks.stats is not None:
+        refused = sum(tracks.stats.rejected.values())
+        notes.append(
+            f"tracks: {tracks.riders} riders, {tracks.shifts} shifts, {tracks.stats.accepted} points stored"
+            + (f", {refused} refused" if refused else "")
+            + (f", {tracks.shifts_refused} shifts already on record" if tracks.shifts_refused else "")
+        )
     if notes:
         table.caption = "; ".join(notes)
     return table
 
 
-def build_demo(settings: Settings, *, password: str, seed: int, console: Console) -> Table:
-    """Load the demo district into the configured database (idempotent); returns a summary table."""
+def build_demo(
+    settings: Settings,
+    *,
+    password: str,
+    seed: int,
+    console: Console,
+    tracks_days: float = 3,
+    track_riders: int | None = None,
+) -> Table:
+    """Load the demo district into the configured database (idempotent); returns a summary table.
+
+    `tracks_days` of simulated delivery rounds end now (0: none); `track_riders` limits how many
+    riders take part (default: every active rider who consented before the rounds start).
+    """
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"the demo password must be at least {MIN_PASSWORD} characters")
+    if not 0 <= tracks_days <= 7:
+        # Retention, the age of points the server takes and the run's own time all grow with it.
+        raise InvalidInput("the demo's tracks cover between 0 and 7 days")
     tz = ZoneInfo(settings.timezone)
     # Reports end at the last local midnight, so one seed gives the same district all day.
     end = _local_midnight(tz, datetime.now(tz).date())
@@ -1033,8 +1197,19 @@ def build_demo(settings: Settings, *, password: str, seed: int, console: Console
                         on_step=lambda: progress.advance(task),
                     )
                     clue_service.escalate_overdue(session, now=end)
+            tracks = None
+            if tracks_days > 0:
+                tracks = load_tracks(
+                    settings,
+                    factory,
+                    password=password,
+                    seed=seed,
+                    days=tracks_days,
+                    progress=progress,
+                    max_riders=track_riders,
+                )
         with unit_of_work(factory) as session:
             after = _counts(session)
     finally:
         engine.dispose()
-    return _summary(before, after, clues_skipped=clues_skipped, resets=resets)
+    return _summary(before, after, clues_skipped=clues_skipped, resets=resets, tracks=tracks)
