@@ -75,8 +75,10 @@ def test_a_clock_a_little_ahead_means_now(api: Api, db: Session, consented: int)
         (lambda: "2026-11-29T08:00:00", 422),  # no timezone
         (lambda: "yesterday", 422),
         (lambda: hours_ago(11), 409),  # before the current consent
+        (lambda: "0001-01-01T00:00:00+14:00", 422),
+        (lambda: "9999-12-31T23:59:59-14:00", 422),
     ],
-    ids=["future", "too-old", "naive", "not-a-time", "before-consent"],
+    ids=["future", "too-old", "naive", "not-a-time", "before-consent", "year-1", "year-9999"],
 )
 def test_impossible_times_store_nothing(api: Api, db: Session, consented: int, at: Any, status: int) -> None:
     assert_problem(duty(api, True, at()), status)

@@ -148,7 +148,13 @@ def test_dispatchers_read_the_totals(api: Api, db: Session, district: District, 
 
 @pytest.mark.parametrize(
     "params",
-    [{"from": "2026-11-29", "to": "2026-11-28"}, {"from": "2026-01-01", "to": "2026-11-28"}, {"from": "someday"}],
+    [
+        {"from": "2026-11-29", "to": "2026-11-28"},
+        {"from": "2026-01-01", "to": "2026-11-28"},
+        {"from": "someday"},
+        {"to": "0001-01-02"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+    ],
 )
 def test_bad_windows_are_refused(api: Api, params: dict[str, str]) -> None:
     assert_problem(api.client.get("/api/v1/tracking/refusals", params=params, headers=api.auth("dispatcher")), 422)

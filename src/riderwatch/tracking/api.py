@@ -207,7 +207,10 @@ def refusals(
 ) -> RefusalTotalsRead:
     today = IngestRules.from_settings(settings).day_of(utcnow())
     last = last or today
-    first = first or last - timedelta(days=6)
+    if first is None:
+        if last < date.min + timedelta(days=6):
+            raise InvalidInput("'to' lies too far back")
+        first = last - timedelta(days=6)
     if (last - first).days >= MAX_REFUSAL_DAYS:
         raise InvalidInput(f"at most {MAX_REFUSAL_DAYS} days at a time")
     totals = service.refusal_totals(db, first=first, last=last)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -116,7 +116,11 @@ def set_location_consent(
 
 
 def delete_rider_positions(session: Session, *, rider_id: int) -> int:
-    """Delete a rider's raw positions and per-rider aggregates; anonymous cell counts stay."""
+    """Delete a rider's raw positions and per-rider aggregates; anonymous cell counts stay.
+
+    So do the rider's refusal counts: they hold no place, and tell a rider whose phone still sends
+    after the withdrawal why nothing is kept.
+    """
     deleted = session.execute(delete(Position).where(Position.rider_id == rider_id))
     session.execute(delete(CoverageRiderCell).where(CoverageRiderCell.rider_id == rider_id))
     session.execute(delete(LastPosition).where(LastPosition.rider_id == rider_id))
@@ -134,6 +138,10 @@ def _duty_time(at: datetime | None, now: datetime, max_future: timedelta) -> dat
         return now
     if at.tzinfo is None:
         raise InvalidInput("'at' needs a timezone")
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError as exc:  # year 1 east of Greenwich, year 9999 west of it
+        raise InvalidInput("'at' is out of range") from exc
     if at > now + max_future:
         raise InvalidInput("'at' lies in the future; check the phone's clock")
     # A phone a little ahead of the server means "just now".
