@@ -12,7 +12,7 @@ help:
 	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
 	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  benchmarks: clue submissions (rate, latency) and Gi* hotspots, on SQLite and PostgreSQL"
+	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries (SQLite and PostgreSQL)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,7 @@ test: install services lint
 bench: install services
 	$(BIN)/python -m bench.clue_submissions --pg-url $(PG_URL)
 	$(BIN)/python -m bench.hotspots --pg-url $(PG_URL)
+	$(BIN)/python -m bench.ingest --pg-url $(PG_URL)
 
 # Refresh the catalogues after changing UI strings; then translate the new msgids in locale/zh.
 messages: $(VENV)/.installed
