@@ -196,8 +196,8 @@ def test_rider_consents_goes_on_duty_shares_and_withdraws(
     page = phone.new_page()
     log_in(page, "rider")
     page.get_by_test_id("nav-duty").click()
-    _no_sideways_scrolling(page)
     expect(page.get_by_test_id("consent-text")).to_contain_text("收集哪些信息")
+    _no_sideways_scrolling(page)
 
     # The consent is not pre-ticked; without the tick nothing is sent.
     expect(page.get_by_test_id("consent-agree")).not_to_be_checked()

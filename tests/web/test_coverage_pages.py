@@ -308,6 +308,7 @@ def test_my_data_shows_what_was_collected_and_who_looked(
     rider = browser("rider")
     empty = rider.client.get("/my/data").text
     assert 'data-testid="data-points-empty"' in empty and 'data-testid="data-views-empty"' in empty
+    assert 'data-testid="data-refusals-empty"' in empty
     assert 'data-count="0"' in empty
 
     rider_id = district.users["rider"].id
@@ -319,7 +320,7 @@ def test_my_data_shows_what_was_collected_and_who_looked(
         {"ts": (now - timedelta(minutes=m)).isoformat(), "lat": CENTER_LAT + m * 1e-5, "lon": CENTER_LON}
         for m in (50, 30, 10)
     ]
-    send(api, sent)
+    send(api, [*sent, {"ts": (now - timedelta(hours=5)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON}])
     track = client.get(
         "/api/v1/riders/rider/track",
         params={"from": (now - timedelta(hours=2)).isoformat(), "to": now.isoformat()},
@@ -333,6 +334,9 @@ def test_my_data_shows_what_was_collected_and_who_looked(
     assert 'data-testid="consent-record" data-granted="1"' in page
     assert page.count('data-testid="shift"') == 1 and "on duty now" in page
     assert "30 days, then deleted" in page
+    # The point from before the consent was refused: the rider sees how many and why, not where.
+    assert 'data-testid="refusal" data-reason="no_consent" data-count="1"' in page
+    assert "taken while you had not consented" in page
     points: list[dict[str, Any]] = json.loads(
         re.search(r'<script type="application/json" id="my-points">(.*?)</script>', page, re.S)[1]  # type: ignore[index]
     )

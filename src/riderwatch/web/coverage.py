@@ -42,6 +42,19 @@ SHIFT_END_LABELS: dict[str, str] = {
     "consent_withdrawn": N_("ended when consent was withdrawn"),
     "inactive": N_("ended: account or membership no longer active"),
 }
+# Why a phone's point was not stored, in the rider's words (tracking.ingest.REASONS has the codes).
+REFUSAL_LABELS: dict[str, str] = {
+    "invalid": N_("the phone sent something that is not a position"),
+    "bad_coordinates": N_("impossible coordinates"),
+    "future": N_("a time in the future: check the phone's clock"),
+    "too_old": N_("sent too late (older than two days)"),
+    "no_consent": N_("taken while you had not consented"),
+    "off_duty": N_("taken while you were off duty"),
+    "implausible_jump": N_("too far from the point before (GPS error)"),
+    "unknown_rider": N_("sent for an unknown rider"),
+    "other_platform": N_("sent by another platform"),
+    "rider_not_allowed": N_("sent for someone else"),
+}
 DONE_MESSAGES: dict[str, str] = {
     "consent": N_("Thank you. Your consent is recorded; you can go on duty now."),
     "on": N_("You are on duty. Keep this page open to share your position, or use Traccar Client."),
@@ -256,5 +269,6 @@ def my_data(request: Request, db: DbSession, settings: SettingsDep, user: RiderS
         "retention_days": settings.position_retention_days,
         "points": points,
         "shift_end_labels": SHIFT_END_LABELS,
+        "refusal_labels": REFUSAL_LABELS,
     }
     return render(request, "rider/my_data.html", context)
