@@ -47,7 +47,7 @@ REFUSAL_LABELS: dict[str, str] = {
     "invalid": N_("the phone sent something that is not a position"),
     "bad_coordinates": N_("impossible coordinates"),
     "future": N_("a time in the future: check the phone's clock"),
-    "too_old": N_("sent too late (older than two days)"),
+    "too_old": N_("sent too late: the position was too old to take"),
     "no_consent": N_("taken while you had not consented"),
     "off_duty": N_("taken while you were off duty"),
     "implausible_jump": N_("too far from the point before (GPS error)"),
