@@ -143,6 +143,15 @@ def take(browser: Browser, base: str, database_url: str, out: Path) -> None:
     desk.evaluate("window.scrollTo(0, 0)")
     _shoot(desk, out / "clue-detail.png", full_page=True)
 
+    desk.goto("/coverage")
+    desk.get_by_test_id("coverage-area").select_option(label="梅峰社区")
+    desk.get_by_test_id("coverage-resolution").select_option("10")
+    desk.get_by_test_id("preset-7d").click()
+    desk.get_by_test_id("coverage-apply").click()
+    expect(desk.get_by_test_id("coverage-map").locator("path.leaflet-interactive").nth(50)).to_be_attached()
+    desk.wait_for_load_state("networkidle")
+    _shoot(desk, out / "coverage.png", full_page=True)
+
     desk.get_by_test_id("lang-en").click()
     desk.goto("/desk")
     expect(desk.locator("html")).to_have_attribute("lang", "en")
