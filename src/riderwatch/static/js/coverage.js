@@ -101,6 +101,29 @@
   });
   function offered(name) { return Boolean(toggles[name]); }
 
+  var currentArea = null;
+
+  // Ray casting over every ring (holes flip the answer back); GeoJSON positions are [lon, lat].
+  function inRings(rings, lat, lon) {
+    var inside = false;
+    rings.forEach(function (ring) {
+      for (var i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
+        var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+        if ((yi > lat) !== (yj > lat) && lon < (xj - xi) * (lat - yi) / (yj - yi) + xi) { inside = !inside; }
+      }
+    });
+    return inside;
+  }
+
+  function inArea(lat, lon) {
+    if (!currentArea) { return true; }
+    if (currentArea.type === 'Polygon') { return inRings(currentArea.coordinates, lat, lon); }
+    if (currentArea.type === 'MultiPolygon') {
+      return currentArea.coordinates.some(function (poly) { return inRings(poly, lat, lon); });
+    }
+    return true;
+  }
+
   function fitArea(value) {
     outline.clearLayers();
     var kind = value.split(':')[0];
@@ -108,6 +131,7 @@
     var found = areas.features.filter(function (f) {
       return f.properties.kind === kind && f.properties.code === code;
     });
+    currentArea = found.length ? found[0].geometry : null;
     if (found.length) {
       outline.addData(found[0]);
       map.fitBounds(outline.getBounds(), { padding: [10, 10] });
@@ -199,14 +223,16 @@
 
   function drawClues(list) {
     layers.clues.clearLayers();
-    (list.items || []).forEach(function (c) {
+    // Only the clues of the chosen area, like the cells and hotspots beside them.
+    var shown = (list.items || []).filter(function (c) { return inArea(c.lat, c.lon); });
+    shown.forEach(function (c) {
       L.circleMarker([c.lat, c.lon], {
         radius: 6, color: '#ffffff', weight: 2, fillColor: STATUS_COLOURS[c.status] || '#333', fillOpacity: 0.95,
         className: 'clue-marker', pane: 'rw-points'
       }).bindPopup(popupLink('/clues/' + c.id, '#' + c.id + ' ' + c.category_name, t('seen', { time: localText(new Date(c.observed_at)) })))
         .addTo(layers.clues);
     });
-    mapEl.setAttribute('data-clues', String((list.items || []).length));
+    mapEl.setAttribute('data-clues', String(shown.length));
   }
 
   // Names are people's own text: set as text, never as HTML.
