@@ -20,6 +20,8 @@ from riderwatch.config import Settings
 from riderwatch.db import Base, make_engine, make_session_factory
 from riderwatch.migrate import upgrade
 from riderwatch.models import Category
+from tests.api.helpers import Api
+from tests.factories import District, make_district
 
 BACKEND = os.environ.get("RIDERWATCH_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -140,3 +142,18 @@ def app(settings: Settings, engine: Engine) -> Any:
 def client(app: Any) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def district(db: Session) -> District:
+    """The miniature district of tests/factories.py: one user per role, and a few more."""
+    return make_district(db)
+
+
+@pytest.fixture
+def api(client: TestClient, district: District) -> Api:
+    api = Api(client)
+    # Log everyone in up front, so logins (which are audited) never fall between two snapshots.
+    for username in district.users:
+        api.auth(username)
+    return api

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from riderwatch import security
 from riderwatch.models import AuditEntry, Clue, ClueEvent
 from tests.factories import PASSWORD, clue_body
 
 PROBLEM_JSON = "application/problem+json"
-
-
-@pytest.fixture
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Light argon2 parameters (tests/conftest.py now does this for every test; kept for the suites
-    that ask for it by name)."""
-    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    yield
 
 
 @dataclass

@@ -7,15 +7,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from h3.api import basic_int as h3
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, Position, Rider
 from tests.api.helpers import Api
-from tests.factories import CENTER_LAT, CENTER_LON, District, make_district
+from tests.factories import CENTER_LAT, CENTER_LON
 
 __all__ = ["CENTER_LAT", "CENTER_LON"]
 
@@ -95,16 +93,3 @@ def stored_positions(db: Session) -> list[tuple[int, datetime, float, float]]:
 
 def rider_cells(db: Session) -> int:
     return count(db, CoverageRiderCell)
-
-
-@pytest.fixture
-def district(db: Session, fast_hashing: None) -> District:
-    return make_district(db)
-
-
-@pytest.fixture
-def api(client: TestClient, district: District) -> Api:
-    api = Api(client)
-    for username in district.users:
-        api.auth(username)
-    return api
