@@ -21,7 +21,7 @@ from sqlalchemy import Float, cast, extract, select
 from sqlalchemy.orm import Session
 
 from riderwatch.coverage import hotspots as stats
-from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, hour_range, resolve_area
+from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, cell_feature, hour_range, resolve_area
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.coords import EARTH_RADIUS_M
 from riderwatch.models import Category, Clue, CoverageCell
@@ -188,11 +188,6 @@ def analyse(
     )
 
 
-def _cell_polygon(cell: int) -> dict[str, Any]:
-    ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(cell)]
-    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
-
-
 def _key_periods_json(a: Analysis) -> dict[str, Any]:
     kp = a.periods
     periods = []
@@ -250,21 +245,17 @@ def query_hotspots(
     a = analyse(session, area=area, start=start, end=end, resolution=resolution, options=options, limits=limits)
     features = []
     for i, cell in enumerate(a.cells.tolist()):
-        name = h3.int_to_str(cell)
         features.append(
-            {
-                "type": "Feature",
-                "id": name,
-                "geometry": _cell_polygon(cell),
-                "properties": {
-                    "h3": name,
+            cell_feature(
+                cell,
+                {
                     "count": int(a.counts[i]),
                     "z": float(a.gi.z[i]),
                     "p": float(a.gi.p[i]),
                     "hot": bool(a.hot[i]),
                     "density": float(a.density[i]),
                 },
-            }
+            )
         )
     return {
         "type": "FeatureCollection",
@@ -355,12 +346,9 @@ def query_gaps(
             covered_hot.append(name)
             continue
         features.append(
-            {
-                "type": "Feature",
-                "id": name,
-                "geometry": _cell_polygon(cell),
-                "properties": {
-                    "h3": name,
+            cell_feature(
+                cell,
+                {
                     "count": int(a.counts[i]),
                     "z": float(a.gi.z[i]),
                     "p": float(a.gi.p[i]),
@@ -371,7 +359,7 @@ def query_gaps(
                     "passes": passes,
                     "rider_hours": riders,
                 },
-            }
+            )
         )
     features.sort(key=lambda f: (-f["properties"]["z"], f["properties"]["h3"]))
     return {

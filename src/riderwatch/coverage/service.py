@@ -139,9 +139,16 @@ def summarize(cells: Sequence[int], counts: dict[int, tuple[int, int]], min_pass
     }
 
 
-def _cell_polygon(cell: int) -> dict[str, Any]:
+def cell_feature(cell: int, properties: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature for an H3 cell: its hexagon (lon/lat, closed ring), id and `h3` its string form."""
+    name = h3.int_to_str(cell)
     ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(cell)]
-    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    return {
+        "type": "Feature",
+        "id": name,
+        "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
+        "properties": {"h3": name, **properties},
+    }
 
 
 def query_coverage(
@@ -180,15 +187,7 @@ def query_coverage(
     features = []
     for cell in cells:
         passes, riders = counts.get(cell, (0, 0))
-        name = h3.int_to_str(cell)
-        features.append(
-            {
-                "type": "Feature",
-                "id": name,
-                "geometry": _cell_polygon(cell),
-                "properties": {"h3": name, "passes": passes, "riders": riders, "covered": passes >= min_passes},
-            }
-        )
+        features.append(cell_feature(cell, {"passes": passes, "riders": riders, "covered": passes >= min_passes}))
     return {
         "type": "FeatureCollection",
         "features": features,
