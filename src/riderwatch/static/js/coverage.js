@@ -36,33 +36,11 @@
   var statusBox = el('coverage-status');
   var maxDays = parseInt(form.getAttribute('data-max-days'), 10) || 366;
 
-  function show(text, kind) {
-    statusBox.hidden = !text;
-    statusBox.className = 'msg' + (kind ? ' msg-' + kind : '');
-    statusBox.setAttribute('data-kind', kind || 'info');
-    statusBox.textContent = text || '';
-  }
-
-  function csrf() { return document.body.getAttribute('data-csrf') || ''; }
+  function show(text, kind) { window.RW.showMessage(statusBox, text, kind); }
 
   /* One call to the API; a refusal becomes an Error carrying the problem's detail. */
   function api(method, url, body) {
-    var headers = { 'Accept': 'application/json', 'X-CSRF-Token': csrf() };
-    if (body) { headers['Content-Type'] = 'application/json'; }
-    return fetch(url, {
-      method: method, credentials: 'same-origin', headers: headers, body: body ? JSON.stringify(body) : undefined
-    }).then(function (res) {
-      return res.json().catch(function () { return null; }).then(function (data) {
-        if (res.ok) { return data; }
-        var error = new Error(res.status === 401 ? t('login') : (data && (data.detail || data.title)) || String(res.status));
-        error.status = res.status;
-        throw error;
-      });
-    }, function () {
-      var error = new Error(t('network'));
-      error.status = 0;
-      throw error;
-    });
+    return window.RW.api(method, url, body, { login: t('login'), network: t('network') });
   }
 
   /* --- the map and its layers --- */

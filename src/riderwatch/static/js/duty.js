@@ -13,34 +13,10 @@
     });
   }
   var statusBox = el('duty-status');
-  function show(text, kind) {
-    if (!statusBox) { return; }
-    statusBox.hidden = !text;
-    statusBox.className = 'msg' + (kind ? ' msg-' + kind : '');
-    statusBox.setAttribute('data-kind', kind || 'info');
-    statusBox.textContent = text || '';
-  }
-  function csrf() { return document.body.getAttribute('data-csrf') || ''; }
+  function show(text, kind) { window.RW.showMessage(statusBox, text, kind); }
 
   function api(method, url, body) {
-    var headers = { 'Accept': 'application/json', 'X-CSRF-Token': csrf() };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; }
-    return fetch(url, {
-      method: method, credentials: 'same-origin', headers: headers,
-      body: body === undefined ? undefined : JSON.stringify(body)
-    }).then(function (res) {
-      if (res.status === 204) { return null; }
-      return res.json().catch(function () { return null; }).then(function (data) {
-        if (res.ok) { return data; }
-        var error = new Error(res.status === 401 ? t('login') : (data && (data.detail || data.title)) || String(res.status));
-        error.status = res.status;
-        throw error;
-      });
-    }, function () {
-      var error = new Error(t('network'));
-      error.status = 0;
-      throw error;
-    });
+    return window.RW.api(method, url, body, { login: t('login'), network: t('network') });
   }
 
   /* --- positions queued on the phone, per user (a shared phone never sends another rider's) --- */
