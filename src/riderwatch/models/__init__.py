@@ -5,6 +5,16 @@ from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
+from riderwatch.models.tasks import (
+    PatrolTask,
+    PatrolTaskCell,
+    PatrolTaskCheckpoint,
+    PatrolTaskInvite,
+    PatrolTaskResult,
+    PatrolTaskRule,
+    PatrolTaskRuleRun,
+    PatrolTaskVisit,
+)
 from riderwatch.models.tracking import (
     CoverageCell,
     CoverageRiderCell,
@@ -33,6 +43,14 @@ __all__ = [
     "LastPosition",
     "LocationConsent",
     "LoginFailure",
+    "PatrolTask",
+    "PatrolTaskCell",
+    "PatrolTaskCheckpoint",
+    "PatrolTaskInvite",
+    "PatrolTaskResult",
+    "PatrolTaskRule",
+    "PatrolTaskRuleRun",
+    "PatrolTaskVisit",
     "PatrolUnit",
     "Platform",
     "Position",
