@@ -37,6 +37,7 @@ from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
 from riderwatch.org.api import router as org_router
+from riderwatch.tasks.api import router as tasks_router
 from riderwatch.tracking.api import router as tracking_router
 from riderwatch.web import render_error
 from riderwatch.web.routes import router as web_router
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(coverage_router)
     app.include_router(hotspots_router)
+    app.include_router(tasks_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -17,6 +17,8 @@ from riderwatch.clues.service import escalate_overdue
 from riderwatch.config import get_settings
 from riderwatch.db import unit_of_work, utcnow
 from riderwatch.models import JobLease
+from riderwatch.tasks.rules import run_due_rules
+from riderwatch.tasks.service import TaskLimits, purge_visits, verify_due
 from riderwatch.tracking.service import end_shifts_of_inactive, purge_expired
 
 log = logging.getLogger(__name__)
@@ -43,13 +45,27 @@ def acquire_lease(session: Session, name: str, *, seconds: int, holder: str = HO
 
 def purge_positions(session: Session) -> int:
     """Raw positions past retention go; shifts of riders who left or were suspended end."""
-    done = purge_expired(session, retention_days=get_settings().position_retention_days)
-    return sum(done.values()) + end_shifts_of_inactive(session)
+    settings = get_settings()
+    done = purge_expired(session, retention_days=settings.position_retention_days)
+    visits = purge_visits(session, before=utcnow() - timedelta(days=settings.position_retention_days))
+    return sum(done.values()) + visits + end_shifts_of_inactive(session)
+
+
+def verify_patrol_tasks(session: Session) -> int:
+    """Check riders' positions against every task that has started and whose results are not final."""
+    return verify_due(session, limits=TaskLimits.from_settings(get_settings()))
+
+
+def publish_rule_tasks(session: Session) -> int:
+    """Rules whose publish time has passed today publish their tasks (once a day each)."""
+    return run_due_rules(session, limits=TaskLimits.from_settings(get_settings()))
 
 
 JOBS: dict[str, Callable[[Session], int]] = {
     "escalate_overdue": lambda s: escalate_overdue(s),
     "purge_positions": purge_positions,
+    "publish_rule_tasks": publish_rule_tasks,
+    "verify_patrol_tasks": verify_patrol_tasks,
 }
 
 

@@ -42,6 +42,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Hotspots of clues map where crimes are reported and when: for the police side only, not for
     # riders, platforms or station managers (the gap view shows hot cells too).
     "hotspots.read": frozenset({"dispatcher", "admin"} | HANDLER_ROLES),
+    # Patrol tasks: the command centre publishes them and their rules; those who plan patrols read the
+    # board (riders are named only for the command centre: may_see_task_riders); riders see their own.
+    "task.manage": frozenset({"dispatcher"}),
+    "task.read": frozenset({"dispatcher", "admin", "station_manager"} | HANDLER_ROLES),
+    "task.self": frozenset({"rider"}),
 }
 
 # Workflow action → who may take it: a role, or the clue's assignee / reporter.
@@ -133,3 +138,8 @@ def may_send_positions_for(user: User, *, rider_id: int, rider_platform_id: int 
     if user.role == "rider":
         return rider_id == user.id
     return user.platform_id is not None and rider_platform_id == user.platform_id
+
+
+def may_see_task_riders(user: User) -> bool:
+    """Who passed a task's places, and when, names riders next to places: the command centre only."""
+    return user.is_active and user.role in ("dispatcher", "admin")

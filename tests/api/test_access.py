@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,11 +29,14 @@ OK, UNAUTH, FORBIDDEN, INVISIBLE = "ok", 401, 403, 404
 @dataclass
 class World:
     """What the requests in the table point at: a clue by `rider`, dispatched to `police`, with a photo;
-    the user `police2` (whom admin rows edit) and an Open311 key (which the admin row revokes)."""
+    the user `police2` (whom admin rows edit), an Open311 key (which the admin row revokes), a patrol task
+    open to all riders and a task rule."""
 
     clue_id: int
     user_id: int = 0
     api_key_id: int = 0
+    task_id: int = 0
+    rule_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ NEW_CATEGORY = {
     "group": "hazard",
     "handler_role": "grid_staff",
 }
+
+TASK_READERS = ("dispatcher", "admin", "station_manager", "police", "grid_staff", "patrol")
 
 CASES: list[Case] = [
     Case(
@@ -235,6 +241,53 @@ CASES: list[Case] = [
         ),
         _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
     ),
+    # Patrol tasks: the command centre publishes and manages them; those who plan patrols read the
+    # board; riders see the tasks they are invited to.
+    Case(
+        "POST",
+        "/api/v1/tasks",
+        lambda w: ("/api/v1/tasks", {"json": _task()}),
+        _only("dispatcher"),
+    ),
+    Case("GET", "/api/v1/tasks", lambda w: ("/api/v1/tasks", {}), _only(*TASK_READERS)),
+    Case("GET", "/api/v1/tasks/{task_id}", lambda w: (f"/api/v1/tasks/{w.task_id}", {}), _only(*TASK_READERS)),
+    Case(
+        "POST",
+        "/api/v1/tasks/{task_id}/verify",
+        lambda w: (f"/api/v1/tasks/{w.task_id}/verify", {}),
+        _only("dispatcher"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/tasks/{task_id}/cancel",
+        lambda w: (f"/api/v1/tasks/{w.task_id}/cancel", {}),
+        _only("dispatcher"),
+        "after the rows that read the task",
+    ),
+    Case("GET", "/api/v1/task-rules", lambda w: ("/api/v1/task-rules", {}), _only(*TASK_READERS)),
+    Case(
+        "POST",
+        "/api/v1/task-rules",
+        lambda w: (
+            "/api/v1/task-rules",
+            {"json": {"name": "matrix", "area_kind": "community", "area_code": "jinding"}},
+        ),
+        _only("dispatcher"),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/task-rules/{rule_id}",
+        lambda w: (f"/api/v1/task-rules/{w.rule_id}", {"json": {"active": True}}),
+        _only("dispatcher"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/task-rules/{rule_id}/run",
+        lambda w: (f"/api/v1/task-rules/{w.rule_id}/run", {}),
+        _only("dispatcher"),
+    ),
+    Case("GET", "/api/v1/me/tasks", lambda w: ("/api/v1/me/tasks", {}), _only("rider")),
+    Case("GET", "/api/v1/me/tasks/{task_id}", lambda w: (f"/api/v1/me/tasks/{w.task_id}", {}), _only("rider")),
     # Administration: users, Open311 keys and the audit log are for admins alone.
     Case("GET", "/api/v1/admin/users", lambda w: ("/api/v1/admin/users", {}), _only("admin")),
     Case(
@@ -280,6 +333,19 @@ CASES: list[Case] = [
 ]
 
 
+def _task() -> dict[str, Any]:
+    from tests.factories import CENTER_LAT, CENTER_LON
+
+    now = datetime.now(UTC)
+    return {
+        "title": "matrix",
+        "starts_at": now.isoformat(),
+        "ends_at": (now + timedelta(hours=2)).isoformat(),
+        "checkpoints": [{"lat": CENTER_LAT, "lon": CENTER_LON, "radius_m": 100}],
+        "open_to_all": True,
+    }
+
+
 def _clue(**overrides: Any) -> dict[str, Any]:
     from tests.factories import clue_body
 
@@ -318,7 +384,19 @@ def _world(api: Api) -> World:
     users = api.client.get("/api/v1/admin/users", params={"q": "police2"}, headers=admin).json()["items"]
     key = api.client.post("/api/v1/admin/api-keys", json={"name": "matrix"}, headers=admin)
     assert key.status_code == 201, key.text
-    return World(clue_id=clue_id, user_id=users[0]["id"], api_key_id=key.json()["id"])
+    dispatcher = api.auth("dispatcher")
+    task = api.client.post("/api/v1/tasks", json=_task(), headers=dispatcher)
+    assert task.status_code == 201, task.text
+    rule_body = {"name": "world", "area_kind": "grid", "area_code": "jinding-w"}
+    rule = api.client.post("/api/v1/task-rules", json=rule_body, headers=dispatcher)
+    assert rule.status_code == 201, rule.text
+    return World(
+        clue_id=clue_id,
+        user_id=users[0]["id"],
+        api_key_id=key.json()["id"],
+        task_id=task.json()["task"]["id"],
+        rule_id=rule.json()["id"],
+    )
 
 
 @pytest.mark.parametrize("role", [*ROLES, ANON])

@@ -33,6 +33,7 @@ from riderwatch.models import (
     TrackingDevice,
     User,
 )
+from riderwatch.tasks.service import forget_rider_visits
 from riderwatch.tracking.ingest import (
     REASONS,
     Candidate,
@@ -119,8 +120,10 @@ def delete_rider_positions(session: Session, *, rider_id: int) -> int:
     """Delete a rider's raw positions and per-rider aggregates; anonymous cell counts stay.
 
     So do the rider's refusal counts: they hold no place, and tell a rider whose phone still sends
-    after the withdrawal why nothing is kept.
+    after the withdrawal why nothing is kept. Patrol task visits (a place and a time) go too; what the
+    rider achieved on a task stays.
     """
+    forget_rider_visits(session, rider_id=rider_id)
     deleted = session.execute(delete(Position).where(Position.rider_id == rider_id))
     session.execute(delete(CoverageRiderCell).where(CoverageRiderCell.rider_id == rider_id))
     session.execute(delete(LastPosition).where(LastPosition.rider_id == rider_id))

@@ -1,0 +1,1 @@
+"""Patrol tasks: published by dispatchers or rules, verified from riders' positions."""

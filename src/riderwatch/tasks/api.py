@@ -1,0 +1,202 @@
+"""Patrol task routes: the command centre's task board and rules, and the rider's own tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from riderwatch.audit.service import record
+from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.errors import InvalidInput
+from riderwatch.geo.coords import to_wgs84
+from riderwatch.models import User
+from riderwatch.policy import may_see_task_riders
+from riderwatch.tasks import rules, service
+from riderwatch.tracking.ingest import coordinates_ok
+
+router = APIRouter(prefix="/api/v1", tags=["patrol tasks"])
+
+Manager = Annotated[User, Depends(require("task.manage"))]
+Reader = Annotated[User, Depends(require("task.read"))]
+RiderSelf = Annotated[User, Depends(require("task.self"))]
+TaskId = Annotated[int, Path(ge=1)]
+
+
+class CheckpointBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float
+    lon: float
+    radius_m: float = Field(default=100.0, description="a pass within this distance of the point counts")
+    name: str = Field(default="", max_length=service.MAX_TITLE)
+
+
+class TaskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=service.MAX_TITLE)
+    note: str = Field(default="", max_length=2000)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    cells: list[str] | None = Field(default=None, description="H3 cells (strings), all of one configured resolution")
+    area: dict[str, Any] | None = Field(
+        default=None,
+        description='GeoJSON Polygon/MultiPolygon, a Circle, or {"zone"|"grid"|"community": code}: '
+        "the task's cells are those whose centre lies inside",
+    )
+    resolution: int | None = Field(default=None, description="H3 resolution of the cells of `area`")
+    checkpoints: list[CheckpointBody] | None = None
+    crs: Literal["wgs84", "gcj02"] | None = Field(default=None, description="datum of the checkpoints")
+    points: int = Field(default=0, description="points offered to each rider who completes the task")
+    required_share: float = Field(default=1.0, description="share of the cells or points a rider must pass")
+    max_riders: int | None = Field(default=None, description="only the first N riders to complete earn the points")
+    open_to_all: bool = False
+    riders: list[str] = Field(default_factory=list, description="usernames of invited riders")
+    stations: list[str] = Field(default_factory=list, description="codes of invited stations (all their riders)")
+
+    def draft(self) -> service.TaskDraft:
+        return service.TaskDraft(
+            title=self.title,
+            note=self.note,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            cells=self.cells,
+            area=self.area,
+            resolution=self.resolution,
+            checkpoints=(
+                None
+                if self.checkpoints is None
+                else [
+                    service.CheckpointDraft(lat=c.lat, lon=c.lon, radius_m=c.radius_m, name=c.name)
+                    for c in self.checkpoints
+                ]
+            ),
+            crs=self.crs,
+            points=self.points,
+            required_share=self.required_share,
+            max_riders=self.max_riders,
+            open_to_all=self.open_to_all,
+            riders=self.riders,
+            stations=self.stations,
+        )
+
+
+class RuleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=service.MAX_TITLE)
+    area_kind: Literal["zone", "grid", "community"]
+    area_code: str = Field(max_length=64)
+    top_n: int = 5
+    resolution: int | None = None
+    publish_at: str = Field(default="17:00", description="local time HH:MM when the day's tasks are published")
+    window_start: str = Field(default="18:00", description="local time HH:MM when the tasks' window opens")
+    window_hours: int = 4
+    lookback_days: int = Field(default=28, description="days of clue history and coverage behind the gaps")
+    points: int = 10
+
+
+class RulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active: bool
+
+
+def _detail(db: DbSession, user: User, task_id: int) -> dict[str, Any]:
+    detail = service.task_detail(db, user=user, task_id=task_id)
+    if may_see_task_riders(user) and detail["results"]:
+        # Who passed which place when: personal data, so each view is recorded.
+        record(db, actor=user, action="task.view_results", object_type="patrol_task", object_id=task_id)
+    return detail
+
+
+@router.post("/tasks", status_code=201, summary="Publish a patrol task (dispatcher)")
+def create_task(body: TaskBody, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
+    task = service.publish_task(db, author=user, draft=body.draft(), limits=service.TaskLimits.from_settings(settings))
+    return _detail(db, user, task.id)
+
+
+@router.get("/tasks", summary="The task board: tasks with their progress, newest first")
+def list_tasks(
+    db: DbSession,
+    _user: Reader,
+    phase: Annotated[str | None, Query(description="upcoming, active, ended or cancelled")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    return {"tasks": service.list_tasks(db, phase=service.visible_phase(phase), limit=limit)}
+
+
+@router.get(
+    "/tasks/{task_id}",
+    summary="A task as GeoJSON: its cells or checkpoints with how many riders passed each, and the results",
+)
+def get_task(task_id: TaskId, db: DbSession, user: Reader) -> dict[str, Any]:
+    return _detail(db, user, task_id)
+
+
+@router.post("/tasks/{task_id}/cancel", summary="Cancel a task that has not ended (dispatcher)")
+def cancel_task(task_id: TaskId, db: DbSession, user: Manager) -> dict[str, Any]:
+    service.cancel_task(db, actor=user, task_id=task_id)
+    return _detail(db, user, task_id)
+
+
+@router.post(
+    "/tasks/{task_id}/verify",
+    summary="Check the riders' positions for a task now (dispatcher); a job does it every minute anyway",
+)
+def verify_task(task_id: TaskId, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
+    task = service.get_task(db, task_id)
+    service.verify_task(db, task=task, limits=service.TaskLimits.from_settings(settings))
+    return _detail(db, user, task_id)
+
+
+@router.get("/task-rules", summary="Rules that publish tasks for the top coverage gaps each day")
+def list_rules(db: DbSession, _user: Reader) -> dict[str, Any]:
+    return {"rules": rules.list_rules(db)}
+
+
+@router.post("/task-rules", status_code=201, summary="Add a rule: the top N gaps of an area each evening (dispatcher)")
+def create_rule(body: RuleBody, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
+    rule = rules.create_rule(
+        db,
+        actor=user,
+        draft=rules.RuleDraft(**body.model_dump()),
+        limits=service.TaskLimits.from_settings(settings),
+    )
+    return rules.rule_json(rule)
+
+
+@router.patch("/task-rules/{rule_id}", summary="Pause or resume a rule (dispatcher)")
+def patch_rule(rule_id: Annotated[int, Path(ge=1)], body: RulePatch, db: DbSession, user: Manager) -> dict[str, Any]:
+    return rules.rule_json(rules.set_rule_active(db, actor=user, rule_id=rule_id, active=body.active))
+
+
+@router.post("/task-rules/{rule_id}/run", summary="Run a rule now for today, ahead of its time (dispatcher)")
+def run_rule(
+    rule_id: Annotated[int, Path(ge=1)], db: DbSession, user: Manager, settings: SettingsDep
+) -> dict[str, Any]:
+    run = rules.run_rule_now(db, actor=user, rule_id=rule_id, limits=service.TaskLimits.from_settings(settings))
+    return {"day": run.day.isoformat(), "tasks_created": run.tasks_created, "note": run.note}
+
+
+@router.get("/me/tasks", summary="My patrol tasks (rider): open ones nearest first, and those that ended lately")
+def my_tasks(
+    db: DbSession,
+    user: RiderSelf,
+    lat: Annotated[float | None, Query(description="where the rider is now (not stored)")] = None,
+    lon: float | None = None,
+    crs: Literal["wgs84", "gcj02"] | None = None,
+    within_m: Annotated[float | None, Query(gt=0, description="only open tasks within this distance")] = None,
+) -> dict[str, Any]:
+    near = None
+    if (lat is None) != (lon is None):
+        raise InvalidInput("give both lat and lon, or neither")
+    if lat is not None and lon is not None:
+        if not coordinates_ok(lat, lon):
+            raise InvalidInput("lat/lon: impossible coordinates")
+        near = to_wgs84(lat, lon, crs)
+    found = service.rider_tasks(db, rider=user, near=near, within_m=within_m)
+    return {"distance_from": found.reference_source, "open": found.open, "recent": found.recent}
+
+
+@router.get("/me/tasks/{task_id}", summary="One of my tasks as GeoJSON, with the places I have passed (rider)")
+def my_task(task_id: TaskId, db: DbSession, user: RiderSelf) -> dict[str, Any]:
+    return service.rider_task_detail(db, rider=user, task_id=task_id)

@@ -1,0 +1,806 @@
+"""Patrol tasks: places riders are asked to pass in a time window, and the proof that they did.
+
+A dispatcher (or a rule, see tasks/rules.py) publishes a task over H3 cells — given directly, or
+the cells of a drawn or stored area — or over check-in points with a radius, for a window, to
+invited riders or stations or to every rider, with points offered. Riders do nothing but pass:
+`verify_task` reads the positions they sent while on duty inside the window and records, per
+rider and target, the first time they passed it. A task is done for a rider once they passed the
+required share of its targets; the first `max_riders` to finish earn the points.
+
+Verification finds its candidates in the per-rider cell-hour aggregates (an index lookup on the
+task's few cells) and then reads only those riders' positions in the window, so it costs the same
+however many riders are on the street elsewhere. It runs as a periodic job, and again on demand.
+Results only grow: a withdrawal of consent deletes the rider's raw positions and visits, but not
+what they had already achieved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from h3.api import basic_int as h3
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from riderwatch import policy
+from riderwatch.audit.service import record
+from riderwatch.config import Settings
+from riderwatch.coverage.service import CoverageLimits, area_cells, cell_feature, resolve_area
+from riderwatch.db import upsert, utcnow
+from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
+from riderwatch.geo.coords import haversine_m, to_wgs84
+from riderwatch.models import (
+    CoverageRiderCell,
+    LastPosition,
+    PatrolTask,
+    PatrolTaskCell,
+    PatrolTaskCheckpoint,
+    PatrolTaskInvite,
+    PatrolTaskResult,
+    PatrolTaskVisit,
+    Position,
+    Rider,
+    Station,
+    User,
+)
+from riderwatch.tracking.ingest import coordinates_ok, hour_of
+
+Phase = Literal["upcoming", "active", "ended", "cancelled"]
+PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
+CHUNK = 1000
+MAX_TITLE = 120
+MAX_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    coverage: CoverageLimits
+    max_cells: int = 500
+    max_checkpoints: int = 50
+    min_radius_m: float = 10.0
+    max_radius_m: float = 2000.0
+    max_window: timedelta = timedelta(days=7)
+    # Late points (a phone that was offline) may arrive this long after their time; until then a
+    # finished task's results can still grow, after it they are final.
+    late_points: timedelta = timedelta(hours=48)
+
+    @property
+    def finest(self) -> int:
+        return max(self.coverage.resolutions)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TaskLimits:
+        return cls(
+            coverage=CoverageLimits(
+                resolutions=settings.coverage_resolutions,
+                max_cells=settings.coverage_max_cells,
+                max_window=timedelta(days=settings.coverage_max_window_days),
+                timezone=settings.timezone,
+            ),
+            late_points=min(
+                timedelta(hours=settings.max_ping_age_hours), timedelta(days=settings.position_retention_days)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointDraft:
+    lat: float
+    lon: float
+    radius_m: float
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class TaskDraft:
+    """What a dispatcher asks for. Exactly one target: `cells`, `area` or `checkpoints`."""
+
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    note: str = ""
+    cells: Sequence[str] | None = None
+    area: Any = None
+    resolution: int | None = None
+    checkpoints: Sequence[CheckpointDraft] | None = None
+    crs: str | None = None
+    points: int = 0
+    required_share: float = 1.0
+    max_riders: int | None = None
+    open_to_all: bool = False
+    riders: Sequence[str] = ()
+    stations: Sequence[str] = ()
+
+
+# --- publishing -----------------------------------------------------------------------------------
+
+
+def _parse_cells(cells: Sequence[str], limits: TaskLimits) -> tuple[int, list[int]]:
+    parsed: set[int] = set()
+    for name in cells:
+        try:
+            cell = h3.str_to_int(name) if isinstance(name, str) else -1
+        except (ValueError, TypeError):
+            cell = -1
+        if cell < 0 or not h3.is_valid_cell(cell):
+            raise InvalidInput(f"cells: {name!r} is not an H3 cell")
+        parsed.add(cell)
+    if not parsed:
+        raise InvalidInput("cells: give at least one cell")
+    resolutions = {h3.get_resolution(c) for c in parsed}
+    if len(resolutions) > 1:
+        raise InvalidInput("cells: all cells must have the same resolution")
+    res = resolutions.pop()
+    if res not in limits.coverage.resolutions:
+        raise InvalidInput(f"cells: resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
+    return res, sorted(parsed)
+
+
+def _target_cells(session: Session, draft: TaskDraft, limits: TaskLimits) -> tuple[int, list[int]]:
+    if draft.cells is not None:
+        if draft.resolution is not None:
+            raise InvalidInput("resolution: leave it out with cells (the cells carry their resolution)")
+        res, cells = _parse_cells(draft.cells, limits)
+    else:
+        res = limits.coverage.resolutions[0] if draft.resolution is None else draft.resolution
+        if res not in limits.coverage.resolutions:
+            raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
+        cells = area_cells(resolve_area(session, draft.area), res, limits.max_cells)
+    if len(cells) > limits.max_cells:
+        raise InvalidInput(f"a task may hold at most {limits.max_cells} cells; this one has {len(cells)}")
+    return res, cells
+
+
+def _checkpoints(draft: TaskDraft, limits: TaskLimits) -> list[CheckpointDraft]:
+    points = list(draft.checkpoints or ())
+    if not points:
+        raise InvalidInput("checkpoints: give at least one")
+    if len(points) > limits.max_checkpoints:
+        raise InvalidInput(f"checkpoints: at most {limits.max_checkpoints}")
+    out = []
+    for i, cp in enumerate(points):
+        if not coordinates_ok(cp.lat, cp.lon):
+            raise InvalidInput(f"checkpoints[{i}]: impossible coordinates")
+        if not limits.min_radius_m <= cp.radius_m <= limits.max_radius_m:
+            raise InvalidInput(
+                f"checkpoints[{i}].radius_m must be between {limits.min_radius_m:g} and {limits.max_radius_m:g}"
+            )
+        lat, lon = to_wgs84(cp.lat, cp.lon, draft.crs)
+        out.append(CheckpointDraft(lat=lat, lon=lon, radius_m=cp.radius_m, name=cp.name.strip()[:MAX_TITLE]))
+    return out
+
+
+def _invitees(session: Session, draft: TaskDraft) -> tuple[list[int], list[int]]:
+    names, codes = sorted(set(draft.riders)), sorted(set(draft.stations))
+    if draft.open_to_all and (names or codes):
+        raise InvalidInput("a task open to all riders takes no invitations")
+    if not draft.open_to_all and not (names or codes):
+        raise InvalidInput("invite riders or stations, or open the task to all riders")
+    riders: dict[str, int] = {
+        name: uid
+        for name, uid in session.execute(
+            select(User.username, User.id).where(User.username.in_(names), User.role == "rider", User.is_active)
+        )
+    }
+    missing = [n for n in names if n not in riders]
+    if missing:
+        raise InvalidInput(f"riders: no active rider {', '.join(map(repr, missing))}")
+    stations: dict[str, int] = {
+        code: sid for code, sid in session.execute(select(Station.code, Station.id).where(Station.code.in_(codes)))
+    }
+    unknown = [c for c in codes if c not in stations]
+    if unknown:
+        raise InvalidInput(f"stations: no station {', '.join(map(repr, unknown))}")
+    return [riders[n] for n in names], [stations[c] for c in codes]
+
+
+def _check_common(draft: TaskDraft, limits: TaskLimits, now: datetime) -> None:
+    if not draft.title.strip():
+        raise InvalidInput("title: give the task a title")
+    if len(draft.title.strip()) > MAX_TITLE:
+        raise InvalidInput(f"title: at most {MAX_TITLE} characters")
+    if draft.ends_at <= draft.starts_at:
+        raise InvalidInput("ends_at must be after starts_at")
+    if draft.ends_at <= now:
+        raise InvalidInput("ends_at has passed: a task is for the present or the future")
+    if draft.ends_at - draft.starts_at > limits.max_window:
+        raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
+    if not 0 <= draft.points <= MAX_POINTS:
+        raise InvalidInput(f"points must be between 0 and {MAX_POINTS}")
+    if not 0 < draft.required_share <= 1:
+        raise InvalidInput("required_share must be above 0 and at most 1")
+    if draft.max_riders is not None and draft.max_riders < 1:
+        raise InvalidInput("max_riders must be at least 1 (leave it out for no limit)")
+    targets = sum(x is not None for x in (draft.cells, draft.area, draft.checkpoints))
+    if targets != 1:
+        raise InvalidInput("give exactly one target: cells, area or checkpoints")
+
+
+def publish_task(
+    session: Session,
+    *,
+    author: User,
+    draft: TaskDraft,
+    limits: TaskLimits,
+    now: datetime | None = None,
+    rule_id: int | None = None,
+) -> PatrolTask:
+    """Check the draft and store the task; nothing is stored when any part of it is wrong.
+
+    A rule's task names the rule's author as its author; the audit entry then has no actor (the job made it).
+    """
+    now = now or utcnow()
+    _check_common(draft, limits, now)
+    rider_ids, station_ids = _invitees(session, draft)
+    task = PatrolTask(
+        title=draft.title.strip(),
+        note=draft.note.strip(),
+        starts_at=draft.starts_at,
+        ends_at=draft.ends_at,
+        points=draft.points,
+        required_share=draft.required_share,
+        max_riders=draft.max_riders,
+        open_to_all=draft.open_to_all,
+        status="published",
+        created_by_id=author.id,
+        created_at=now,
+        rule_id=rule_id,
+    )
+    if draft.checkpoints is not None:
+        task.kind = "checkpoints"
+        checkpoints = _checkpoints(draft, limits)
+    else:
+        task.kind = "cells"
+        task.resolution, cells = _target_cells(session, draft, limits)
+        task.area = draft.area if draft.area is not None else None
+    session.add(task)
+    session.flush()
+    if task.kind == "checkpoints":
+        session.add_all(
+            PatrolTaskCheckpoint(task_id=task.id, seq=i, name=cp.name, lat=cp.lat, lon=cp.lon, radius_m=cp.radius_m)
+            for i, cp in enumerate(checkpoints)
+        )
+    else:
+        session.add_all(PatrolTaskCell(task_id=task.id, cell=c) for c in cells)
+    session.add_all(PatrolTaskInvite(task_id=task.id, rider_id=r) for r in rider_ids)
+    session.add_all(PatrolTaskInvite(task_id=task.id, station_id=s) for s in station_ids)
+    session.flush()
+    record(
+        session,
+        actor=None if rule_id else author,
+        action="task.publish",
+        object_type="patrol_task",
+        object_id=task.id,
+        kind=task.kind,
+        targets=len(checkpoints) if task.kind == "checkpoints" else len(cells),
+        rule_id=rule_id,
+    )
+    return task
+
+
+def get_task(session: Session, task_id: int) -> PatrolTask:
+    task = session.get(PatrolTask, task_id)
+    if task is None:
+        raise NotFound(f"no patrol task {task_id}")
+    return task
+
+
+def cancel_task(session: Session, *, actor: User, task_id: int, now: datetime | None = None) -> PatrolTask:
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    if task.status == "cancelled":
+        raise Conflict("the task is already cancelled")
+    if task.ends_at <= now:
+        raise Conflict("the task has ended; its results stand")
+    task.status = "cancelled"
+    task.cancelled_at = now
+    session.flush()
+    record(session, actor=actor, action="task.cancel", object_type="patrol_task", object_id=task.id)
+    return task
+
+
+def phase_of(task: PatrolTask, now: datetime) -> Phase:
+    if task.status == "cancelled":
+        return "cancelled"
+    if now < task.starts_at:
+        return "upcoming"
+    return "active" if now < task.ends_at else "ended"
+
+
+def _phase_filter(phase: Phase, now: datetime) -> ColumnElement[bool]:
+    published = PatrolTask.status == "published"
+    if phase == "cancelled":
+        return PatrolTask.status == "cancelled"
+    if phase == "upcoming":
+        return and_(published, PatrolTask.starts_at > now)
+    if phase == "active":
+        return and_(published, PatrolTask.starts_at <= now, PatrolTask.ends_at > now)
+    return and_(published, PatrolTask.ends_at <= now)
+
+
+# --- who is invited -----------------------------------------------------------------------------
+
+
+def invited_filter(rider: User) -> ColumnElement[bool]:
+    """The tasks a rider is asked to do: open to all, or inviting them or their station."""
+    station_id = select(Rider.station_id).where(Rider.user_id == rider.id).scalar_subquery()
+    invited = select(PatrolTaskInvite.task_id).where(
+        or_(PatrolTaskInvite.rider_id == rider.id, PatrolTaskInvite.station_id == station_id)
+    )
+    return or_(PatrolTask.open_to_all.is_(True), PatrolTask.id.in_(invited))
+
+
+def _eligible(session: Session, task: PatrolTask, candidates: set[int]) -> set[int]:
+    """Of the candidate riders, those the task counts: active riders it is open to or invites."""
+    if not candidates:
+        return set()
+    ids = sorted(candidates)
+    out: set[int] = set()
+    invites = session.execute(
+        select(PatrolTaskInvite.rider_id, PatrolTaskInvite.station_id).where(PatrolTaskInvite.task_id == task.id)
+    ).all()
+    rider_invites = {r for r, _ in invites if r is not None}
+    station_invites = {s for _, s in invites if s is not None}
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(Rider.user_id, Rider.station_id)
+            .join(User, User.id == Rider.user_id)
+            .where(Rider.user_id.in_(ids[i : i + CHUNK]), User.is_active.is_(True))
+        )
+        for uid, station_id in rows:
+            if task.open_to_all or uid in rider_invites or (station_id is not None and station_id in station_invites):
+                out.add(uid)
+    return out
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """What a rider must pass: cells (at the task's resolution) or checkpoints (by id)."""
+
+    resolution: int
+    cells: frozenset[int] = frozenset()
+    checkpoints: tuple[PatrolTaskCheckpoint, ...] = ()
+    # Cells (at `resolution`) in which a pass can count: the lookup keys for candidate riders.
+    search_cells: tuple[int, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.cells) if self.cells else len(self.checkpoints)
+
+    def hits(self, lat: float, lon: float, cell: int | None) -> Iterable[int]:
+        if self.cells:
+            if cell in self.cells:
+                yield cell
+            return
+        for cp in self.checkpoints:
+            if haversine_m(cp.lat, cp.lon, lat, lon) <= cp.radius_m:
+                yield cp.id
+
+
+def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets:
+    if task.kind == "cells":
+        assert task.resolution is not None
+        cells = session.scalars(select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id)).all()
+        return _Targets(resolution=task.resolution, cells=frozenset(cells), search_cells=tuple(sorted(cells)))
+    checkpoints = tuple(
+        session.scalars(
+            select(PatrolTaskCheckpoint)
+            .where(PatrolTaskCheckpoint.task_id == task.id)
+            .order_by(PatrolTaskCheckpoint.seq)
+        )
+    )
+    res = limits.finest
+    edge = h3.average_hexagon_edge_length(res, "m")
+    search: set[int] = set()
+    for cp in checkpoints:
+        # Every cell with a point within the radius lies within k steps of the centre's cell.
+        k = math.ceil(cp.radius_m / (edge * 1.5)) + 1
+        search.update(h3.grid_disk(h3.latlng_to_cell(cp.lat, cp.lon, res), k))
+    return _Targets(resolution=res, checkpoints=checkpoints, search_cells=tuple(sorted(search)))
+
+
+def _candidates(session: Session, targets: _Targets, start: datetime, end: datetime) -> set[int]:
+    """Riders who passed any of the cells in the hours of the window (from the per-rider aggregates)."""
+    first, last = hour_of(start), hour_of(end) + 1
+    out: set[int] = set()
+    cells = targets.search_cells
+    for i in range(0, len(cells), CHUNK):
+        out.update(
+            session.scalars(
+                select(CoverageRiderCell.rider_id)
+                .where(
+                    CoverageRiderCell.resolution == targets.resolution,
+                    CoverageRiderCell.cell.in_(cells[i : i + CHUNK]),
+                    CoverageRiderCell.hour >= first,
+                    CoverageRiderCell.hour < last,
+                )
+                .distinct()
+            )
+        )
+    return out
+
+
+def _first_visits(
+    session: Session, targets: _Targets, riders: set[int], start: datetime, end: datetime, finest: int
+) -> dict[tuple[int, int], datetime]:
+    """(rider, target) → the first time the rider's positions in [start, end) passed the target."""
+    first: dict[tuple[int, int], datetime] = {}
+    ids = sorted(riders)
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell)
+            .where(Position.rider_id.in_(ids[i : i + CHUNK]), Position.ts >= start, Position.ts < end)
+            .order_by(Position.rider_id, Position.ts)
+        )
+        for rider_id, ts, lat, lon, stored_cell in rows:
+            cell = None
+            if targets.cells:
+                # As the aggregates do: the cell the point lies in at the task's resolution.
+                cell = stored_cell if targets.resolution == finest else h3.latlng_to_cell(lat, lon, targets.resolution)
+            for target in targets.hits(lat, lon, cell):
+                first.setdefault((rider_id, target), ts)
+    return first
+
+
+def required_count(task: PatrolTask, targets: int) -> int:
+    return max(1, math.ceil(task.required_share * targets - 1e-9))
+
+
+def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: datetime | None = None) -> int:
+    """Check the invited riders' positions in the task's window; returns how many riders have progress."""
+    now = now or utcnow()
+    if task.status != "published" or task.final or now < task.starts_at:
+        return 0
+    end = min(now, task.ends_at)
+    targets = _targets(session, task, limits)
+    riders = _eligible(session, task, _candidates(session, targets, task.starts_at, end))
+    visits = _first_visits(session, targets, riders, task.starts_at, end, limits.finest)
+    if visits:
+        stmt = upsert(session, PatrolTaskVisit)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["task_id", "rider_id", "target"],
+            set_={"first_at": stmt.excluded.first_at},
+            where=stmt.excluded.first_at < PatrolTaskVisit.first_at,
+        )
+        rows = [
+            {"task_id": task.id, "rider_id": r, "target": t, "first_at": ts} for (r, t), ts in sorted(visits.items())
+        ]
+        session.execute(stmt, rows)
+    progress = _update_results(session, task, targets.count, now)
+    task.verified_until = end
+    if now >= task.ends_at + limits.late_points:
+        task.final = True
+    session.flush()
+    return progress
+
+
+def _update_results(session: Session, task: PatrolTask, target_count: int, now: datetime) -> int:
+    need = required_count(task, target_count)
+    times: dict[int, list[datetime]] = defaultdict(list)
+    for rider_id, first_at in session.execute(
+        select(PatrolTaskVisit.rider_id, PatrolTaskVisit.first_at)
+        .where(PatrolTaskVisit.task_id == task.id)
+        .order_by(PatrolTaskVisit.rider_id, PatrolTaskVisit.first_at)
+    ):
+        times[rider_id].append(first_at)
+    existing = {
+        r.rider_id: r for r in session.scalars(select(PatrolTaskResult).where(PatrolTaskResult.task_id == task.id))
+    }
+    for rider_id, seen in times.items():
+        result = existing.get(rider_id)
+        if result is None:
+            result = existing[rider_id] = PatrolTaskResult(
+                task_id=task.id, rider_id=rider_id, visited=0, points_awarded=0
+            )
+            session.add(result)
+        # Results only grow: visits deleted with a withdrawn consent do not undo what was achieved.
+        result.visited = max(result.visited, len(seen))
+        if len(seen) >= need and (result.completed_at is None or seen[need - 1] < result.completed_at):
+            result.completed_at = seen[need - 1]
+        result.updated_at = now
+    done = sorted(
+        (r for r in existing.values() if r.completed_at is not None), key=lambda r: (r.completed_at, r.rider_id)
+    )
+    winners = done if task.max_riders is None else done[: task.max_riders]
+    winner_ids = {r.rider_id for r in winners}
+    for r in existing.values():
+        r.points_awarded = task.points if r.rider_id in winner_ids else 0
+    session.flush()
+    return len(existing)
+
+
+def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = None) -> int:
+    """The periodic job: verify every published task that has started and is not final."""
+    now = now or utcnow()
+    tasks = session.scalars(
+        select(PatrolTask)
+        .where(PatrolTask.status == "published", PatrolTask.final.is_(False), PatrolTask.starts_at <= now)
+        .order_by(PatrolTask.id)
+    ).all()
+    for task in tasks:
+        verify_task(session, task=task, limits=limits, now=now)
+    return len(tasks)
+
+
+def forget_rider_visits(session: Session, *, rider_id: int) -> int:
+    """Visits place a rider at a time: they go with the raw positions (consent withdrawn)."""
+    result = session.execute(delete(PatrolTaskVisit).where(PatrolTaskVisit.rider_id == rider_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_visits(session: Session, *, before: datetime) -> int:
+    """Visits of tasks that ended before the retention cut-off go with the raw positions."""
+    ended = select(PatrolTask.id).where(PatrolTask.ends_at < before)
+    result = session.execute(delete(PatrolTaskVisit).where(PatrolTaskVisit.task_id.in_(ended)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskStats:
+    targets: int = 0
+    riders: int = 0
+    completed: int = 0
+    passed_targets: int = 0
+
+
+def _stats(session: Session, tasks: Sequence[PatrolTask]) -> dict[int, TaskStats]:
+    ids = [t.id for t in tasks]
+    out = {i: TaskStats() for i in ids}
+    if not ids:
+        return out
+    for model in (PatrolTaskCell, PatrolTaskCheckpoint):
+        for task_id, n in session.execute(
+            select(model.task_id, func.count()).where(model.task_id.in_(ids)).group_by(model.task_id)
+        ):
+            out[task_id].targets += int(n)
+    for task_id, riders, completed in session.execute(
+        select(PatrolTaskResult.task_id, func.count(), func.count(PatrolTaskResult.completed_at))
+        .where(PatrolTaskResult.task_id.in_(ids))
+        .group_by(PatrolTaskResult.task_id)
+    ):
+        out[task_id].riders, out[task_id].completed = int(riders), int(completed)
+    for task_id, n in session.execute(
+        select(PatrolTaskVisit.task_id, func.count(PatrolTaskVisit.target.distinct()))
+        .where(PatrolTaskVisit.task_id.in_(ids))
+        .group_by(PatrolTaskVisit.task_id)
+    ):
+        out[task_id].passed_targets = int(n)
+    return out
+
+
+def task_summary(task: PatrolTask, stats: TaskStats, now: datetime) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "title": task.title,
+        "note": task.note,
+        "kind": task.kind,
+        "resolution": task.resolution,
+        "starts_at": task.starts_at.isoformat(),
+        "ends_at": task.ends_at.isoformat(),
+        "phase": phase_of(task, now),
+        "points": task.points,
+        "required_share": task.required_share,
+        "required_targets": required_count(task, stats.targets) if stats.targets else 0,
+        "max_riders": task.max_riders,
+        "open_to_all": task.open_to_all,
+        "rule_id": task.rule_id,
+        "targets": stats.targets,
+        "passed_targets": stats.passed_targets,
+        "riders_with_progress": stats.riders,
+        "riders_completed": stats.completed,
+        "verified_until": task.verified_until.isoformat() if task.verified_until else None,
+        "final": task.final,
+        "created_at": task.created_at.isoformat(),
+    }
+
+
+def list_tasks(
+    session: Session, *, phase: Phase | None = None, limit: int = 100, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The task board: newest window first."""
+    now = now or utcnow()
+    query = select(PatrolTask).order_by(PatrolTask.starts_at.desc(), PatrolTask.id.desc()).limit(limit)
+    if phase is not None:
+        query = query.where(_phase_filter(phase, now))
+    tasks = session.scalars(query).all()
+    stats = _stats(session, tasks)
+    return [task_summary(t, stats[t.id], now) for t in tasks]
+
+
+def _target_features(session: Session, task: PatrolTask, rider_id: int | None = None) -> list[dict[str, Any]]:
+    """One Feature per target with the riders who passed it (only `rider_id`'s own visit, if given)."""
+    visits = select(PatrolTaskVisit.target, func.count(), func.min(PatrolTaskVisit.first_at)).where(
+        PatrolTaskVisit.task_id == task.id
+    )
+    if rider_id is not None:
+        visits = visits.where(PatrolTaskVisit.rider_id == rider_id)
+    passed = {int(t): (int(n), first) for t, n, first in session.execute(visits.group_by(PatrolTaskVisit.target))}
+
+    def props(target: int) -> dict[str, Any]:
+        n, first = passed.get(target, (0, None))
+        return {"passed_by": n, "first_pass_at": first.isoformat() if first else None, "passed": n > 0}
+
+    if task.kind == "cells":
+        cells = session.scalars(
+            select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id).order_by(PatrolTaskCell.cell)
+        )
+        return [cell_feature(c, props(c)) for c in cells]
+    features = []
+    for cp in session.scalars(
+        select(PatrolTaskCheckpoint).where(PatrolTaskCheckpoint.task_id == task.id).order_by(PatrolTaskCheckpoint.seq)
+    ):
+        features.append(
+            {
+                "type": "Feature",
+                "id": f"checkpoint-{cp.seq}",
+                "geometry": {"type": "Point", "coordinates": [cp.lon, cp.lat]},
+                "properties": {"seq": cp.seq, "name": cp.name, "radius_m": cp.radius_m, **props(cp.id)},
+            }
+        )
+    return features
+
+
+def task_detail(session: Session, *, user: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """A task as GeoJSON (its targets with who passed them) plus the results; riders named only if allowed."""
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    stats = _stats(session, [task])[task.id]
+    invites = session.execute(
+        select(User.username, Station.code)
+        .select_from(PatrolTaskInvite)
+        .outerjoin(User, User.id == PatrolTaskInvite.rider_id)
+        .outerjoin(Station, Station.id == PatrolTaskInvite.station_id)
+        .where(PatrolTaskInvite.task_id == task.id)
+    ).all()
+    named = policy.may_see_task_riders(user)
+    results = []
+    for result, username, display in session.execute(
+        select(PatrolTaskResult, User.username, User.display_name)
+        .join(User, User.id == PatrolTaskResult.rider_id)
+        .where(PatrolTaskResult.task_id == task.id)
+        .order_by(PatrolTaskResult.completed_at.is_(None), PatrolTaskResult.completed_at, PatrolTaskResult.rider_id)
+    ):
+        entry = _result_json(result, stats.targets)
+        if named:
+            entry = {"rider": username, "display_name": display, **entry}
+        results.append(entry)
+    return {
+        "type": "FeatureCollection",
+        "features": _target_features(session, task),
+        "task": task_summary(task, stats, now),
+        "area": task.area,
+        "invited": {
+            "riders": sorted(u for u, _ in invites if u) if named else [],
+            "riders_count": sum(1 for u, _ in invites if u),
+            "stations": sorted(s for _, s in invites if s),
+        },
+        "results": results,
+    }
+
+
+def _result_json(result: PatrolTaskResult | None, targets: int) -> dict[str, Any]:
+    return {
+        "visited": result.visited if result else 0,
+        "targets": targets,
+        "completed": bool(result and result.completed_at),
+        "completed_at": result.completed_at.isoformat() if result and result.completed_at else None,
+        "points_awarded": result.points_awarded if result else 0,
+    }
+
+
+@dataclass
+class RiderTasks:
+    reference: tuple[float, float] | None
+    reference_source: str
+    open: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _distance_m(session: Session, task: PatrolTask, lat: float, lon: float) -> float:
+    """From the rider to the nearest target (a cell's centre, or a checkpoint's edge)."""
+    if task.kind == "cells":
+        cells = session.scalars(select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id))
+        return min((haversine_m(lat, lon, *h3.cell_to_latlng(c)) for c in cells), default=math.inf)
+    cps = session.scalars(select(PatrolTaskCheckpoint).where(PatrolTaskCheckpoint.task_id == task.id))
+    return min((max(0.0, haversine_m(lat, lon, cp.lat, cp.lon) - cp.radius_m) for cp in cps), default=math.inf)
+
+
+def rider_tasks(
+    session: Session,
+    *,
+    rider: User,
+    near: tuple[float, float] | None = None,
+    within_m: float | None = None,
+    recent_days: int = 7,
+    now: datetime | None = None,
+) -> RiderTasks:
+    """The rider's open tasks, nearest first, and those that ended lately with the rider's own result.
+
+    Distances are from `near` (the phone's position, not stored), else the rider's last position.
+    """
+    if rider.role != "rider":
+        raise Forbidden("only riders have patrol tasks")
+    now = now or utcnow()
+    source = "given"
+    if near is None:
+        last = session.get(LastPosition, rider.id)
+        near, source = ((last.lat, last.lon), "last_position") if last else (None, "none")
+    invited = and_(PatrolTask.status == "published", invited_filter(rider))
+    open_tasks = session.scalars(
+        select(PatrolTask).where(invited, PatrolTask.ends_at > now).order_by(PatrolTask.starts_at)
+    ).all()
+    recent_tasks = session.scalars(
+        select(PatrolTask)
+        .where(invited, PatrolTask.ends_at <= now, PatrolTask.ends_at > now - timedelta(days=recent_days))
+        .order_by(PatrolTask.ends_at.desc())
+    ).all()
+    stats = _stats(session, [*open_tasks, *recent_tasks])
+    mine = {
+        r.task_id: r
+        for r in session.scalars(
+            select(PatrolTaskResult).where(
+                PatrolTaskResult.rider_id == rider.id,
+                PatrolTaskResult.task_id.in_([t.id for t in (*open_tasks, *recent_tasks)] or [-1]),
+            )
+        )
+    }
+    out = RiderTasks(reference=near, reference_source=source)
+    for task in open_tasks:
+        distance = _distance_m(session, task, *near) if near else None
+        if within_m is not None and distance is not None and distance > within_m:
+            continue
+        out.open.append(_rider_entry(task, stats[task.id], mine.get(task.id), distance, now))
+    out.open.sort(key=lambda e: (e["distance_m"] is None, e["distance_m"] or 0, e["starts_at"]))
+    out.recent = [_rider_entry(t, stats[t.id], mine.get(t.id), None, now) for t in recent_tasks]
+    return out
+
+
+def _rider_entry(
+    task: PatrolTask, stats: TaskStats, result: PatrolTaskResult | None, distance: float | None, now: datetime
+) -> dict[str, Any]:
+    summary = task_summary(task, stats, now)
+    keep = ("id", "title", "note", "kind", "starts_at", "ends_at", "phase", "points", "required_targets", "targets")
+    return {
+        **{k: summary[k] for k in keep},
+        "distance_m": round(distance) if distance is not None and math.isfinite(distance) else None,
+        "mine": _result_json(result, stats.targets),
+        "spots_left": (
+            None if task.max_riders is None else max(0, task.max_riders - min(stats.completed, task.max_riders))
+        ),
+    }
+
+
+def rider_task_detail(session: Session, *, rider: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """One of the rider's tasks on the map: its targets, which the rider has passed, the rider's result."""
+    now = now or utcnow()
+    task = session.scalar(
+        select(PatrolTask).where(PatrolTask.id == task_id, PatrolTask.status == "published", invited_filter(rider))
+    )
+    if task is None:
+        raise NotFound(f"you have no patrol task {task_id}")
+    stats = _stats(session, [task])[task.id]
+    result = session.get(PatrolTaskResult, (task.id, rider.id))
+    return {
+        "type": "FeatureCollection",
+        "features": _target_features(session, task, rider_id=rider.id),
+        "task": _rider_entry(task, stats, result, None, now),
+    }
+
+
+def visible_phase(value: str | None) -> Phase | None:
+    if value is None or value == "":
+        return None
+    if value not in PHASES:
+        raise InvalidInput(f"phase must be one of {', '.join(PHASES)}")
+    return value
