@@ -12,13 +12,12 @@ missing (organisations and accounts by code and username; clues only when the di
 demo clues yet).
 
 Then the simulator gives the riders a few days of delivery rounds, sent in-process to the app's own
-HTTP interface: shifts through `PUT /api/v1/me/duty` with the time each began and ended, positions
-through the platforms' batch ingest, so tracks and coverage are what the server made of them.
+HTTP interface: riders switch duty through `PUT /api/v1/me/duty` at the simulated times, positions
+go through the platforms' batch ingest, so tracks and coverage are what the server made of them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import io
 import math
@@ -30,7 +29,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import shapely
 from PIL import Image, ImageDraw
 from rich.console import Console
@@ -969,8 +967,6 @@ TRACK_INTERVAL_S = 30.0
 @dataclass
 class TrackLoad:
     riders: int = 0
-    shifts: int = 0
-    shifts_refused: int = 0
     stats: FeedStats | None = None
     skipped: bool = False
 
@@ -1003,40 +999,6 @@ def _track_plan(session: Session, *, seed: int, start: datetime, end: datetime, 
     )
 
 
-async def _record_shifts(
-    app: Any, plan: RunPlan, tokens: dict[str, str], on_shift: Callable[[], None]
-) -> tuple[int, int]:
-    """Each rider switches duty through the API at the times the run's shifts began and ended."""
-    # Whole seconds, widened: a point the simulator fixes at the very start of a shift stays inside it.
-    shifts = [
-        (s.rider, s.start.replace(microsecond=0), s.end.replace(microsecond=0) + timedelta(seconds=1))
-        for s in sorted(plan.shifts(), key=lambda s: (s.rider, s.start))
-    ]
-    recorded = refused = 0
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://riderwatch.demo", timeout=120) as client:
-
-        async def switch(rider: str, on: bool, at: datetime) -> httpx.Response:
-            headers = {"Authorization": f"Bearer {tokens[rider]}"}
-            return await client.put("/api/v1/me/duty", json={"on_duty": on, "at": at.isoformat()}, headers=headers)
-
-        for rider, start, end in shifts:
-            on = await switch(rider, True, start)
-            if on.status_code == 409:
-                # A shift an interrupted earlier load already recorded around this time: keep that one.
-                refused += 1
-                on_shift()
-                continue
-            if on.status_code != 200:
-                raise InvalidInput(f"demo shifts: {rider} could not go on duty: {on.status_code} {on.text[:200]}")
-            off = await switch(rider, False, end)
-            if off.status_code != 200:
-                raise InvalidInput(f"demo shifts: {rider} could not go off duty: {off.status_code} {off.text[:200]}")
-            recorded += 1
-            on_shift()
-    return recorded, refused
-
-
 def load_tracks(
     settings: Settings,
     factory: Any,
@@ -1067,17 +1029,15 @@ def load_tracks(
     if not plan.riders:
         return load
     # Shifts and points reach back `days`: the in-process app accepts them that far back (two hours'
-    # slack for the time the load itself takes). Duty goes through the API with the time of each
-    # switch, as a phone that was offline sends it.
+    # slack for the time the load itself takes). The simulator switches each rider's duty through
+    # the API with the time of the switch, as a phone that was offline sends it.
     app_settings = settings.model_copy(update={"max_ping_age_hours": math.ceil(days * 24) + 2, "run_jobs": False})
     app = create_app(app_settings)
     try:
-        task = progress.add_task("shifts 班次", total=len(plan.shifts()))
-        load.shifts, load.shifts_refused = asyncio.run(
-            _record_shifts(app, plan, tokens, lambda: progress.advance(task))
-        )
         progress.add_task("tracks 轨迹", total=None)
-        load.stats = run_in_process(app, plan, password=password, platforms=PLATFORM_ACCOUNTS, manage_duty=False)
+        load.stats = run_in_process(
+            app, plan, password=password, platforms=PLATFORM_ACCOUNTS, manage_duty=True, tokens=tokens
+        )
     finally:
         app.state.engine.dispose()
     return load
@@ -1132,11 +1092,12 @@ def _summary(
     if tracks is not None and tracks.skipped:
         notes.append("demo tracks were already loaded; none added")
     elif tracks is not None and tracks.stats is not None:
-        refused = sum(tracks.stats.rejected.values())
+        stats = tracks.stats
+        refused = sum(stats.rejected.values())
         notes.append(
-            f"tracks: {tracks.riders} riders, {tracks.shifts} shifts, {tracks.stats.accepted} points stored"
+            f"tracks: {tracks.riders} riders, {stats.shifts_started} shifts, {stats.accepted} points stored"
             + (f", {refused} refused" if refused else "")
-            + (f", {tracks.shifts_refused} shifts already on record" if tracks.shifts_refused else "")
+            + (f", {len(stats.riders_dropped)} riders left out" if stats.riders_dropped else "")
         )
     if notes:
         table.caption = "; ".join(notes)

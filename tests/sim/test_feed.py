@@ -198,16 +198,86 @@ def test_transient_failures_are_retried_with_backoff(app: Any, db: Session) -> N
         _arun(dead, app, transport=_Flaky(httpx.ASGITransport(app=app), [503] * 10))
 
 
-def test_history_with_duty_managed_by_the_run_is_refused_up_front(app: Any, db: Session) -> None:
+def _consent(db: Session, names: tuple[str, ...], at: datetime) -> None:
+    for user in db.scalars(select(User).where(User.username.in_(names))):
+        rider = db.get(Rider, user.id)
+        assert rider is not None
+        rider.location_consent, rider.location_consent_at, rider.location_consent_text_version = True, at, "v1"
+    db.commit()
+
+
+def _simulated_shifts(plan: RunPlan) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    """Each rider's stretches on duty as the run switches them (touching shifts are one stretch)."""
+    sim, _ = plan.simulation()
+    out: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    for tick in sim.ticks():
+        for change in tick.duty:
+            mine = out.setdefault(change.rider, [])
+            if change.on_duty:
+                mine.append((change.at, None))
+            else:
+                mine[-1] = (mine[-1][0], change.at)
+    return out
+
+
+def _stored_shifts(db: Session, district: Any) -> dict[str, list[tuple[datetime, datetime | None]]]:
+    names = {u.id: name for name, u in district.users.items()}
+    out: dict[str, list[tuple[datetime, datetime | None]]] = {}
+    for shift in db.scalars(select(DutyShift).order_by(DutyShift.rider_id, DutyShift.started_at)):
+        out.setdefault(names[shift.rider_id], []).append((shift.started_at, shift.ended_at))
+    db.rollback()
+    return out
+
+
+def test_a_run_in_the_past_switches_duty_at_the_simulated_times(app: Any, db: Session) -> None:
+    district = make_district(db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # A whole day, so the run holds shifts whatever the hour of the test.
+    plan = RunPlan(seed=4, start=now - timedelta(hours=26), duration=timedelta(hours=24), riders=("rider", "rider2"))
+    _consent(db, plan.riders, plan.start - timedelta(days=1))
+
+    stats = run_in_process(app, plan, password=PASSWORD, platforms=("platform",), manage_duty=True)
+
+    expected = _simulated_shifts(plan)
+    assert set(expected) == {"rider", "rider2"} and all(end is not None for s in expected.values() for _, end in s)
+    # Each shift began and ended when the run said, not when the switch reached the server.
+    assert _stored_shifts(db, district) == expected
+    assert stats.shifts_started == sum(len(s) for s in expected.values())
+    assert stats.sent > 1000 and stats.rejected == {} and not stats.riders_dropped
+    assert stats.accepted == stats.sent == _count(db, Position)
+
+
+def test_a_run_further_back_than_the_server_takes_stops_with_its_reason(app: Any, db: Session) -> None:
     make_district(db)
-    plan = RunPlan(seed=1, start=datetime.now(UTC) - timedelta(hours=3), duration=timedelta(hours=1), riders=("rider",))
+    now = datetime.now(UTC)
+    # Every switch of this run lies more than the server's 48 hours back.
+    plan = RunPlan(seed=1, start=now - timedelta(hours=80), duration=timedelta(hours=24), riders=("rider",))
+    _consent(db, plan.riders, plan.start - timedelta(days=1))
 
     async def go(client: httpx.AsyncClient) -> FeedStats:
         return await send_run(plan, client, password_of=lambda _n: PASSWORD, platforms=(), speedup=0)
 
-    with pytest.raises(FeedError, match="PUT /api/v1/me/duty takes no time"):
+    refused = r"refused rider going on duty at .*more than 48 hours ago.*start the run later"
+    with pytest.raises(FeedError, match=refused):
         _arun(go, app)
-    assert _count(db, DutyShift) == 0
+    assert _count(db, DutyShift) == 0 and _count(db, Position) == 0
+
+
+def test_a_shift_before_the_riders_consent_leaves_the_rider_out(app: Any, db: Session) -> None:
+    make_district(db)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # rider consented long ago; rider2 consents when the run first puts them on duty, i.e. now.
+    plan = RunPlan(seed=4, start=now - timedelta(hours=26), duration=timedelta(hours=24), riders=("rider", "rider2"))
+    _consent(db, ("rider",), plan.start - timedelta(days=1))
+
+    stats = run_in_process(app, plan, password=PASSWORD, platforms=("platform",), manage_duty=True)
+
+    assert set(stats.riders_dropped) == {"rider2"}
+    assert "duty refused: 409" in stats.riders_dropped["rider2"] and "consent" in stats.riders_dropped["rider2"]
+    assert stats.rejected == {} and stats.accepted == stats.sent > 500
+    rider2 = db.scalar(select(User.id).where(User.username == "rider2"))
+    assert _count(db, DutyShift, DutyShift.rider_id == rider2) == 0
+    assert _count(db, Position, Position.rider_id == rider2) == 0
 
 
 def test_cli_dry_run_writes_the_same_file_for_the_same_seed(tmp_path: Path) -> None:

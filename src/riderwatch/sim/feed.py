@@ -3,13 +3,15 @@
 Positions go in batches to POST /api/v1/tracking/pings, sent by the riders' platform accounts (one
 request carries many riders) or, for a rider no platform account may send for, by the rider. The
 feed learns which account speaks for which rider from the server's own answers (`other_platform`).
-Riders go on and off duty with PUT /api/v1/me/duty and report clues with POST /api/v1/clues under
-an Idempotency-Key, so a retried report never makes a second clue. Transient failures (connection
+Riders go on and off duty with PUT /api/v1/me/duty, each switch dated with its simulated time
+("at", as a phone that was offline sends it), and report clues with POST /api/v1/clues under an
+Idempotency-Key, so a retried report never makes a second clue. Transient failures (connection
 errors, 429, 5xx) are retried with exponential backoff; every request is safe to repeat.
 
 The feed never sends a point before the moment it describes: the server refuses positions from the
 future. With a speed-up, a run that starts in the past catches up with the clock, then goes on in
-real time.
+real time. How far back a run may start is the server's to say: it takes duty switches and points
+only so old (RIDERWATCH_MAX_PING_AGE_HOURS) and no shift before the rider's consent.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import httpx
@@ -29,6 +31,9 @@ import httpx
 from riderwatch.sim.riders import ClueReport, DutyChange, Pings, Tick
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# A rider whose consent the run gives as it puts them on duty consents a moment after the switch:
+# so long after it, the shift begins with the consent. Earlier switches the server refuses (409).
+CONSENT_SLACK = timedelta(minutes=2)
 # Answers that say "this account may not send for this rider": try the rider's next account.
 WRONG_SENDER = frozenset({"other_platform", "unknown_rider"})
 
@@ -46,6 +51,7 @@ class FeedStats:
     requests: int = 0
     retries: int = 0
     duty_changes: int = 0
+    shifts_started: int = 0  # on-duty switches the server took
     clues_created: int = 0
     clues_refused: Counter[int] = field(default_factory=Counter)
     riders_dropped: dict[str, str] = field(default_factory=dict)
@@ -62,6 +68,7 @@ class FeedStats:
             "requests": self.requests,
             "retries": self.retries,
             "duty_changes": self.duty_changes,
+            "shifts_started": self.shifts_started,
             "clues_created": self.clues_created,
             "clues_refused": {str(k): v for k, v in sorted(self.clues_refused.items())},
             "riders_dropped": dict(sorted(self.riders_dropped.items())),
@@ -84,10 +91,12 @@ class Server:
         attempts: int = 6,
         backoff_s: float = 0.5,
         sleep: Sleep = asyncio.sleep,
+        tokens: Mapping[str, str] | None = None,
     ) -> None:
+        """`tokens`: bearer tokens the caller already holds for some accounts (used before logging in)."""
         self.client, self.password_of, self.stats = client, password_of, stats
         self.attempts, self.backoff_s, self.sleep = attempts, backoff_s, sleep
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[str, str] = dict(tokens or {})
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.attempts):
@@ -165,6 +174,11 @@ def ping_payloads(pings: Pings, names: Sequence[str]) -> list[tuple[str, dict[st
     return out
 
 
+def duty_body(change: DutyChange) -> dict[str, Any]:
+    """The body of PUT /api/v1/me/duty for a switch at its simulated time."""
+    return {"on_duty": change.on_duty, "at": change.at.isoformat()}
+
+
 def clue_body(report: ClueReport, seed: int) -> tuple[dict[str, Any], str]:
     """The clue a rider files for an incident, and its idempotency key (stable across retries and reruns)."""
     inc = report.incident
@@ -197,7 +211,7 @@ class Feeder:
         self.stats = server.stats
         self._route: dict[str, int] = {}  # rider → index into senders(rider)
         self._buffer: list[tuple[str, dict[str, Any]]] = []
-        self._consented: set[str] = set()
+        self._consented: dict[str, datetime] = {}  # rider → since when, as the server says
         self.on_duty: set[str] = set()
 
     @property
@@ -265,7 +279,12 @@ class Feeder:
         return retry
 
     async def duty(self, change: DutyChange) -> None:
-        """The rider goes on or off duty (consenting first, once, when the run manages that)."""
+        """The rider goes on or off duty at the change's time (consenting first, once, when the run manages that).
+
+        A switch the server finds too old or in the future ends the run (FeedError): the run starts
+        further back than the server takes. Any other refusal (a membership that is not active, a
+        shift before the rider's consent) leaves that rider out of the rest of the run.
+        """
         self.stats.duty_changes += 1
         rider = change.rider
         if change.on_duty:
@@ -280,14 +299,26 @@ class Feeder:
                 if res.status_code != 200:
                     self._drop(rider, f"consent refused: {res.status_code}")
                     return
-                self._consented.add(rider)
-            res = await self.server.call(rider, "PUT", "/api/v1/me/duty", json={"on_duty": change.on_duty})
+                self._consented[rider] = datetime.fromisoformat(res.json()["since"])
+            since = self._consented.get(rider)
+            if change.on_duty and since is not None and since - CONSENT_SLACK <= change.at < since:
+                # The rider consented as the run put them on duty: the shift begins with the consent.
+                change = DutyChange(rider, True, since)
+            res = await self.server.call(rider, "PUT", "/api/v1/me/duty", json=duty_body(change))
         except PermissionError:
             self._drop(rider, "the server refused the rider's credentials")
             return
+        if res.status_code == 422:
+            switch = "on" if change.on_duty else "off"
+            raise FeedError(
+                f"the server refused {rider} going {switch} duty at {change.at.isoformat()}: {_detail(res)} "
+                "(the server takes duty switches and positions only so far back: start the run later)"
+            )
         if res.status_code != 200:
-            # 409: a membership that is not active; the rider sits this run out.
+            # 409: a membership that is not active, or a shift before the rider's consent.
             self._drop(rider, f"duty refused: {res.status_code} {_detail(res)}")
+        elif change.on_duty:
+            self.stats.shifts_started += 1
 
     async def clue(self, report: ClueReport) -> None:
         if report.rider in self.stats.riders_dropped:
@@ -348,17 +379,19 @@ async def feed(
     progress_every_s: float = 5.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> FeedStats:
-    """Send a run tick by tick: duty changes first (after the points recorded before them), then pings."""
+    """Send a run tick by tick: duty changes first, then pings.
+
+    Every switch carries its own time, so a shift's points may follow its end in a later batch; a
+    rider's points are only ever sent after the switch that began their shift.
+    """
     last_flush = last_report = clock()
     stats = feeder.stats
     for tick in ticks:
         if pace is not None:
             await pace.wait(tick.t)
         stats.sim_time = tick.t
-        if tick.duty:
-            await feeder.flush()
-            for change in tick.duty:
-                await feeder.duty(change)
+        for change in tick.duty:
+            await feeder.duty(change)
         feeder.add(ping_payloads(tick.pings, names))
         for report in tick.clues:
             await feeder.clue(report)

@@ -10,22 +10,18 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 import httpx
 from h3.api import basic_int as h3
 
-from riderwatch.sim.feed import Feeder, FeedError, FeedStats, Pace, Server, feed, write_jsonl
+from riderwatch.sim.feed import Feeder, FeedError, FeedStats, Pace, Server, duty_body, feed, write_jsonl
 from riderwatch.sim.incidents import IncidentSet, default_hotspots, generate_incidents
-from riderwatch.sim.riders import Shift, SimConfig, Simulation
+from riderwatch.sim.riders import DutyChange, Shift, SimConfig, Simulation
 from riderwatch.sim.world import ZHENHAI, DistrictSpec, build_world
-
-# How far behind the clock a run that turns riders on duty itself may start: the server dates a
-# shift from the moment the rider goes on duty, so positions recorded before that are refused.
-LIVE_START_SLACK = timedelta(minutes=2)
 
 
 def rider_names(count: int, pattern: str = "rider{:03d}") -> tuple[str, ...]:
@@ -123,29 +119,35 @@ async def send_run(
     manage_duty: bool = True,
     batch_size: int = 2000,
     progress: Callable[[FeedStats], None] | None = None,
-    now: datetime | None = None,
+    tokens: Mapping[str, str] | None = None,
 ) -> FeedStats:
-    """Send the run to the server behind `client`; returns what the server made of it."""
-    now = now or datetime.now(UTC)
-    if manage_duty and plan.start < now - LIVE_START_SLACK:
-        raise FeedError(
-            "the server starts a shift when the rider goes on duty (PUT /api/v1/me/duty takes no time), so "
-            "positions before now would be refused as off duty: start at the present, or prepare the riders' "
-            "shifts outside the simulator and run without duty management"
-        )
+    """Send the run to the server behind `client`; returns what the server made of it.
+
+    A run may start in the past: with `manage_duty` each rider switches duty at the simulated time
+    (`"at"`), so shifts begin and end when the run says. The server decides how far back that may
+    go; a switch it finds too old ends the run with a FeedError that says so.
+    """
     sim, _incidents = plan.simulation()
     stats = FeedStats()
-    server = Server(client, password_of=password_of, stats=stats)
+    server = Server(client, password_of=password_of, stats=stats, tokens=tokens)
     feeder = Feeder(server, platforms=platforms, seed=plan.seed, manage_duty=manage_duty, batch_size=batch_size)
     pace = Pace(plan.start, speedup)
     try:
         return await feed(sim.ticks(), feeder, plan.riders, pace=pace, progress=progress)
     finally:
         if manage_duty:
-            # An interrupted run leaves no rider on duty.
-            for rider in sorted(feeder.on_duty):
+            # An interrupted run leaves no rider on duty: their shifts end at the last moment sent.
+            for rider in sorted(feeder.on_duty - set(stats.riders_dropped)):
                 with contextlib.suppress(PermissionError, FeedError, httpx.HTTPError):
-                    await server.call(rider, "PUT", "/api/v1/me/duty", json={"on_duty": False})
+                    await _off_duty(server, rider, stats.sim_time)
+
+
+async def _off_duty(server: Server, rider: str, at: datetime | None) -> None:
+    if at is not None:
+        res = await server.call(rider, "PUT", "/api/v1/me/duty", json=duty_body(DutyChange(rider, False, at)))
+        if res.status_code == 200:
+            return
+    await server.call(rider, "PUT", "/api/v1/me/duty", json={"on_duty": False})
 
 
 def run_in_process(
@@ -156,6 +158,7 @@ def run_in_process(
     platforms: Sequence[str] = ("meituan-api", "eleme-api"),
     manage_duty: bool = False,
     batch_size: int = 5000,
+    tokens: Mapping[str, str] | None = None,
 ) -> FeedStats:
     """Send a run to an app object (riderwatch.app.create_app(settings)) through httpx.ASGITransport."""
 
@@ -170,6 +173,7 @@ def run_in_process(
                 speedup=0,
                 manage_duty=manage_duty,
                 batch_size=batch_size,
+                tokens=tokens,
             )
 
     return asyncio.run(go())
