@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,7 +132,7 @@ def test_riders_consent_and_go_on_and_off_duty_through_the_api(app: Any, db: Ses
     assert feeder.stats.sent == 1
 
 
-def _arr(values: list[float]) -> Any:
+def _arr(values: Sequence[float]) -> Any:
     import numpy as np
 
     return np.array(values, dtype=np.int64 if isinstance(values[0], int) else float)
