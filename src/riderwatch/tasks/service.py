@@ -733,6 +733,15 @@ def rider_tasks(
         raise Forbidden("only riders have patrol tasks")
     now = now or utcnow()
     source = "given"
+def view_task(session: Session, *, user: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """`task_detail` for a reader (API or page); named results are personal data, so each view is recorded."""
+    detail = task_detail(session, user=user, task_id=task_id, now=now)
+    if policy.may_see_task_riders(user) and detail["results"]:
+        # Who passed which place when, by name: the audit log keeps who looked.
+        record(session, actor=user, action="task.view_results", object_type="patrol_task", object_id=task_id)
+    return detail
+
+
     if near is None:
         last = session.get(LastPosition, rider.id)
         near, source = ((last.lat, last.lon), "last_position") if last else (None, "none")
