@@ -1,6 +1,7 @@
 /* The rider's duty pages: consent, duty and devices through /api/v1/me (the forms post to the page
    routes when this script is missing); while on duty and the page is open, the phone's positions go
-   to /api/v1/tracking/pings in batches, kept in localStorage while there is no connection; and the
+   to /api/v1/tracking/pings in batches, kept in localStorage while there is no connection; a duty
+   switch tapped without a connection is kept too and sent with the moment of the tap; and the
    small map of "my data". Plain ES2017, no library (Leaflet only for the map). */
 (function () {
   'use strict';
@@ -21,7 +22,7 @@
 
   /* --- positions queued on the phone, per user (a shared phone never sends another rider's) --- */
   var sharing = el('sharing');
-  var userId = (sharing && sharing.getAttribute('data-user')) || document.body.getAttribute('data-user') || '';
+  var userId = (i18n && i18n.getAttribute('data-user')) || '';
   var QUEUE_KEY = 'rw-pings-' + userId;
   var MAX_QUEUE = 5000;
   var MAX_AGE_MS = 47 * 3600 * 1000;  // the server refuses positions older than 48 hours
@@ -153,10 +154,120 @@
     flush();
   }
 
-  if (sharing) { startSharing(); } else if (queue.length) {
+  /* --- duty switches tapped without a connection: kept on the phone with the moment of the tap and
+     sent in order (PUT /api/v1/me/duty with "at") once it is back, so a shift begins and ends when
+     the rider said, not when the network returned --- */
+  var SWITCH_KEY = 'rw-duty-' + userId;
+  var dutyForm = el('duty-form');
+  var dutyState = dutyForm && document.querySelector('[data-testid="duty-state"]');
+
+  function readSwitches() {
+    try {
+      var list = JSON.parse(localStorage.getItem(SWITCH_KEY) || '[]');
+      return Array.isArray(list) ? list.filter(function (s) { return typeof s.on === 'boolean' && s.at; }) : [];
+    } catch (e) { return []; }
+  }
+  function writeSwitches() {
+    try {
+      if (switches.length) { localStorage.setItem(SWITCH_KEY, JSON.stringify(switches)); } else { localStorage.removeItem(SWITCH_KEY); }
+    } catch (e) { /* storage full or off: memory only */ }
+  }
+  var switches = readSwitches();
+
+  /* The phone's time with its offset, e.g. 2026-11-29T09:05:03.120+08:00. */
+  function isoWithOffset(ms) {
+    var d = new Date(ms);
+    var pad = function (n, width) { return String(n).padStart(width || 2, '0'); };
+    var offset = -d.getTimezoneOffset();
+    var abs = Math.abs(offset);
+    return pad(d.getFullYear(), 4) + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) +
+      'T' + pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()) + '.' + pad(d.getMilliseconds(), 3) +
+      (offset < 0 ? '-' : '+') + pad(Math.floor(abs / 60)) + ':' + pad(abs % 60);
+  }
+
+  /* The duty card as it will be once the waiting switches reach the server. */
+  function renderSwitch(on, at) {
+    if (!dutyForm) { return; }
+    dutyForm.elements.namedItem('on_duty').value = on ? 'no' : 'yes';
+    var button = el('duty-toggle');
+    button.textContent = on ? t('go_off') : t('go_on');
+    button.classList.toggle('primary', !on);
+    if (dutyState) {
+      dutyState.setAttribute('data-on-duty', on ? '1' : '0');
+      dutyState.setAttribute('data-pending', '1');
+      dutyState.querySelector('.duty-text').textContent = on ? t('on_since', { time: new Date(at).toLocaleTimeString() }) : t('off');
+    }
+  }
+
+  function queueSwitch(on, tapped) {
+    switches.push({ on: on, at: isoWithOffset(tapped) });
+    writeSwitches();
+    renderSwitch(on, tapped);
+    if (!on && watchId !== null) {
+      // Off duty from the tap: no more positions (those taken before it are still sent).
+      navigator.geolocation.clearWatch(watchId);
+      watchId = null;
+      sharing.setAttribute('data-state', 'stopped');
+    }
+    show(t('switch_queued'), 'warn');
+    return null;  // stay on the page
+  }
+
+  /* Send the waiting switches, oldest first; true when the server has answered them all. */
+  var sendingSwitches = null;
+  function sendSwitches() {
+    if (sendingSwitches) { return sendingSwitches; }
+    if (!switches.length) { return Promise.resolve(true); }
+    var next = switches[0];
+    sendingSwitches = api('PUT', '/api/v1/me/duty', { on_duty: next.on, at: next.at }).then(function () {
+      return true;
+    }, function (error) {
+      if (error.status === 0 || error.status >= 500 || error.status === 401) {
+        if (error.status === 401) { show(error.message, 'error'); }
+        return false;  // kept: sent when the phone is back online, or after logging in again
+      }
+      // Refused (too old, before the consent, …): it would be refused again.
+      refusedSwitch = t('refused', { detail: error.message });
+      return true;
+    }).then(function (answered) {
+      if (answered) {
+        switches = switches.slice(1);
+        writeSwitches();
+      }
+      sendingSwitches = null;
+      return answered && switches.length ? sendSwitches() : answered;
+    });
+    return sendingSwitches;
+  }
+  var refusedSwitch = '';
+
+  function sendSwitchesThenReload() {
+    if (!switches.length) { return; }
+    refusedSwitch = '';
+    var last = switches[switches.length - 1];
+    sendSwitches().then(function (done) {
+      if (!done || !dutyForm) { return; }
+      if (refusedSwitch) {
+        // Show the refusal; reload to see what the server holds.
+        show(refusedSwitch, 'error');
+        dutyState && dutyState.removeAttribute('data-pending');
+        return;
+      }
+      window.location.assign('/duty?done=' + (last.on ? 'on' : 'off'));
+    });
+  }
+
+  if (switches.length) {
+    var waiting = switches[switches.length - 1];
+    renderSwitch(waiting.on, Date.parse(waiting.at));
+  }
+  if (sharing && !(switches.length && !switches[switches.length - 1].on)) { startSharing(); } else if (queue.length) {
     // Positions taken on duty before the page was closed: still valid, they fall inside that shift.
     flush();
   }
+  sendSwitchesThenReload();
+  window.addEventListener('online', sendSwitchesThenReload);
+  setInterval(sendSwitchesThenReload, FLUSH_MS);
 
   /* --- the forms, through the JSON API --- */
   function valueOf(form, name) {
@@ -172,15 +283,23 @@
     },
     duty: function (form) {
       var on = valueOf(form, 'on_duty') === 'yes';
+      var tapped = Date.now();
+      // Behind switches still waiting for a connection: this one waits too, in order.
+      if (switches.length) { return Promise.resolve(queueSwitch(on, tapped)); }
       // Positions taken during the shift go first: after it ends they would be refused.
       var before = on ? Promise.resolve() : flush();
       return before.then(function () {
         return api('PUT', '/api/v1/me/duty', { on_duty: on });
-      }).then(function () { return '/duty?done=' + (on ? 'on' : 'off'); });
+      }).then(function () { return '/duty?done=' + (on ? 'on' : 'off'); }, function (error) {
+        if (error.status !== 0) { throw error; }
+        return queueSwitch(on, tapped);  // no connection: sent later, dated with the tap
+      });
     },
     withdraw: function () {
       return api('PUT', '/api/v1/me/location-consent', { granted: false }).then(function (state) {
         clearQueue();  // the server has deleted the positions; keep none on the phone either
+        switches = [];
+        writeSwitches();
         return '/duty?done=withdrawn&deleted=' + encodeURIComponent(state.deleted_positions);
       });
     },
@@ -203,7 +322,11 @@
       Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
       show(t('working'), '');
       action(form).then(function (next) {
-        window.location.assign(next);
+        if (next) {
+          window.location.assign(next);
+        } else {
+          Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
+        }
       }, function (error) {
         show(error.status === undefined ? error.message : t('refused', { detail: error.message }), 'error');
         Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
