@@ -285,3 +285,30 @@ def test_verification_job_and_finality(api: Api, db: Session, district: District
     n = db.scalar(select(func.count()).select_from(PatrolTaskResult))
     db.rollback()
     assert n == 1
+
+
+def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
+    api: Api, db: Session, district: District, settings: Any
+) -> None:
+    from riderwatch.tasks.service import TaskLimits, verify_due
+
+    limits = TaskLimits.from_settings(settings)
+    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task = db.get(PatrolTask, task_id)
+    assert task is not None
+    task.starts_at -= timedelta(hours=1, minutes=30)
+    task.ends_at -= timedelta(hours=1, minutes=30)  # ended half an hour ago
+    db.commit()
+    now = datetime.now(UTC)
+    assert verify_due(db, limits=limits, now=now) == 1  # never checked since it ended
+    db.commit()
+    assert verify_due(db, limits=limits, now=now + timedelta(minutes=5)) == 0
+    db.commit()
+    # A late point from a phone that was offline: found at the next check.
+    on_duty(api, db, district, "rider")
+    walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=3600)
+    assert verify_due(db, limits=limits, now=now + timedelta(minutes=16)) == 1
+    db.commit()
+    result = db.get(PatrolTaskResult, (task_id, district.users["rider"].id))
+    assert result is not None and result.completed_at is not None
+    db.rollback()

@@ -103,6 +103,8 @@ class PatrolTask(Base):
     # Positions up to this instant have been checked; results are final once it reaches ends_at and
     # no late point can still arrive (see tasks/service.py).
     verified_until: Mapped[datetime | None]
+    # When the positions were last checked (ended tasks are checked again now and then, for late points).
+    verified_at: Mapped[datetime | None]
     final: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -131,9 +133,7 @@ class PatrolTaskInvite(Base):
     """Who is asked: a rider, or every rider of a station (a task open to all has none)."""
 
     __tablename__ = "patrol_task_invites"
-    __table_args__ = (
-        CheckConstraint("(rider_id IS NULL) <> (station_id IS NULL)", name="one_invitee"),
-    )
+    __table_args__ = (CheckConstraint("(rider_id IS NULL) <> (station_id IS NULL)", name="one_invitee"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("patrol_tasks.id", ondelete="CASCADE"), index=True)
     rider_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -53,6 +53,8 @@ from riderwatch.tracking.ingest import coordinates_ok, hour_of
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
 CHUNK = 1000
+METRES_PER_DEGREE = 111_320.0
+RECHECK_ENDED = timedelta(minutes=15)
 MAX_TITLE = 120
 MAX_POINTS = 10_000
 
@@ -370,6 +372,8 @@ class _Targets:
     checkpoints: tuple[PatrolTaskCheckpoint, ...] = ()
     # Cells (at `resolution`) in which a pass can count: the lookup keys for candidate riders.
     search_cells: tuple[int, ...] = ()
+    # (south, west, north, east) around every target: positions outside are not read.
+    bbox: tuple[float, float, float, float] = (-90.0, -180.0, 90.0, 180.0)
 
     @property
     def count(self) -> int:
@@ -389,7 +393,13 @@ def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets
     if task.kind == "cells":
         assert task.resolution is not None
         cells = session.scalars(select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id)).all()
-        return _Targets(resolution=task.resolution, cells=frozenset(cells), search_cells=tuple(sorted(cells)))
+        boundary = [corner for c in cells for corner in h3.cell_to_boundary(c)]
+        return _Targets(
+            resolution=task.resolution,
+            cells=frozenset(cells),
+            search_cells=tuple(sorted(cells)),
+            bbox=_bbox(boundary),
+        )
     checkpoints = tuple(
         session.scalars(
             select(PatrolTaskCheckpoint)
@@ -400,11 +410,24 @@ def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets
     res = limits.finest
     edge = h3.average_hexagon_edge_length(res, "m")
     search: set[int] = set()
+    corners: list[tuple[float, float]] = []
     for cp in checkpoints:
+        dlat = cp.radius_m / METRES_PER_DEGREE
+        dlon = dlat / max(math.cos(math.radians(cp.lat)), 0.01)
+        corners += [(cp.lat - dlat, cp.lon - dlon), (cp.lat + dlat, cp.lon + dlon)]
         # Every cell with a point within the radius lies within k steps of the centre's cell.
         k = math.ceil(cp.radius_m / (edge * 1.5)) + 1
         search.update(h3.grid_disk(h3.latlng_to_cell(cp.lat, cp.lon, res), k))
-    return _Targets(resolution=res, checkpoints=checkpoints, search_cells=tuple(sorted(search)))
+    return _Targets(resolution=res, checkpoints=checkpoints, search_cells=tuple(sorted(search)), bbox=_bbox(corners))
+
+
+def _bbox(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of (lat, lon) points, widened by a metre for rounding."""
+    if not points:
+        return (0.0, 0.0, 0.0, 0.0)
+    margin = 1 / METRES_PER_DEGREE
+    lats, lons = [p[0] for p in points], [p[1] for p in points]
+    return (min(lats) - margin, min(lons) - margin, max(lats) + margin, max(lons) + margin)
 
 
 def _candidates(session: Session, targets: _Targets, start: datetime, end: datetime) -> set[int]:
@@ -434,10 +457,17 @@ def _first_visits(
     """(rider, target) → the first time the rider's positions in [start, end) passed the target."""
     first: dict[tuple[int, int], datetime] = {}
     ids = sorted(riders)
+    south, west, north, east = targets.bbox
     for i in range(0, len(ids), CHUNK):
         rows = session.execute(
             select(Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell)
-            .where(Position.rider_id.in_(ids[i : i + CHUNK]), Position.ts >= start, Position.ts < end)
+            .where(
+                Position.rider_id.in_(ids[i : i + CHUNK]),
+                Position.ts >= start,
+                Position.ts < end,
+                Position.lat.between(south, north),
+                Position.lon.between(west, east),
+            )
             .order_by(Position.rider_id, Position.ts)
         )
         for rider_id, ts, lat, lon, stored_cell in rows:
@@ -476,6 +506,7 @@ def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: 
         session.execute(stmt, rows)
     progress = _update_results(session, task, targets.count, now)
     task.verified_until = end
+    task.verified_at = now
     if now >= task.ends_at + limits.late_points:
         task.final = True
     session.flush()
@@ -518,11 +549,24 @@ def _update_results(session: Session, task: PatrolTask, target_count: int, now: 
 
 
 def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = None) -> int:
-    """The periodic job: verify every published task that has started and is not final."""
+    """The periodic job: verify the running tasks, and now and then those that ended but are not final.
+
+    An ended task can only change through late points (phones that were offline), so it is checked
+    again every `RECHECK_ENDED`, and a last time once no late point can arrive, which makes it final.
+    """
     now = now or utcnow()
+    running = and_(PatrolTask.starts_at <= now, PatrolTask.ends_at > now)
+    ended_due = and_(
+        PatrolTask.ends_at <= now,
+        or_(
+            PatrolTask.verified_at.is_(None),
+            PatrolTask.verified_at < now - RECHECK_ENDED,
+            PatrolTask.ends_at <= now - limits.late_points,
+        ),
+    )
     tasks = session.scalars(
         select(PatrolTask)
-        .where(PatrolTask.status == "published", PatrolTask.final.is_(False), PatrolTask.starts_at <= now)
+        .where(PatrolTask.status == "published", PatrolTask.final.is_(False), or_(running, ended_due))
         .order_by(PatrolTask.id)
     ).all()
     for task in tasks:
@@ -689,6 +733,15 @@ def task_detail(session: Session, *, user: User, task_id: int, now: datetime | N
     }
 
 
+def view_task(session: Session, *, user: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """`task_detail` for a reader (API or page); named results are personal data, so each view is recorded."""
+    detail = task_detail(session, user=user, task_id=task_id, now=now)
+    if policy.may_see_task_riders(user) and detail["results"]:
+        # Who passed which place when, by name: the audit log keeps who looked.
+        record(session, actor=user, action="task.view_results", object_type="patrol_task", object_id=task_id)
+    return detail
+
+
 def _result_json(result: PatrolTaskResult | None, targets: int) -> dict[str, Any]:
     return {
         "visited": result.visited if result else 0,
@@ -733,15 +786,6 @@ def rider_tasks(
         raise Forbidden("only riders have patrol tasks")
     now = now or utcnow()
     source = "given"
-def view_task(session: Session, *, user: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """`task_detail` for a reader (API or page); named results are personal data, so each view is recorded."""
-    detail = task_detail(session, user=user, task_id=task_id, now=now)
-    if policy.may_see_task_riders(user) and detail["results"]:
-        # Who passed which place when, by name: the audit log keeps who looked.
-        record(session, actor=user, action="task.view_results", object_type="patrol_task", object_id=task_id)
-    return detail
-
-
     if near is None:
         last = session.get(LastPosition, rider.id)
         near, source = ((last.lat, last.lon), "last_position") if last else (None, "none")

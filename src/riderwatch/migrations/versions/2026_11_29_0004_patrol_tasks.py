@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("cancelled_at", riderwatch.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("rule_id", sa.Integer(), nullable=True),
         sa.Column("verified_until", riderwatch.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("verified_at", riderwatch.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("final", sa.Boolean(), nullable=False),
         sa.CheckConstraint("kind IN ('cells','checkpoints')", name=op.f("ck_patrol_tasks_kind_known")),
         sa.CheckConstraint("status IN ('published','cancelled')", name=op.f("ck_patrol_tasks_status_known")),
