@@ -34,6 +34,10 @@ from riderwatch.models import (
     DutyShift,
     Grid,
     LocationConsent,
+    PatrolTask,
+    PatrolTaskResult,
+    PatrolTaskRule,
+    PatrolTaskVisit,
     PatrolUnit,
     Platform,
     Position,
@@ -207,6 +211,12 @@ def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -
     _check_organisation(db)
     _check_riders(db)
     _check_clues(db, settings)
+    # Patrol tasks: one running now over Jinding, one tomorrow, and the evening-gaps rule (without
+    # tracks there is no busiest corner for yesterday's lunch task, and nobody passed anything).
+    titles = set(db.scalars(select(PatrolTask.title)))
+    assert {"金鼎商圈巡逻", "东阳、梅峰学校周边早高峰"} <= titles
+    assert db.scalar(select(func.count()).select_from(PatrolTaskRule)) == 1
+    assert db.scalar(select(func.count()).select_from(PatrolTaskResult)) == 0
     counts = _table_counts(db)
     db.rollback()
 
@@ -246,6 +256,13 @@ def test_demo_tracks_come_from_the_simulator_through_the_api(settings: Settings,
     ).all()
     assert {res: int(n) for res, n in passes} == dict.fromkeys(settings.coverage_resolutions, points)
     assert (db.scalar(select(func.max(CoverageCell.riders))) or 0) >= 1
+    # Tasks were verified against those tracks: every visit lies in its task's window.
+    for visit, starts, ends in db.execute(
+        select(PatrolTaskVisit, PatrolTask.starts_at, PatrolTask.ends_at).join(
+            PatrolTask, PatrolTask.id == PatrolTaskVisit.task_id
+        )
+    ):
+        assert starts <= visit.first_at < ends
     counts = _table_counts(db)
     db.rollback()
 

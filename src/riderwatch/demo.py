@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import shapely
+from h3.api import basic_int as h3
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -57,6 +58,9 @@ from riderwatch.models import (
     CoverageCell,
     Grid,
     Jurisdiction,
+    PatrolTask,
+    PatrolTaskResult,
+    PatrolTaskRule,
     PatrolUnit,
     Platform,
     Position,
@@ -69,6 +73,9 @@ from riderwatch.security import hash_password, issue_token, verify_password
 from riderwatch.sim.feed import FeedStats
 from riderwatch.sim.run import RunPlan, run_in_process
 from riderwatch.sim.world import ZHENHAI
+from riderwatch.tasks.rules import RuleDraft, create_rule, run_rule
+from riderwatch.tasks.service import CheckpointDraft, TaskDraft, TaskLimits, publish_task, verify_due
+from riderwatch.tracking.ingest import hour_of
 from riderwatch.tracking.service import set_location_consent
 
 JURISDICTION_CODE = "zhenhai"
@@ -1044,6 +1051,121 @@ def load_tracks(
 
 
 # ---------------------------------------------------------------------------------------------
+# Patrol tasks: a rule for the evening gaps, and tasks of yesterday, now and tomorrow
+
+
+DEMO_RULE = "梅峰社区晚间补盲"
+CHECKPOINT_RADIUS_M = 80.0
+
+
+def _busiest_cells(
+    session: Session, zone: ZoneSpec, start: datetime, end: datetime, resolution: int, n: int
+) -> list[int]:
+    """The cells of a zone riders passed most in a window: corners where a check-in is a real pass."""
+    cells = h3.geo_to_cells(Polygon(zone.ring), resolution)
+    rows = session.execute(
+        select(CoverageCell.cell, func.sum(CoverageCell.passes).label("passes"))
+        .where(
+            CoverageCell.resolution == resolution,
+            CoverageCell.cell.in_(sorted(cells)),
+            CoverageCell.hour >= hour_of(start),
+            CoverageCell.hour < hour_of(end),
+        )
+        .group_by(CoverageCell.cell)
+        .order_by(func.sum(CoverageCell.passes).desc(), CoverageCell.cell)
+        .limit(n)
+    )
+    return [int(cell) for cell, _ in rows]
+
+
+def load_tasks(session: Session, settings: Settings, *, now: datetime) -> list[str]:
+    """Demo patrol tasks, verified against the demo's tracks; skipped when any task or rule exists."""
+    if session.scalar(select(PatrolTask.id).limit(1)) is not None or session.scalar(select(PatrolTaskRule.id).limit(1)):
+        return ["patrol tasks were already loaded; none added"]
+    limits = TaskLimits.from_settings(settings)
+    tz = ZoneInfo(settings.timezone)
+    today = now.astimezone(tz).date()
+    dispatcher = session.scalar(select(User).where(User.username == "dispatcher1"))
+    assert dispatcher is not None
+
+    def at(days: int, hour: int, minute: int = 0) -> datetime:
+        return datetime.combine(today + timedelta(days=days), time(hour, minute), tz)
+
+    notes = []
+    zhengrong = next(z for z in ZONES if z.code == "zhengrong")
+    lunch = (at(-1, 11), at(-1, 13, 30))
+    corners = _busiest_cells(session, zhengrong, *lunch, resolution=limits.finest, n=3)
+    if corners:
+        publish_task(
+            session,
+            author=dispatcher,
+            draft=TaskDraft(
+                title="正荣财富中心午高峰巡查",
+                note="午高峰取餐点人流大，注意电动车盗窃和扒窃。",
+                starts_at=lunch[0],
+                ends_at=lunch[1],
+                checkpoints=[
+                    CheckpointDraft(lat=lat, lon=lon, radius_m=CHECKPOINT_RADIUS_M, name=name)
+                    for (lat, lon), name in zip(map(h3.cell_to_latlng, corners), zhengrong.landmarks, strict=False)
+                ],
+                points=20,
+                max_riders=5,
+                open_to_all=True,
+            ),
+            limits=limits,
+            now=at(-1, 9),
+        )
+    publish_task(
+        session,
+        author=dispatcher,
+        draft=TaskDraft(
+            title="金鼎商圈巡逻",
+            note="经过金鼎商圈六成以上的网格即完成。",
+            starts_at=now - timedelta(hours=2),
+            ends_at=now + timedelta(hours=2),
+            area={"zone": "jinding"},
+            resolution=min(limits.coverage.resolutions),
+            required_share=0.6,
+            points=30,
+            stations=["mt-jinding", "elm-jinding"],
+        ),
+        limits=limits,
+        now=now - timedelta(hours=2),
+    )
+    publish_task(
+        session,
+        author=dispatcher,
+        draft=TaskDraft(
+            title="东阳、梅峰学校周边早高峰",
+            note="上学时段经过两所学校门口。",
+            starts_at=at(1, 7),
+            ends_at=at(1, 9),
+            checkpoints=[
+                CheckpointDraft(lat=25.4240, lon=119.0205, radius_m=100, name="东阳小学"),
+                CheckpointDraft(lat=25.4305, lon=119.0110, radius_m=100, name="梅峰中学"),
+            ],
+            points=15,
+            stations=["mt-dongyang"],
+        ),
+        limits=limits,
+        now=now,
+    )
+    rule = create_rule(
+        session,
+        actor=dispatcher,
+        # Street level: at the coarser level Meifeng's clues make a single hot cell.
+        draft=RuleDraft(
+            name=DEMO_RULE, area_kind="community", area_code="meifeng", top_n=3, resolution=limits.finest, points=10
+        ),
+        limits=limits,
+    )
+    run = run_rule(session, rule=rule, limits=limits, now=now)
+    notes.append(f"rule {DEMO_RULE}: {run.tasks_created} tasks" + (f" ({run.note})" if run.note else ""))
+    verify_due(session, limits=limits, now=now)
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -1071,11 +1193,19 @@ def _counts(session: Session) -> dict[str, int]:
     out["clue photos"] = count(CluePhoto)
     out["positions 轨迹点"] = count(Position)
     out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
+    out["patrol tasks 巡逻任务"] = count(PatrolTask)
+    out["patrol task completions 任务完成"] = count(PatrolTaskResult, PatrolTaskResult.completed_at.is_not(None))
     return out
 
 
 def _summary(
-    before: dict[str, int], after: dict[str, int], *, clues_skipped: bool, resets: int, tracks: TrackLoad | None
+    before: dict[str, int],
+    after: dict[str, int],
+    *,
+    clues_skipped: bool,
+    resets: int,
+    tracks: TrackLoad | None,
+    task_notes: list[str],
 ) -> Table:
     table = Table(title="镇海派出所演示辖区 · Zhenhai demo district", show_lines=False)
     table.add_column("item 项目")
@@ -1099,6 +1229,7 @@ def _summary(
             + (f", {refused} refused" if refused else "")
             + (f", {len(stats.riders_dropped)} riders left out" if stats.riders_dropped else "")
         )
+    notes += task_notes
     if notes:
         table.caption = "; ".join(notes)
     return table
@@ -1170,7 +1301,9 @@ def build_demo(
                     max_riders=track_riders,
                 )
         with unit_of_work(factory) as session:
+            task_notes = load_tasks(session, settings, now=datetime.now(UTC))
+        with unit_of_work(factory) as session:
             after = _counts(session)
     finally:
         engine.dispose()
-    return _summary(before, after, clues_skipped=clues_skipped, resets=resets, tracks=tracks)
+    return _summary(before, after, clues_skipped=clues_skipped, resets=resets, tracks=tracks, task_notes=task_notes)
