@@ -154,8 +154,12 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
     if policy.has_permission(user, "tracking.self"):
         items.append(("/duty", labels.N_("On duty"), "nav-duty"))
         items.append(("/my/data", labels.N_("My location data"), "nav-my-data"))
+    if policy.has_permission(user, "task.self"):
+        items.append(("/my/tasks", labels.N_("My tasks"), "nav-my-tasks"))
     if policy.has_permission(user, "coverage.read"):
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
+    if policy.has_permission(user, "task.read"):
+        items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
     if policy.has_permission(user, "user.manage"):
         items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
     if policy.has_permission(user, "category.manage"):
