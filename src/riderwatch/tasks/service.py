@@ -259,7 +259,7 @@ def publish_task(
     else:
         task.kind = "cells"
         task.resolution, cells = _target_cells(session, draft, limits)
-        task.area = draft.area if draft.area is not None else None
+        task.area = draft.area
     session.add(task)
     session.flush()
     if task.kind == "checkpoints":
@@ -338,7 +338,7 @@ def invited_filter(rider: User) -> ColumnElement[bool]:
 
 
 def _eligible(session: Session, task: PatrolTask, candidates: set[int]) -> set[int]:
-    """Of the candidate riders, those the task counts: active riders it is open to or invites."""
+    """Of the candidate riders, those the task counts: active team members it is open to or invites."""
     if not candidates:
         return set()
     ids = sorted(candidates)
@@ -352,7 +352,7 @@ def _eligible(session: Session, task: PatrolTask, candidates: set[int]) -> set[i
         rows = session.execute(
             select(Rider.user_id, Rider.station_id)
             .join(User, User.id == Rider.user_id)
-            .where(Rider.user_id.in_(ids[i : i + CHUNK]), User.is_active.is_(True))
+            .where(Rider.user_id.in_(ids[i : i + CHUNK]), User.is_active.is_(True), Rider.status == "active")
         )
         for uid, station_id in rows:
             if task.open_to_all or uid in rider_invites or (station_id is not None and station_id in station_invites):
