@@ -102,6 +102,8 @@ def coverage_page(request: Request, db: DbSession, settings: SettingsDep, user: 
         "can_hotspots": policy.has_permission(user, "hotspots.read"),
         "can_clues": policy.has_permission(user, "clue.list"),
         "can_live": policy.has_permission(user, "tracking.view_positions"),
+        # A hotspot or gap cell links to the publish form with the cell filled in.
+        "can_publish_tasks": policy.has_permission(user, "task.manage"),
     }
     return render(request, "coverage/map.html", context)
 

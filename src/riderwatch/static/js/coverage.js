@@ -124,10 +124,27 @@
     return i;
   }
 
-  function cellLayer(features, pane, style, tooltip) {
+  // Dispatchers may turn a hotspot or gap into a patrol task: a tap on the cell offers the link.
+  var taskLink = mapEl.getAttribute('data-task-link') === '1';
+  function taskPopup(feature) {
+    var box = document.createElement('div');
+    box.appendChild(document.createTextNode(t('cell', { h3: feature.properties.h3 })));
+    box.appendChild(document.createElement('br'));
+    var link = document.createElement('a');
+    link.href = '/tasks/new?cells=' + encodeURIComponent(feature.properties.h3) + '&from=gaps';
+    link.className = 'task-link';
+    link.textContent = t('publish_task');
+    box.appendChild(link);
+    return box;
+  }
+
+  function cellLayer(features, pane, style, tooltip, withTaskLink) {
     var options = {
       pane: pane, style: style,
-      onEachFeature: function (feature, layer) { layer.bindTooltip(tooltip(feature), { sticky: true }); }
+      onEachFeature: function (feature, layer) {
+        layer.bindTooltip(tooltip(feature), { sticky: true });
+        if (withTaskLink && taskLink) { layer.bindPopup(taskPopup(feature)); }
+      }
     };
     if (features.length > CANVAS_FROM) { options.renderer = L.canvas({ pane: pane }); }
     return L.geoJSON({ type: 'FeatureCollection', features: features }, options);
@@ -172,7 +189,7 @@
       var p = f.properties;
       return t('cell', { h3: p.h3 }) + (p.hot ? ' · ' + t('hot') : '') + '<br>' + t('clue_count', { n: p.count }) +
         '<br>' + t('z', { z: fixed(p.z, 2), p: fixed(p.p, 4) });
-    }).addTo(layers.hotspots);
+    }, true).addTo(layers.hotspots);
     mapEl.setAttribute('data-hot', String(shown.filter(function (f) { return f.properties.hot; }).length));
   }
 
@@ -184,7 +201,7 @@
       var p = f.properties;
       return t('cell', { h3: p.h3 }) + ' · ' + t('gap') + '<br>' + t('clue_count', { n: p.count }) + '<br>' +
         t('key_hours', { covered: p.covered_hours, total: p.key_hours });
-    }).addTo(layers.gaps);
+    }, true).addTo(layers.gaps);
     mapEl.setAttribute('data-gaps', String((data.features || []).length));
   }
 
