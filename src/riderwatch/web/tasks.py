@@ -163,7 +163,7 @@ def _local_input(value: datetime, zone: ZoneInfo) -> str:
 
 def _default_values(request: Request, cells: str, source: str) -> dict[str, Any]:
     zone = ZoneInfo(request.app.state.settings.timezone)
-    start = utcnow().astimezone(zone).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = utcnow().astimezone(zone).replace(second=0, microsecond=0)
     return {
         "title": "",
         "note": "",

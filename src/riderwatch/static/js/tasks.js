@@ -48,9 +48,18 @@
     return map;
   }
 
+  // A circle's own getBounds needs a map with a view; before the first fit, its centre and radius do.
+  function boundsOf(group) {
+    var bounds = L.latLngBounds([]);
+    group.eachLayer(function (layer) {
+      bounds.extend(layer instanceof L.Circle ? layer.getLatLng().toBounds(2 * layer.getRadius()) : layer.getBounds());
+    });
+    return bounds;
+  }
+
   function fitTo(map, group, fallback) {
     if (group.getLayers().length) {
-      map.fitBounds(group.getBounds().pad(0.2), { maxZoom: 17 });
+      map.fitBounds(boundsOf(group).pad(0.2), { maxZoom: 17 });
     } else if (fallback && fallback.getLayers().length) {
       map.fitBounds(fallback.getBounds());
     } else {
