@@ -17,9 +17,11 @@ speed of a scooter in town, stops, GPS noise), one fix every ten seconds, so no 
 - Profile: one 5,000-ping batch in-process: time per stage, time per SQL statement, and the top
   functions by cumulative time (cProfile), to show where an ingest request spends its time.
 
-Every phase is bounded by a count and a time cap; servers are stopped afterwards.
+Every phase is bounded by a count and a time cap; servers are stopped afterwards. `--only ingest
+profile` runs just those phases (a quick look at the write path).
 
     python -m bench.ingest [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 10000]
+        [--only ingest osmand profile coverage]
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import argparse
 import asyncio
 import cProfile
 import io
-import json
 import math
 import os
 import pstats
@@ -65,7 +66,7 @@ from riderwatch.migrate import upgrade
 from riderwatch.models import DutyShift, LocationConsent, Platform, Rider, Station, TrackingDevice, User
 from riderwatch.security import hash_password
 from riderwatch.tracking.ingest import IngestRules
-from riderwatch.tracking.schemas import PingBatch
+from riderwatch.tracking.schemas import parse_pings
 from riderwatch.tracking.service import ingest_batch
 
 BENCH_DATABASE = "riderwatch_bench_positions"
@@ -106,6 +107,7 @@ class Sizes:
     coverage_repeats: int = 15
     profile_batch: int = 5_000
     seed: int = 1
+    phases: tuple[str, ...] = ("ingest", "osmand", "profile", "coverage")
 
 
 # --- CPU accounting from /proc --------------------------------------------------------------------------
@@ -824,7 +826,9 @@ class SqlClock:
     @staticmethod
     def key(statement: str) -> str:
         words = " ".join(statement.split())
-        for marker in (" FROM ", " INTO ", "UPDATE "):
+        # An INSERT names its table after INTO (its SELECT may read FROM unnest(...) before that).
+        markers = (" INTO ",) if words.startswith("INSERT") else (" FROM ", " INTO ", "UPDATE ")
+        for marker in markers:
             at = words.find(marker)
             if at >= 0:
                 table = words[at + len(marker) :].split(" ")[0]
@@ -884,37 +888,34 @@ def profile_ingest(url: str, backend: str, fleet: Fleet, team: Team, pings: int,
             raw = body()
             with SqlClock(engine) as clock, factory() as session:
                 t0 = time.perf_counter()
-                data = json.loads(raw)
+                parsed = parse_pings(raw)
                 t1 = time.perf_counter()
-                batch = PingBatch.model_validate(data)
+                result = ingest_batch(session, sender=sender, pings=parsed, rules=rules)
                 t2 = time.perf_counter()
-                result = ingest_batch(session, sender=sender, pings=batch.pings, rules=rules)
-                t3 = time.perf_counter()
                 session.commit()
-                t4 = time.perf_counter()
+                t3 = time.perf_counter()
             stages = {
-                "JSON parse of the body": (t1 - t0) * 1000,
-                "PingBatch validation (route body)": (t2 - t1) * 1000,
-                "ingest_batch (service)": (t3 - t2) * 1000,
-                "commit": (t4 - t3) * 1000,
+                "parse and check the body (parse_pings)": (t1 - t0) * 1000,
+                "ingest_batch (service)": (t2 - t1) * 1000,
+                "commit": (t3 - t2) * 1000,
             }
             sql = {k: (clock.calls[k], clock.spent[k] * 1000) for k in clock.spent}
-            if best is None or t4 - t0 < best[0]:
-                best = (t4 - t0, stages, sql)
+            if best is None or t3 - t0 < best[0]:
+                best = (t3 - t0, stages, sql)
         assert best is not None
         _, stages, sql = best
-        batch = PingBatch.model_validate(json.loads(body()))
+        parsed = parse_pings(body())
         profiler = cProfile.Profile()
         with factory() as session:
             profiler.enable()
-            ingest_batch(session, sender=sender, pings=batch.pings, rules=rules)
+            ingest_batch(session, sender=sender, pings=parsed, rules=rules)
             profiler.disable()
             session.commit()
     finally:
         engine.dispose()
     return IngestProfile(
         backend,
-        len(data["pings"]),
+        len(parsed),
         stages,
         sql,
         top_functions(profiler, 15),
@@ -957,23 +958,28 @@ def bench_backend(
     team = prepare_database(url, sizes.riders, now)
     fleet = Fleet(sizes.riders, now - track_span(sizes), sizes.seed)
     db_pids = pg_backend_pids(url)
-    for workers in sizes.workers:
+    for workers in sizes.workers if {"ingest", "osmand"} & set(sizes.phases) else ():
         with running_server(url, data_dir / f"w{workers}", workers) as base:
             meter = CpuMeter(server_pid(base), db_pids)
-            say(f"  batch ingest, {workers} server process(es): building {sizes.ingest_pings:,} pings …")
-            bodies = build_batches(fleet, team, sizes, sizes.ingest_pings, sizes.clients)
-            phase = Phase(backend, "batch", workers, sizes.clients, sizes.batch)
-            say("  … sending")
-            asyncio.run(drive_batches(base, login(base, PLATFORM_USER), bodies, phase, sizes.time_cap_s, meter))
-            out.phases.append(phase)
-            del bodies
-            say(f"  OsmAnd, {workers} server process(es) …")
-            paths = osmand_paths(fleet, team, sizes.osmand_requests + sizes.osmand_clients)
-            osm = Phase(backend, "osmand", workers, sizes.osmand_clients)
-            asyncio.run(drive_osmand(base, paths, osm, sizes.osmand_time_cap_s, meter))
-            out.phases.append(osm)
-    say("  ingest profile …")
-    out.profile = profile_ingest(url, backend, fleet, team, sizes.profile_batch, sizes.fixes_per_rider)
+            if "ingest" in sizes.phases:
+                say(f"  batch ingest, {workers} server process(es): building {sizes.ingest_pings:,} pings …")
+                bodies = build_batches(fleet, team, sizes, sizes.ingest_pings, sizes.clients)
+                phase = Phase(backend, "batch", workers, sizes.clients, sizes.batch)
+                say("  … sending")
+                asyncio.run(drive_batches(base, login(base, PLATFORM_USER), bodies, phase, sizes.time_cap_s, meter))
+                out.phases.append(phase)
+                del bodies
+            if "osmand" in sizes.phases:
+                say(f"  OsmAnd, {workers} server process(es) …")
+                paths = osmand_paths(fleet, team, sizes.osmand_requests + sizes.osmand_clients)
+                osm = Phase(backend, "osmand", workers, sizes.osmand_clients)
+                asyncio.run(drive_osmand(base, paths, osm, sizes.osmand_time_cap_s, meter))
+                out.phases.append(osm)
+    if "profile" in sizes.phases:
+        say("  ingest profile …")
+        out.profile = profile_ingest(url, backend, fleet, team, sizes.profile_batch, sizes.fixes_per_rider)
+    if "coverage" not in sizes.phases:
+        return out
     # Whole hours well before the pings above (which lie in the last 48 hours), so the two never meet.
     end_hour = math.floor((now - timedelta(days=3)).timestamp() / 3600)
     say(f"  coverage: filling {2 * sizes.coverage_days} days of aggregates for {sizes.riders:,} riders …")
@@ -1170,6 +1176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=Sizes.coverage_days, help="coverage window in days")
     parser.add_argument("--repeats", type=int, default=Sizes.coverage_repeats)
     parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True, help="bench SQLite too")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=Sizes.phases,
+        default=list(Sizes.phases),
+        help="run only these phases (e.g. --only ingest profile for a quick look at the write path)",
+    )
     args = parser.parse_args(argv)
     sizes = Sizes(
         riders=args.riders,
@@ -1183,6 +1196,7 @@ def main(argv: list[str] | None = None) -> int:
         osmand_time_cap_s=args.osmand_time_cap,
         coverage_days=args.days,
         coverage_repeats=args.repeats,
+        phases=tuple(args.only),
     )
     console = Console(width=max(Console().width, 180))
     load_before = Path("/proc/loadavg").read_text().split()[:3]

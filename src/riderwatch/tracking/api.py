@@ -6,9 +6,13 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from riderwatch.config import Settings
 from riderwatch.db import utcnow
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError, InvalidInput, PayloadTooLarge
@@ -17,6 +21,7 @@ from riderwatch.tracking import service
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
 from riderwatch.tracking.osmand import OsmAndError, parse_request
 from riderwatch.tracking.schemas import (
+    PING_BATCH_SCHEMA,
     CollectedRead,
     ConsentBody,
     ConsentRead,
@@ -26,7 +31,6 @@ from riderwatch.tracking.schemas import (
     DutyBody,
     DutyRead,
     IngestRead,
-    PingBatch,
     PointRead,
     RefusalDayRead,
     RefusalRead,
@@ -35,6 +39,7 @@ from riderwatch.tracking.schemas import (
     RiderRefusalRead,
     ShiftRead,
     TrackViewRead,
+    parse_pings,
 )
 
 api_router = APIRouter(prefix="/api/v1", tags=["positions"])
@@ -133,13 +138,30 @@ def _ingest_read(result: IngestResult) -> IngestRead:
     response_model=IngestRead,
     summary="Send positions in bulk (a rider's own, or a platform's riders')",
     responses={413: {"description": "too many pings in one batch"}},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": PING_BATCH_SCHEMA}}}},
 )
-def post_pings(
-    body: PingBatch, db: DbSession, user: Annotated[User, Depends(require("tracking.ingest"))], settings: SettingsDep
+async def post_pings(
+    request: Request,
+    db: DbSession,
+    user: Annotated[User, Depends(require("tracking.ingest"))],
+    settings: SettingsDep,
 ) -> IngestRead:
-    if len(body.pings) > settings.max_pings_per_batch:
-        raise PayloadTooLarge(f"at most {settings.max_pings_per_batch} pings per batch; {len(body.pings)} were sent")
-    result = service.ingest_batch(db, sender=user, pings=body.pings, rules=IngestRules.from_settings(settings))
+    # The body is read here and parsed by pydantic-core in one go (parse_pings) rather than by
+    # FastAPI (json.loads, then a model over dicts): for thousands of pings that is several times faster.
+    body = await request.body()
+    return await run_in_threadpool(_ingest_pings, body, db, user, settings)
+
+
+def _ingest_pings(body: bytes, db: Session, user: User, settings: Settings) -> IngestRead:
+    try:
+        pings = parse_pings(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
+        ) from exc
+    if len(pings) > settings.max_pings_per_batch:
+        raise PayloadTooLarge(f"at most {settings.max_pings_per_batch} pings per batch; {len(pings)} were sent")
+    result = service.ingest_batch(db, sender=user, pings=pings, rules=IngestRules.from_settings(settings))
     return _ingest_read(result)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any, NotRequired
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-
-from riderwatch.tracking.ingest import Ping
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 
 class ConsentBody(BaseModel):
@@ -65,34 +64,66 @@ class DeviceRead(BaseModel):
     created_at: datetime
 
 
-class PingItem(BaseModel):
+# A TypedDict, not a model: a batch holds thousands of pings, and pydantic-core builds plain dicts fastest.
+@with_config(ConfigDict(extra="forbid"))
+class PingItem(TypedDict):
     """One position. Out-of-range coordinates are refused per ping (`bad_coordinates`), not here."""
 
-    model_config = ConfigDict(extra="forbid")
-    ts: AwareDatetime = Field(description="when the position was fixed, ISO 8601 with a timezone")
+    ts: Annotated[AwareDatetime, Field(description="when the position was fixed, ISO 8601 with a timezone")]
     lat: float
     lon: float
-    speed_mps: float | None = Field(default=None, ge=0, le=1000)
-    heading: float | None = Field(default=None, ge=0, le=360)
-    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
-    rider: str | None = Field(default=None, max_length=64, description="platform accounts: the rider's username")
-
-    def to_ping(self) -> Ping:
-        return Ping(
-            ts=self.ts.astimezone(UTC),
-            lat=self.lat,
-            lon=self.lon,
-            speed_mps=self.speed_mps,
-            heading=self.heading,
-            accuracy_m=self.accuracy_m,
-        )
+    speed_mps: NotRequired[Annotated[float | None, Field(ge=0, le=1000)]]
+    heading: NotRequired[Annotated[float | None, Field(ge=0, le=360)]]
+    accuracy_m: NotRequired[Annotated[float | None, Field(ge=0, le=100_000)]]
+    rider: NotRequired[
+        Annotated[str | None, Field(max_length=64, description="platform accounts: the rider's username")]
+    ]
 
 
-class PingBatch(BaseModel):
-    """Pings are checked one by one: a bad one is refused with its reason and the rest are stored."""
+@with_config(ConfigDict(extra="forbid"))
+class _ValidBatch(TypedDict):
+    pings: list[PingItem]
 
-    model_config = ConfigDict(extra="forbid")
-    pings: list[dict[str, Any]] = Field(json_schema_extra={"items": PingItem.model_json_schema()})
+
+@with_config(ConfigDict(extra="forbid"))
+class _AnyBatch(TypedDict):
+    pings: list[dict[str, Any]]
+
+
+_VALID_BATCH = TypeAdapter(_ValidBatch)
+_ANY_BATCH = TypeAdapter(_AnyBatch)
+_PING = TypeAdapter(PingItem)
+
+
+def parse_pings(body: bytes) -> list[PingItem | None]:
+    """The pings of a request body `{"pings": [...]}`, each checked; None stands for a malformed one.
+
+    Pings are checked one by one: a bad one is refused with its reason and the rest are stored. A
+    body of another shape (not JSON, no list of objects under "pings", other keys) raises
+    ValidationError. The whole batch is parsed and checked in one call of pydantic-core; only a batch
+    that holds a bad ping is checked again ping by ping, to tell which.
+    """
+    try:
+        return list(_VALID_BATCH.validate_json(body)["pings"])
+    except ValidationError:
+        pass
+    out: list[PingItem | None] = []
+    for raw in _ANY_BATCH.validate_json(body)["pings"]:
+        try:
+            out.append(_PING.validate_python(raw))
+        except ValidationError:
+            out.append(None)
+    return out
+
+
+PING_BATCH_SCHEMA: dict[str, Any] = {
+    "title": "PingBatch",
+    "description": "Pings are checked one by one: a bad one is refused with its reason and the rest are stored.",
+    "type": "object",
+    "properties": {"pings": {"title": "Pings", "type": "array", "items": _PING.json_schema()}},
+    "required": ["pings"],
+    "additionalProperties": False,
+}
 
 
 class RejectionRead(BaseModel):

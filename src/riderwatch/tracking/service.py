@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -263,49 +262,61 @@ def remove_device(session: Session, *, rider_user: User, device_id: str) -> None
 
 
 def ingest_batch(
-    session: Session, *, sender: User, pings: Sequence[Any], rules: IngestRules, now: datetime | None = None
+    session: Session,
+    *,
+    sender: User,
+    pings: Sequence[PingItem | None],
+    rules: IngestRules,
+    now: datetime | None = None,
 ) -> IngestResult:
-    """A batch of pings from a rider (their own) or a platform account (its riders, named by username)."""
+    """A batch of pings from a rider (their own) or a platform account (its riders, named by username).
+
+    `pings` come from `schemas.parse_pings`: None marks a malformed one, refused as 'invalid'.
+    """
     now = now or utcnow()
-    parsed: list[tuple[int, PingItem]] = []
-    invalid: list[int] = []
-    for i, raw in enumerate(pings):
-        try:
-            parsed.append((i, PingItem.model_validate(raw)))
-        except ValidationError:
-            invalid.append(i)
     pre = IngestResult()
     # A rider's own request is theirs to see; what a platform sends is the platform's to fix.
     own = sender.id if sender.role == "rider" else None
-    for i in invalid:
-        pre.reject(i, "invalid", own)
-    names = {item.rider for _, item in parsed if item.rider is not None}
-    riders: dict[str, tuple[int, int | None]] = {}
-    if names:
-        rows = session.execute(
-            select(User.username, User.id, Rider.platform_id)
-            .join(Rider, Rider.user_id == User.id)
-            .where(User.username.in_(names), User.is_active.is_(True))
-        )
-        riders = {name: (uid, platform_id) for name, uid, platform_id in rows}
+    # Who each name in the batch stands for, decided once per name: the rider's id, or why not.
+    target: dict[str | None, int | str] = {}
+    if sender.role == "rider":
+        target = {None: sender.id, sender.username: sender.id}
+        otherwise = "rider_not_allowed"
+    else:
+        names = {p.get("rider") for p in pings if p is not None} - {None}
+        target = {name: "unknown_rider" for name in names}
+        if names:
+            rows = session.execute(
+                select(User.username, User.id, Rider.platform_id)
+                .join(Rider, Rider.user_id == User.id)
+                .where(User.username.in_(names), User.is_active.is_(True))
+            )
+            for name, uid, platform_id in rows:
+                allowed = policy.may_send_positions_for(sender, rider_id=uid, rider_platform_id=platform_id)
+                target[name] = uid if allowed else "other_platform"
+        otherwise = "unknown_rider"  # a ping that names no rider
     candidates: list[Candidate] = []
-    for i, item in parsed:
-        if sender.role == "rider":
-            if item.rider is not None and item.rider != sender.username:
-                pre.reject(i, "rider_not_allowed", own)
-                continue
-            rider_id = sender.id
-        else:
-            if item.rider is None or item.rider not in riders:
-                pre.reject(i, "unknown_rider")
-                continue
-            rider_id, platform_id = riders[item.rider]
-            if not policy.may_send_positions_for(sender, rider_id=rider_id, rider_platform_id=platform_id):
-                pre.reject(i, "other_platform")
-                continue
-        candidates.append(Candidate(index=i, rider_id=rider_id, ping=item.to_ping()))
+    for i, p in enumerate(pings):
+        if p is None:
+            pre.reject(i, "invalid", own)
+            continue
+        rider_id = target.get(p.get("rider"), otherwise)
+        if isinstance(rider_id, str):
+            pre.reject(i, rider_id, own)
+            continue
+        try:
+            ts = p["ts"].astimezone(UTC)
+        except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
+            pre.reject(i, "invalid", own)
+            continue
+        candidates.append(
+            Candidate(i, rider_id, ts, p["lat"], p["lon"], p.get("speed_mps"), p.get("heading"), p.get("accuracy_m"))
+        )
     result = store_positions(session, candidates=candidates, rules=rules, now=now)
-    result.rejections = sorted([*pre.rejections, *result.rejections], key=lambda r: r.index)
+    if pre.rejections:
+        result.rejections = sorted([*pre.rejections, *result.rejections], key=lambda r: r.index)
+    else:
+        result.rejections.sort(key=lambda r: r.index)
     record_refusals(session, result.rejections, day=rules.day_of(now))
     return result
 
@@ -325,7 +336,7 @@ def ingest_osmand(
     unknown = ids - owners.keys()
     if unknown:
         raise NotFound(f"unknown device {sorted(unknown)[0]!r}: register it first in RiderWatch (my devices)")
-    candidates = [Candidate(index=i, rider_id=owners[r.device_id], ping=r.ping) for i, r in enumerate(reports)]
+    candidates = [Candidate.of(i, owners[r.device_id], r.ping) for i, r in enumerate(reports)]
     result = store_positions(session, candidates=candidates, rules=rules, now=now)
     record_refusals(session, result.rejections, day=rules.day_of(now))
     return result

@@ -1,0 +1,153 @@
+"""The bulk write path: request parsing in one go, array parameters on PostgreSQL, chunks on SQLite,
+duplicates inside and across batches, and concurrent batches that agree on distinct riders."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from riderwatch.models import LastPosition, Position, User
+from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, array_literal
+from riderwatch.tracking.schemas import PingItem, parse_pings
+from riderwatch.tracking.service import ingest_batch
+from tests.api.helpers import Api
+from tests.factories import District
+from tests.tracking.helpers import (
+    CENTER_LAT,
+    CENTER_LON,
+    ago,
+    backdate,
+    count,
+    ping,
+    ready,
+    recount,
+    send,
+    stored_aggregates,
+    stored_positions,
+)
+
+
+def test_array_literal_prints_numbers_times_and_nulls() -> None:
+    assert array_literal([1, 22, -3]) == "{1,22,-3}"
+    assert array_literal([0.1, None, 1e-05]) == "{0.1,NULL,1e-05}"
+    assert array_literal([None, None]) == "{NULL,NULL}"
+    moment = datetime(2026, 11, 29, 8, 30, 1, 250, tzinfo=UTC)
+    assert array_literal([moment, None]) == "{2026-11-29T08:30:01.000250+00:00,NULL}"
+    # Floats print so that they read back exactly.
+    value = 31.230416123456789
+    assert float(array_literal([value])[1:-1]) == value
+    with pytest.raises(TypeError):
+        array_literal(["a,b"])  # type: ignore[list-item]
+
+
+def test_parse_pings_checks_the_batch_at_once_and_marks_bad_pings() -> None:
+    good = '{"ts": "2026-11-29T08:30:00+08:00", "lat": 31.2, "lon": 121.4, "rider": "r1"}'
+    pings = parse_pings(f'{{"pings": [{good}, {good}]}}'.encode())
+    assert len(pings) == 2 and all(p is not None for p in pings)
+    first = pings[0]
+    assert first is not None and first["ts"] == datetime(2026, 11, 29, 0, 30, tzinfo=UTC) and first["rider"] == "r1"
+    bad = '{"ts": "2026-11-29T08:30:00", "lat": 31.2, "lon": 121.4}'  # no time zone
+    assert [p is None for p in parse_pings(f'{{"pings": [{good}, {bad}, {good}]}}'.encode())] == [False, True, False]
+    for body in (b"", b"null", b"[]", b'{"pings": [1]}', b'{"pings": [], "more": 1}', b'{"pings": "x"}'):
+        with pytest.raises(ValidationError):
+            parse_pings(body)
+
+
+def test_a_time_out_of_range_in_utc_is_invalid(api: Api, db: Session, district: District) -> None:
+    ready(api)
+    backdate(db, district.users["rider"].id)
+    data = send(api, [{"ts": "0001-01-01T00:30:00+05:00", "lat": CENTER_LAT, "lon": CENTER_LON}, ping(ago(5))])
+    assert data["accepted"] == 1 and [(r["index"], r["reason"]) for r in data["rejections"]] == [(0, "invalid")]
+
+
+def test_large_batches_with_duplicates_inside_and_across(api: Api, db: Session, district: District) -> None:
+    """More rows than one SQLite statement takes; repeats inside a batch and of an earlier batch."""
+    ready(api)
+    rider_id = district.users["rider"].id
+    backdate(db, rider_id, hours=5)
+    start = datetime.now(UTC) - timedelta(hours=4)
+    n = 2 * SQLITE_ROWS_PER_STATEMENT + 77
+
+    def at(i: int) -> dict[str, Any]:
+        return ping(start + timedelta(seconds=5 * i), lat=CENTER_LAT + (i % 40) * 2e-5, speed_mps=3.5)
+
+    first = [at(i) for i in range(n)] + [at(7), at(n - 1)]
+    data = send(api, first)
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (n, 2, 0)
+    # Half again (duplicates of the first batch), half new, one new point twice.
+    second = [at(i) for i in range(n // 2, n + n // 2)] + [at(n + 3)]
+    data = send(api, second)
+    assert (data["accepted"], data["duplicates"], data["rejected"]) == (n // 2, n - n // 2 + 1, 0)
+    positions = stored_positions(db)
+    assert len(positions) == n + n // 2
+    assert stored_aggregates(db) == recount(positions, (9, 10))
+    last = db.scalar(select(LastPosition).where(LastPosition.rider_id == rider_id))
+    assert last is not None and last.ts == max(p[1] for p in positions)
+    # The stored values are the ones sent, to the microsecond and the last digit.
+    row = db.scalar(select(Position).where(Position.rider_id == rider_id).order_by(Position.ts).limit(1))
+    assert row is not None and row.ts == start and row.lat == CENTER_LAT and row.speed_mps == 3.5
+    db.rollback()
+
+
+def test_concurrent_batches_store_each_point_once_and_count_riders_once(
+    api: Api, db: Session, district: District, session_factory: sessionmaker[Session], settings: Any
+) -> None:
+    names = ["rider", "rider2"]
+    for name in names:
+        ready(api, name)
+        backdate(db, district.users[name].id, hours=5)
+    platform = db.scalar(select(User).where(User.id == district.users["platform"].id))
+    assert platform is not None
+    db.expunge(platform)
+    db.rollback()
+    rules = IngestRules.from_settings(settings)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+
+    def batch(offset: int, size: int) -> list[PingItem | None]:
+        # A small area (no jump is implausible) and shared instants: the two batches overlap.
+        return [
+            PingItem(
+                ts=start + timedelta(seconds=10 * (offset + i)),
+                lat=CENTER_LAT + ((offset + i) % 7) * 1e-4,
+                lon=CENTER_LON + ((offset + i) % 5) * 1e-4,
+                rider=name,
+            )
+            for i in range(size)
+            for name in names
+        ]
+
+    results: list[IngestResult] = []
+    errors: list[BaseException] = []
+    for round_ in range(4):
+        barrier = threading.Barrier(2)
+        batches = [batch(round_ * 100, 150), batch(round_ * 100 + 60, 150)]
+
+        def run(pings: list[PingItem | None], barrier: threading.Barrier) -> None:
+            try:
+                with session_factory() as session:
+                    barrier.wait(timeout=30)
+                    results.append(ingest_batch(session, sender=platform, pings=pings, rules=rules))
+                    session.commit()
+            except BaseException as exc:  # re-raised in the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(b, barrier)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors
+    assert all(r.rejected == 0 for r in results)
+    positions = stored_positions(db)
+    assert len(positions) == len(set((p[0], p[1]) for p in positions))
+    assert sum(r.accepted for r in results) == len(positions) == count(db, Position)
+    assert sum(r.accepted + r.duplicates for r in results) == 8 * 150 * len(names)
+    expected = recount(positions, rules.resolutions)
+    assert stored_aggregates(db) == expected
+    assert max(n for _, n in expected.values()) == len(names)
