@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +10,9 @@ from rich.console import Console
 from riderwatch.config import Settings
 from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.errors import DomainError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(help="RiderWatch: delivery riders as a community public-safety team.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -236,11 +239,53 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(min=1)] = 1,
+    osmand_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="RIDERWATCH_OSMAND_PORT",
+            help="also serve the OsmAnd protocol alone on this port, at any path (Traccar Client's "
+            "http://host:5055); default off, it is always at /osmand on --port",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the web app and API."""
+    """Serve the web app and API (and, with --osmand-port, the OsmAnd protocol on a port of its own)."""
     import uvicorn
 
+    if osmand_port is not None and osmand_port == port:
+        _fail("--osmand-port must differ from --port")
+    if osmand_port is not None and workers != 1:
+        _fail("--osmand-port serves both ports from one process: use --workers 1, or route the OsmAnd port to /osmand")
     settings = Settings()
     _ensure_dir(settings)
     settings.signing_key  # noqa: B018  generate the key file once, before workers race for it
-    uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True, log_level="info")
+    if osmand_port is None:
+        uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True, log_level="info")
+        return
+    import asyncio
+
+    from riderwatch.app import create_app
+    from riderwatch.tracking.osmand_app import create_osmand_app
+
+    main = create_app(settings)
+    servers = [
+        uvicorn.Server(uvicorn.Config(main, host=host, port=port, proxy_headers=True, log_level="info")),
+        uvicorn.Server(
+            uvicorn.Config(create_osmand_app(main), host=host, port=osmand_port, lifespan="off", log_level="info")
+        ),
+    ]
+    asyncio.run(_serve_together(servers))
+
+
+async def _serve_together(servers: list[uvicorn.Server]) -> None:
+    """Run uvicorn servers in one event loop; when one stops (a signal, a port in use), all stop."""
+    import asyncio
+
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*pending)
+    for task in done:
+        task.result()
