@@ -22,7 +22,6 @@
   }
   RW.t = t;
 
-  function csrfToken() { return document.body.getAttribute('data-csrf') || ''; }
   // Reports are kept per user: on a shared phone nobody sends or sees another rider's reports.
   function currentUser() {
     var box = document.getElementById('offline-queue') || document.getElementById('report-form');
@@ -92,7 +91,7 @@
       method: 'POST',
       body: body,
       credentials: 'same-origin',
-      headers: { 'Idempotency-Key': item.key, 'X-CSRF-Token': csrfToken(), 'Accept': 'application/json' }
+      headers: { 'Idempotency-Key': item.key, 'X-CSRF-Token': RW.csrf(), 'Accept': 'application/json' }
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (res.status === 200 || res.status === 201) { return { outcome: 'sent', id: data.id }; }
