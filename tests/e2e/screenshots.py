@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import func, select
 
 from riderwatch.db import make_engine, make_session_factory
-from riderwatch.models import Clue, ClueEvent, CluePhoto, Grid
+from riderwatch.models import Clue, ClueEvent, CluePhoto, Grid, PatrolTaskInvite, PatrolTaskResult, Rider, Station, User
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 
 PASSWORD = "riderwatch-demo"  # the documented demo password (`riderwatch demo --help`)
@@ -104,6 +104,32 @@ def _pick(database_url: str) -> tuple[int, float, float]:
         engine.dispose()
 
 
+def _pick_task(database_url: str) -> tuple[int, str]:
+    """The demo task most riders completed (for its detail), and a rider invited through a station to a task
+    running now (for the rider's list)."""
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            done = func.count(PatrolTaskResult.completed_at)
+            task_id = db.scalar(
+                select(PatrolTaskResult.task_id).group_by(PatrolTaskResult.task_id).order_by(done.desc()).limit(1)
+            )
+            rider = db.scalar(
+                select(User.username)
+                .join(Rider, Rider.user_id == User.id)
+                .join(Station, Station.id == Rider.station_id)
+                .join(PatrolTaskInvite, PatrolTaskInvite.station_id == Station.id)
+                .where(User.is_active.is_(True))
+                .order_by(PatrolTaskInvite.task_id, User.username)
+                .limit(1)
+            )
+            if task_id is None or rider is None:
+                raise SystemExit("the demo has no completed patrol task, or no rider invited by station")
+            return int(task_id), rider
+    finally:
+        engine.dispose()
+
+
 def _log_in(page: Page, username: str) -> None:
     page.goto("/login")
     page.get_by_test_id("login-username").fill(username)
@@ -125,6 +151,7 @@ def _expect_map(page: Page, testid: str) -> None:
 
 def take(browser: Browser, base: str, database_url: str, out: Path) -> None:
     clue_id, lat, lon = _pick(database_url)
+    task_id, task_rider = _pick_task(database_url)
     common: dict[str, Any] = {"base_url": base, "timezone_id": "Asia/Shanghai"}
 
     desk_context = browser.new_context(viewport=DESKTOP, locale="zh-CN", **common)
@@ -151,6 +178,13 @@ def take(browser: Browser, base: str, database_url: str, out: Path) -> None:
     expect(desk.get_by_test_id("coverage-map").locator("path.leaflet-interactive").nth(50)).to_be_attached()
     desk.wait_for_load_state("networkidle")
     _shoot(desk, out / "coverage.png", full_page=True)
+
+    desk.goto("/tasks?phase=all")
+    expect(desk.get_by_test_id("task-row").first).to_be_visible()
+    _shoot(desk, out / "tasks.png")
+    desk.goto(f"/tasks/{task_id}")
+    expect(desk.get_by_test_id("task-map").locator("path.target-passed").first).to_be_visible()
+    _shoot(desk, out / "task-detail.png", full_page=True)
 
     desk.get_by_test_id("lang-en").click()
     desk.goto("/desk")
@@ -189,6 +223,25 @@ def take(browser: Browser, base: str, database_url: str, out: Path) -> None:
     expect(rider.get_by_test_id("my-report").first).to_be_visible()
     _shoot(rider, out / "rider-my-reports.png")
     phone_context.close()
+
+    # A rider invited through their station, standing in a grid of the district.
+    tasks_context = browser.new_context(
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        geolocation={"latitude": lat, "longitude": lon, "accuracy": 12},
+        permissions=["geolocation"],
+        **common,
+    )
+    rider = tasks_context.new_page()
+    _log_in(rider, task_rider)
+    rider.goto("/my/tasks")
+    expect(rider.get_by_test_id("my-task").first).to_be_visible()
+    expect(rider.get_by_test_id("tasks-order")).to_have_attribute("data-from", "given")
+    _shoot(rider, out / "rider-tasks.png", full_page=True)
+    tasks_context.close()
 
 
 def main(argv: list[str]) -> int:
