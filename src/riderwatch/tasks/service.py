@@ -8,8 +8,9 @@ rider and target, the first time they passed it. A task is done for a rider once
 required share of its targets; the first `max_riders` to finish earn the points.
 
 Verification finds its candidates in the per-rider cell-hour aggregates (an index lookup on the
-task's few cells) and then reads only those riders' positions in the window, so it costs the same
-however many riders are on the street elsewhere. It runs as a periodic job, and again on demand.
+task's few cells) and then reads only those riders' positions in the hours they were near, inside
+the targets' bounding box, so it costs the same however many riders are on the street elsewhere;
+later checks read only the points that arrived since. It runs as a periodic job, and on demand.
 Results only grow: a withdrawal of consent deletes the rider's raw positions and visits, but not
 what they had already achieved.
 """
@@ -20,11 +21,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from h3.api import basic_int as h3
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
@@ -48,13 +49,14 @@ from riderwatch.models import (
     Station,
     User,
 )
-from riderwatch.tracking.ingest import coordinates_ok, hour_of
+from riderwatch.tracking.ingest import SECONDS_PER_HOUR, coordinates_ok, hour_of
 
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
 CHUNK = 1000
 METRES_PER_DEGREE = 111_320.0
 RECHECK_ENDED = timedelta(minutes=15)
+COMMIT_MARGIN = timedelta(minutes=5)
 MAX_TITLE = 120
 MAX_POINTS = 10_000
 
@@ -430,53 +432,82 @@ def _bbox(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, f
     return (min(lats) - margin, min(lons) - margin, max(lats) + margin, max(lons) + margin)
 
 
-def _candidates(session: Session, targets: _Targets, start: datetime, end: datetime) -> set[int]:
-    """Riders who passed any of the cells in the hours of the window (from the per-rider aggregates)."""
+def _candidates(session: Session, targets: _Targets, start: datetime, end: datetime) -> dict[int, set[int]]:
+    """Rider → the hours of the window in which they passed any of the cells (from the per-rider aggregates)."""
     first, last = hour_of(start), hour_of(end) + 1
-    out: set[int] = set()
+    out: dict[int, set[int]] = defaultdict(set)
     cells = targets.search_cells
     for i in range(0, len(cells), CHUNK):
-        out.update(
-            session.scalars(
-                select(CoverageRiderCell.rider_id)
-                .where(
-                    CoverageRiderCell.resolution == targets.resolution,
-                    CoverageRiderCell.cell.in_(cells[i : i + CHUNK]),
-                    CoverageRiderCell.hour >= first,
-                    CoverageRiderCell.hour < last,
-                )
-                .distinct()
+        rows = session.execute(
+            select(CoverageRiderCell.rider_id, CoverageRiderCell.hour)
+            .where(
+                CoverageRiderCell.resolution == targets.resolution,
+                CoverageRiderCell.cell.in_(cells[i : i + CHUNK]),
+                CoverageRiderCell.hour >= first,
+                CoverageRiderCell.hour < last,
             )
+            .distinct()
         )
+        for rider_id, hour in rows:
+            out[rider_id].add(hour)
     return out
 
 
+def _spans(hours: set[int], start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """Runs of consecutive hours as time spans, cut to [start, end)."""
+    spans: list[tuple[datetime, datetime]] = []
+    for hour in sorted(hours):
+        lo = max(start, datetime.fromtimestamp(hour * SECONDS_PER_HOUR, UTC))
+        hi = min(end, datetime.fromtimestamp((hour + 1) * SECONDS_PER_HOUR, UTC))
+        if lo >= hi:
+            continue
+        if spans and spans[-1][1] >= lo:
+            spans[-1] = (spans[-1][0], hi)
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
 def _first_visits(
-    session: Session, targets: _Targets, riders: set[int], start: datetime, end: datetime, finest: int
+    session: Session,
+    targets: _Targets,
+    hours: dict[int, set[int]],
+    start: datetime,
+    end: datetime,
+    *,
+    finest: int,
+    received_after: datetime | None,
 ) -> dict[tuple[int, int], datetime]:
-    """(rider, target) → the first time the rider's positions in [start, end) passed the target."""
-    first: dict[tuple[int, int], datetime] = {}
-    ids = sorted(riders)
+    """(rider, target) → the first time the rider's positions in [start, end) passed the target.
+
+    Only the hours in which each rider was near the targets are read, one index range (rider, time)
+    each, and only points inside the targets' bounding box; with `received_after`, only points that
+    arrived since (earlier ones were counted by an earlier check).
+    """
     south, west, north, east = targets.bbox
-    for i in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell)
-            .where(
-                Position.rider_id.in_(ids[i : i + CHUNK]),
-                Position.ts >= start,
-                Position.ts < end,
-                Position.lat.between(south, north),
-                Position.lon.between(west, east),
-            )
-            .order_by(Position.rider_id, Position.ts)
-        )
-        for rider_id, ts, lat, lon, stored_cell in rows:
-            cell = None
-            if targets.cells:
-                # As the aggregates do: the cell the point lies in at the task's resolution.
-                cell = stored_cell if targets.resolution == finest else h3.latlng_to_cell(lat, lon, targets.resolution)
-            for target in targets.hits(lat, lon, cell):
-                first.setdefault((rider_id, target), ts)
+    query = select(Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell).where(
+        Position.rider_id == bindparam("rider"),
+        Position.ts >= bindparam("lo"),
+        Position.ts < bindparam("hi"),
+        Position.lat.between(south, north),
+        Position.lon.between(west, east),
+    )
+    if received_after is not None:
+        query = query.where(Position.received_at > received_after)
+    first: dict[tuple[int, int], datetime] = {}
+    for rider in sorted(hours):
+        for lo, hi in _spans(hours[rider], start, end):
+            for rider_id, ts, lat, lon, stored_cell in session.execute(query, {"rider": rider, "lo": lo, "hi": hi}):
+                cell = None
+                if targets.cells:
+                    # As the aggregates do: the cell the point lies in at the task's resolution.
+                    cell = (
+                        stored_cell if targets.resolution == finest else h3.latlng_to_cell(lat, lon, targets.resolution)
+                    )
+                for target in targets.hits(lat, lon, cell):
+                    key = (rider_id, target)
+                    if key not in first or ts < first[key]:
+                        first[key] = ts
     return first
 
 
@@ -491,8 +522,20 @@ def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: 
         return 0
     end = min(now, task.ends_at)
     targets = _targets(session, task, limits)
-    riders = _eligible(session, task, _candidates(session, targets, task.starts_at, end))
-    visits = _first_visits(session, targets, riders, task.starts_at, end, limits.finest)
+    hours = _candidates(session, targets, task.starts_at, end)
+    riders = _eligible(session, task, set(hours))
+    # Points counted at an earlier check need not be read again; the margin covers requests that were
+    # still being stored (received, not yet committed) when that check ran.
+    since = None if task.verified_at is None else task.verified_at - COMMIT_MARGIN
+    visits = _first_visits(
+        session,
+        targets,
+        {r: hours[r] for r in riders},
+        task.starts_at,
+        end,
+        finest=limits.finest,
+        received_after=since,
+    )
     if visits:
         stmt = upsert(session, PatrolTaskVisit)
         stmt = stmt.on_conflict_do_update(
