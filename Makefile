@@ -57,6 +57,7 @@ bench: install services
 	$(BIN)/python -m bench.clue_submissions --pg-url $(PG_URL)
 	$(BIN)/python -m bench.hotspots --pg-url $(PG_URL)
 	$(BIN)/python -m bench.ingest --pg-url $(PG_URL)
+	$(BIN)/python -m bench.coverage --pg-url $(PG_URL)
 
 # Refresh the catalogues after changing UI strings; then translate the new msgids in locale/zh.
 messages: $(VENV)/.installed

@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.clues.service import escalate_overdue
 from riderwatch.config import get_settings
+from riderwatch.coverage.rollup import roll_up
 from riderwatch.db import unit_of_work, utcnow
 from riderwatch.models import JobLease
 from riderwatch.tasks.rules import run_due_rules
 from riderwatch.tasks.service import TaskLimits, purge_visits, verify_due
+from riderwatch.tracking.ingest import IngestRules
 from riderwatch.tracking.service import end_shifts_of_inactive, purge_expired
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,17 @@ def publish_rule_tasks(session: Session) -> int:
     return run_due_rules(session, limits=TaskLimits.from_settings(get_settings()))
 
 
+def roll_up_coverage(session: Session) -> int:
+    """Days no ping can still arrive for go into the coverage roll-up the coverage query reads."""
+    return roll_up(session, now=utcnow(), max_age=IngestRules.from_settings(get_settings()).max_age)
+
+
 JOBS: dict[str, Callable[[Session], int]] = {
     "escalate_overdue": lambda s: escalate_overdue(s),
     "purge_positions": purge_positions,
     "publish_rule_tasks": publish_rule_tasks,
     "verify_patrol_tasks": verify_patrol_tasks,
+    "roll_up_coverage": roll_up_coverage,
 }
 
 

@@ -11,6 +11,7 @@ from h3.api import basic_int as h3
 from shapely.geometry import Point, shape
 from sqlalchemy.orm import Session
 
+from riderwatch.coverage.rollup import roll_up, sealed_before
 from tests.api.helpers import Api, assert_problem
 from tests.factories import CENTER_LAT, CENTER_LON, District, square
 from tests.tracking.helpers import backdate, ready, send
@@ -151,3 +152,19 @@ def test_who_may_read_coverage(api: Api, scene: dict[str, Any]) -> None:
         assert query(api, _body(scene), who).status_code == 200, who
     for who in ("rider", "platform"):
         assert_problem(query(api, _body(scene), who), 403)
+
+
+def test_same_answer_once_the_days_are_rolled_up(api: Api, scene: dict[str, Any], db: Session) -> None:
+    """Days sealed into the daily roll-up (here: as seen three days on) answer exactly as the hourly counts."""
+    bodies = [
+        _body(scene),
+        _body(scene, resolution=10),
+        {**_body(scene), "from": (scene["from"] - timedelta(days=2)).isoformat()},
+    ]
+    before = [query(api, body).json() for body in bodies]
+    later = datetime.now(UTC) + timedelta(days=3)
+    while roll_up(db, now=later, max_age=timedelta(hours=48)):
+        pass
+    assert (sealed_before(db) or 0) * 24 * 3600 > scene["to"].timestamp()  # every pass is in the roll-up
+    db.commit()  # on SQLite the session holds the write lock until then
+    assert [query(api, body).json() for body in bodies] == before

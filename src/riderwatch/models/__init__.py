@@ -3,6 +3,7 @@
 from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User
 from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
+from riderwatch.models.coverage import CoverageDay as CoverageDay
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
 from riderwatch.models.tasks import (
