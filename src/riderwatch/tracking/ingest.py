@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from h3.api import basic_int as h3
-from sqlalchemy import Table, select
+from sqlalchemy import ColumnElement, Table, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -168,6 +168,17 @@ def table_of(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
+def one_of(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one parameter for all the values.
+
+    An IN list has a placeholder per value, so its text changes with every batch and psycopg parses
+    it anew each time (and SQLAlchemy renders it); with the array the statement stays the same.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
+
+
 def coordinates_ok(lat: float, lon: float) -> bool:
     # (0, 0) is where phones put a fix they do not have; no rider works in the Gulf of Guinea.
     if not (math.isfinite(lat) and math.isfinite(lon)):
@@ -188,13 +199,15 @@ def _rider_states(session: Session, rider_ids: set[int], first: datetime, last: 
     states = {
         uid: _RiderState(consent_since=since if consent else None)
         for uid, consent, since in session.execute(
-            select(Rider.user_id, Rider.location_consent, Rider.location_consent_at).where(Rider.user_id.in_(rider_ids))
+            select(Rider.user_id, Rider.location_consent, Rider.location_consent_at).where(
+                one_of(session, Rider.user_id.expression, rider_ids)
+            )
         )
     }
     shifts = session.execute(
         select(DutyShift.rider_id, DutyShift.started_at, DutyShift.ended_at)
         .where(
-            DutyShift.rider_id.in_(rider_ids),
+            one_of(session, DutyShift.rider_id.expression, rider_ids),
             DutyShift.started_at <= last,
             (DutyShift.ended_at.is_(None)) | (DutyShift.ended_at >= first),
         )
@@ -308,7 +321,7 @@ def store_positions(
         rid: (ts, lat, lon)
         for rid, ts, lat, lon in session.execute(
             select(LastPosition.rider_id, LastPosition.ts, LastPosition.lat, LastPosition.lon).where(
-                LastPosition.rider_id.in_(rider_ids)
+                one_of(session, LastPosition.rider_id.expression, rider_ids)
             )
         )
     }

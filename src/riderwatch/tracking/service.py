@@ -39,6 +39,7 @@ from riderwatch.tracking.ingest import (
     IngestResult,
     IngestRules,
     hour_of,
+    one_of,
     record_refusals,
     store_positions,
 )
@@ -289,7 +290,7 @@ def ingest_batch(
             rows = session.execute(
                 select(User.username, User.id, Rider.platform_id)
                 .join(Rider, Rider.user_id == User.id)
-                .where(User.username.in_(names), User.is_active.is_(True))
+                .where(one_of(session, User.username.expression, names), User.is_active.is_(True))
             )
             for name, uid, platform_id in rows:
                 allowed = policy.may_send_positions_for(sender, rider_id=uid, rider_platform_id=platform_id)
