@@ -1153,10 +1153,7 @@ def load_tasks(session: Session, settings: Settings, *, now: datetime) -> list[s
     rule = create_rule(
         session,
         actor=dispatcher,
-        # Street level: at the coarser level Meifeng's clues make a single hot cell.
-        draft=RuleDraft(
-            name=DEMO_RULE, area_kind="community", area_code="meifeng", top_n=3, resolution=limits.finest, points=10
-        ),
+        draft=RuleDraft(name=DEMO_RULE, area_kind="community", area_code="meifeng", top_n=3, points=10),
         limits=limits,
     )
     run = run_rule(session, rule=rule, limits=limits, now=now)

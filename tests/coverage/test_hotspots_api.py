@@ -37,7 +37,8 @@ def scenario(db: Session, district: District) -> Scenario:
 
 
 def body(**extra: Any) -> dict[str, Any]:
-    return {"area": AREA, "from": START.isoformat(), "to": END.isoformat(), **extra}
+    """The planted scenario's query: its area, window and resolution (the API's default is the finest)."""
+    return {"area": AREA, "from": START.isoformat(), "to": END.isoformat(), "resolution": RES, **extra}
 
 
 def post(api: Api, path: str, data: dict[str, Any], who: str = "dispatcher") -> Any:

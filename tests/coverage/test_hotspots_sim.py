@@ -141,6 +141,12 @@ def test_all_planted_hotspots_are_found_in_one_query_of_every_category(api: Api,
     _found_where_and_when_planted(data, planted.hotspots)
 
 
+def test_all_planted_hotspots_in_one_default_query(api: Api, planted: IncidentSet) -> None:
+    data = _query(api)  # no resolution: the finest, street level
+    assert data["resolution"] == 10
+    _found_where_and_when_planted(data, planted.hotspots)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="Gi* at k = 1 on resolution-9 cells misses single-cell clusters when "

@@ -68,7 +68,12 @@ def test_a_rule_publishes_one_task_per_top_gap(api: Api, db: Session, history: N
     now = datetime.now(UTC)
     gaps = api.client.post(
         "/api/v1/coverage/gaps",
-        json={"area": {"community": "jinding"}, "from": (now - timedelta(days=28)).isoformat(), "to": now.isoformat()},
+        json={
+            "area": {"community": "jinding"},
+            "from": (now - timedelta(days=28)).isoformat(),
+            "to": now.isoformat(),
+            "resolution": 9,
+        },
         headers=headers,
     ).json()
     assert len(gaps["features"]) >= 2

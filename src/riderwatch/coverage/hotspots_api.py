@@ -25,7 +25,9 @@ class HotspotQuery(BaseModel):
     )
     start: AwareDatetime = Field(alias="from", description="clues observed from (inclusive)")
     end: AwareDatetime = Field(alias="to", description="clues observed until (exclusive)")
-    resolution: int | None = Field(default=None, description="H3 resolution; one of the configured ones (9, 10)")
+    resolution: int | None = Field(
+        default=None, description="H3 resolution; one of the configured ones (9, 10); default the finest (10)"
+    )
     k: int = Field(default=1, ge=1, le=service.MAX_K, description="neighbourhood: the cells within k grid steps")
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="significance level for `hot` and key periods")
     correction: Literal["fdr", "bonferroni", "none"] = Field(

@@ -73,7 +73,9 @@ def _check(
     options: HotspotOptions,
     limits: CoverageLimits,
 ) -> int:
-    res = limits.resolutions[0] if resolution is None else resolution
+    # Street level by default: clusters of clues are a corner or a block, and Gi* over k-rings of the
+    # coarser cells dilutes a cluster that fills one cell (tests/coverage/test_hotspots_sim.py).
+    res = max(limits.resolutions) if resolution is None else resolution
     if res not in limits.resolutions:
         raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.resolutions))}")
     if end <= start:

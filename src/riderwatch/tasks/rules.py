@@ -55,7 +55,8 @@ def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: Task
     model = STORED_AREAS[draft.area_kind]
     if session.scalar(select(model.id).where(model.code == draft.area_code)) is None:
         raise InvalidInput(f"no {draft.area_kind} {draft.area_code!r}")
-    resolution = limits.coverage.resolutions[0] if draft.resolution is None else draft.resolution
+    # As the gaps' own default: street level, where a cluster of clues fills a cell.
+    resolution = limits.finest if draft.resolution is None else draft.resolution
     if resolution not in limits.coverage.resolutions:
         raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
     for field_name in ("publish_at", "window_start"):
