@@ -7,7 +7,7 @@ half over a block of H3 cells, half over check-in points — open to every rider
 job (`verify_due`) runs once from scratch and once more (when every visit is already known), and
 one task is verified alone. Printed: positions, visits and completions found, and the times.
 
-    python -m bench.tasks [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 1000]
+    python -m bench.tasks [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 500]
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _sqlite() -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-url", help="PostgreSQL admin URL; a fresh database is made beside it")
-    parser.add_argument("--riders", type=int, default=1000)
+    parser.add_argument("--riders", type=int, default=500)
     parser.add_argument("--tasks", type=int, default=20)
     args = parser.parse_args()
     console = Console()
