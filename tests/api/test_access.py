@@ -250,6 +250,7 @@ CASES: list[Case] = [
         _only("dispatcher"),
     ),
     Case("GET", "/api/v1/tasks", lambda w: ("/api/v1/tasks", {}), _only(*TASK_READERS)),
+    Case("GET", "/api/v1/tasks/map", lambda w: ("/api/v1/tasks/map", {}), _only(*TASK_READERS)),
     Case("GET", "/api/v1/tasks/{task_id}", lambda w: (f"/api/v1/tasks/{w.task_id}", {}), _only(*TASK_READERS)),
     Case(
         "POST",

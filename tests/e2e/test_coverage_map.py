@@ -65,6 +65,17 @@ def _arrange(db: Session, live_server: str) -> dict[str, Any]:
         assert sent.json()["accepted"] == 2, sent.text
         created = rider.post("/api/v1/clues", json=clue_body(category="theft"))
         assert created.status_code == 201, created.text
+    with _client(live_server, "dispatcher") as dispatcher:
+        lat, lon = h3.cell_to_latlng(chosen[1])
+        task = {
+            "title": "e2e",
+            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
+            "checkpoints": [{"lat": lat, "lon": lon, "radius_m": 50}],
+            "open_to_all": True,
+        }
+        published = dispatcher.post("/api/v1/tasks", json=task)
+        assert published.status_code == 201, published.text
     return {"cells": cells, "covered": chosen}
 
 
@@ -108,6 +119,9 @@ def test_dispatcher_sees_coverage_blind_cells_clues_and_riders_on_duty(
     expect(box.locator("path.clue-marker")).to_have_count(1)
     expect(page.get_by_test_id("summary-clues")).to_have_text("1")
     expect(page.get_by_test_id("summary-gaps")).to_have_text(re.compile(r"^\d+$"))
+    # The running patrol task: its check-in circle, linked to the task.
+    expect(box).to_have_attribute("data-tasks", "1")
+    expect(box.locator("path.task-target")).to_have_count(1)
 
     # A layer switched off leaves the map.
     page.get_by_test_id("layer-blind").uncheck()

@@ -312,3 +312,20 @@ def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
     result = db.get(PatrolTaskResult, (task_id, district.users["rider"].id))
     assert result is not None and result.completed_at is not None
     db.rollback()
+
+
+def test_the_map_layer_of_active_tasks_counts_passes_without_names(api: Api, db: Session, district: District) -> None:
+    active = publish(api, checkpoints_task())["task"]["id"]
+    publish(api, checkpoints_task(title="明天", **window(start_ago_s=-86400)))
+    on_duty(api, db, district, "rider")
+    walk(api, "rider", [(CENTER_LAT, CENTER_LON)], first_ago_s=1800)
+    verify(api, active)
+    data = api.client.get("/api/v1/tasks/map", headers=api.auth("police")).json()
+    assert data["tasks"] == 1 and data["phase"] == "active"
+    assert [f["properties"]["task_id"] for f in data["features"]] == [active, active]
+    assert [f["properties"]["passed_by"] for f in data["features"]] == [1, 0]
+    assert "rider" not in str(data)
+    upcoming = api.client.get("/api/v1/tasks/map", params={"phase": "upcoming"}, headers=api.auth("police")).json()
+    assert upcoming["tasks"] == 1 and upcoming["features"][0]["properties"]["title"] == "明天"
+    bad = api.client.get("/api/v1/tasks/map", params={"phase": "later"}, headers=api.auth("police"))
+    assert bad.status_code == 422

@@ -119,6 +119,19 @@ def list_tasks(
 
 
 @router.get(
+    "/tasks/map",
+    summary="The targets of the tasks in a phase (default: active) as one GeoJSON layer, with pass counts",
+)
+def tasks_map(
+    db: DbSession,
+    _user: Reader,
+    phase: Annotated[str, Query(description="upcoming, active, ended or cancelled")] = "active",
+) -> dict[str, Any]:
+    chosen = service.visible_phase(phase)
+    return service.tasks_map(db, phase=chosen or "active")
+
+
+@router.get(
     "/tasks/{task_id}",
     summary="A task as GeoJSON: its cells or checkpoints with how many riders passed each, and the results",
 )

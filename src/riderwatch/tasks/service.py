@@ -738,6 +738,27 @@ def _target_features(session: Session, task: PatrolTask, rider_id: int | None = 
     return features
 
 
+def tasks_map(
+    session: Session, *, phase: Phase = "active", limit: int = 200, now: datetime | None = None
+) -> dict[str, Any]:
+    """The targets of the tasks in a phase as one GeoJSON layer, with how many riders passed each.
+
+    Counts only, no rider named: the coverage map draws it for everyone who reads the task board.
+    """
+    now = now or utcnow()
+    tasks = session.scalars(
+        select(PatrolTask).where(_phase_filter(phase, now)).order_by(PatrolTask.starts_at, PatrolTask.id).limit(limit)
+    ).all()
+    features = []
+    for task in tasks:
+        about = {"task_id": task.id, "title": task.title, "phase": phase_of(task, now), "points": task.points}
+        for feature in _target_features(session, task):
+            feature["id"] = f"{task.id}:{feature['id']}"
+            feature["properties"] = {**about, **feature["properties"]}
+            features.append(feature)
+    return {"type": "FeatureCollection", "features": features, "phase": phase, "tasks": len(tasks)}
+
+
 def task_detail(session: Session, *, user: User, task_id: int, now: datetime | None = None) -> dict[str, Any]:
     """A task as GeoJSON (its targets with who passed them) plus the results; riders named only if allowed."""
     now = now or utcnow()

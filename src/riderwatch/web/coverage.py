@@ -104,6 +104,7 @@ def coverage_page(request: Request, db: DbSession, settings: SettingsDep, user: 
         "can_live": policy.has_permission(user, "tracking.view_positions"),
         # A hotspot or gap cell links to the publish form with the cell filled in.
         "can_publish_tasks": policy.has_permission(user, "task.manage"),
+        "can_tasks": policy.has_permission(user, "task.read"),
     }
     return render(request, "coverage/map.html", context)
 

@@ -54,7 +54,7 @@
     mapEl.classList.add('no-tiles');
   }
   // Panes keep the drawing order whatever answer comes first: cells, hotspots, gaps, then points on top.
-  [['rw-cells', 410], ['rw-hot', 420], ['rw-gaps', 430], ['rw-points', 450]].forEach(function (p) {
+  [['rw-cells', 410], ['rw-hot', 420], ['rw-gaps', 430], ['rw-tasks', 440], ['rw-points', 450]].forEach(function (p) {
     map.createPane(p[0]).style.zIndex = String(p[1]);
   });
   var areas = readJson('areas-data') || { type: 'FeatureCollection', features: [] };
@@ -65,6 +65,7 @@
     hotspots: L.layerGroup(),
     gaps: L.layerGroup(),
     clues: L.layerGroup(),
+    tasks: L.layerGroup(),
     live: L.layerGroup()
   };
   var toggles = {};
@@ -228,6 +229,26 @@
         .addTo(layers.clues);
     });
     mapEl.setAttribute('data-clues', String(shown.length));
+  }
+
+  /* Running patrol tasks: their cells or check-in circles, dashed, with a link to the task. */
+  function drawTasks(data) {
+    layers.tasks.clearLayers();
+    var features = data.features || [];
+    features.forEach(function (f) {
+      var p = f.properties;
+      var style = {
+        color: '#6a1b9a', weight: 2, dashArray: '6 4', fillColor: p.passed ? '#2e7d32' : '#6a1b9a',
+        fillOpacity: p.passed ? 0.35 : 0.12, pane: 'rw-tasks', className: 'task-target'
+      };
+      var shape = f.geometry.type === 'Point'
+        ? L.circle([f.geometry.coordinates[1], f.geometry.coordinates[0]], Object.assign({ radius: p.radius_m }, style))
+        : L.geoJSON(f, { style: function () { return style; }, pane: 'rw-tasks' });
+      shape.bindPopup(popupLink('/tasks/' + p.task_id, p.title,
+        t('task_passed', { n: p.passed_by }) + ' · ' + t('task_points', { n: p.points })));
+      shape.addTo(layers.tasks);
+    });
+    mapEl.setAttribute('data-tasks', String(data.tasks || 0));
   }
 
   // Names are people's own text: set as text, never as HTML.
@@ -400,6 +421,11 @@
         drawGaps(data);
         el('summary-gaps').textContent = String(data.summary.gaps);
       }, function (error) { if (gen === generation) { failed('gaps', error); } }));
+    }
+    if (offered('tasks')) {
+      work.push(api('GET', '/api/v1/tasks/map?phase=active').then(function (data) {
+        if (gen === generation) { drawTasks(data); }
+      }, function (error) { if (gen === generation) { failed('tasks', error); } }));
     }
     if (offered('clues')) {
       var params = '?limit=500&observed_from=' + encodeURIComponent(whole.from.toISOString()) +
