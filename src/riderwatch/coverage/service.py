@@ -298,9 +298,10 @@ def summarize(cells: Sequence[int], counts: dict[int, tuple[int, int]], min_pass
     }
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=20_000)
 def _cell_shape(cell: int) -> tuple[str, tuple[tuple[float, float], ...]]:
-    """An H3 cell's string form and its hexagon as a closed lon/lat ring (cells never move)."""
+    """An H3 cell's string form and its hexagon as a closed lon/lat ring. Cells never move, so the last
+    20,000 asked for (a district at both resolutions many times over; under 20 MB) are kept."""
     ring = tuple((lon, lat) for lat, lon in h3.cell_to_boundary(cell))
     return h3.int_to_str(cell), (*ring, ring[0])
 
