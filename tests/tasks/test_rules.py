@@ -139,7 +139,7 @@ def test_a_window_already_over_makes_no_task(api: Api, db: Session, district: Di
         pytest.skip("no earlier window today")
     rule = create(api, window_start="00:00", window_hours=1)
     res = api.client.post(f"/api/v1/task-rules/{rule['id']}/run", headers=api.auth("dispatcher"))
-    assert res.json()["tasks_created"] == 0 and "already over" in res.json()["note"]
+    assert res.json()["tasks_created"] == 0 and "已经结束" in res.json()["note"]
 
 
 @pytest.mark.parametrize(

@@ -171,7 +171,7 @@ def run_rule(
     starts = datetime.combine(local.date(), _clock(rule.window_start), tz)
     ends = starts + timedelta(hours=rule.window_hours)
     if ends <= now:
-        run.note = f"today's window {rule.window_start} + {rule.window_hours} h is already over: no task"
+        run.note = f"今日时段 {rule.window_start} 起 {rule.window_hours} 小时已经结束，未发布任务"
         return run
     author = session.get(User, rule.created_by_id)
     assert author is not None
@@ -186,14 +186,16 @@ def run_rule(
             limits=limits.coverage,
         )
     except DomainError as exc:
-        run.note = f"no gaps computed: {exc}"
+        run.note = f"未能计算覆盖缺口：{exc}"
         return run
     features = gaps["features"][: rule.top_n]
+    # Stored text that riders read on their phones: in Chinese, the language of the programme.
+    hours = "关键时段" if gaps["basis"] == "key_periods" else "时段"
     for rank, feature in enumerate(features, start=1):
         props = feature["properties"]
         note = (
-            f"Gi* z = {props['z']:.1f} ({props['count']} clues in {rule.lookback_days} days); riders passed in "
-            f"{props['covered_hours']} of {props['key_hours']} key hours"
+            f"线索热点（近 {rule.lookback_days} 天 {props['count']} 条线索，Gi* z = {props['z']:.1f}）；"
+            f"{props['key_hours']} 个{hours}小时中仅 {props['covered_hours']} 个有骑手经过"
         )
         publish_task(
             session,
@@ -215,8 +217,8 @@ def run_rule(
     summary = gaps["summary"]
     if len(features) < rule.top_n:
         run.note = (
-            f"{len(features)} of {rule.top_n}: {summary['hot_cells']} hot cells from {summary['clues']} clues, "
-            f"{summary['gaps']} of them seldom passed"
+            f"发布 {len(features)} 个（上限 {rule.top_n}）：{summary['clues']} 条线索形成 "
+            f"{summary['hot_cells']} 个热点，其中 {summary['gaps']} 个骑手少有经过"
         )
     session.flush()
     return run
