@@ -134,7 +134,7 @@ def totals_at(session: Session, *, resolution: int, cells: Sequence[int], day: i
         )
         keys = select(literal(resolution), cell, latest_day)
         stmt = select(table.c.cell, *columns).where(tuple_(table.c.resolution, table.c.cell, table.c.day).in_(keys))
-    return {int(row[0]): tuple(int(v) for v in row[1:]) for row in session.execute(stmt)}
+    return {int(row[0]): tuple(row[1:]) for row in session.execute(stmt)}  # both drivers give ints
 
 
 @dataclass(frozen=True)
