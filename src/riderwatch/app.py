@@ -33,6 +33,7 @@ from riderwatch.errors import (
     problem,
     problem_response,
 )
+from riderwatch.incidents.api import router as incidents_router
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(coverage_router)
     app.include_router(hotspots_router)
+    app.include_router(incidents_router)
     app.include_router(tasks_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

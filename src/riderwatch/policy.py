@@ -42,6 +42,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Hotspots of clues map where crimes are reported and when: for the police side only, not for
     # riders, platforms or station managers (the gap view shows hot cells too).
     "hotspots.read": frozenset({"dispatcher", "admin"} | HANDLER_ROLES),
+    # Incidents are the police's own recorded cases (接处警, case records): the command centre imports
+    # them; they map where and when crimes happen, so they are read as hotspots are.
+    "incident.import": frozenset({"dispatcher", "admin"}),
+    "incident.read": frozenset({"dispatcher", "admin"} | HANDLER_ROLES),
     # Patrol tasks: the command centre publishes them and their rules; those who plan patrols read the
     # board (riders are named only for the command centre: may_see_task_riders); riders see their own.
     "task.manage": frozenset({"dispatcher"}),

@@ -241,6 +241,29 @@ CASES: list[Case] = [
         ),
         _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
     ),
+    # Incidents (the police's recorded cases): the command centre imports them; they are read as hotspots are.
+    Case(
+        "POST",
+        "/api/v1/incidents",
+        lambda w: ("/api/v1/incidents", {"json": {"incidents": [_incident("matrix-json")]}}),
+        _only("dispatcher", "admin"),
+        "the second importer finds the case already present: still 200",
+    ),
+    Case(
+        "POST",
+        "/api/v1/incidents/import",
+        lambda w: (
+            "/api/v1/incidents/import",
+            {"files": {"file": ("cases.csv", _incident_csv("matrix-csv"), "text/csv")}},
+        ),
+        _only("dispatcher", "admin"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/incidents",
+        lambda w: ("/api/v1/incidents", {"params": {"category": "theft", "limit": 10}}),
+        _only("dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
     # Patrol tasks: the command centre publishes and manages them; those who plan patrols read the
     # board; riders see the tasks they are invited to.
     Case(
@@ -345,6 +368,24 @@ def _task() -> dict[str, Any]:
         "checkpoints": [{"lat": CENTER_LAT, "lon": CENTER_LON, "radius_m": 100}],
         "open_to_all": True,
     }
+
+
+def _incident(ref: str) -> dict[str, Any]:
+    from tests.factories import CENTER_LAT, CENTER_LON
+
+    return {
+        "source": "110",
+        "external_ref": ref,
+        "category": "theft",
+        "lat": CENTER_LAT,
+        "lon": CENTER_LON,
+        "occurred_at": "2026-11-28T21:30:00+08:00",
+    }
+
+
+def _incident_csv(ref: str) -> bytes:
+    row = _incident(ref)
+    return (",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n").encode()
 
 
 def _clue(**overrides: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User
 from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.coverage import CoverageDay as CoverageDay
+from riderwatch.models.incidents import Incident
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
 from riderwatch.models.tasks import (
@@ -39,6 +40,7 @@ __all__ = [
     "CoverageRiderCell",
     "DutyShift",
     "Grid",
+    "Incident",
     "JobLease",
     "Jurisdiction",
     "LastPosition",

@@ -1,0 +1,128 @@
+"""Incidents under /api/v1: the command centre imports the police's recorded cases; hotspots read them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.errors import InvalidInput, UnsupportedMedia
+from riderwatch.incidents import service
+from riderwatch.models import User
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+
+Importer = Annotated[User, Depends(require("incident.import"))]
+Reader = Annotated[User, Depends(require("incident.read"))]
+
+ROW_DESCRIPTION = (
+    "One case: `source` (the system, e.g. `110`, `case-system`; may come from the body's `source`), "
+    "`external_ref` (its number there; a second import of the same source and number adds nothing), "
+    "`category` (a category code, or its Chinese or English name), `lat`, `lon` (WGS-84, or GCJ-02 with "
+    '`"crs": "gcj02"`), `occurred_at` (ISO 8601; without an offset, local time of the station), '
+    "`note` (optional, up to 500 characters)."
+)
+REFUSED = (
+    "Some rows are bad: nothing was stored. A problem document whose `errors` lists every problem of every "
+    "bad row as `{row, field, reason}` (rows count from 1 in the JSON list; in a CSV file the header is row 1)."
+)
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"},
+        "source": {"type": "string", "maxLength": service.MAX_SOURCE},
+    },
+}
+
+
+class ImportBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = Field(
+        default=None, max_length=service.MAX_SOURCE, description="the source of rows that name none"
+    )
+    incidents: list[dict[str, Any]] = Field(min_length=1, max_length=service.MAX_ROWS, description=ROW_DESCRIPTION)
+
+
+class ImportAnswer(BaseModel):
+    rows: int = Field(description="rows in the batch")
+    created: int = Field(description="incidents stored now")
+    already_present: int = Field(description="rows whose source and external_ref were stored before")
+
+
+@router.post(
+    "/incidents",
+    response_model=ImportAnswer,
+    summary="Import incidents (JSON): all rows or none",
+    responses={422: {"description": REFUSED}},
+)
+def import_json(body: ImportBody, db: DbSession, settings: SettingsDep, user: Importer) -> ImportAnswer:
+    rows = [(i, row) for i, row in enumerate(body.incidents, start=1)]
+    result = service.import_incidents(
+        db, actor=user, rows=rows, timezone=settings.timezone, origin="api", default_source=body.source
+    )
+    return ImportAnswer(**result.as_dict())
+
+
+async def _read_upload(request: Request) -> tuple[bytes, str, str | None]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMedia("send the file as multipart/form-data in the field 'file'")
+    try:
+        form = await request.form(max_files=1, max_fields=5)
+    except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
+        raise InvalidInput(f"malformed multipart body (one file in 'file'): {exc}") from exc
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInput("send the CSV file in the field 'file'")
+    source = form.get("source")
+    if source is not None and not isinstance(source, str):
+        raise InvalidInput("'source' must be text")
+    if source is not None and len(source.strip()) > service.MAX_SOURCE:
+        raise InvalidInput(f"'source' may be at most {service.MAX_SOURCE} characters")
+    data = await upload.read(service.MAX_FILE_BYTES + 1)
+    return data, upload.filename or "", (source or "").strip() or None
+
+
+@router.post(
+    "/incidents/import",
+    response_model=ImportAnswer,
+    summary="Import incidents from a CSV file: all rows or none",
+    description=(
+        "Multipart with the file in `file` and optionally `source` (for a file without a `source` column). "
+        "Header: `source,external_ref,category,lat,lon,occurred_at[,note][,crs]`; UTF-8 (a BOM is fine) or "
+        "GB 18030. " + ROW_DESCRIPTION
+    ),
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
+    responses={422: {"description": REFUSED}},
+)
+async def import_file(request: Request, db: DbSession, settings: SettingsDep, user: Importer) -> ImportAnswer:
+    data, filename, source = await _read_upload(request)
+    result = await run_in_threadpool(
+        service.import_csv,
+        db,
+        actor=user,
+        data=data,
+        timezone=settings.timezone,
+        origin=f"csv:{filename}",
+        default_source=source,
+    )
+    return ImportAnswer(**result.as_dict())
+
+
+@router.get("/incidents", summary="Incidents, newest first")
+def list_incidents(
+    db: DbSession,
+    _user: Reader,
+    start: Annotated[AwareDatetime | None, Query(alias="from", description="occurred from (inclusive)")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to", description="occurred until (exclusive)")] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_LIST)] = 100,
+) -> dict[str, Any]:
+    items, total = service.list_incidents(
+        db, filters=service.IncidentFilters(start=start, end=end, category=category, limit=limit)
+    )
+    return {"items": [service.present(i) for i in items], "total": total}
