@@ -46,6 +46,7 @@ from riderwatch.clues import service as clue_service
 from riderwatch.clues.photos import CheckedPhoto, PhotoStore, check_photo
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.config import Settings
+from riderwatch.coverage import rollup
 from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import bbox, contains
@@ -1047,6 +1048,9 @@ def load_tracks(
         )
     finally:
         app.state.engine.dispose()
+    with unit_of_work(factory) as session:
+        # Older than a server takes: days a running server had already rolled up get the new counts.
+        rollup.reopen(session, since=end - timedelta(days=days))
     return load
 
 

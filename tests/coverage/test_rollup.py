@@ -182,3 +182,21 @@ def test_the_periodic_job_rolls_up_old_days(db: Session) -> None:
     store(db, {(10, cell, FIRST_DAY * 24 + h): (2, 1) for h in range(0, 24 * DAYS, 7)})
     assert JOBS["roll_up_coverage"](db) == rollup.DAYS_PER_RUN  # long sealed: a week per run
     assert rollup.sealed_before(db) == FIRST_DAY + rollup.DAYS_PER_RUN
+
+
+def test_days_given_late_counts_are_reopened_and_rolled_up_again(db: Session) -> None:
+    """As the demo does after writing tracks older than a server takes."""
+    cell = h3.latlng_to_cell(CENTER_LAT, CENTER_LON, 9)
+    day = (date(2026, 3, 5) - date(1970, 1, 1)).days
+    store(db, {(9, cell, day * 24 + 3): (2, 1)})
+    now = datetime(2026, 3, 10, 0, 30, tzinfo=UTC)
+    assert roll_up_all(db, now) == 2 and rollup.sealed_before(db) == day + 2
+    store(db, {(9, cell, (day + 1) * 24 + 5): (7, 1)})  # late, into a sealed day
+    rollup.reopen(db, since=datetime(2026, 3, 6, 12, tzinfo=UTC))
+    assert rollup.sealed_before(db) == day + 1
+    assert db.scalar(select(func.max(CoverageDay.day))) == day
+    assert roll_up_all(db, now) == 1
+    last = db.scalar(select(CoverageDay).order_by(CoverageDay.day.desc()).limit(1))
+    assert last is not None and last.day == day + 1 and last.passes == 9
+    rollup.reopen(db, since=datetime(2026, 3, 20, tzinfo=UTC))  # nothing rolled up from then: no change
+    assert rollup.sealed_before(db) == day + 2

@@ -111,3 +111,17 @@ def roll_up(session: Session, *, now: datetime, max_age: timedelta, max_days: in
     if end > mark:
         session.execute(update(CoverageRollup).where(CoverageRollup.id == ROW_ID).values(sealed_before=end))
     return max(0, end - mark)
+
+
+def reopen(session: Session, *, since: datetime) -> None:
+    """Take the days from `since` on back out of the roll-up, after counts were added to them late.
+
+    For loads that write older positions than the server takes (the demo's tracks): the job rolls the
+    days up again, with the new counts, once they are sealed.
+    """
+    day = math.floor(since.timestamp() / SECONDS_PER_DAY)
+    mark = sealed_before(session)
+    if mark is None or mark <= day:
+        return
+    session.execute(delete(CoverageDay).where(CoverageDay.day >= day))
+    session.execute(update(CoverageRollup).where(CoverageRollup.id == ROW_ID).values(sealed_before=day))
