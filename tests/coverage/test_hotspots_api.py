@@ -186,7 +186,7 @@ def test_gaps_without_key_periods_use_every_hour(api: Api, db: Session, district
 
 def test_no_clues_no_hotspots(api: Api, district: District) -> None:
     data = post(api, "hotspots/query", body()).json()
-    assert data["summary"] == {"cells": len(CELLS), "clues": 0, "hot_cells": []}
+    assert data["summary"] == {"cells": len(CELLS), "clues": 0, "incidents": 0, "hot_cells": []}
     assert all(f["properties"]["z"] == 0 and f["properties"]["p"] == 1 for f in data["features"])
     assert data["key_periods"]["periods"] == []
     gaps = post(api, "coverage/gaps", body()).json()

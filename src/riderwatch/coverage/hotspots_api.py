@@ -1,4 +1,4 @@
-"""Hotspots of clues and coverage gaps under /api/v1 (CONTRACT.md "Positions and coverage")."""
+"""Hotspots of clues and incidents and coverage gaps under /api/v1 (CONTRACT.md "Positions and coverage")."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"])
+Source = Literal["clues", "incidents"]
+
+
+def _all_sources() -> list[Source]:
+    return ["clues", "incidents"]
 
 
 class HotspotQuery(BaseModel):
@@ -39,7 +44,15 @@ class HotspotQuery(BaseModel):
         le=service.MAX_BANDWIDTH_M,
         description="quartic kernel radius for `density`; default three H3 edge lengths",
     )
-    categories: list[str] = Field(default_factory=list, max_length=100, description="only clues of these categories")
+    categories: list[str] = Field(
+        default_factory=list, max_length=100, description="only clues and incidents of these categories"
+    )
+    sources: list[Source] = Field(
+        default_factory=_all_sources,
+        min_length=1,
+        max_length=len(service.SOURCES),
+        description="the histories to count: riders' clues, the police's recorded incidents, or both",
+    )
 
     def options(self) -> service.HotspotOptions:
         return service.HotspotOptions(
@@ -48,6 +61,7 @@ class HotspotQuery(BaseModel):
             correction=self.correction,
             bandwidth_m=self.bandwidth_m,
             categories=tuple(self.categories),
+            sources=tuple(self.sources),
         )
 
 
@@ -69,13 +83,14 @@ def _limits(settings: Settings) -> CoverageLimits:
 
 @router.post(
     "/hotspots/query",
-    summary="Hot cells of clues (Getis-Ord Gi*), their density and key periods (GeoJSON)",
+    summary="Hot cells of clues and incidents (Getis-Ord Gi*), their density and key periods (GeoJSON)",
     description=(
-        "One Feature per H3 cell whose centre lies in the area, with `count` (clues observed in the window, "
-        "rejected and duplicate clues left out), `z` and `p` (Getis-Ord Gi* over all cells of the area, binary "
+        "One Feature per H3 cell whose centre lies in the area, with `count` (events in the window of the chosen "
+        "`sources`: clues observed, rejected and duplicate clues left out, and the police's recorded incidents; "
+        "`summary` gives the count of each source), `z` and `p` (Getis-Ord Gi* over all cells of the area, binary "
         "k-ring weights including the cell itself; `p` is two-sided from the normal distribution), `hot` "
         "(z > 0 and p, adjusted by `correction`, below `alpha`, confirmed by an exact binomial test of the "
-        "neighbourhood count) and `density` (quartic kernel, clues per km²). `key_periods` counts the clues of "
+        "neighbourhood count) and `density` (quartic kernel, events per km²). `key_periods` counts the events of "
         "the hot cells by local hour of the week (0 = Monday 00:00) and names the hours significantly above an "
         "even spread over the window."
     ),

@@ -1,8 +1,10 @@
-"""Hotspots of clues and their key periods, and the coverage gaps where both meet few riders.
+"""Hotspots of clues and incidents, their key periods, and the coverage gaps where both meet few riders.
 
-Clues in the window are read once (lat, lon, time, on the area's bounding box), put in H3 cells in
-Python and counted with numpy; the statistics are in coverage/hotspots.py. Rejected clues and
-duplicates are left out: they would count one incident twice or count what did not happen.
+Two histories feed the analysis (`HotspotOptions.sources`): riders' clues and the police's own
+recorded incidents (imported, see incidents/). Each is read once (lat, lon, time, on the area's
+bounding box), put in H3 cells in Python and counted with numpy; the statistics are in
+coverage/hotspots.py. Rejected clues and duplicates are left out: they would count one incident
+twice or count what did not happen.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from riderwatch.coverage import hotspots as stats
 from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, cell_feature, hour_range, resolve_area
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.coords import EARTH_RADIUS_M
-from riderwatch.models import Category, Clue, CoverageCell
+from riderwatch.models import Category, Clue, CoverageCell, Incident
 
 EXCLUDED_STATUSES = ("rejected", "duplicate")
+SOURCES = ("clues", "incidents")
 MAX_K = 5
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MIN_BANDWIDTH_M, MAX_BANDWIDTH_M = 50.0, 5000.0
@@ -45,6 +48,7 @@ class HotspotOptions:
     correction: stats.Correction = "fdr"
     bandwidth_m: float | None = None
     categories: tuple[str, ...] = ()
+    sources: tuple[str, ...] = SOURCES
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class Analysis:
     density: stats.FloatArray
     periods: stats.KeyPeriods
     exposure: stats.FloatArray
+    # Per source: events in the area's cells, and in its hot cells (those the key periods count).
+    by_source: dict[str, int]
+    hot_by_source: dict[str, int]
 
 
 def _check(
@@ -94,6 +101,11 @@ def _check(
     bw = options.bandwidth_m
     if bw is not None and not (MIN_BANDWIDTH_M <= bw <= MAX_BANDWIDTH_M and math.isfinite(bw)):
         raise InvalidInput(f"bandwidth_m must be between {MIN_BANDWIDTH_M:g} and {MAX_BANDWIDTH_M:g}")
+    if not options.sources or len(set(options.sources)) != len(options.sources):
+        raise InvalidInput(f"sources must name some of {', '.join(SOURCES)}, each once")
+    unknown_sources = sorted(set(options.sources) - set(SOURCES))
+    if unknown_sources:
+        raise InvalidInput(f"unknown sources: {', '.join(unknown_sources)}; use {', '.join(SOURCES)}")
     if options.categories:
         known = set(session.scalars(select(Category.code).where(Category.code.in_(options.categories))))
         unknown = sorted(set(options.categories) - known)
@@ -107,32 +119,84 @@ def default_bandwidth(resolution: int) -> float:
     return round(3 * float(h3.average_hexagon_edge_length(resolution, "m")), 1)
 
 
-def clue_sample(
-    session: Session, geom: BaseGeometry, *, resolution: int, start: datetime, end: datetime, categories: Sequence[str]
-) -> tuple[stats.IntArray, stats.FloatArray]:
-    """The H3 cell and the time (epoch seconds) of every clue observed in the window near the area."""
+def _box(geom: BaseGeometry, resolution: int) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) of the area, widened to hold every point of its cells."""
     # A cell whose centre lies inside the area reaches beyond it by up to its circumradius (an edge
     # length; edges vary by a few tens of percent across a resolution), so widen the box by two.
     pad_deg = math.degrees(2 * float(h3.average_hexagon_edge_length(resolution, "m")) / EARTH_RADIUS_M)
     min_lon, min_lat, max_lon, max_lat = geom.bounds
     lat_pad = pad_deg
     lon_pad = pad_deg / max(math.cos(math.radians(max(abs(min_lat), abs(max_lat)))), 0.01)
+    return min_lat - lat_pad, max_lat + lat_pad, min_lon - lon_pad, max_lon + lon_pad
+
+
+def _read_sample(session: Session, query: Any, resolution: int) -> tuple[stats.IntArray, stats.FloatArray]:
+    rows = session.connection().execute(query).all()
+    lat = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+    lon = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+    when = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+    return stats.latlng_cells(lat, lon, resolution), when
+
+
+def clue_sample(
+    session: Session, geom: BaseGeometry, *, resolution: int, start: datetime, end: datetime, categories: Sequence[str]
+) -> tuple[stats.IntArray, stats.FloatArray]:
+    """The H3 cell and the time (epoch seconds) of every clue observed in the window near the area."""
+    min_lat, max_lat, min_lon, max_lon = _box(geom, resolution)
     # Epoch seconds straight from the database: building a hundred thousand datetimes costs more than the query.
     epoch = cast(extract("epoch", Clue.observed_at), Float)
     query = select(Clue.lat, Clue.lon, epoch).where(
-        Clue.lat.between(min_lat - lat_pad, max_lat + lat_pad),
-        Clue.lon.between(min_lon - lon_pad, max_lon + lon_pad),
+        Clue.lat.between(min_lat, max_lat),
+        Clue.lon.between(min_lon, max_lon),
         Clue.observed_at >= start,
         Clue.observed_at < end,
         Clue.status.not_in(EXCLUDED_STATUSES),
     )
     if categories:
         query = query.where(Clue.category_code.in_(categories))
-    rows = session.connection().execute(query).all()
-    lat = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
-    lon = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-    when = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
-    return stats.latlng_cells(lat, lon, resolution), when
+    return _read_sample(session, query, resolution)
+
+
+def incident_sample(
+    session: Session, geom: BaseGeometry, *, resolution: int, start: datetime, end: datetime, categories: Sequence[str]
+) -> tuple[stats.IntArray, stats.FloatArray]:
+    """The H3 cell and the time (epoch seconds) of every recorded incident in the window near the area."""
+    min_lat, max_lat, min_lon, max_lon = _box(geom, resolution)
+    epoch = cast(extract("epoch", Incident.occurred_at), Float)
+    query = select(Incident.lat, Incident.lon, epoch).where(
+        Incident.occurred_at >= start,
+        Incident.occurred_at < end,
+        Incident.lat.between(min_lat, max_lat),
+        Incident.lon.between(min_lon, max_lon),
+    )
+    if categories:
+        query = query.where(Incident.category_code.in_(categories))
+    return _read_sample(session, query, resolution)
+
+
+def event_sample(
+    session: Session,
+    geom: BaseGeometry,
+    *,
+    resolution: int,
+    start: datetime,
+    end: datetime,
+    categories: Sequence[str],
+    sources: Sequence[str],
+) -> tuple[stats.IntArray, stats.FloatArray, stats.IntArray]:
+    """Cells and times of the chosen sources' events, and each event's source (its index in SOURCES)."""
+    readers = {"clues": clue_sample, "incidents": incident_sample}
+    cells, when, kind = [], [], []
+    for i, name in enumerate(SOURCES):
+        if name not in sources:
+            continue
+        c, w = readers[name](session, geom, resolution=resolution, start=start, end=end, categories=categories)
+        cells.append(c)
+        when.append(w)
+        kind.append(np.full(len(c), i, dtype=np.int64))
+    if not cells:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(cells), np.concatenate(when), np.concatenate(kind)
 
 
 def analyse(
@@ -156,8 +220,16 @@ def analyse(
     if stats.kde_pairs(len(cells), res, bandwidth) > MAX_PAIRS:
         raise InvalidInput(f"bandwidth_m = {bandwidth:g} over {len(cells)} cells is too much work; use a smaller one")
 
-    clue_cells, when = clue_sample(session, geom, resolution=res, start=start, end=end, categories=options.categories)
-    where = stats.cell_index(cells, clue_cells)
+    event_cells, when, kind = event_sample(
+        session,
+        geom,
+        resolution=res,
+        start=start,
+        end=end,
+        categories=options.categories,
+        sources=options.sources,
+    )
+    where = stats.cell_index(cells, event_cells)
     inside = where >= 0
     counts = np.bincount(where[inside], minlength=len(cells)).astype(np.int64)
 
@@ -173,6 +245,8 @@ def analyse(
     periods = stats.key_periods(
         stats.hour_of_week(when[in_hot], tz), exposure, alpha=options.alpha, correction=options.correction
     )
+    by_source = {name: int((inside & (kind == i)).sum()) for i, name in enumerate(SOURCES)}
+    hot_by_source = {name: int((in_hot & (kind == i)).sum()) for i, name in enumerate(SOURCES)}
     return Analysis(
         resolution=res,
         start=start,
@@ -187,6 +261,8 @@ def analyse(
         density=density,
         periods=periods,
         exposure=exposure,
+        by_source=by_source,
+        hot_by_source=hot_by_source,
     )
 
 
@@ -211,7 +287,8 @@ def _key_periods_json(a: Analysis) -> dict[str, Any]:
         )
     return {
         "timezone": a.tz.key,
-        "clues": int(kp.counts.sum()),
+        # The events counted by hour: those of the hot cells, per source.
+        **a.hot_by_source,
         "counts": kp.counts.tolist(),
         "expected": kp.expected.tolist(),
         "p": kp.p.tolist(),
@@ -230,7 +307,14 @@ def _common(a: Analysis) -> dict[str, Any]:
         "correction": a.options.correction,
         "p_value": P_VALUE_NOTE,
         "categories": list(a.options.categories),
+        "sources": list(a.options.sources),
     }
+
+
+def _density_unit(a: Analysis) -> str:
+    """What the density counts: the sources that put events in the area."""
+    counted = [name for name in SOURCES if a.by_source[name]] or list(a.options.sources)
+    return " and ".join(counted) + "/km²"
 
 
 def query_hotspots(
@@ -264,10 +348,10 @@ def query_hotspots(
         "features": features,
         **_common(a),
         "bandwidth_m": a.bandwidth_m,
-        "density_unit": "clues/km²",
+        "density_unit": _density_unit(a),
         "summary": {
             "cells": len(a.cells),
-            "clues": int(a.counts.sum()),
+            **a.by_source,
             "hot_cells": [h3.int_to_str(int(c)) for c in a.cells[a.hot].tolist()],
         },
         "key_periods": _key_periods_json(a),
@@ -373,7 +457,7 @@ def query_gaps(
         "basis": basis,
         "summary": {
             "cells": len(a.cells),
-            "clues": int(a.counts.sum()),
+            **a.by_source,
             "hot_cells": len(hot_idx),
             "gaps": len(features),
             "key_hours": n_key,
