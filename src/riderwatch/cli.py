@@ -20,11 +20,13 @@ user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 open311_app = typer.Typer(help="Open311 GeoReport v2.", no_args_is_help=True)
 open311_key_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Periodic jobs.", no_args_is_help=True)
+incidents_app = typer.Typer(help="The police's recorded cases (incidents) for hotspots.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(open311_app, name="open311")
 open311_app.add_typer(open311_key_app, name="key")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(incidents_app, name="incidents")
 
 console = Console()
 err = Console(stderr=True)
@@ -108,6 +110,49 @@ def jobs_run() -> None:
         console.print(f"{name}: {changed} changed")
     if not done:
         console.print("another process holds the job leases; nothing run")
+
+
+@incidents_app.command("import")
+def incidents_import(
+    file: Annotated[str, typer.Argument(help="CSV: source,external_ref,category,lat,lon,occurred_at[,note][,crs]")],
+    source: Annotated[
+        str | None, typer.Option(help="source of rows that name none (the file may then leave the column out)")
+    ] = None,
+) -> None:
+    """Import incidents from a CSV export: all rows or none; rows imported before are skipped."""
+    from pathlib import Path
+
+    from riderwatch.incidents.service import MAX_FILE_BYTES, ImportRefused, import_csv
+
+    settings = Settings()
+    path = Path(file)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            _fail(f"{file} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
+        data = path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+    try:
+        with unit_of_work(_factory(settings)) as session:
+            result = import_csv(
+                session,
+                actor=None,
+                data=data,
+                timezone=settings.timezone,
+                origin=f"cli:{path.name}",
+                default_source=source,
+            )
+    except ImportRefused as exc:
+        for error in exc.errors:
+            where = f"row {error.row}" + (f", {error.field}" if error.field else "")
+            err.print(f"{where}: {error.reason}", markup=False, highlight=False)
+        _fail(exc.detail)
+    except DomainError as exc:
+        _fail(exc.detail)
+    console.print(f"created: {result.created}")
+    console.print(f"already present: {result.already_present}")
+    console.print("errors: 0")
 
 
 @app.command("purge")
