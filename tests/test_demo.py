@@ -26,6 +26,7 @@ from riderwatch.demo import OUTLINE, build_demo, district_geometry, plan_people
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import contains
 from riderwatch.models import (
+    AuditEntry,
     Clue,
     ClueEvent,
     CluePhoto,
@@ -33,6 +34,7 @@ from riderwatch.models import (
     CoverageCell,
     DutyShift,
     Grid,
+    Incident,
     LocationConsent,
     PatrolTask,
     PatrolTaskResult,
@@ -49,6 +51,7 @@ from riderwatch.models import (
 )
 from riderwatch.models.clues import STATUSES
 from riderwatch.security import verify_password
+from riderwatch.sim.incidents import BACKGROUND_MIX
 
 PASSWORD = "demo-password-1"
 
@@ -203,6 +206,33 @@ def _check_clues(db: Session, settings: Settings) -> None:
     assert all(store.path(p.sha256).read_bytes()[:3] == b"\xff\xd8\xff" for p in photos)
 
 
+def _check_incidents(db: Session) -> None:
+    """Four weeks of the 110 system's cases, imported once by the command centre, with the planted clusters."""
+    incidents = list(db.scalars(select(Incident)))
+    assert 300 < len(incidents) < 800
+    assert {i.source for i in incidents} == {"110"}
+    assert all(i.external_ref.startswith("demo-") for i in incidents)
+    assert {i.category_code for i in incidents} <= set(BACKGROUND_MIX)
+    outline = Polygon(OUTLINE)
+    assert all(outline.buffer(1e-9).covers(shape({"type": "Point", "coordinates": [i.lon, i.lat]})) for i in incidents)
+    span = max(i.occurred_at for i in incidents) - min(i.occurred_at for i in incidents)
+    assert timedelta(days=26) < span <= timedelta(days=28)
+    (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "incident.import"))
+    dispatcher = db.scalar(select(User).where(User.username == "dispatcher1"))
+    assert dispatcher is not None and entry.actor_id == dispatcher.id and entry.detail["created"] == len(incidents)
+    # The weekend-evening thefts planted in Jinding: far more thefts there on Fri–Sun 19–23 h than elsewhere.
+    jinding = shape(db.scalars(select(Zone).where(Zone.code == "jinding")).one().boundary).buffer(0.002)
+    evening = [
+        i
+        for i in incidents
+        if i.category_code == "theft"
+        and (i.occurred_at + timedelta(hours=8)).weekday() in (4, 5, 6)
+        and 19 <= (i.occurred_at + timedelta(hours=8)).hour < 23
+    ]
+    inside = [i for i in evening if jinding.covers(shape({"type": "Point", "coordinates": [i.lon, i.lat]}))]
+    assert len(inside) > 40 and len(inside) > 0.7 * len(evening)
+
+
 def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -> None:
     first = build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=0)
     out = _quiet()
@@ -211,6 +241,7 @@ def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -
     _check_organisation(db)
     _check_riders(db)
     _check_clues(db, settings)
+    _check_incidents(db)
     # Patrol tasks: one running now over Jinding, one tomorrow, and the evening-gaps rule (without
     # tracks there is no busiest corner for yesterday's lunch task, and nobody passed anything).
     titles = set(db.scalars(select(PatrolTask.title)))
@@ -223,7 +254,8 @@ def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -
     second = build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=0)
     out = _quiet()
     out.print(second)
-    assert "+" not in out.file.getvalue()  # type: ignore[attr-defined]
+    text = " ".join(out.file.getvalue().split())  # type: ignore[attr-defined]
+    assert "+" not in text and "demo incidents were already loaded" in text
     assert _table_counts(db) == counts
     assert counts["positions"] == counts["duty_shifts"] == 0
 

@@ -9,7 +9,8 @@ Everything goes through the real services (create_user, submit_clue, take_action
 escalate_overdue) with explicit times, so every clue carries a timeline the app itself would have
 written. The same seed on the same day gives the same data; running again only adds what is
 missing (organisations and accounts by code and username; clues only when the district has no
-demo clues yet).
+demo clues yet). Four weeks of the police's recorded incidents (with the simulator's planted
+hotspots) go through the incident import, once.
 
 Then the simulator gives the riders a few days of delivery rounds, sent in-process to the app's own
 HTTP interface: riders switch duty through `PUT /api/v1/me/duty` at the simulated times, positions
@@ -50,6 +51,7 @@ from riderwatch.coverage import rollup
 from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import bbox, contains
+from riderwatch.incidents.service import import_incidents
 from riderwatch.models import (
     Category,
     Clue,
@@ -58,6 +60,7 @@ from riderwatch.models import (
     Community,
     CoverageCell,
     Grid,
+    Incident,
     Jurisdiction,
     PatrolTask,
     PatrolTaskResult,
@@ -72,6 +75,7 @@ from riderwatch.models import (
 )
 from riderwatch.security import hash_password, issue_token, verify_password
 from riderwatch.sim.feed import FeedStats
+from riderwatch.sim.incidents import default_hotspots, generate_incidents
 from riderwatch.sim.run import RunPlan, run_in_process
 from riderwatch.sim.world import ZHENHAI
 from riderwatch.tasks.rules import RuleDraft, create_rule, run_rule
@@ -966,6 +970,55 @@ def run_clues(
 
 
 # ---------------------------------------------------------------------------------------------
+# Incidents: the police's own recorded cases, with the simulator's planted hotspots
+
+INCIDENT_SOURCE = "110"
+# External references of demo incidents start with this; their presence means they are loaded.
+INCIDENT_REF_PREFIX = "demo-"
+
+
+def load_incidents(session: Session, *, seed: int, end: datetime, timezone: str) -> int | None:
+    """Four weeks of the 110 system's cases ending at `end`, imported as the command centre would.
+
+    The simulator's generator plants clusters in place and hour of the week (weekend-evening thefts
+    in Jinding, weekday-morning fraud in Zhengrong, late-night fights between them) over an even
+    background. Returns how many were imported, or None when demo incidents were loaded before.
+    """
+    loaded = select(Incident.id).where(Incident.external_ref.like(f"{INCIDENT_REF_PREFIX}%")).limit(1)
+    if session.scalar(loaded) is not None:
+        return None
+    tz = ZoneInfo(timezone)
+    generated = generate_incidents(
+        outline=ZHENHAI.outline,
+        hotspots=default_hotspots(ZHENHAI.commercial),
+        start=end - timedelta(days=WEEKS * 7),
+        end=end,
+        seed=seed,
+        timezone=timezone,
+    )
+    rows = [
+        (
+            n,
+            {
+                "source": INCIDENT_SOURCE,
+                "external_ref": f"{INCIDENT_REF_PREFIX}{i.at.astimezone(tz):%Y%m%d%H%M%S}-{i.id:05d}",
+                "category": i.category,
+                "lat": i.lat,
+                "lon": i.lon,
+                "occurred_at": i.at.isoformat(),
+                "note": i.description,
+            },
+        )
+        for n, i in enumerate(generated.incidents, start=1)
+    ]
+    if not rows:
+        return 0
+    dispatcher = session.scalar(select(User).where(User.username == "dispatcher1"))
+    result = import_incidents(session, actor=dispatcher, rows=rows, timezone=timezone, origin="demo", now=end)
+    return result.created
+
+
+# ---------------------------------------------------------------------------------------------
 # Tracks
 
 PLATFORM_ACCOUNTS = tuple(f"{code}-api" for code, _zh, _en in PLATFORMS)
@@ -1192,6 +1245,7 @@ def _counts(session: Session) -> dict[str, int]:
     out["clue timeline entries"] = count(ClueEvent)
     out["clues escalated (overdue)"] = count(Clue, Clue.escalation_level > 0)
     out["clue photos"] = count(CluePhoto)
+    out["incidents 警情"] = count(Incident)
     out["positions 轨迹点"] = count(Position)
     out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
     out["patrol tasks 巡逻任务"] = count(PatrolTask)
@@ -1204,6 +1258,7 @@ def _summary(
     after: dict[str, int],
     *,
     clues_skipped: bool,
+    incidents_skipped: bool,
     resets: int,
     tracks: TrackLoad | None,
     task_notes: list[str],
@@ -1218,6 +1273,8 @@ def _summary(
     notes = []
     if clues_skipped:
         notes.append("demo clues were already loaded; none added")
+    if incidents_skipped:
+        notes.append("demo incidents were already loaded; none added")
     if resets:
         notes.append(f"password reset for {resets} existing demo accounts")
     if tracks is not None and tracks.skipped:
@@ -1290,6 +1347,9 @@ def build_demo(
                         on_step=lambda: progress.advance(task),
                     )
                     clue_service.escalate_overdue(session, now=end)
+            with unit_of_work(factory) as session:
+                progress.add_task("incidents 警情", total=None)
+                incidents_skipped = load_incidents(session, seed=seed, end=end, timezone=settings.timezone) is None
             tracks = None
             if tracks_days > 0:
                 tracks = load_tracks(
@@ -1307,4 +1367,12 @@ def build_demo(
             after = _counts(session)
     finally:
         engine.dispose()
-    return _summary(before, after, clues_skipped=clues_skipped, resets=resets, tracks=tracks, task_notes=task_notes)
+    return _summary(
+        before,
+        after,
+        clues_skipped=clues_skipped,
+        incidents_skipped=incidents_skipped,
+        resets=resets,
+        tracks=tracks,
+        task_notes=task_notes,
+    )
