@@ -399,7 +399,8 @@
 
   function load() {
     var q = readQuery();
-    if (q.error) { show(q.error, 'error'); return; }
+    // A new generation even for a refused query: answers still coming for the last one must not clear the message.
+    if (q.error) { generation += 1; show(q.error, 'error'); return; }
     generation += 1;
     var gen = generation;
     problems = [];
