@@ -68,7 +68,8 @@ def import_json(body: ImportBody, db: DbSession, settings: SettingsDep, user: Im
     return ImportAnswer(**result.as_dict())
 
 
-async def _read_upload(request: Request) -> tuple[bytes, str, str | None]:
+async def read_upload(request: Request) -> tuple[bytes, str, str | None]:
+    """The file's bytes, its name and the optional `source` field of a multipart upload."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMedia("send the file as multipart/form-data in the field 'file'")
     try:
@@ -100,7 +101,7 @@ async def _read_upload(request: Request) -> tuple[bytes, str, str | None]:
     responses={422: {"description": REFUSED}},
 )
 async def import_file(request: Request, db: DbSession, settings: SettingsDep, user: Importer) -> ImportAnswer:
-    data, filename, source = await _read_upload(request)
+    data, filename, source = await read_upload(request)
     result = await run_in_threadpool(
         service.import_csv,
         db,

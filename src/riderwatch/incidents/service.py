@@ -464,6 +464,31 @@ def list_incidents(session: Session, *, filters: IncidentFilters) -> tuple[list[
     return list(items), total
 
 
+@dataclass(frozen=True)
+class SourceSummary:
+    source: str
+    count: int
+    first: datetime
+    last: datetime
+    imported_at: datetime
+
+
+def sources_summary(session: Session) -> list[SourceSummary]:
+    """Per source: how many incidents, the span of their times, and when the last was imported."""
+    rows = session.execute(
+        select(
+            Incident.source,
+            func.count(),
+            func.min(Incident.occurred_at),
+            func.max(Incident.occurred_at),
+            func.max(Incident.imported_at),
+        )
+        .group_by(Incident.source)
+        .order_by(Incident.source)
+    )
+    return [SourceSummary(src, int(n), first, last, at) for src, n, first, last, at in rows]
+
+
 def present(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,

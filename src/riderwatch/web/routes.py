@@ -37,12 +37,14 @@ from riderwatch.org import service as org_service
 from riderwatch.security import new_csrf_token
 from riderwatch.web.admin import router as admin_router
 from riderwatch.web.coverage import router as coverage_router
+from riderwatch.web.incidents import router as incidents_router
 from riderwatch.web.tasks import router as tasks_router
 from riderwatch.web.templating import STATIC_DIR, Formatter, navigation, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 router.include_router(admin_router)
 router.include_router(coverage_router)
+router.include_router(incidents_router)
 router.include_router(tasks_router)
 
 DeskUser = Annotated[User, Depends(require("clue.desk"))]

@@ -160,6 +160,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "task.read"):
         items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
+    if policy.has_permission(user, "incident.import"):
+        items.append(("/incidents/import", labels.N_("Import incidents"), "nav-incidents-import"))
     if policy.has_permission(user, "user.manage"):
         items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
     if policy.has_permission(user, "category.manage"):
