@@ -12,7 +12,7 @@ help:
 	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
 	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries (SQLite and PostgreSQL)"
+	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries, task verification (SQLite and PostgreSQL)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
