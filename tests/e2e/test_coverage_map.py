@@ -118,6 +118,7 @@ def test_dispatcher_sees_coverage_blind_cells_clues_and_riders_on_duty(
     # The clue, as a marker that links to it; hotspots and gaps were asked for too.
     expect(box.locator("path.clue-marker")).to_have_count(1)
     expect(page.get_by_test_id("summary-clues")).to_have_text("1")
+    expect(page.get_by_test_id("summary-incidents")).to_have_text("0")
     expect(page.get_by_test_id("summary-gaps")).to_have_text(re.compile(r"^\d+$"))
     # The running patrol task: its check-in circle, linked to the task.
     expect(box).to_have_attribute("data-tasks", "1")

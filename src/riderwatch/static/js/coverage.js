@@ -415,6 +415,7 @@
         if (gen !== generation) { return; }
         drawHotspots(data);
         el('summary-clues').textContent = String(data.summary.clues);
+        el('summary-incidents').textContent = String(data.summary.incidents);
         el('summary-hot').textContent = String(data.summary.hot_cells.length);
       }, function (error) { if (gen === generation) { failed('hotspots', error); } }));
       work.push(api('POST', '/api/v1/coverage/gaps', body(q, whole)).then(function (data) {
