@@ -1,4 +1,5 @@
-"""Periodic jobs (overdue escalation, position retention), run once per cluster under a database lease."""
+"""Periodic jobs (overdue escalation, position retention, coverage roll-up, task rules, task verification),
+run once per cluster under a database lease."""
 
 from __future__ import annotations
 

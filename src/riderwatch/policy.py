@@ -145,5 +145,5 @@ def may_send_positions_for(user: User, *, rider_id: int, rider_platform_id: int 
 
 
 def may_see_task_riders(user: User) -> bool:
-    """Who passed a task's places, and when, names riders next to places: the command centre only."""
+    """Who passed a task's places, and when, names riders next to places: the command centre (and its admins)."""
     return user.is_active and user.role in ("dispatcher", "admin")

@@ -133,13 +133,53 @@ def test_a_rule_without_history_makes_no_task_and_says_why(api: Api, db: Session
     assert count(db, PatrolTask) == 0
 
 
-def test_a_window_already_over_makes_no_task(api: Api, db: Session, district: District) -> None:
+def test_a_window_already_over_today_is_published_for_tomorrow(api: Api, db: Session, history: None) -> None:
     local = datetime.now(SHANGHAI)
     if local.hour < 2:
         pytest.skip("no earlier window today")
-    rule = create(api, window_start="00:00", window_hours=1)
+    rule = create(api, window_start="00:00", window_hours=1, top_n=1)
     res = api.client.post(f"/api/v1/task-rules/{rule['id']}/run", headers=api.auth("dispatcher"))
-    assert res.json()["tasks_created"] == 0 and "已经结束" in res.json()["note"]
+    assert res.json()["tasks_created"] == 1, res.text
+    task = db.scalars(select(PatrolTask).where(PatrolTask.rule_id == rule["id"])).one()
+    tomorrow = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    assert (task.starts_at, task.ends_at) == (tomorrow, tomorrow + timedelta(hours=1))
+    # The note riders read says why, without the clue statistics (those are for the police side).
+    assert "骑手较少经过" in task.note and "z" not in task.note
+    db.rollback()
+
+
+def test_one_broken_rule_does_not_stop_the_others(
+    api: Api, db: Session, history: None, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from riderwatch.errors import InvalidInput
+    from riderwatch.tasks import rules as rules_module
+
+    good, bad = create(api, name="好", top_n=1), create(api, name="坏", top_n=1)
+    real = rules_module.query_gaps
+
+    calls: list[int] = []
+
+    def flaky(session: Session, **kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:  # the second rule, by id
+            raise InvalidInput("broken on purpose")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(rules_module, "query_gaps", flaky)
+    assert run_due_rules(db, limits=TaskLimits.from_settings(settings)) == 1
+    db.commit()
+    runs = {r.rule_id: r for r in db.scalars(select(PatrolTaskRuleRun))}
+    assert runs[good["id"]].tasks_created == 1
+    assert runs[bad["id"]].tasks_created == 0 and "broken on purpose" in runs[bad["id"]].note
+    db.rollback()
+
+
+def test_a_long_rule_name_still_leaves_room_in_task_titles(api: Api, db: Session, history: None) -> None:
+    too_long = api.client.post("/api/v1/task-rules", json=rule_body(name="金" * 120), headers=api.auth("dispatcher"))
+    assert too_long.status_code == 422 and "at most 116" in too_long.text
+    rule = create(api, name="金" * 116, top_n=2)
+    res = api.client.post(f"/api/v1/task-rules/{rule['id']}/run", headers=api.auth("dispatcher"))
+    assert res.status_code == 200 and res.json()["tasks_created"] == 2, res.text
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,10 @@ from h3.api import basic_int as h3
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from riderwatch.models import AuditEntry, PatrolTask, PatrolTaskResult, PatrolTaskVisit
+from riderwatch.geo.coords import EARTH_RADIUS_M
+from riderwatch.models import AuditEntry, PatrolTask, PatrolTaskResult, PatrolTaskVisit, User
 from tests.api.helpers import PROBLEM_JSON, Api
-from tests.factories import District
+from tests.factories import PASSWORD, District
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, ago, backdate, count, ping, ready, send
 
 # About 500 m north of the centre: another check-in point.
@@ -39,10 +41,30 @@ def checkpoints_task(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def publish(api: Api, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
-    res = api.client.post("/api/v1/tasks", json=body, headers=api.auth("dispatcher"))
-    assert res.status_code == status, res.text
+def publish(api: Api, db: Session, body: dict[str, Any]) -> dict[str, Any]:
+    """Publish through the API; a window that began in the past is published ahead and moved back.
+
+    A task starts now or later, so tests that send points from the last hour publish the task "as of"
+    the window's start: the same as a dispatcher who published it then.
+    """
+    starts = datetime.fromisoformat(body["starts_at"])
+    offset = max(timedelta(0), datetime.now(UTC) - starts)
+    ahead = {
+        **body,
+        "starts_at": (starts + offset).isoformat(),
+        "ends_at": (datetime.fromisoformat(body["ends_at"]) + offset).isoformat(),
+    }
+    res = api.client.post("/api/v1/tasks", json=ahead, headers=api.auth("dispatcher"))
+    assert res.status_code == 201, res.text
     data: dict[str, Any] = res.json()
+    if offset:
+        task = db.get(PatrolTask, data["task"]["id"])
+        assert task is not None
+        task.starts_at -= offset
+        task.ends_at -= offset
+        task.created_at -= offset
+        db.commit()
+        data["task"]["phase"] = "active" if task.ends_at > datetime.now(UTC) else "ended"
     return data
 
 
@@ -65,6 +87,16 @@ def walk(api: Api, username: str, points: list[tuple[float, float]], first_ago_s
     assert data["accepted"] == len(pings), data
 
 
+def destination(lat: float, lon: float, *, bearing_deg: float, metres: float) -> tuple[float, float]:
+    """The point `metres` away on a great circle (the sphere haversine_m measures on)."""
+    d, b, p = metres / EARTH_RADIUS_M, math.radians(bearing_deg), math.radians(lat)
+    lat2 = math.asin(math.sin(p) * math.cos(d) + math.cos(p) * math.sin(d) * math.cos(b))
+    lon2 = math.radians(lon) + math.atan2(
+        math.sin(b) * math.sin(d) * math.cos(p), math.cos(d) - math.sin(p) * math.sin(lat2)
+    )
+    return math.degrees(lat2), math.degrees(lon2)
+
+
 def result_of(detail: dict[str, Any], username: str) -> dict[str, Any]:
     found = [r for r in detail["results"] if r.get("rider") == username]
     assert len(found) == 1, detail["results"]
@@ -72,7 +104,7 @@ def result_of(detail: dict[str, Any], username: str) -> dict[str, Any]:
 
 
 def test_checkpoints_are_verified_from_positions_in_the_window(api: Api, db: Session, district: District) -> None:
-    task = publish(api, checkpoints_task())
+    task = publish(api, db, checkpoints_task())
     task_id = task["task"]["id"]
     assert task["task"]["phase"] == "active" and task["task"]["targets"] == 2
     assert [f["geometry"]["type"] for f in task["features"]] == ["Point", "Point"]
@@ -94,7 +126,7 @@ def test_checkpoints_are_verified_from_positions_in_the_window(api: Api, db: Ses
 
 
 def test_positions_outside_the_window_do_not_count(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task(**window(start_ago_s=1200)))["task"]["id"]
+    task_id = publish(api, db, checkpoints_task(**window(start_ago_s=1200)))["task"]["id"]
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=2400)  # before the window opened
     detail = verify(api, task_id)
@@ -102,12 +134,12 @@ def test_positions_outside_the_window_do_not_count(api: Api, db: Session, distri
 
 
 def test_only_invited_riders_count(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task(riders=["rider"]))["task"]["id"]
+    task_id = publish(api, db, checkpoints_task(riders=["rider"]))["task"]["id"]
     on_duty(api, db, district, "rider", "rider2")
     walk(api, "rider2", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
     assert verify(api, task_id)["results"] == []
     # Invited through their station, both count.
-    by_station = publish(api, checkpoints_task(riders=[], stations=[district.station.code]))["task"]["id"]
+    by_station = publish(api, db, checkpoints_task(riders=[], stations=[district.station.code]))["task"]["id"]
     walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1700)
     detail = verify(api, by_station)
     assert {r["rider"] for r in detail["results"] if r["completed"]} == {"rider", "rider2"}
@@ -118,7 +150,7 @@ def test_only_invited_riders_count(api: Api, db: Session, district: District) ->
 
 
 def test_required_share_and_max_riders(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task(required_share=0.5, max_riders=1, open_to_all=True, riders=[]))["task"][
+    task_id = publish(api, db, checkpoints_task(required_share=0.5, max_riders=1, open_to_all=True, riders=[]))["task"][
         "id"
     ]
     on_duty(api, db, district, "rider", "rider2")
@@ -136,7 +168,7 @@ def test_required_share_and_max_riders(api: Api, db: Session, district: District
 def test_cells_task_from_a_stored_area(api: Api, db: Session, district: District) -> None:
     body = {"title": "网格巡查", **window(), "area": {"grid": district.grid.code}, "resolution": 9, "riders": ["rider"]}
     body["required_share"] = 0.01
-    detail = publish(api, body)
+    detail = publish(api, db, body)
     task = detail["task"]
     assert task["kind"] == "cells" and task["resolution"] == 9 and task["targets"] == len(detail["features"]) > 1
     cell = detail["features"][0]["properties"]["h3"]
@@ -153,7 +185,7 @@ def test_cells_task_from_cells(api: Api, db: Session, district: District) -> Non
     cell = h3.latlng_to_cell(CENTER_LAT, CENTER_LON, 10)
     ring = sorted(h3.grid_disk(cell, 1))
     body = {"title": "补盲", **window(), "cells": [h3.int_to_str(c) for c in ring], "open_to_all": True}
-    detail = publish(api, body)
+    detail = publish(api, db, body)
     assert detail["task"]["resolution"] == 10 and detail["task"]["targets"] == 7
     on_duty(api, db, district, "rider")
     walk(api, "rider", [h3.cell_to_latlng(c) for c in ring], first_ago_s=1800, step_s=30)
@@ -185,6 +217,11 @@ def test_cells_task_from_cells(api: Api, db: Session, district: District) -> Non
         ({"points": -1}, "points"),
         ({"required_share": 0}, "required_share"),
         ({"max_riders": 0}, "max_riders"),
+        ({"max_riders": 2**70}, "max_riders"),
+        (window(start_ago_s=1800), "starts_at has passed"),
+        (window(start_ago_s=-91 * 86400), "at most 90 days ahead"),
+        ({"starts_at": "9999-12-31T10:00:00-08:00", "ends_at": "9999-12-31T20:00:00-08:00"}, "90 days ahead"),
+        ({"checkpoints": None, "area": {"grid": "jinding-w"}, "crs": "gcj02"}, "crs applies to checkpoints only"),
         ({"starts_at": "2026-11-29T20:00:00"}, "timezone"),
         ({"colour": "red"}, "colour"),
     ],
@@ -192,7 +229,7 @@ def test_cells_task_from_cells(api: Api, db: Session, district: District) -> Non
 def test_bad_tasks_are_refused_and_nothing_is_stored(
     api: Api, db: Session, district: District, change: dict[str, Any], message: str
 ) -> None:
-    body = {**checkpoints_task(), **change}
+    body = {**checkpoints_task(**window(start_ago_s=-60)), **change}
     res = api.client.post("/api/v1/tasks", json=body, headers=api.auth("dispatcher"))
     assert res.status_code == 422, res.text
     assert res.headers["content-type"].startswith(PROBLEM_JSON)
@@ -201,7 +238,7 @@ def test_bad_tasks_are_refused_and_nothing_is_stored(
 
 
 def test_cancel(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
     res = api.client.post(f"/api/v1/tasks/{task_id}/cancel", headers=api.auth("dispatcher"))
     assert res.status_code == 200 and res.json()["task"]["phase"] == "cancelled"
     assert api.client.get("/api/v1/me/tasks", headers=api.auth("rider")).json()["open"] == []
@@ -213,9 +250,9 @@ def test_cancel(api: Api, db: Session, district: District) -> None:
 
 
 def test_rider_sees_open_tasks_nearest_first(api: Api, db: Session, district: District) -> None:
-    far = publish(api, checkpoints_task(title="远", checkpoints=[{"lat": CENTER_LAT + 0.05, "lon": CENTER_LON}]))
-    near = publish(api, checkpoints_task(title="近", checkpoints=[{"lat": CENTER_LAT + 0.002, "lon": CENTER_LON}]))
-    later = publish(api, checkpoints_task(title="明天", **window(start_ago_s=-86400)))
+    far = publish(api, db, checkpoints_task(title="远", checkpoints=[{"lat": CENTER_LAT + 0.05, "lon": CENTER_LON}]))
+    near = publish(api, db, checkpoints_task(title="近", checkpoints=[{"lat": CENTER_LAT + 0.002, "lon": CENTER_LON}]))
+    later = publish(api, db, checkpoints_task(title="明天", **window(start_ago_s=-86400)))
     headers = api.auth("rider")
     listed = api.client.get("/api/v1/me/tasks", params={"lat": CENTER_LAT, "lon": CENTER_LON}, headers=headers).json()
     assert listed["distance_from"] == "given"
@@ -236,7 +273,7 @@ def test_rider_sees_open_tasks_nearest_first(api: Api, db: Session, district: Di
 
 
 def test_results_name_riders_only_for_the_command_centre(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON)], first_ago_s=1800)
     verify(api, task_id)
@@ -250,7 +287,7 @@ def test_results_name_riders_only_for_the_command_centre(api: Api, db: Session, 
 
 
 def test_withdrawn_consent_deletes_visits_but_keeps_the_result(api: Api, db: Session, district: District) -> None:
-    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
     assert result_of(verify(api, task_id), "rider")["completed"]
@@ -264,7 +301,7 @@ def test_withdrawn_consent_deletes_visits_but_keeps_the_result(api: Api, db: Ses
 def test_verification_job_and_finality(api: Api, db: Session, district: District) -> None:
     from riderwatch.jobs import JOBS
 
-    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
     assert JOBS["verify_patrol_tasks"](db) == 1
@@ -293,7 +330,7 @@ def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
     from riderwatch.tasks.service import TaskLimits, verify_due
 
     limits = TaskLimits.from_settings(settings)
-    task_id = publish(api, checkpoints_task())["task"]["id"]
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
     task = db.get(PatrolTask, task_id)
     assert task is not None
     task.starts_at -= timedelta(hours=1, minutes=30)
@@ -315,8 +352,8 @@ def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
 
 
 def test_the_map_layer_of_active_tasks_counts_passes_without_names(api: Api, db: Session, district: District) -> None:
-    active = publish(api, checkpoints_task())["task"]["id"]
-    publish(api, checkpoints_task(title="明天", **window(start_ago_s=-86400)))
+    active = publish(api, db, checkpoints_task())["task"]["id"]
+    publish(api, db, checkpoints_task(title="明天", **window(start_ago_s=-86400)))
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON)], first_ago_s=1800)
     verify(api, active)
@@ -329,3 +366,53 @@ def test_the_map_layer_of_active_tasks_counts_passes_without_names(api: Api, db:
     assert upcoming["tasks"] == 1 and upcoming["features"][0]["properties"]["title"] == "明天"
     bad = api.client.get("/api/v1/tasks/map", params={"phase": "later"}, headers=api.auth("police"))
     assert bad.status_code == 422
+
+
+def test_a_wide_checkpoint_counts_passes_just_inside_it_in_every_direction(
+    api: Api, db: Session, district: District
+) -> None:
+    radius = 2000.0
+    task_id = publish(
+        api,
+        db,
+        checkpoints_task(
+            checkpoints=[{"lat": CENTER_LAT, "lon": CENTER_LON, "radius_m": radius}], open_to_all=True, riders=[]
+        ),
+    )["task"]["id"]
+    names = [f"ring{i}" for i in range(24)]
+    from riderwatch.accounts.service import create_user
+
+    for name in names:
+        create_user(db, username=name, role="rider", password=PASSWORD, station_code=district.station.code)
+    db.commit()
+    for i, name in enumerate(names):
+        ready(api, name)
+        backdate(db, db.scalars(select(User.id).where(User.username == name)).one(), hours=3)
+        # 10 m inside the circle, every 15 degrees.
+        lat, lon = destination(CENTER_LAT, CENTER_LON, bearing_deg=15 * i, metres=radius - 10)
+        walk(api, name, [(lat, lon)], first_ago_s=1800)
+    detail = verify(api, task_id)
+    assert sorted(r["rider"] for r in detail["results"] if r["completed"]) == sorted(names)
+
+
+def test_a_late_off_duty_takes_back_what_its_points_achieved(api: Api, db: Session, district: District) -> None:
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
+    on_duty(api, db, district, "rider")
+    walk(api, "rider", [(CENTER_LAT, CENTER_LON)], first_ago_s=2400)
+    walk(api, "rider", [NORTH], first_ago_s=1200)
+    assert result_of(verify(api, task_id), "rider")["completed"]
+    # The rider says they went off duty 30 minutes ago: the point at the north gate was off duty.
+    off = api.client.put(
+        "/api/v1/me/duty", json={"on_duty": False, "at": ago(1800).isoformat()}, headers=api.auth("rider")
+    )
+    assert off.status_code == 200, off.text
+    mine = result_of(verify(api, task_id), "rider")
+    assert mine["visited"] == 1 and not mine["completed"] and mine["points_awarded"] == 0
+
+
+def test_verify_now_says_when_there_is_nothing_to_check(api: Api, db: Session, district: District) -> None:
+    upcoming = publish(api, db, checkpoints_task(**window(start_ago_s=-3600)))["task"]["id"]
+    res = api.client.post(f"/api/v1/tasks/{upcoming}/verify", headers=api.auth("dispatcher"))
+    assert res.status_code == 409 and "not started" in res.text
+    huge = api.client.get("/api/v1/tasks/99999999999999999999", headers=api.auth("dispatcher"))
+    assert huge.status_code == 422

@@ -43,7 +43,7 @@ def _audits(db: Session, action: str) -> int:
 
 def _form(**overrides: Any) -> dict[str, Any]:
     """A publish form with two check-in points, open to all, for the next hours."""
-    start = datetime.now(UTC) - timedelta(minutes=30)
+    start = datetime.now(UTC) - timedelta(minutes=5)
     values: dict[str, Any] = {
         "title": "金鼎夜巡",
         "note": "Look at the bike racks",
@@ -68,8 +68,8 @@ def _published(res: Any) -> int:
 
 
 @pytest.fixture
-def task_id(api: Api) -> int:
-    return int(publish(api, checkpoints_task(riders=[], open_to_all=True))["task"]["id"])
+def task_id(api: Api, db: Session) -> int:
+    return int(publish(api, db, checkpoints_task(riders=[], open_to_all=True))["task"]["id"])
 
 
 def test_pages_by_role(browser: Callable[[str], Browser], task_id: int) -> None:
@@ -117,11 +117,12 @@ def test_navigation_and_manager_links(browser: Callable[[str], Browser], task_id
     assert browser("dispatcher").client.get("/", follow_redirects=False).headers["location"] == "/desk"
 
 
-def test_board_tabs_by_phase(browser: Callable[[str], Browser], api: Api) -> None:
+def test_board_tabs_by_phase(browser: Callable[[str], Browser], api: Api, db: Session) -> None:
     now = datetime.now(UTC)
-    active = publish(api, checkpoints_task(title="Now"))["task"]["id"]
+    active = publish(api, db, checkpoints_task(title="Now"))["task"]["id"]
     upcoming = publish(
         api,
+        db,
         checkpoints_task(
             title="Later",
             starts_at=(now + timedelta(hours=5)).isoformat(),
@@ -236,7 +237,7 @@ def test_only_dispatchers_publish(browser: Callable[[str], Browser], db: Session
 def test_detail_names_riders_for_the_command_centre_and_records_the_look(
     browser: Callable[[str], Browser], api: Api, db: Session, district: District
 ) -> None:
-    task_id = publish(api, checkpoints_task(points=20))["task"]["id"]
+    task_id = publish(api, db, checkpoints_task(points=20))["task"]["id"]
     on_duty(api, db, district, "rider")
     walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
     dispatcher = browser("dispatcher")
@@ -338,8 +339,8 @@ def test_rules_form_pause_and_run(browser: Callable[[str], Browser], db: Session
     assert police.post(f"/tasks/rules/{rule_id}/run", data={"confirm": "yes"}).status_code == 403
 
 
-def test_rider_sees_only_invited_tasks(browser: Callable[[str], Browser], api: Api) -> None:
-    mine = publish(api, checkpoints_task(title="For rider", riders=["rider"]))["task"]["id"]
+def test_rider_sees_only_invited_tasks(browser: Callable[[str], Browser], api: Api, db: Session) -> None:
+    mine = publish(api, db, checkpoints_task(title="For rider", riders=["rider"]))["task"]["id"]
     rider2 = browser("rider2").client
     text = rider2.get("/my/tasks").text
     assert f'data-task-id="{mine}"' not in text and 'data-testid="open-tasks-empty"' in text

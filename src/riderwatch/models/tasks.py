@@ -137,13 +137,15 @@ class PatrolTaskInvite(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("patrol_tasks.id", ondelete="CASCADE"), index=True)
     rider_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), index=True)
 
 
 class PatrolTaskVisit(Base):
     """When an invited rider first passed a target (a cell, or a checkpoint's id) inside the window."""
 
     __tablename__ = "patrol_task_visits"
+    # A withdrawn consent or a late "off" deletes a rider's visits.
+    __table_args__ = (Index("ix_patrol_task_visits_rider", "rider_id"),)
     task_id: Mapped[int] = mapped_column(ForeignKey("patrol_tasks.id", ondelete="CASCADE"), primary_key=True)
     rider_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False

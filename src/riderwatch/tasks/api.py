@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api/v1", tags=["patrol tasks"])
 Manager = Annotated[User, Depends(require("task.manage"))]
 Reader = Annotated[User, Depends(require("task.read"))]
 RiderSelf = Annotated[User, Depends(require("task.self"))]
-TaskId = Annotated[int, Path(ge=1)]
+# Ids within what both databases store; a bigger one is refused (422), not passed to the database.
+TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class CheckpointBody(BaseModel):
@@ -151,7 +153,7 @@ def cancel_task(task_id: TaskId, db: DbSession, user: Manager) -> dict[str, Any]
 )
 def verify_task(task_id: TaskId, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
     task = service.get_task(db, task_id)
-    service.verify_task(db, task=task, limits=service.TaskLimits.from_settings(settings))
+    service.verify_now(db, task=task, limits=service.TaskLimits.from_settings(settings))
     return _detail(db, user, task_id)
 
 
@@ -172,14 +174,12 @@ def create_rule(body: RuleBody, db: DbSession, user: Manager, settings: Settings
 
 
 @router.patch("/task-rules/{rule_id}", summary="Pause or resume a rule (dispatcher)")
-def patch_rule(rule_id: Annotated[int, Path(ge=1)], body: RulePatch, db: DbSession, user: Manager) -> dict[str, Any]:
+def patch_rule(rule_id: RuleId, body: RulePatch, db: DbSession, user: Manager) -> dict[str, Any]:
     return rules.rule_json(rules.set_rule_active(db, actor=user, rule_id=rule_id, active=body.active))
 
 
 @router.post("/task-rules/{rule_id}/run", summary="Run a rule now for today, ahead of its time (dispatcher)")
-def run_rule(
-    rule_id: Annotated[int, Path(ge=1)], db: DbSession, user: Manager, settings: SettingsDep
-) -> dict[str, Any]:
+def run_rule(rule_id: RuleId, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
     run = rules.run_rule_now(db, actor=user, rule_id=rule_id, limits=service.TaskLimits.from_settings(settings))
     return {"day": run.day.isoformat(), "tasks_created": run.tasks_created, "note": run.note}
 

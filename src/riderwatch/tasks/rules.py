@@ -9,9 +9,10 @@ the same transaction) makes the run happen once even with several servers.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +28,11 @@ from riderwatch.errors import Conflict, DomainError, InvalidInput, NotFound
 from riderwatch.models import PatrolTaskRule, PatrolTaskRuleRun, User
 from riderwatch.tasks.service import MAX_POINTS, MAX_TITLE, TaskDraft, TaskLimits, publish_task
 
+log = logging.getLogger(__name__)
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_TOP_N = 50
+# Room in a task's title for " #N".
+MAX_NAME = MAX_TITLE - 1 - len(f"#{MAX_TOP_N}")
 MAX_LOOKBACK_DAYS = 366
 
 
@@ -48,8 +52,8 @@ class RuleDraft:
 
 def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: TaskLimits) -> PatrolTaskRule:
     name = draft.name.strip()
-    if not name or len(name) > MAX_TITLE:
-        raise InvalidInput(f"name: give the rule a name of at most {MAX_TITLE} characters")
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"name: give the rule a name of at most {MAX_NAME} characters")
     if draft.area_kind not in STORED_AREAS:
         raise InvalidInput(f"area_kind must be one of {', '.join(STORED_AREAS)}")
     model = STORED_AREAS[draft.area_kind]
@@ -169,10 +173,11 @@ def run_rule(
     if run is None:
         raise Conflict(f"the rule already ran on {local.date().isoformat()}")
     starts = datetime.combine(local.date(), _clock(rule.window_start), tz)
-    ends = starts + timedelta(hours=rule.window_hours)
-    if ends <= now:
-        run.note = f"今日时段 {rule.window_start} 起 {rule.window_hours} 小时已经结束，未发布任务"
-        return run
+    if starts + timedelta(hours=rule.window_hours) <= now:
+        # The day's window is over (a night window published the evening before): the next one.
+        starts = datetime.combine(local.date() + timedelta(days=1), _clock(rule.window_start), tz)
+    # Whole hours in UTC: a window keeps its length across a change of clocks.
+    ends = (starts.astimezone(UTC) + timedelta(hours=rule.window_hours)).astimezone(tz)
     author = session.get(User, rule.created_by_id)
     assert author is not None
     try:
@@ -189,14 +194,11 @@ def run_rule(
         run.note = f"未能计算覆盖缺口：{exc}"
         return run
     features = gaps["features"][: rule.top_n]
-    # Stored text that riders read on their phones: in Chinese, the language of the programme.
-    hours = "关键时段" if gaps["basis"] == "key_periods" else "时段"
+    # Riders and station managers read the note: it says why the place matters without the clue
+    # statistics, which are for the police side (hotspots.read). In Chinese, the programme's language.
+    note = "该处骑手较少经过，请在任务时段内顺路经过一次。"
     for rank, feature in enumerate(features, start=1):
         props = feature["properties"]
-        note = (
-            f"线索热点（近 {rule.lookback_days} 天 {props['count']} 条线索，Gi* z = {props['z']:.1f}）；"
-            f"{props['key_hours']} 个{hours}小时中仅 {props['covered_hours']} 个有骑手经过"
-        )
         publish_task(
             session,
             author=author,
@@ -216,10 +218,7 @@ def run_rule(
     run.tasks_created = len(features)
     summary = gaps["summary"]
     if len(features) < rule.top_n:
-        run.note = (
-            f"发布 {len(features)} 个（上限 {rule.top_n}）：{summary['clues']} 条线索形成 "
-            f"{summary['hot_cells']} 个热点，其中 {summary['gaps']} 个骑手少有经过"
-        )
+        run.note = f"发布 {len(features)} 个（上限 {rule.top_n}）：只找到 {summary['gaps']} 处骑手少有经过的热点"
     session.flush()
     return run
 
@@ -254,7 +253,13 @@ def run_due_rules(session: Session, *, limits: TaskLimits, now: datetime | None 
         if session.get(PatrolTaskRuleRun, (rule.id, local.date())) is not None:
             continue
         try:
-            made += run_rule(session, rule=rule, limits=limits, now=now).tasks_created
+            with session.begin_nested():
+                made += run_rule(session, rule=rule, limits=limits, now=now).tasks_created
         except Conflict:
             continue  # another server ran it a moment ago
+        except DomainError as exc:
+            # Recorded as the day's run, so one broken rule neither blocks the others nor retries every minute.
+            log.warning("task rule %s failed: %s", rule.id, exc)
+            with session.begin_nested():
+                session.add(PatrolTaskRuleRun(rule_id=rule.id, day=local.date(), ran_at=now, note=f"发布失败：{exc}"))
     return made

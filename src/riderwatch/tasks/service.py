@@ -11,12 +11,15 @@ Verification finds its candidates in the per-rider cell-hour aggregates (an inde
 task's few cells) and then reads only those riders' positions in the hours they were near, inside
 the targets' bounding box, so it costs the same however many riders are on the street elsewhere;
 later checks read only the points that arrived since. It runs as a periodic job, and on demand.
-Results only grow: a withdrawal of consent deletes the rider's raw positions and visits, but not
-what they had already achieved.
+A withdrawal of consent deletes the rider's raw positions and visits, but not what they had already
+achieved; a late "off duty" takes back what the points after it achieved (forget_visits_after). Points
+for the first `max_riders` are provisional until the task is final: a late batch can reveal an earlier
+finisher.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -34,7 +37,7 @@ from riderwatch.config import Settings
 from riderwatch.coverage.service import CoverageLimits, area_cells, cell_feature, resolve_area
 from riderwatch.db import upsert, utcnow
 from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
-from riderwatch.geo.coords import haversine_m, to_wgs84
+from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m, to_wgs84
 from riderwatch.models import (
     CoverageRiderCell,
     LastPosition,
@@ -51,14 +54,20 @@ from riderwatch.models import (
 )
 from riderwatch.tracking.ingest import SECONDS_PER_HOUR, coordinates_ok, hour_of
 
+log = logging.getLogger(__name__)
+
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
 CHUNK = 1000
-METRES_PER_DEGREE = 111_320.0
+# On the sphere haversine_m measures on.
+METRES_PER_DEGREE = math.radians(1) * EARTH_RADIUS_M
 RECHECK_ENDED = timedelta(minutes=15)
 COMMIT_MARGIN = timedelta(minutes=5)
 MAX_TITLE = 120
 MAX_POINTS = 10_000
+MAX_RIDERS = 100_000
+# A form filled in a few minutes ago still publishes: its start may lie this far in the past.
+START_TOLERANCE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class TaskLimits:
     min_radius_m: float = 10.0
     max_radius_m: float = 2000.0
     max_window: timedelta = timedelta(days=7)
+    max_ahead: timedelta = timedelta(days=90)
     # Late points (a phone that was offline) may arrive this long after their time; until then a
     # finished task's results can still grow, after it they are final.
     late_points: timedelta = timedelta(hours=48)
@@ -212,14 +222,21 @@ def _check_common(draft: TaskDraft, limits: TaskLimits, now: datetime) -> None:
         raise InvalidInput("ends_at must be after starts_at")
     if draft.ends_at <= now:
         raise InvalidInput("ends_at has passed: a task is for the present or the future")
+    # Riders are asked ahead: passes from before a task was published are not what it asked for.
+    if draft.starts_at < now - START_TOLERANCE:
+        raise InvalidInput("starts_at has passed: a task starts now or later")
+    if draft.starts_at > now + limits.max_ahead:
+        raise InvalidInput(f"starts_at may be at most {limits.max_ahead.days} days ahead")
     if draft.ends_at - draft.starts_at > limits.max_window:
         raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
     if not 0 <= draft.points <= MAX_POINTS:
         raise InvalidInput(f"points must be between 0 and {MAX_POINTS}")
     if not 0 < draft.required_share <= 1:
         raise InvalidInput("required_share must be above 0 and at most 1")
-    if draft.max_riders is not None and draft.max_riders < 1:
-        raise InvalidInput("max_riders must be at least 1 (leave it out for no limit)")
+    if draft.max_riders is not None and not 1 <= draft.max_riders <= MAX_RIDERS:
+        raise InvalidInput(f"max_riders must be between 1 and {MAX_RIDERS} (leave it out for no limit)")
+    if draft.crs is not None and draft.checkpoints is None:
+        raise InvalidInput("crs applies to checkpoints only; give areas and cells in WGS-84")
     targets = sum(x is not None for x in (draft.cells, draft.area, draft.checkpoints))
     if targets != 1:
         raise InvalidInput("give exactly one target: cells, area or checkpoints")
@@ -410,16 +427,21 @@ def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets
         )
     )
     res = limits.finest
-    edge = h3.average_hexagon_edge_length(res, "m")
     search: set[int] = set()
     corners: list[tuple[float, float]] = []
     for cp in checkpoints:
-        dlat = cp.radius_m / METRES_PER_DEGREE
+        # A metre of margin, or a hundredth of the radius (the box is in degrees, the radius on a sphere).
+        reach = cp.radius_m + max(1.0, cp.radius_m / 100)
+        dlat = reach / METRES_PER_DEGREE
         dlon = dlat / max(math.cos(math.radians(cp.lat)), 0.01)
         corners += [(cp.lat - dlat, cp.lon - dlon), (cp.lat + dlat, cp.lon + dlon)]
-        # Every cell with a point within the radius lies within k steps of the centre's cell.
-        k = math.ceil(cp.radius_m / (edge * 1.5)) + 1
-        search.update(h3.grid_disk(h3.latlng_to_cell(cp.lat, cp.lon, res), k))
+        centre = h3.latlng_to_cell(cp.lat, cp.lon, res)
+        # Every cell with a point within the radius lies within k steps of the centre's cell: k rings
+        # reach at least 1.5·k edges, measured with the shortest edge here (cells vary over the globe).
+        ring = h3.cell_to_boundary(centre)
+        edge = min(haversine_m(*ring[i - 1], *ring[i]) for i in range(len(ring)))
+        k = math.ceil(reach / (edge * 1.5)) + 2
+        search.update(h3.grid_disk(centre, k))
     return _Targets(resolution=res, checkpoints=checkpoints, search_cells=tuple(sorted(search)), bbox=_bbox(corners))
 
 
@@ -427,7 +449,7 @@ def _bbox(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, f
     """(south, west, north, east) of (lat, lon) points, widened by a metre for rounding."""
     if not points:
         return (0.0, 0.0, 0.0, 0.0)
-    margin = 1 / METRES_PER_DEGREE
+    margin = 1 / METRES_PER_DEGREE  # the checkpoints' corners carry their own margin
     lats, lons = [p[0] for p in points], [p[1] for p in points]
     return (min(lats) - margin, min(lons) - margin, max(lats) + margin, max(lons) + margin)
 
@@ -550,10 +572,22 @@ def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: 
     progress = _update_results(session, task, targets.count, now)
     task.verified_until = end
     task.verified_at = now
-    if now >= task.ends_at + limits.late_points:
+    if now >= task.ends_at + limits.late_points + COMMIT_MARGIN:
         task.final = True
     session.flush()
     return progress
+
+
+def verify_now(session: Session, *, task: PatrolTask, limits: TaskLimits, now: datetime | None = None) -> int:
+    """A dispatcher's "verify now": refused (409) when there is nothing a check could change."""
+    now = now or utcnow()
+    if task.status == "cancelled":
+        raise Conflict("the task is cancelled: it is no longer verified")
+    if now < task.starts_at:
+        raise Conflict("the task has not started: there are no positions to check yet")
+    if task.final:
+        raise Conflict("the task's results are final: no late point can arrive any more")
+    return verify_task(session, task=task, limits=limits, now=now)
 
 
 def _update_results(session: Session, task: PatrolTask, target_count: int, now: datetime) -> int:
@@ -604,7 +638,7 @@ def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = N
         or_(
             PatrolTask.verified_at.is_(None),
             PatrolTask.verified_at < now - RECHECK_ENDED,
-            PatrolTask.ends_at <= now - limits.late_points,
+            PatrolTask.ends_at <= now - limits.late_points - COMMIT_MARGIN,
         ),
     )
     tasks = session.scalars(
@@ -612,14 +646,57 @@ def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = N
         .where(PatrolTask.status == "published", PatrolTask.final.is_(False), or_(running, ended_due))
         .order_by(PatrolTask.id)
     ).all()
+    checked = 0
     for task in tasks:
-        verify_task(session, task=task, limits=limits, now=now)
-    return len(tasks)
+        # One task that cannot be checked must not hold up the others (nor roll back their results).
+        try:
+            with session.begin_nested():
+                verify_task(session, task=task, limits=limits, now=now)
+            checked += 1
+        except Exception:
+            log.exception("patrol task %s could not be verified", task.id)
+    return checked
 
 
 def forget_rider_visits(session: Session, *, rider_id: int) -> int:
     """Visits place a rider at a time: they go with the raw positions (consent withdrawn)."""
     result = session.execute(delete(PatrolTaskVisit).where(PatrolTaskVisit.rider_id == rider_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def forget_visits_after(session: Session, *, rider_id: int, after: datetime, now: datetime | None = None) -> int:
+    """A late "off duty": the rider's points after `after` were never valid, so neither are visits from them.
+
+    Unlike a withdrawn consent (which deletes valid data), this takes back what those points achieved:
+    the rider's results on the tasks concerned are counted again from the visits that remain.
+    """
+    now = now or utcnow()
+    task_ids = sorted(
+        set(
+            session.scalars(
+                select(PatrolTaskVisit.task_id).where(
+                    PatrolTaskVisit.rider_id == rider_id, PatrolTaskVisit.first_at > after
+                )
+            )
+        )
+    )
+    if not task_ids:
+        return 0
+    result = session.execute(
+        delete(PatrolTaskVisit).where(PatrolTaskVisit.rider_id == rider_id, PatrolTaskVisit.first_at > after)
+    )
+    for task in session.scalars(select(PatrolTask).where(PatrolTask.id.in_(task_ids))):
+        mine = session.get(PatrolTaskResult, (task.id, rider_id))
+        if mine is not None:
+            seen = session.scalars(
+                select(PatrolTaskVisit.first_at)
+                .where(PatrolTaskVisit.task_id == task.id, PatrolTaskVisit.rider_id == rider_id)
+                .order_by(PatrolTaskVisit.first_at)
+            ).all()
+            need = required_count(task, _stats(session, [task])[task.id].targets)
+            mine.visited = len(seen)
+            mine.completed_at = seen[need - 1] if len(seen) >= need else None
+        _update_results(session, task, _stats(session, [task])[task.id].targets, now)
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -705,37 +782,70 @@ def list_tasks(
     return [task_summary(t, stats[t.id], now) for t in tasks]
 
 
-def _target_features(session: Session, task: PatrolTask, rider_id: int | None = None) -> list[dict[str, Any]]:
-    """One Feature per target with the riders who passed it (only `rider_id`'s own visit, if given)."""
-    visits = select(PatrolTaskVisit.target, func.count(), func.min(PatrolTaskVisit.first_at)).where(
-        PatrolTaskVisit.task_id == task.id
-    )
-    if rider_id is not None:
-        visits = visits.where(PatrolTaskVisit.rider_id == rider_id)
-    passed = {int(t): (int(n), first) for t, n, first in session.execute(visits.group_by(PatrolTaskVisit.target))}
+def _targets_of(
+    session: Session, task_ids: Sequence[int]
+) -> tuple[dict[int, list[int]], dict[int, list[PatrolTaskCheckpoint]]]:
+    """The cells and the checkpoints of many tasks, in two queries."""
+    cells: dict[int, list[int]] = defaultdict(list)
+    checkpoints: dict[int, list[PatrolTaskCheckpoint]] = defaultdict(list)
+    for i in range(0, len(task_ids), CHUNK):
+        chunk = task_ids[i : i + CHUNK]
+        for task_id, cell in session.execute(
+            select(PatrolTaskCell.task_id, PatrolTaskCell.cell)
+            .where(PatrolTaskCell.task_id.in_(chunk))
+            .order_by(PatrolTaskCell.task_id, PatrolTaskCell.cell)
+        ):
+            cells[task_id].append(int(cell))
+        for cp in session.scalars(
+            select(PatrolTaskCheckpoint)
+            .where(PatrolTaskCheckpoint.task_id.in_(chunk))
+            .order_by(PatrolTaskCheckpoint.task_id, PatrolTaskCheckpoint.seq)
+        ):
+            checkpoints[cp.task_id].append(cp)
+    return cells, checkpoints
 
-    def props(target: int) -> dict[str, Any]:
-        n, first = passed.get(target, (0, None))
+
+def _features_of(
+    session: Session, tasks: Sequence[PatrolTask], rider_id: int | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """Per task, one Feature per target with the riders who passed it (only `rider_id`'s own visit, if given)."""
+    ids = [t.id for t in tasks]
+    cells, checkpoints = _targets_of(session, ids)
+    passed: dict[tuple[int, int], tuple[int, datetime]] = {}
+    for i in range(0, len(ids), CHUNK):
+        visits = select(
+            PatrolTaskVisit.task_id, PatrolTaskVisit.target, func.count(), func.min(PatrolTaskVisit.first_at)
+        ).where(PatrolTaskVisit.task_id.in_(ids[i : i + CHUNK]))
+        if rider_id is not None:
+            visits = visits.where(PatrolTaskVisit.rider_id == rider_id)
+        for task_id, target, n, first in session.execute(
+            visits.group_by(PatrolTaskVisit.task_id, PatrolTaskVisit.target)
+        ):
+            passed[(task_id, int(target))] = (int(n), first)
+
+    def props(task_id: int, target: int) -> dict[str, Any]:
+        n, first = passed.get((task_id, target), (0, None))
         return {"passed_by": n, "first_pass_at": first.isoformat() if first else None, "passed": n > 0}
 
-    if task.kind == "cells":
-        cells = session.scalars(
-            select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id).order_by(PatrolTaskCell.cell)
-        )
-        return [cell_feature(c, props(c)) for c in cells]
-    features = []
-    for cp in session.scalars(
-        select(PatrolTaskCheckpoint).where(PatrolTaskCheckpoint.task_id == task.id).order_by(PatrolTaskCheckpoint.seq)
-    ):
-        features.append(
+    out: dict[int, list[dict[str, Any]]] = {}
+    for task in tasks:
+        if task.kind == "cells":
+            out[task.id] = [cell_feature(c, props(task.id, c)) for c in cells[task.id]]
+            continue
+        out[task.id] = [
             {
                 "type": "Feature",
                 "id": f"checkpoint-{cp.seq}",
                 "geometry": {"type": "Point", "coordinates": [cp.lon, cp.lat]},
-                "properties": {"seq": cp.seq, "name": cp.name, "radius_m": cp.radius_m, **props(cp.id)},
+                "properties": {"seq": cp.seq, "name": cp.name, "radius_m": cp.radius_m, **props(task.id, cp.id)},
             }
-        )
-    return features
+            for cp in checkpoints[task.id]
+        ]
+    return out
+
+
+def _target_features(session: Session, task: PatrolTask, rider_id: int | None = None) -> list[dict[str, Any]]:
+    return _features_of(session, [task], rider_id)[task.id]
 
 
 def tasks_map(
@@ -750,9 +860,10 @@ def tasks_map(
         select(PatrolTask).where(_phase_filter(phase, now)).order_by(PatrolTask.starts_at, PatrolTask.id).limit(limit)
     ).all()
     features = []
+    targets = _features_of(session, tasks)
     for task in tasks:
         about = {"task_id": task.id, "title": task.title, "phase": phase_of(task, now), "points": task.points}
-        for feature in _target_features(session, task):
+        for feature in targets[task.id]:
             feature["id"] = f"{task.id}:{feature['id']}"
             feature["properties"] = {**about, **feature["properties"]}
             features.append(feature)
@@ -824,13 +935,17 @@ class RiderTasks:
     recent: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _distance_m(session: Session, task: PatrolTask, lat: float, lon: float) -> float:
-    """From the rider to the nearest target (a cell's centre, or a checkpoint's edge)."""
-    if task.kind == "cells":
-        cells = session.scalars(select(PatrolTaskCell.cell).where(PatrolTaskCell.task_id == task.id))
-        return min((haversine_m(lat, lon, *h3.cell_to_latlng(c)) for c in cells), default=math.inf)
-    cps = session.scalars(select(PatrolTaskCheckpoint).where(PatrolTaskCheckpoint.task_id == task.id))
-    return min((max(0.0, haversine_m(lat, lon, cp.lat, cp.lon) - cp.radius_m) for cp in cps), default=math.inf)
+def _distances(session: Session, tasks: Sequence[PatrolTask], lat: float, lon: float) -> dict[int, float]:
+    """From the rider to each task's nearest target (a cell's centre, or a checkpoint's edge)."""
+    cells, checkpoints = _targets_of(session, [t.id for t in tasks])
+    out: dict[int, float] = {}
+    for task in tasks:
+        if task.kind == "cells":
+            near = (haversine_m(lat, lon, *h3.cell_to_latlng(c)) for c in cells[task.id])
+        else:
+            near = (max(0.0, haversine_m(lat, lon, cp.lat, cp.lon) - cp.radius_m) for cp in checkpoints[task.id])
+        out[task.id] = min(near, default=math.inf)
+    return out
 
 
 def rider_tasks(
@@ -873,8 +988,9 @@ def rider_tasks(
         )
     }
     out = RiderTasks(reference=near, reference_source=source)
+    distances = _distances(session, open_tasks, *near) if near else {}
     for task in open_tasks:
-        distance = _distance_m(session, task, *near) if near else None
+        distance = distances.get(task.id)
         if within_m is not None and distance is not None and distance > within_m:
             continue
         out.open.append(_rider_entry(task, stats[task.id], mine.get(task.id), distance, now))

@@ -32,7 +32,7 @@ from riderwatch.models import (
     TrackingDevice,
     User,
 )
-from riderwatch.tasks.service import forget_rider_visits
+from riderwatch.tasks.service import forget_rider_visits, forget_visits_after
 from riderwatch.tracking.ingest import (
     REASONS,
     Candidate,
@@ -228,8 +228,10 @@ def _delete_after(session: Session, *, rider_id: int, after: datetime) -> int:
     """A late "off": what was stored after it lies outside any shift and goes, as on withdrawal.
 
     The rider's per-cell rows go for the whole hours after the end; the hour of the end may also
-    hold points from before it, so it stays. Anonymous counts stay.
+    hold points from before it, so it stays. Anonymous counts stay. Patrol task passes made by those
+    points are taken back.
     """
+    forget_visits_after(session, rider_id=rider_id, after=after)
     deleted = session.execute(delete(Position).where(Position.rider_id == rider_id, Position.ts > after))
     session.execute(
         delete(CoverageRiderCell).where(CoverageRiderCell.rider_id == rider_id, CoverageRiderCell.hour > hour_of(after))

@@ -561,7 +561,12 @@ def task_page(
 @router.post("/tasks/{task_id}/verify")
 def verify(request: Request, task_id: TaskId, db: DbSession, user: Manager) -> Response:
     task = service.get_task(db, task_id)
-    service.verify_task(db, task=task, limits=_limits(request))
+    try:
+        with db.begin_nested():
+            service.verify_now(db, task=task, limits=_limits(request))
+    except DomainError as exc:
+        message, status = _refusal(request, exc)
+        return _detail_page(request, db, user, task.id, status=status, **message)
     return _see_other(f"/tasks/{task_id}?done=verified")
 
 

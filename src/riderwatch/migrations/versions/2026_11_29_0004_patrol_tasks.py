@@ -148,6 +148,7 @@ def upgrade() -> None:
     with op.batch_alter_table("patrol_task_invites", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_patrol_task_invites_rider_id"), ["rider_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_patrol_task_invites_task_id"), ["task_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_patrol_task_invites_station_id"), ["station_id"], unique=False)
 
     op.create_table(
         "patrol_task_results",
@@ -188,9 +189,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("task_id", "rider_id", "target", name=op.f("pk_patrol_task_visits")),
     )
+    with op.batch_alter_table("patrol_task_visits", schema=None) as batch_op:
+        batch_op.create_index("ix_patrol_task_visits_rider", ["rider_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("patrol_task_visits", schema=None) as batch_op:
+        batch_op.drop_index("ix_patrol_task_visits_rider")
+
     op.drop_table("patrol_task_visits")
     with op.batch_alter_table("patrol_task_results", schema=None) as batch_op:
         batch_op.drop_index("ix_patrol_task_results_rider")
@@ -198,6 +204,7 @@ def downgrade() -> None:
     op.drop_table("patrol_task_results")
     with op.batch_alter_table("patrol_task_invites", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patrol_task_invites_task_id"))
+        batch_op.drop_index(batch_op.f("ix_patrol_task_invites_station_id"))
         batch_op.drop_index(batch_op.f("ix_patrol_task_invites_rider_id"))
 
     op.drop_table("patrol_task_invites")
