@@ -1,4 +1,5 @@
-"""Positions end to end: batch ingest and OsmAnd through the real server, and the coverage query.
+"""Positions end to end: batch ingest and OsmAnd through the real server (the coverage query has its
+own benchmark, bench/coverage.py).
 
 For each backend (SQLite, and PostgreSQL with --pg-url): a fresh database with the demo district's
 areas, a platform account and N riders who consented and are on duty (written directly: the set-up
@@ -10,10 +11,6 @@ speed of a scooter in town, stops, GPS noise), one fix every ten seconds, so no 
   riders, so each rider's points arrive in order). Sustained pings/s accepted, request latency,
   and the CPU the server processes (and PostgreSQL's backends) used, read from /proc.
 - OsmAnd: one position per request in the query string, as Traccar Client sends it.
-- Coverage: 2 × 30 days of per-cell, per-hour aggregates for N riders written straight into
-  coverage_cells (the query also reads the window before, for the trend), then
-  POST /api/v1/coverage/query for the whole district and a pilot zone at resolutions 9 and 10,
-  through HTTP and through the service function.
 - Profile: one 5,000-ping batch in-process: time per stage, time per SQL statement, and the top
   functions by cumulative time (cProfile), to show where an ingest request spends its time.
 
@@ -21,7 +18,7 @@ Every phase is bounded by a count and a time cap; servers are stopped afterwards
 profile` runs just those phases (a quick look at the write path).
 
     python -m bench.ingest [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 10000]
-        [--only ingest osmand profile coverage]
+        [--only ingest osmand profile]
 """
 
 from __future__ import annotations
@@ -40,14 +37,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import shapely
-from h3.api import basic_int as h3
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.table import Table
@@ -59,9 +55,8 @@ from sqlalchemy.pool import NullPool
 from bench.clue_submissions import fresh_pg_database, running_server
 from riderwatch.accounts.service import create_user
 from riderwatch.config import Settings
-from riderwatch.coverage.service import CoverageLimits, query_coverage
 from riderwatch.db import make_engine, make_session_factory, unit_of_work, utcnow
-from riderwatch.demo import OUTLINE, STATIONS, ZONES, load_organisation
+from riderwatch.demo import OUTLINE, STATIONS, load_organisation
 from riderwatch.migrate import upgrade
 from riderwatch.models import DutyShift, LocationConsent, Platform, Rider, Station, TrackingDevice, User
 from riderwatch.security import hash_password
@@ -76,18 +71,10 @@ DISPATCHER_USER = "bench-dispatcher"
 PLATFORM = "meituan"
 # The issue's targets, on this 2-core machine.
 TARGET_PINGS_PER_S = 100_000
-TARGET_COVERAGE_MS = 200.0
 CORES = os.cpu_count() or 1
 FIX_INTERVAL_S = 10.0
 PROFILE_ROUNDS = 3  # timed batches in the in-process profile; the fastest is shown
 METRES_PER_DEGREE = 111_320.0
-# The coverage data: one fix every 30 s per rider on duty (what platforms forward), and the share of
-# the team on duty by local hour of day (meal peaks at lunch and dinner, few riders at night).
-COVERAGE_FIXES_PER_HOUR = 120
-ON_DUTY_BY_HOUR = (
-    0.06, 0.04, 0.03, 0.03, 0.03, 0.04, 0.08, 0.15, 0.22, 0.28, 0.40, 0.58,
-    0.60, 0.45, 0.30, 0.28, 0.35, 0.55, 0.62, 0.55, 0.38, 0.25, 0.15, 0.09,
-)  # fmt: skip
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -103,11 +90,9 @@ class Sizes:
     osmand_requests: int = 30_000
     osmand_clients: int = 32
     osmand_time_cap_s: float = 30.0
-    coverage_days: int = 30
-    coverage_repeats: int = 15
     profile_batch: int = 5_000
     seed: int = 1
-    phases: tuple[str, ...] = ("ingest", "osmand", "profile", "coverage")
+    phases: tuple[str, ...] = ("ingest", "osmand", "profile")
 
 
 # --- CPU accounting from /proc --------------------------------------------------------------------------
@@ -608,198 +593,6 @@ async def drive_osmand(base: str, paths: list[str], phase: Phase, time_cap_s: fl
     return phase
 
 
-# --- coverage ----------------------------------------------------------------------------------------------
-
-
-def district_cells(resolution: int) -> list[int]:
-    """The district's cells plus a rim of about 300 m: riders also pass just outside the outline."""
-    rim = Polygon(OUTLINE).buffer(0.003)
-    return sorted(h3.geo_to_cells(rim, resolution))
-
-
-def cell_weights(cells: list[int], rng: np.random.Generator) -> NDArray[np.float64]:
-    """Where riders are, as a share per cell: busiest at the pilot districts' centres and the stations,
-    some everywhere (customers live all over the district)."""
-    centres = np.array([h3.cell_to_latlng(c) for c in cells])
-    hubs = [(sum(p[1] for p in z.ring) / len(z.ring), sum(p[0] for p in z.ring) / len(z.ring), 6.0) for z in ZONES]
-    hubs += [(s.lat, s.lon, 2.0) for s in STATIONS]
-    w = np.full(len(cells), 1.0)
-    for lat, lon, strength in hubs:
-        dy = (centres[:, 0] - lat) * METRES_PER_DEGREE
-        dx = (centres[:, 1] - lon) * METRES_PER_DEGREE * math.cos(math.radians(lat))
-        w += strength * np.exp(-(dx**2 + dy**2) / (2 * 350.0**2))
-    w *= rng.lognormal(0, 0.4, len(cells))  # streets and blocks differ
-    return np.asarray(w / w.sum(), dtype=np.float64)
-
-
-def fill_coverage(url: str, *, riders: int, end_hour: int, hours: int, resolutions: tuple[int, ...], seed: int) -> int:
-    """Per-cell, per-hour aggregates as `riders` riders would leave them over `hours` hours before
-    end_hour, written straight into coverage_cells; returns the number of rows."""
-    rng = np.random.default_rng(seed)
-    finest = max(resolutions)
-    fine = district_cells(finest)
-    w_fine = cell_weights(fine, rng)
-    # A coarser cell's share: that of the finest cells whose centres lie in it.
-    shares: dict[int, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
-    for res in resolutions:
-        if res == finest:
-            shares[res] = (np.array(fine, dtype=np.int64), w_fine)
-            continue
-        parent = np.array([h3.latlng_to_cell(*h3.cell_to_latlng(c), res) for c in fine], dtype=np.int64)
-        coarse, inverse = np.unique(parent, return_inverse=True)
-        shares[res] = (coarse, np.asarray(np.bincount(inverse, weights=w_fine), dtype=np.float64))
-    tz_offset = 8  # the district's local time is UTC+8 all year
-    rows: list[tuple[int, int, int, int, int]] = []
-    for hour in range(end_hour - hours, end_hour):
-        local = (hour + tz_offset) % 24
-        weekend = ((hour + tz_offset) // 24 + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-        on_duty = rng.binomial(riders, min(1.0, ON_DUTY_BY_HOUR[local] * (1.1 if weekend else 1.0)))
-        fixes = on_duty * COVERAGE_FIXES_PER_HOUR
-        for res, (cells, w) in shares.items():
-            passes = rng.poisson(fixes * w)
-            # A rider seen in a cell this hour: at least one of their fixes fell in it.
-            seen = rng.binomial(on_duty, 1 - (1 - w) ** COVERAGE_FIXES_PER_HOUR)
-            distinct = np.minimum(seen, passes)
-            keep = passes > 0
-            rows.extend(
-                zip(
-                    [res] * int(keep.sum()),
-                    cells[keep].tolist(),
-                    [hour] * int(keep.sum()),
-                    passes[keep].tolist(),
-                    distinct[keep].tolist(),
-                    strict=True,
-                )
-            )
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            raw: Any = conn.connection.dbapi_connection
-            columns = "resolution, cell, hour, passes, riders"
-            if engine.dialect.name == "postgresql":
-                with raw.cursor().copy(f"COPY coverage_cells ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                raw.cursor().executemany(f"INSERT INTO coverage_cells ({columns}) VALUES (?, ?, ?, ?, ?)", rows)
-        if engine.dialect.name == "postgresql":
-            # What autovacuum would soon do after a load this size; the planner needs the statistics.
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM ANALYZE coverage_cells"))
-    finally:
-        engine.dispose()
-    return len(rows)
-
-
-@dataclass
-class CoverageTiming:
-    backend: str
-    area: str
-    resolution: int
-    path: str  # "HTTP" or "service"
-    cells: int
-    covered: int
-    times_ms: list[float]
-    size_kb: float | None = None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times_ms)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.times_ms, 95)
-
-
-def outline_polygon() -> dict[str, Any]:
-    ring = [list(p) for p in OUTLINE]
-    return {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
-
-
-def coverage_areas() -> dict[str, dict[str, Any]]:
-    return {"district": outline_polygon(), f"pilot zone {ZONES[0].code}": {"zone": ZONES[0].code}}
-
-
-def coverage_limits(settings: Settings) -> CoverageLimits:
-    return CoverageLimits(
-        resolutions=settings.coverage_resolutions,
-        max_cells=settings.coverage_max_cells,
-        max_window=timedelta(days=settings.coverage_max_window_days),
-        timezone=settings.timezone,
-    )
-
-
-def time_coverage_service(
-    url: str, backend: str, start: datetime, end: datetime, repeats: int
-) -> tuple[list[CoverageTiming], str]:
-    """query_coverage called directly, a fresh session per call; and a cProfile of the slowest case."""
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    limits = coverage_limits(Settings())
-    out: list[CoverageTiming] = []
-
-    def once(area: dict[str, Any], res: int) -> dict[str, Any]:
-        with factory() as session:
-            answer = query_coverage(
-                session, area=area, start=start, end=end, resolution=res, min_passes=1, limits=limits
-            )
-            session.rollback()
-            return answer
-
-    try:
-        for name, area in coverage_areas().items():
-            for res in limits.resolutions:
-                answer = once(area, res)
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    once(area, res)
-                    times.append((time.perf_counter() - t0) * 1000)
-                summary = answer["summary"]
-                out.append(CoverageTiming(backend, name, res, "service", summary["cells"], summary["covered"], times))
-        profiler = cProfile.Profile()
-        profiler.enable()
-        once(outline_polygon(), max(limits.resolutions))
-        profiler.disable()
-    finally:
-        engine.dispose()
-    return out, top_functions(profiler, 12)
-
-
-def time_coverage_http(base: str, backend: str, start: datetime, end: datetime, repeats: int) -> list[CoverageTiming]:
-    auth = login(base, DISPATCHER_USER)
-    out: list[CoverageTiming] = []
-    with httpx.Client(base_url=base, timeout=60, headers=auth) as client:
-        for name, area in coverage_areas().items():
-            for res in Settings().coverage_resolutions:
-                body = {"area": area, "from": start.isoformat(), "to": end.isoformat(), "resolution": res}
-                first = client.post("/api/v1/coverage/query", json=body)
-                first.raise_for_status()
-                times = []
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    res_ = client.post("/api/v1/coverage/query", json=body)
-                    times.append((time.perf_counter() - t0) * 1000)
-                    res_.raise_for_status()
-                summary = first.json()["summary"]
-                out.append(
-                    CoverageTiming(
-                        backend,
-                        name,
-                        res,
-                        "HTTP",
-                        summary["cells"],
-                        summary["covered"],
-                        times,
-                        size_kb=len(first.content) / 1024,
-                    )
-                )
-    return out
-
-
-# --- profile of one ingest batch ---------------------------------------------------------------------------
-
-
 def top_functions(profiler: cProfile.Profile, n: int, key: pstats.SortKey = pstats.SortKey.CUMULATIVE) -> str:
     buf = io.StringIO()
     stats = pstats.Stats(profiler, stream=buf)
@@ -930,9 +723,6 @@ def profile_ingest(url: str, backend: str, fleet: Fleet, team: Team, pings: int,
 @dataclass
 class BackendResults:
     phases: list[Phase] = field(default_factory=list)
-    coverage: list[CoverageTiming] = field(default_factory=list)
-    coverage_rows: int = 0
-    coverage_profile: str = ""
     profile: IngestProfile | None = None
 
 
@@ -978,25 +768,6 @@ def bench_backend(
     if "profile" in sizes.phases:
         say("  ingest profile …")
         out.profile = profile_ingest(url, backend, fleet, team, sizes.profile_batch, sizes.fixes_per_rider)
-    if "coverage" not in sizes.phases:
-        return out
-    # Whole hours well before the pings above (which lie in the last 48 hours), so the two never meet.
-    end_hour = math.floor((now - timedelta(days=3)).timestamp() / 3600)
-    say(f"  coverage: filling {2 * sizes.coverage_days} days of aggregates for {sizes.riders:,} riders …")
-    out.coverage_rows = fill_coverage(
-        url,
-        riders=sizes.riders,
-        end_hour=end_hour,
-        hours=2 * sizes.coverage_days * 24,
-        resolutions=Settings().coverage_resolutions,
-        seed=sizes.seed,
-    )
-    end = datetime.fromtimestamp(end_hour * 3600, UTC)
-    start = end - timedelta(days=sizes.coverage_days)
-    timings, out.coverage_profile = time_coverage_service(url, backend, start, end, sizes.coverage_repeats)
-    with running_server(url, data_dir / "coverage", 1) as base:
-        out.coverage += time_coverage_http(base, backend, start, end, sizes.coverage_repeats)
-    out.coverage += timings
     return out
 
 
@@ -1107,30 +878,6 @@ def report(results: dict[str, BackendResults], sizes: Sizes, console: Console) -
     )
     console.print(osm)
 
-    cov = Table(
-        title=f"Coverage query over {sizes.coverage_days} days, {sizes.riders:,} riders' aggregates; "
-        f"target {TARGET_COVERAGE_MS:.0f} ms (ratio < 1 meets it)"
-    )
-    for col in ("backend", "area", "res", "cells", "covered", "path", "median ms", "p95 ms", "ratio", "answer kB"):
-        cov.add_column(col, justify="left" if col in ("backend", "area", "path") else "right")
-    for name, r in results.items():
-        for c in r.coverage:
-            cov.add_row(
-                c.backend,
-                c.area,
-                str(c.resolution),
-                f"{c.cells:,}",
-                f"{c.covered:,}",
-                c.path,
-                f"{c.median:.1f}",
-                f"{c.p95:.1f}",
-                _ratio(c.median, TARGET_COVERAGE_MS),
-                f"{c.size_kb:.0f}" if c.size_kb is not None else "—",
-            )
-        if r.coverage_rows:
-            console.print(f"{name}: {r.coverage_rows:,} aggregate rows written for the coverage query")
-    console.print(cov)
-
     for name, r in results.items():
         prof = r.profile
         if prof is None:
@@ -1156,9 +903,6 @@ def report(results: dict[str, BackendResults], sizes: Sizes, console: Console) -
         console.print(prof.top, markup=False, highlight=False)
         console.print(f"[bold]… and by time in the function itself ({name})[/bold]")
         console.print(prof.own, markup=False, highlight=False)
-        if r.coverage_profile:
-            console.print(f"[bold]cProfile of query_coverage, whole district at the finest resolution ({name})[/bold]")
-            console.print(r.coverage_profile, markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1173,8 +917,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--osmand-requests", type=int, default=Sizes.osmand_requests)
     parser.add_argument("--osmand-clients", type=int, default=Sizes.osmand_clients)
     parser.add_argument("--osmand-time-cap", type=float, default=Sizes.osmand_time_cap_s)
-    parser.add_argument("--days", type=int, default=Sizes.coverage_days, help="coverage window in days")
-    parser.add_argument("--repeats", type=int, default=Sizes.coverage_repeats)
     parser.add_argument("--sqlite", action=argparse.BooleanOptionalAction, default=True, help="bench SQLite too")
     parser.add_argument(
         "--only",
@@ -1194,8 +936,6 @@ def main(argv: list[str] | None = None) -> int:
         osmand_requests=args.osmand_requests,
         osmand_clients=args.osmand_clients,
         osmand_time_cap_s=args.osmand_time_cap,
-        coverage_days=args.days,
-        coverage_repeats=args.repeats,
         phases=tuple(args.only),
     )
     console = Console(width=max(Console().width, 180))
