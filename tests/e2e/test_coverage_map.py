@@ -69,7 +69,7 @@ def _arrange(db: Session, live_server: str) -> dict[str, Any]:
         lat, lon = h3.cell_to_latlng(chosen[1])
         task = {
             "title": "e2e",
-            "starts_at": (now - timedelta(hours=1)).isoformat(),
+            "starts_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(),
             "checkpoints": [{"lat": lat, "lon": lon, "radius_m": 50}],
             "open_to_all": True,
