@@ -416,3 +416,29 @@ def test_verify_now_says_when_there_is_nothing_to_check(api: Api, db: Session, d
     assert res.status_code == 409 and "not started" in res.text
     huge = api.client.get("/api/v1/tasks/99999999999999999999", headers=api.auth("dispatcher"))
     assert huge.status_code == 422
+
+
+def test_a_fix_less_precise_than_the_check_in_circle_does_not_count(api: Api, db: Session, district: District) -> None:
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]  # circles of 100 m
+    on_duty(api, db, district, "rider")
+    data = send(api, [ping(ago(1800), CENTER_LAT, CENTER_LON, accuracy_m=250)])
+    assert data["accepted"] == 1
+    data = send(api, [ping(ago(1700), NORTH[0], NORTH[1], accuracy_m=20)])
+    assert data["accepted"] == 1
+    mine = result_of(verify(api, task_id), "rider")
+    assert mine["visited"] == 1  # the north gate only
+
+
+def test_a_task_cancelled_after_the_rider_finished_stays_in_their_recent_list(
+    api: Api, db: Session, district: District
+) -> None:
+    task_id = publish(api, db, checkpoints_task())["task"]["id"]
+    on_duty(api, db, district, "rider")
+    walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
+    assert result_of(verify(api, task_id), "rider")["completed"]
+    assert api.client.post(f"/api/v1/tasks/{task_id}/cancel", headers=api.auth("dispatcher")).status_code == 200
+    mine = api.client.get("/api/v1/me/tasks", headers=api.auth("rider")).json()
+    assert mine["open"] == []
+    assert [(t["id"], t["phase"], t["mine"]["points_awarded"]) for t in mine["recent"]] == [(task_id, "cancelled", 20)]
+    # rider2 made no progress: the cancelled task is simply gone for them.
+    assert api.client.get("/api/v1/me/tasks", headers=api.auth("rider2")).json()["recent"] == []

@@ -359,3 +359,16 @@ def test_task_pages_in_chinese(browser: Callable[[str], Browser], task_id: int) 
     page.client.get("/lang/zh")
     text = page.client.get("/tasks").text
     assert "巡逻任务" in text and "任务看板" in text and "打卡点" in text
+
+
+def test_a_cancelled_task_the_rider_finished_shows_without_a_link(
+    browser: Callable[[str], Browser], api: Api, db: Session, district: District
+) -> None:
+    task_id = publish(api, db, checkpoints_task(points=20))["task"]["id"]
+    on_duty(api, db, district, "rider")
+    walk(api, "rider", [(CENTER_LAT, CENTER_LON), NORTH], first_ago_s=1800)
+    api.client.post(f"/api/v1/tasks/{task_id}/verify", headers=api.auth("dispatcher"))
+    assert api.client.post(f"/api/v1/tasks/{task_id}/cancel", headers=api.auth("dispatcher")).status_code == 200
+    text = browser("rider").client.get("/my/tasks").text
+    assert f'data-testid="recent-task" data-task-id="{task_id}" data-completed="1"' in text
+    assert f'href="/my/tasks/{task_id}"' not in text and "phase-cancelled" in text

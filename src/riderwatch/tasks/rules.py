@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,9 +113,19 @@ def set_rule_active(session: Session, *, actor: User, rule_id: int, active: bool
 
 def list_rules(session: Session) -> list[dict[str, Any]]:
     rules = session.scalars(select(PatrolTaskRule).order_by(PatrolTaskRule.id)).all()
-    runs: dict[int, PatrolTaskRuleRun] = {}
-    for run in session.scalars(select(PatrolTaskRuleRun).order_by(PatrolTaskRuleRun.day)):
-        runs[run.rule_id] = run  # the latest per rule
+    latest = (
+        select(PatrolTaskRuleRun.rule_id, func.max(PatrolTaskRuleRun.day).label("day"))
+        .group_by(PatrolTaskRuleRun.rule_id)
+        .subquery()
+    )
+    runs = {
+        run.rule_id: run
+        for run in session.scalars(
+            select(PatrolTaskRuleRun).join(
+                latest, and_(PatrolTaskRuleRun.rule_id == latest.c.rule_id, PatrolTaskRuleRun.day == latest.c.day)
+            )
+        )
+    }
     return [rule_json(r, runs.get(r.id)) for r in rules]
 
 

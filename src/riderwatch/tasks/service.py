@@ -398,12 +398,15 @@ class _Targets:
     def count(self) -> int:
         return len(self.cells) if self.cells else len(self.checkpoints)
 
-    def hits(self, lat: float, lon: float, cell: int | None) -> Iterable[int]:
+    def hits(self, lat: float, lon: float, cell: int | None, accuracy_m: float | None = None) -> Iterable[int]:
         if self.cells:
             if cell in self.cells:
                 yield cell
             return
         for cp in self.checkpoints:
+            # A fix less precise than the check-in circle is wide may have been taken anywhere near it.
+            if accuracy_m is not None and accuracy_m > cp.radius_m:
+                continue
             if haversine_m(cp.lat, cp.lon, lat, lon) <= cp.radius_m:
                 yield cp.id
 
@@ -507,7 +510,9 @@ def _first_visits(
     arrived since (earlier ones were counted by an earlier check).
     """
     south, west, north, east = targets.bbox
-    query = select(Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell).where(
+    query = select(
+        Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell, Position.accuracy_m
+    ).where(
         Position.rider_id == bindparam("rider"),
         Position.ts >= bindparam("lo"),
         Position.ts < bindparam("hi"),
@@ -519,14 +524,16 @@ def _first_visits(
     first: dict[tuple[int, int], datetime] = {}
     for rider in sorted(hours):
         for lo, hi in _spans(hours[rider], start, end):
-            for rider_id, ts, lat, lon, stored_cell in session.execute(query, {"rider": rider, "lo": lo, "hi": hi}):
+            for rider_id, ts, lat, lon, stored_cell, accuracy in session.execute(
+                query, {"rider": rider, "lo": lo, "hi": hi}
+            ):
                 cell = None
                 if targets.cells:
                     # As the aggregates do: the cell the point lies in at the task's resolution.
                     cell = (
                         stored_cell if targets.resolution == finest else h3.latlng_to_cell(lat, lon, targets.resolution)
                     )
-                for target in targets.hits(lat, lon, cell):
+                for target in targets.hits(lat, lon, cell, accuracy):
                     key = (rider_id, target)
                     if key not in first or ts < first[key]:
                         first[key] = ts
@@ -972,9 +979,17 @@ def rider_tasks(
     open_tasks = session.scalars(
         select(PatrolTask).where(invited, PatrolTask.ends_at > now).order_by(PatrolTask.starts_at)
     ).all()
+    since = now - timedelta(days=recent_days)
+    # Also a task cancelled after the rider had made progress on it: what they achieved stays visible.
+    cancelled_with_progress = and_(
+        PatrolTask.status == "cancelled",
+        PatrolTask.cancelled_at > since,
+        PatrolTask.id.in_(select(PatrolTaskResult.task_id).where(PatrolTaskResult.rider_id == rider.id)),
+        invited_filter(rider),
+    )
     recent_tasks = session.scalars(
         select(PatrolTask)
-        .where(invited, PatrolTask.ends_at <= now, PatrolTask.ends_at > now - timedelta(days=recent_days))
+        .where(or_(and_(invited, PatrolTask.ends_at <= now, PatrolTask.ends_at > since), cancelled_with_progress))
         .order_by(PatrolTask.ends_at.desc())
     ).all()
     stats = _stats(session, [*open_tasks, *recent_tasks])
