@@ -239,13 +239,7 @@ def queries(now: datetime, days: int) -> list[Query]:
 
 
 def coverage_limits() -> CoverageLimits:
-    settings = Settings()
-    return CoverageLimits(
-        resolutions=settings.coverage_resolutions,
-        max_cells=settings.coverage_max_cells,
-        max_window=timedelta(days=settings.coverage_max_window_days),
-        timezone=settings.timezone,
-    )
+    return CoverageLimits.from_settings(Settings())
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -44,12 +43,7 @@ def coverage_query(
     settings: SettingsDep,
     _user: Annotated[User, Depends(require("coverage.read"))],
 ) -> dict[str, Any]:
-    limits = service.CoverageLimits(
-        resolutions=settings.coverage_resolutions,
-        max_cells=settings.coverage_max_cells,
-        max_window=timedelta(days=settings.coverage_max_window_days),
-        timezone=settings.timezone,
-    )
+    limits = service.CoverageLimits.from_settings(settings)
     return service.query_coverage(
         db,
         area=body.area,

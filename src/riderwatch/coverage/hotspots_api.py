@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from riderwatch.config import Settings
 from riderwatch.coverage import hotspots_service as service
 from riderwatch.coverage.service import CoverageLimits
 from riderwatch.deps import DbSession, SettingsDep, require
@@ -72,15 +70,6 @@ class GapQuery(HotspotQuery):
     )
 
 
-def _limits(settings: Settings) -> CoverageLimits:
-    return CoverageLimits(
-        resolutions=settings.coverage_resolutions,
-        max_cells=settings.coverage_max_cells,
-        max_window=timedelta(days=settings.coverage_max_window_days),
-        timezone=settings.timezone,
-    )
-
-
 @router.post(
     "/hotspots/query",
     summary="Hot cells of clues and incidents (Getis-Ord Gi*), their density and key periods (GeoJSON)",
@@ -108,7 +97,7 @@ def hotspots_query(
         end=body.end,
         resolution=body.resolution,
         options=body.options(),
-        limits=_limits(settings),
+        limits=CoverageLimits.from_settings(settings),
     )
 
 
@@ -134,7 +123,7 @@ def coverage_gaps(
         end=body.end,
         resolution=body.resolution,
         options=body.options(),
-        limits=_limits(settings),
+        limits=CoverageLimits.from_settings(settings),
         min_passes=body.min_passes,
         max_covered_ratio=body.max_covered_ratio,
     )

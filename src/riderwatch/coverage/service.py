@@ -23,6 +23,7 @@ from sqlalchemy import BigInteger, and_, any_, bindparam, case, false, func, lit
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from riderwatch.config import Settings
 from riderwatch.coverage.rollup import sealed_before, totals
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import AreaError, parse_area
@@ -43,6 +44,15 @@ class CoverageLimits:
     max_cells: int
     max_window: timedelta
     timezone: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CoverageLimits:
+        return cls(
+            resolutions=settings.coverage_resolutions,
+            max_cells=settings.coverage_max_cells,
+            max_window=timedelta(days=settings.coverage_max_window_days),
+            timezone=settings.timezone,
+        )
 
 
 def resolve_area(session: Session, area: Any) -> BaseGeometry:

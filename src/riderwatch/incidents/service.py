@@ -23,10 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
+from riderwatch.db import upsert
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.coords import to_wgs84
 from riderwatch.models import Category, Incident, User
@@ -329,8 +329,6 @@ def check_rows(
 
 def _insert(session: Session, rows: list[IncidentRow], *, actor: User | None, now: datetime) -> int:
     """Insert the rows not yet present; returns how many were new."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # In key order, so concurrent imports of overlapping files lock rows in the same order.
     rows = sorted(rows, key=lambda r: (r.source, r.external_ref))
     created = 0
@@ -350,7 +348,7 @@ def _insert(session: Session, rows: list[IncidentRow], *, actor: User | None, no
             for r in rows[i : i + CHUNK]
         ]
         stmt = (
-            insert(Incident)
+            upsert(session, Incident)
             .values(values)
             .on_conflict_do_nothing(index_elements=["source", "external_ref"])
             .returning(Incident.id)

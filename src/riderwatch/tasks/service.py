@@ -90,12 +90,7 @@ class TaskLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> TaskLimits:
         return cls(
-            coverage=CoverageLimits(
-                resolutions=settings.coverage_resolutions,
-                max_cells=settings.coverage_max_cells,
-                max_window=timedelta(days=settings.coverage_max_window_days),
-                timezone=settings.timezone,
-            ),
+            coverage=CoverageLimits.from_settings(settings),
             late_points=min(
                 timedelta(hours=settings.max_ping_age_hours), timedelta(days=settings.position_retention_days)
             ),
@@ -693,6 +688,7 @@ def forget_visits_after(session: Session, *, rider_id: int, after: datetime, now
         delete(PatrolTaskVisit).where(PatrolTaskVisit.rider_id == rider_id, PatrolTaskVisit.first_at > after)
     )
     for task in session.scalars(select(PatrolTask).where(PatrolTask.id.in_(task_ids))):
+        targets = _stats(session, [task])[task.id].targets
         mine = session.get(PatrolTaskResult, (task.id, rider_id))
         if mine is not None:
             seen = session.scalars(
@@ -700,10 +696,10 @@ def forget_visits_after(session: Session, *, rider_id: int, after: datetime, now
                 .where(PatrolTaskVisit.task_id == task.id, PatrolTaskVisit.rider_id == rider_id)
                 .order_by(PatrolTaskVisit.first_at)
             ).all()
-            need = required_count(task, _stats(session, [task])[task.id].targets)
+            need = required_count(task, targets)
             mine.visited = len(seen)
             mine.completed_at = seen[need - 1] if len(seen) >= need else None
-        _update_results(session, task, _stats(session, [task])[task.id].targets, now)
+        _update_results(session, task, targets, now)
     return int(getattr(result, "rowcount", 0) or 0)
 
 

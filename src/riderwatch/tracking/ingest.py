@@ -28,11 +28,12 @@ from zoneinfo import ZoneInfo
 
 from h3.api import basic_int as h3
 from sqlalchemy import ColumnElement, Table, any_, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
+from riderwatch.db import upsert
 from riderwatch.geo.coords import haversine_m
 from riderwatch.models import (
     CoverageCell,
@@ -151,16 +152,6 @@ class IngestResult:
 def hour_of(ts: datetime) -> int:
     """Whole hours since 1970-01-01T00:00Z: the time key of the coverage aggregates."""
     return math.floor(ts.timestamp() / SECONDS_PER_HOUR)
-
-
-def _insert(session: Session, table: Table) -> Any:
-    """INSERT for the session's dialect, which both give ON CONFLICT."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"positions need SQLite or PostgreSQL, not {name}")
 
 
 def table_of(model: type[Any]) -> Table:
@@ -439,7 +430,7 @@ def record_refusals(session: Session, rejections: Iterable[Rejection], *, day: d
     if not counts:
         return
     table = table_of(PositionRefusal)
-    stmt = _insert(session, table)
+    stmt = upsert(session, PositionRefusal)
     stmt = stmt.on_conflict_do_update(
         index_elements=["rider_id", "day", "reason"], set_={"count": table.c.count + stmt.excluded.count}
     )
