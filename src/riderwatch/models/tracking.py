@@ -65,14 +65,20 @@ class TrackingDevice(Base):
 
 
 class Position(Base):
-    """A raw position of a rider on duty; one per rider and instant (duplicates are stored once)."""
+    """A raw position of a rider on duty; one per rider and instant (duplicates are stored once).
+
+    The table that takes a row per ping, so it carries no more than it must (see docs/architecture.md,
+    "The position write path"): no foreign key to `users` (ingest has just read the rider, and
+    riders are deactivated, never deleted; their positions go by consent withdrawal and retention),
+    and on PostgreSQL a BRIN index on `ts` for the retention purge, since rows arrive in time order.
+    """
 
     __tablename__ = "positions"
     __table_args__ = (
-        Index("ix_positions_ts", "ts"),
+        Index("ix_positions_ts", "ts", postgresql_using="brin"),
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position_valid"),
     )
-    rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    rider_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column(primary_key=True)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
@@ -111,17 +117,20 @@ class CoverageCell(Base):
 class CoverageRiderCell(Base):
     """Which rider passed a cell in an hour, so `coverage_cells.riders` counts each rider once.
 
-    It names riders, so it expires with the raw positions and goes when consent is withdrawn.
+    It names riders, so it expires with the raw positions and goes when consent is withdrawn. Written
+    at ingest like `positions` (most pings open a new cell-hour for their rider), so likewise without
+    a foreign key, and with a BRIN index on `hour` on PostgreSQL for the purge.
     """
 
     __tablename__ = "coverage_rider_cells"
-    __table_args__ = (Index("ix_coverage_rider_cells_hour", "hour"), Index("ix_coverage_rider_cells_rider", "rider_id"))
+    __table_args__ = (
+        Index("ix_coverage_rider_cells_hour", "hour", postgresql_using="brin"),
+        Index("ix_coverage_rider_cells_rider", "rider_id"),
+    )
     resolution: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    rider_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
+    rider_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
 class PositionRefusal(Base):
