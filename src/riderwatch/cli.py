@@ -310,10 +310,11 @@ def serve(
         return
     import asyncio
 
-    from riderwatch.app import create_app
+    from riderwatch.app import create_app, settle_heap
     from riderwatch.tracking.osmand_app import create_osmand_app
 
     main = create_app(settings)
+    settle_heap()
     servers = [
         uvicorn.Server(uvicorn.Config(main, host=host, port=port, proxy_headers=True, log_level="info")),
         uvicorn.Server(

@@ -21,11 +21,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, repeat
 from typing import Any, NamedTuple, cast
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 from h3.api import basic_int as h3
 from sqlalchemy import ColumnElement, Table, any_, bindparam, select
 from sqlalchemy.dialects import postgresql
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
 from riderwatch.db import upsert
-from riderwatch.geo.coords import haversine_m
+from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m
 from riderwatch.models import (
     CoverageCell,
     CoverageRiderCell,
@@ -151,7 +152,7 @@ class IngestResult:
 
 def hour_of(ts: datetime) -> int:
     """Whole hours since 1970-01-01T00:00Z: the time key of the coverage aggregates."""
-    return math.floor(ts.timestamp() / SECONDS_PER_HOUR)
+    return micros(ts) // MICROS_PER_HOUR
 
 
 def table_of(model: type[Any]) -> Table:
@@ -182,9 +183,6 @@ class _RiderState:
     consent_since: datetime | None
     shifts: list[tuple[datetime, datetime | None]] = field(default_factory=list)
 
-    def on_duty_at(self, ts: datetime) -> bool:
-        return any(start <= ts and (end is None or ts <= end) for start, end in self.shifts)
-
 
 def _rider_states(session: Session, rider_ids: set[int], first: datetime, last: datetime) -> dict[int, _RiderState]:
     states = {
@@ -210,9 +208,43 @@ def _rider_states(session: Session, rider_ids: set[int], first: datetime, last: 
     return states
 
 
+# --- times as integers -------------------------------------------------------------------------------
+
+MICROS_PER_SECOND = 1_000_000
+MICROS_PER_HOUR = MICROS_PER_SECOND * SECONDS_PER_HOUR
+NEVER = np.iinfo(np.int64).max  # "no end" (a shift still open), or "no consent": later than any time
+
+
+def micros(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since 1970-01-01T00:00Z, exactly."""
+    return round(moment.timestamp() - moment.microsecond / MICROS_PER_SECOND) * MICROS_PER_SECOND + moment.microsecond
+
+
+def micros_of(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
+    """`micros` of many aware datetimes at once.
+
+    Exact: `timestamp()` is a float some microseconds off at worst (in year 9999), so taking the
+    microseconds off and rounding gives the whole second, to which they are added back as they are.
+    """
+    n = len(moments)
+    fraction = np.fromiter((m.microsecond for m in moments), np.int64, n)
+    stamps = np.fromiter((m.timestamp() for m in moments), np.float64, n)
+    seconds = np.rint(stamps - fraction / MICROS_PER_SECOND).astype(np.int64)
+    return seconds * MICROS_PER_SECOND + fraction
+
+
+class Micros(list[int]):
+    """A column of times given as `micros`: the writer turns them into the column's form in bulk."""
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
 # SQLite's limit on parameters in one statement (since 3.32).
 SQLITE_MAX_VARIABLES = 32_766
 SQLITE_ROWS_PER_STATEMENT = 500
+# PostgreSQL: microseconds since the epoch to timestamptz, exactly (an interval counts microseconds).
+PG_FROM_MICROS = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
+PG_TO_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 
 
 def array_literal(values: Sequence[int | float | datetime | None]) -> str:
@@ -231,11 +263,17 @@ def array_literal(values: Sequence[int | float | datetime | None]) -> str:
     return "{" + ",".join(items) + "}"
 
 
+def sqlite_times(values: Sequence[int]) -> list[str]:
+    """`micros` as the text `UTCDateTime` stores on SQLite ('2026-11-29 08:30:01.000250'), in bulk."""
+    return [t[:10] + " " + t[11:] for t in np.array(values, dtype="datetime64[us]").astype(str).tolist()]
+
+
 class BulkWriter:
     """INSERT … ON CONFLICT of many rows at once on the session's connection, straight to the driver.
 
-    Rows hold values in the database's form: `time()` gives a UTC datetime's (PostgreSQL takes it as
-    is; SQLite stores the text SQLAlchemy writes for `UTCDateTime`, so both paths read and compare alike).
+    Columns come as lists of values already in the database's form, except times, which come as
+    `Micros` (PostgreSQL converts them in the statement, SQLite gets the text SQLAlchemy writes for
+    `UTCDateTime`, so both paths read and compare alike). `constants` are the same for every row.
     """
 
     def __init__(self, session: Session) -> None:
@@ -249,32 +287,55 @@ class BulkWriter:
         """An aware UTC datetime as the column takes it."""
         return ts if self.postgres else ts.replace(tzinfo=None).isoformat(" ", "microseconds")
 
+    def returned_times(self, values: Micros) -> list[Any]:
+        """Times as a RETURNING clause of `insert` gives them back: `micros` on PostgreSQL, text on SQLite."""
+        return list(values) if self.postgres else sqlite_times(values)
+
     def insert(
         self,
         table: Table,
-        columns: Sequence[str],
-        rows: Sequence[tuple[Any, ...]],
+        columns: dict[str, Sequence[Any]],
         *,
         conflict: str,
+        constants: dict[str, Any] | None = None,
         returning: Sequence[str] = (),
     ) -> list[tuple[Any, ...]]:
-        """Insert `rows` (tuples in the order of `columns`) in their order; the RETURNING rows, if asked."""
-        if not rows:
+        """Insert the rows (one list per column, in row order); the RETURNING rows, if asked.
+
+        A time column named in `returning` comes back as `returned_times` gives it.
+        """
+        constants = constants or {}
+        size = len(next(iter(columns.values())))
+        if not size:
             return []
-        into = f"INSERT INTO {table.name} ({', '.join(columns)})"
-        back = f" RETURNING {', '.join(returning)}" if returning else ""
+        names = [*columns, *constants]
+        into = f"INSERT INTO {table.name} ({', '.join(names)})"
+        times = {name for name, values in columns.items() if isinstance(values, Micros)}
         if self.postgres:
+            back = ", ".join(PG_TO_MICROS.format(c) if c in times else c for c in returning)
             # unnest yields the arrays' elements in order, so rows are written (and locked) in the
             # caller's order: sorted keys keep concurrent batches from deadlocking.
-            arrays = ", ".join(f"%s::{table.c[c].type.compile(dialect=self.conn.dialect)}[]" for c in columns)
-            sql = f"{into} SELECT * FROM unnest({arrays}) {conflict}{back}"
-            result = self.conn.exec_driver_sql(sql, tuple(array_literal(column) for column in zip(*rows, strict=True)))
+            aliases = [f"c{i}" for i in range(len(columns))]
+            arrays = ", ".join(
+                "%s::bigint[]" if name in times else f"%s::{self._type(table, name)}[]" for name in columns
+            )
+            values = [PG_FROM_MICROS.format(a) if c in times else a for a, c in zip(aliases, columns, strict=True)]
+            values += [f"%s::{self._type(table, name)}" for name in constants]
+            sql = (
+                f"{into} SELECT {', '.join(values)} FROM unnest({arrays}) AS u({', '.join(aliases)}) {conflict}"
+                + (f" RETURNING {back}" if returning else "")
+            )
+            params = (*constants.values(), *(array_literal(v) for v in columns.values()))
+            result = self.conn.exec_driver_sql(sql, params)
             return [tuple(r) for r in result.all()] if returning else []
+        lists = [sqlite_times(v) if name in times else v for name, v in columns.items()]
+        rows = list(zip(*lists, *(repeat(v, size) for v in constants.values()), strict=True))
+        back = f" RETURNING {', '.join(returning)}" if returning else ""
         out: list[tuple[Any, ...]] = []
         # Moderate chunks: SQLite compiles each statement, and a very long VALUES list costs more to
         # compile than it saves; a full chunk's text repeats, so the driver's statement cache keeps it.
-        per = max(1, min(SQLITE_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // len(columns)))
-        one = "(" + ", ".join("?" * len(columns)) + ")"
+        per = max(1, min(SQLITE_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // len(names)))
+        one = "(" + ", ".join("?" * len(names)) + ")"
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
             sql = f"{into} VALUES {', '.join([one] * len(chunk))} {conflict}{back}"
@@ -283,138 +344,342 @@ class BulkWriter:
                 out.extend(tuple(r) for r in result.all())
         return out
 
+    def _type(self, table: Table, column: str) -> str:
+        return str(table.c[column].type.compile(dialect=self.conn.dialect))
 
-_BY_RIDER_AND_TIME = itemgetter(1, 2)
-POSITION_COLUMNS = ("rider_id", "ts", "lat", "lon", "cell", "speed_mps", "heading", "accuracy_m", "received_at")
+
+# --- checking and storing a batch ----------------------------------------------------------------------
+
+# Rejection codes in the order the checks run (a ping gets the first that applies); 0 is "accepted".
+_CHECKS = ("", "bad_coordinates", "future", "too_old", "unknown_rider", "no_consent", "off_duty")
+ACCEPT, BAD_COORDINATES, FUTURE, TOO_OLD, UNKNOWN_RIDER, NO_CONSENT, OFF_DUTY = range(len(_CHECKS))
+
+
+Floats = npt.NDArray[np.float64]
+
+
+def _haversine(lat1: Floats, lon1: Floats, lat2: Floats, lon2: Floats) -> Floats:
+    """`haversine_m` over arrays (to within rounding: decisions close to a limit are taken again with it)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    distance: Floats = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
+    return distance
+
+
+@dataclass
+class _Batch:
+    """The candidates as columns: numbers in arrays, the optional fields as lists (None where absent)."""
+
+    place: npt.NDArray[np.int64]
+    rider: npt.NDArray[np.int64]
+    us: npt.NDArray[np.int64]
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    speed: tuple[float | None, ...]
+    heading: tuple[float | None, ...]
+    accuracy: tuple[float | None, ...]
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate]) -> _Batch:
+        place, rider, ts, lat, lon, speed, heading, accuracy = zip(*candidates, strict=True)
+        return cls(
+            np.array(place, dtype=np.int64),
+            np.array(rider, dtype=np.int64),
+            micros_of(ts),
+            np.array(lat, dtype=np.float64),
+            np.array(lon, dtype=np.float64),
+            speed,
+            heading,
+            accuracy,
+        )
+
+
+def _screen(batch: _Batch, rules: IngestRules, now: datetime) -> npt.NDArray[np.int8]:
+    """The checks that need nothing but the ping: impossible coordinates, times too far ahead or back."""
+    lat, lon, us = batch.lat, batch.lon, batch.us
+    with np.errstate(invalid="ignore"):
+        # (0, 0) is where phones put a fix they do not have; no rider works in the Gulf of Guinea.
+        good = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    good &= ~((lat == 0) & (lon == 0))
+    code = np.full(len(us), ACCEPT, dtype=np.int8)
+    code[us < micros(now - rules.max_age)] = TOO_OLD
+    code[us > micros(now + rules.max_future)] = FUTURE
+    code[~good] = BAD_COORDINATES
+    return code
+
+
+def _admit(
+    rider: npt.NDArray[np.int64], us: npt.NDArray[np.int64], states: dict[int, _RiderState]
+) -> npt.NDArray[np.int8]:
+    """Unknown riders, points before consent, points off duty; `rider` and `us` sorted by rider, then time."""
+    code = np.full(len(us), ACCEPT, dtype=np.int8)
+    riders, first = np.unique(rider, return_index=True)
+    # Each rider's shifts as one sorted list of keys (rider rank, start), so that one search finds,
+    # for every point, the last shift of its rider that started at or before it; the point is on
+    # duty if that shift, or an earlier one of the rider, has not ended by then (the latest end so far).
+    lo, hi = int(us.min()), int(us.max())
+    stride = hi - lo + 3  # a rider's keys: rank * stride + (time - lo + 1), clipped to [0, stride - 1]
+    consent = np.full(len(riders), NEVER, dtype=np.int64)
+    known = np.zeros(len(riders), dtype=bool)
+    keys: list[int] = []
+    ends: list[int] = []
+    for rank, rider_id in enumerate(riders.tolist()):
+        state = states.get(rider_id)
+        if state is None:
+            continue
+        known[rank] = True
+        if state.consent_since is not None:
+            consent[rank] = micros(state.consent_since)
+        latest = -1
+        for started, ended in state.shifts:
+            keys.append(rank * stride + min(max(micros(started) - lo + 1, 0), stride - 1))
+            latest = max(latest, NEVER if ended is None else micros(ended))
+            ends.append(latest)
+    rank_of = np.repeat(np.arange(len(riders)), np.diff(np.append(first, len(rider))))
+    code[us < consent[rank_of]] = NO_CONSENT
+    if keys:
+        point_keys = rank_of * stride + (us - lo + 1)
+        at = np.searchsorted(np.array(keys, dtype=np.int64), point_keys, side="right") - 1
+        shift_rank = np.array(keys, dtype=np.int64) // stride
+        latest_end = np.array(ends, dtype=np.int64)
+        safe = np.maximum(at, 0)
+        on_duty = (at >= 0) & (shift_rank[safe] == rank_of) & (us <= latest_end[safe])
+    else:
+        on_duty = np.zeros(len(us), dtype=bool)
+    code[(code == ACCEPT) & ~on_duty] = OFF_DUTY
+    code[~known[rank_of]] = UNKNOWN_RIDER
+    return code
+
+
+def _continuity(
+    rider: npt.NDArray[np.int64],
+    us: npt.NDArray[np.int64],
+    lat: npt.NDArray[np.float64],
+    lon: npt.NDArray[np.float64],
+    previous: dict[int, tuple[int, float, float]],
+    rules: IngestRules,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Duplicates and implausible jumps among admitted points sorted by rider and time: (duplicate, jump).
+
+    Each point is checked against the one accepted before it (the rider's last stored point for the
+    first). That is sequential, as a refused point is no reference for the next; but when none of a
+    rider's points is refused, every point's reference is simply the point before it. So all points
+    are checked against their neighbours at once, and only the riders with a refusal (or a decision
+    too close to call in floating point) are gone through one point at a time.
+    """
+    n = len(us)
+    duplicate, jump = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if not n:
+        return duplicate, jump
+    starts = np.flatnonzero(np.r_[True, rider[1:] != rider[:-1]])
+    ref_us, ref_lat, ref_lon = np.roll(us, 1), np.roll(lat, 1), np.roll(lon, 1)
+    has_ref = np.ones(n, dtype=bool)
+    for i in starts.tolist():
+        ref = previous.get(int(rider[i]))
+        if ref is None:
+            has_ref[i] = False
+        else:
+            ref_us[i], ref_lat[i], ref_lon[i] = ref
+    same = has_ref & (us == ref_us)
+    dt = np.abs(us - ref_us) / MICROS_PER_SECOND
+    limit = rules.max_speed_mps * dt + rules.jump_slack_m
+    distance = _haversine(ref_lat, ref_lon, lat, lon)
+    far = has_ref & ~same & (distance > limit)
+    close_call = has_ref & ~same & (np.abs(distance - limit) <= 1e-6 * (limit + 1))
+    odd = same | far | close_call
+    if not odd.any():
+        return duplicate, jump
+    ends = np.r_[starts[1:], n]
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if not odd[start:end].any():
+            continue
+        ref = previous.get(int(rider[start]))
+        for i in range(start, end):
+            t, a, b = int(us[i]), float(lat[i]), float(lon[i])
+            if ref is not None:
+                if ref[0] == t:
+                    duplicate[i] = True
+                    continue
+                dt = abs(t - ref[0]) / MICROS_PER_SECOND
+                if haversine_m(ref[1], ref[2], a, b) > rules.max_speed_mps * dt + rules.jump_slack_m:
+                    jump[i] = True
+                    continue
+            ref = (t, a, b)
+    return duplicate, jump
 
 
 def store_positions(
     session: Session, *, candidates: Sequence[Candidate], rules: IngestRules, now: datetime
 ) -> IngestResult:
-    """Validate and store attributed pings; returns counts and a reason for each refused one."""
+    """Validate and store attributed pings; returns counts and a reason for each refused one.
+
+    The checks run over the whole batch as arrays (see `_screen`, `_admit`, `_continuity`); a ping
+    costs a few microseconds of Python, most of it the H3 cells.
+    """
     result = IngestResult()
-    oldest, newest = now - rules.max_age, now + rules.max_future
-    live: list[Candidate] = []
-    for c in candidates:
-        if not coordinates_ok(c.lat, c.lon):
-            result.reject(c.place, "bad_coordinates", c.rider_id)
-        elif c.ts > newest:
-            result.reject(c.place, "future", c.rider_id)
-        elif c.ts < oldest:
-            result.reject(c.place, "too_old", c.rider_id)
-        else:
-            live.append(c)
-    if not live:
+    if not candidates:
         return result
-    rider_ids = {c.rider_id for c in live}
-    states = _rider_states(session, rider_ids, min(c.ts for c in live), max(c.ts for c in live))
-    previous: dict[int, tuple[datetime, float, float]] = {
-        rid: (ts, lat, lon)
-        for rid, ts, lat, lon in session.execute(
+    batch = _Batch.of(candidates)
+    code = _screen(batch, rules, now)
+    live = np.flatnonzero(code == ACCEPT)
+    if len(live):
+        # In time order per rider, so each point is checked against the one before it; a duplicate
+        # within the batch is then always next to the point it repeats.
+        live = live[np.lexsort((live, batch.us[live], batch.rider[live]))]
+        rider, us = batch.rider[live], batch.us[live]
+        first, last = int(np.argmin(us)), int(np.argmax(us))
+        states = _rider_states(
+            session, set(rider.tolist()), candidates[int(live[first])].ts, candidates[int(live[last])].ts
+        )
+        code[live] = _admit(rider, us, states)
+        live = live[code[live] == ACCEPT]
+    accepted = _store(session, batch, live, rules, now, result) if len(live) else live
+    result.accepted = len(accepted)
+    for i in np.flatnonzero(code != ACCEPT).tolist():
+        reason = int(code[i])
+        result.reject(int(batch.place[i]), _CHECKS[reason], None if reason == UNKNOWN_RIDER else int(batch.rider[i]))
+    result.rejections.sort(key=lambda r: r.index)
+    return result
+
+
+def _store(
+    session: Session,
+    batch: _Batch,
+    live: npt.NDArray[np.int64],
+    rules: IngestRules,
+    now: datetime,
+    result: IngestResult,
+) -> npt.NDArray[np.int64]:
+    """Store the admitted points (indexes into the batch, sorted by rider and time) that are neither
+    duplicates nor jumps, with their aggregates; returns those stored. Refusals go into `result`."""
+    rider, us, lat, lon = batch.rider[live], batch.us[live], batch.lat[live], batch.lon[live]
+    previous = {
+        rid: (micros(ts), la, lo)
+        for rid, ts, la, lo in session.execute(
             select(LastPosition.rider_id, LastPosition.ts, LastPosition.lat, LastPosition.lon).where(
-                one_of(session, LastPosition.rider_id.expression, rider_ids)
+                one_of(session, LastPosition.rider_id.expression, set(rider.tolist()))
             )
         )
     }
+    duplicate, jump = _continuity(rider, us, lat, lon, previous, rules)
+    result.duplicates += int(duplicate.sum())
+    for i in live[jump].tolist():
+        result.reject(int(batch.place[i]), "implausible_jump", int(batch.rider[i]))
+    keep = ~(duplicate | jump)
+    live, rider, us, lat, lon = live[keep], rider[keep], us[keep], lat[keep], lon[keep]
+    if not len(live):
+        return live
+    lats, lons = lat.tolist(), lon.tolist()
+    # Not the parent of the finest cell: H3 children only roughly nest, and a pass belongs to the
+    # cell the point lies in at each resolution.
+    cells = {res: [h3.latlng_to_cell(a, b, res) for a, b in zip(lats, lons, strict=True)] for res in rules.resolutions}
     writer = BulkWriter(session)
-    db_time, db_now = writer.time, writer.time(now)
-    resolutions, finest = rules.resolutions, rules.finest
-    max_speed, slack = rules.max_speed_mps, rules.jump_slack_m
-    rows: list[tuple[Any, ...]] = []
-    places: list[tuple[int, tuple[int, ...]]] = []  # per row: its hour and its cell at each resolution
-    # In time order per rider, so each point is checked against the one before it; a duplicate
-    # within the batch is then always next to the point it repeats.
-    live.sort(key=_BY_RIDER_AND_TIME)
-    for c in live:
-        rider_id, ts, lat, lon = c.rider_id, c.ts, c.lat, c.lon
-        state = states.get(rider_id)
-        if state is None:
-            result.reject(c.place, "unknown_rider")
-            continue
-        if state.consent_since is None or ts < state.consent_since:
-            result.reject(c.place, "no_consent", rider_id)
-            continue
-        if not state.on_duty_at(ts):
-            result.reject(c.place, "off_duty", rider_id)
-            continue
-        ref = previous.get(rider_id)
-        if ref is not None:
-            if ref[0] == ts:  # the last stored point, or one accepted just before in this batch
-                result.duplicates += 1
-                continue
-            dt = abs((ts - ref[0]).total_seconds())
-            if haversine_m(ref[1], ref[2], lat, lon) > max_speed * dt + slack:
-                result.reject(c.place, "implausible_jump", rider_id)
-                continue
-        previous[rider_id] = (ts, lat, lon)
-        # Not the parent of the finest cell: H3 children only roughly nest, and a pass belongs to the
-        # cell the point lies in at each resolution.
-        cells = tuple(h3.latlng_to_cell(lat, lon, res) for res in resolutions)
-        places.append((hour_of(ts), cells))
-        cell = cells[resolutions.index(finest)]
-        rows.append((rider_id, db_time(ts), lat, lon, cell, c.speed_mps, c.heading, c.accuracy_m, db_now))
-    if not rows:
-        return result
-    table = table_of(Position)
+    picks = live.tolist()
     stored = writer.insert(
-        table, POSITION_COLUMNS, rows, conflict="ON CONFLICT (rider_id, ts) DO NOTHING", returning=("rider_id", "ts")
+        table_of(Position),
+        {
+            "rider_id": rider.tolist(),
+            "ts": Micros(us.tolist()),
+            "lat": lats,
+            "lon": lons,
+            "cell": cells[rules.finest],
+            "speed_mps": [batch.speed[i] for i in picks],
+            "heading": [batch.heading[i] for i in picks],
+            "accuracy_m": [batch.accuracy[i] for i in picks],
+        },
+        constants={"received_at": writer.time(now)},
+        conflict="ON CONFLICT (rider_id, ts) DO NOTHING",
+        returning=("rider_id", "ts"),
     )
-    if len(stored) < len(rows):
+    if len(stored) < len(live):
         # Stored before (a resent batch, or a concurrent request that got there first): duplicates.
         keys = set(stored)
-        kept = [i for i, r in enumerate(rows) if (r[0], r[1]) in keys]
-        result.duplicates += len(rows) - len(kept)
-        rows, places = [rows[i] for i in kept], [places[i] for i in kept]
-    result.accepted = len(rows)
-    if rows:
-        _aggregate(writer, rows, places, resolutions)
-        _update_last_positions(writer, rows)
-    return result
+        new = np.array(
+            [(r, t) in keys for r, t in zip(rider.tolist(), writer.returned_times(Micros(us.tolist())), strict=True)],
+            dtype=bool,
+        )
+        result.duplicates += int((~new).sum())
+        live, rider, us, lat, lon = live[new], rider[new], us[new], lat[new], lon[new]
+        cells = {res: np.array(c, dtype=np.int64)[new].tolist() for res, c in cells.items()}
+        if not len(live):
+            return live
+    _aggregate(writer, rider, us // MICROS_PER_HOUR, cells)
+    _update_last_positions(writer, batch, live)
+    return live
+
+
+def _unique_rows(
+    columns: Sequence[npt.NDArray[np.int64]],
+) -> tuple[list[npt.NDArray[np.int64]], npt.NDArray[np.int64]]:
+    """The distinct rows of equally long integer columns, sorted by the first column, then the next…,
+    and how often each occurs (np.unique(axis=0) does the same through a slow generic sort)."""
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    new = np.zeros(len(order), dtype=bool)
+    new[:1] = True
+    for c in ordered:
+        new[1:] |= c[1:] != c[:-1]
+    starts = np.flatnonzero(new)
+    return [c[starts] for c in ordered], np.diff(np.append(starts, len(order)))
 
 
 def _aggregate(
     writer: BulkWriter,
-    rows: Sequence[tuple[Any, ...]],
-    places: Sequence[tuple[int, tuple[int, ...]]],
-    resolutions: tuple[int, ...],
+    rider: npt.NDArray[np.int64],
+    hour: npt.NDArray[np.int64],
+    cells: dict[int, list[int]],
 ) -> None:
     """Add newly stored positions to the per-cell, per-hour counts of passes and distinct riders."""
-    passes: Counter[tuple[int, int, int]] = Counter()
-    riders: set[tuple[int, int, int, int]] = set()
-    for row, (hour, cells) in zip(rows, places, strict=True):
-        rider_id = row[0]
-        for res, cell in zip(resolutions, cells, strict=True):
-            passes[(res, cell, hour)] += 1
-            riders.add((res, cell, hour, rider_id))
+    # One row per point and resolution: (resolution, cell, hour, rider), as int64 (H3 indexes fit).
+    size = len(hour)
+    keys = [
+        np.repeat(np.array(list(cells), dtype=np.int64), size),
+        np.array(list(chain.from_iterable(cells.values())), dtype=np.int64),
+        np.tile(hour, len(cells)),
+        np.tile(rider, len(cells)),
+    ]
+    riders, _ = _unique_rows(keys)  # sorted: concurrent transactions lock rows in one order
+    passes, counts = _unique_rows(keys[:3])
     # The per-rider table decides who is new in a cell-hour: only rows it actually inserts (not
     # those another batch stored first) raise the distinct count, so concurrent batches agree.
-    # Sorted keys: concurrent transactions lock rows in the same order and cannot deadlock.
     first_passes = Counter(
-        (res, cell, hour)
-        for res, cell, hour in writer.insert(
+        tuple(row)
+        for row in writer.insert(
             table_of(CoverageRiderCell),
-            ("resolution", "cell", "hour", "rider_id"),
-            sorted(riders),
+            dict(zip(("resolution", "cell", "hour", "rider_id"), (c.tolist() for c in riders), strict=True)),
             conflict="ON CONFLICT DO NOTHING",
             returning=("resolution", "cell", "hour"),
         )
     )
+    resolution, cell, hour_ = (column.tolist() for column in passes)
     writer.insert(
         table_of(CoverageCell),
-        ("resolution", "cell", "hour", "passes", "riders"),
-        [(*key, n, first_passes[key]) for key, n in sorted(passes.items())],
+        {
+            "resolution": resolution,
+            "cell": cell,
+            "hour": hour_,
+            "passes": counts.tolist(),
+            "riders": [first_passes[key] for key in zip(resolution, cell, hour_, strict=True)],
+        },
         conflict="ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes, "
         "riders = coverage_cells.riders + excluded.riders",
     )
 
 
-def _update_last_positions(writer: BulkWriter, rows: Sequence[tuple[Any, ...]]) -> None:
-    # Rows come in order of rider and time: the last one of each rider is their latest.
-    latest = {r[0]: r for r in rows}
+def _update_last_positions(writer: BulkWriter, batch: _Batch, stored: npt.NDArray[np.int64]) -> None:
+    # Stored points come in order of rider and time: the last one of each rider is their latest.
+    rider = batch.rider[stored]
+    latest = stored[np.r_[rider[1:] != rider[:-1], True]].tolist()
     writer.insert(
         table_of(LastPosition),
-        ("rider_id", "ts", "lat", "lon", "speed_mps", "heading"),
-        [(r[0], r[1], r[2], r[3], r[5], r[6]) for _, r in sorted(latest.items())],
+        {
+            "rider_id": batch.rider[latest].tolist(),
+            "ts": Micros(batch.us[latest].tolist()),
+            "lat": batch.lat[latest].tolist(),
+            "lon": batch.lon[latest].tolist(),
+            "speed_mps": [batch.speed[i] for i in latest],
+            "heading": [batch.heading[i] for i in latest],
+        },
         conflict="ON CONFLICT (rider_id) DO UPDATE SET ts = excluded.ts, lat = excluded.lat, lon = excluded.lon, "
         "speed_mps = excluded.speed_mps, heading = excluded.heading WHERE excluded.ts > tracking_last_positions.ts",
     )
