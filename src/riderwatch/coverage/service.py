@@ -19,12 +19,27 @@ from zoneinfo import ZoneInfo
 
 from h3.api import basic_int as h3
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import BigInteger, and_, any_, bindparam, case, false, func, literal, or_, select, true, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
-from riderwatch.coverage.rollup import sealed_before, totals
+from riderwatch.coverage.rollup import hour_columns, sealed_before, totals
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import AreaError, parse_area
 from riderwatch.models import Community, CoverageCell, CoverageDay, Grid, Zone
@@ -116,35 +131,85 @@ def among(session: Session, column: Any, cells: Sequence[int]) -> Any:
     return column.in_(select(_cell_values(session, cells)))
 
 
-def totals_at(session: Session, *, resolution: int, cells: Sequence[int], day: int) -> dict[int, tuple[int, ...]]:
-    """Each cell's running totals (passes, riders, p00 … p23) over the rolled-up days up to and including
-    `day`: its latest coverage_days row on or before it. Cells without one are left out (all zero).
+def _latest_rows(session: Session, *, resolution: int, cells: Sequence[int], days: Sequence[int]) -> Any:
+    """For each cell and each of `days`, the cell's latest coverage_days row on or before that day, as a
+    subquery with the columns `probe` (the day asked for), `cell` and the row's totals. Cells without
+    such a row are left out (all zero).
 
-    Driven by the list of cells, one index probe per cell, however long the history: a LATERAL join on
-    PostgreSQL; on SQLite, the keys of the latest rows, found by one probe each, then looked up."""
+    Driven by the lists of cells and days, one index probe per pair, however long the history: a
+    LATERAL join on PostgreSQL; on SQLite, the keys of the latest rows, found by one probe each, then
+    looked up."""
     table = CoverageDay.__table__
     columns = [table.c[name] for name in totals()]
     if session.get_bind().dialect.name == "postgresql":
         cell = _cell_values(session, cells)
+        probes = func.unnest(bindparam(None, list(days), type_=postgresql.ARRAY(Integer))).table_valued("day")
+        probe = probes.render_derived().c.day
         latest = (
             select(*columns)
-            .where(table.c.resolution == resolution, table.c.cell == cell, table.c.day <= day)
+            .where(table.c.resolution == resolution, table.c.cell == cell, table.c.day <= probe)
             .order_by(table.c.day.desc())
             .limit(1)
             .lateral("latest")
         )
-        stmt = select(cell, *(latest.c[name] for name in totals())).join(latest, true())
-    else:
-        earlier = table.alias("earlier")
-        cell = _cell_values(session, cells)
-        latest_day = (
-            select(func.max(earlier.c.day))
-            .where(earlier.c.resolution == resolution, earlier.c.cell == cell, earlier.c.day <= day)
-            .scalar_subquery()
+        return (
+            select(probe.label("probe"), cell.label("cell"), *latest.c)
+            .select_from(cell.table.join(probe.table, true()).join(latest, true()))
+            .subquery("latest_rows")
         )
-        keys = select(literal(resolution), cell, latest_day)
-        stmt = select(table.c.cell, *columns).where(tuple_(table.c.resolution, table.c.cell, table.c.day).in_(keys))
-    return {int(row[0]): tuple(row[1:]) for row in session.execute(stmt)}  # both drivers give ints
+    earlier = table.alias("earlier")
+    cell = _cell_values(session, cells)
+    probes = func.json_each(json.dumps(list(days))).table_valued("value").alias("probe")
+    probe = probes.c.value
+    latest_day = (
+        select(func.max(earlier.c.day))
+        .where(earlier.c.resolution == resolution, earlier.c.cell == cell, earlier.c.day <= probe)
+        .scalar_subquery()
+    )
+    # Materialized: found first, then looked up (flattened, SQLite would probe once per row of each cell).
+    keys = (
+        select(probe.label("probe"), cell.label("cell"), latest_day.label("day"))
+        .select_from(cell.table.join(probes, true()))
+        .cte("keys")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        select(keys.c.probe, keys.c.cell, *columns)
+        .join_from(
+            keys, table, and_(table.c.resolution == resolution, table.c.cell == keys.c.cell, table.c.day == keys.c.day)
+        )
+        .subquery("latest_rows")
+    )
+
+
+def totals_at(
+    session: Session, *, resolution: int, cells: Sequence[int], days: Sequence[int]
+) -> dict[int, dict[int, tuple[int, int]]]:
+    """Each cell's running totals of passes and rider-hours over the rolled-up days up to and including
+    each of `days`, by day and cell: its latest coverage_days row on or before the day. Cells without
+    one are left out (all zero). One statement for every day asked for."""
+    out: dict[int, dict[int, tuple[int, int]]] = {day: {} for day in days}
+    if not days:
+        return out
+    rows = _latest_rows(session, resolution=resolution, cells=cells, days=days)
+    for day, cell, passes, riders in session.execute(select(rows.c.probe, rows.c.cell, rows.c.passes, rows.c.riders)):
+        out[int(day)][int(cell)] = (int(passes), int(riders))  # both drivers give ints
+    return out
+
+
+def hour_totals_at(
+    session: Session, *, resolution: int, cells: Sequence[int], days: Sequence[int]
+) -> dict[int, list[int]]:
+    """The area's running totals of passes per UTC hour of the day (p00 … p23, summed over its cells)
+    up to and including each of `days`: one row per day, summed by the database."""
+    out = {day: [0] * HOURS_PER_DAY for day in days}
+    if not days:
+        return out
+    rows = _latest_rows(session, resolution=resolution, cells=cells, days=days)
+    stmt = select(rows.c.probe, *(func.sum(rows.c[name]) for name in hour_columns())).group_by(rows.c.probe)
+    for day, *sums in session.execute(stmt):
+        out[int(day)] = [int(n or 0) for n in sums]
+    return out
 
 
 @dataclass(frozen=True)
@@ -209,10 +274,6 @@ def _add(into: dict[int, tuple[int, int]], cell: int, passes: int, riders: int) 
         into[cell] = (old[0] + passes, old[1] + riders)
 
 
-def _column_sums(totals: dict[int, tuple[int, ...]]) -> list[int]:
-    return [sum(column) for column in zip(*totals.values(), strict=True)] or [0] * (2 + HOURS_PER_DAY)
-
-
 def window_sums(
     session: Session,
     *,
@@ -229,47 +290,97 @@ def window_sums(
     everything comes from coverage_cells."""
     out = WindowSums({}, {}, [0] * HOURS_PER_DAY)
     now, before = split_hours(window, sealed_before), split_hours(previous, sealed_before)
-    at_day: dict[int, dict[int, tuple[int, ...]]] = {}
-
-    def at(day: int) -> dict[int, tuple[int, ...]]:
-        if day not in at_day:
-            at_day[day] = totals_at(session, resolution=resolution, cells=cells, day=day)
-        return at_day[day]
-
-    for span, into in ((now, out.counts), (before, out.previous)):
-        if span.has_days:
-            earlier = at(span.days[0] - 1)
-            for cell, (passes, riders, *_) in at(span.days[1] - 1).items():
-                old = earlier.get(cell)
-                _add(into, cell, passes - (old[0] if old else 0), riders - (old[1] if old else 0))
+    spans = [(span, into) for span, into in ((now, out.counts), (before, out.previous)) if span.has_days]
+    at = totals_at(
+        session,
+        resolution=resolution,
+        cells=cells,
+        days=sorted({day for span, _ in spans for day in (span.days[0] - 1, span.days[1] - 1)}),
+    )
+    for span, into in spans:
+        earlier = at[span.days[0] - 1]
+        for cell, (passes, riders) in at[span.days[1] - 1].items():
+            old = earlier.get(cell, (0, 0))
+            _add(into, cell, passes - old[0], riders - old[1])
     local_hour = _local_hours(tz)
-    for first_day, last_day, hours in _runs_of_equal_local_hours(now.days, local_hour):
-        upto, earlier_sums = _column_sums(at(last_day)), _column_sums(at(first_day - 1))
+    runs = _runs_of_equal_local_hours(now.days, local_hour)
+    by_hour = hour_totals_at(
+        session,
+        resolution=resolution,
+        cells=cells,
+        days=sorted({day for first, last, _ in runs for day in (first - 1, last)}),
+    )
+    for first_day, last_day, hours in runs:
+        upto, earlier_sums = by_hour[last_day], by_hour[first_day - 1]
         for h, local in enumerate(hours):
-            out.profile[local] += upto[2 + h] - earlier_sums[2 + h]
-    # One statement per stretch of hours: the ranges of both windows merged where they touch.
-    c = CoverageCell
-    in_now, in_before = _within(c.hour, now.hours), _within(c.hour, before.hours)
-    for lo, hi in _segments(*now.hours, *before.hours):
-        where = (c.resolution == resolution, among(session, c.cell, cells), c.hour >= lo, c.hour < hi)
-        out.add(
-            session.execute(
-                select(
-                    c.cell,
-                    func.sum(case((in_now, c.passes), else_=0)),
-                    func.sum(case((in_now, c.riders), else_=0)),
-                    func.sum(case((in_before, c.passes), else_=0)),
-                    func.sum(case((in_before, c.riders), else_=0)),
-                )
-                .where(*where)
-                .group_by(c.cell)
-            )
-        )
-        if any(a < hi and lo < b for a, b in now.hours):
-            rows = session.execute(select(c.hour, func.sum(c.passes)).where(*where, in_now).group_by(c.hour))
-            for hour, n in rows:
-                out.profile[local_hour(int(hour))] += int(n or 0)
+            out.profile[local] += upto[h] - earlier_sums[h]
+    _add_hourly(
+        session, out, resolution=resolution, cells=cells, now=now.hours, before=before.hours, local_hour=local_hour
+    )
     return out
+
+
+def _add_hourly(
+    session: Session,
+    out: WindowSums,
+    *,
+    resolution: int,
+    cells: Sequence[int],
+    now: Sequence[tuple[int, int]],
+    before: Sequence[tuple[int, int]],
+    local_hour: Callable[[int], int],
+) -> None:
+    """The hours of both windows not in the roll-up, from coverage_cells: sums per cell for both
+    windows, and the window's passes per hour, read by stretches of hours (the ranges of both windows
+    merged where they touch), one index range each.
+
+    PostgreSQL reads every stretch once, in one statement (UNION ALL), grouped both ways at once
+    (GROUPING SETS): per cell, and per hour. SQLite, in the same process, gains nothing from fewer
+    statements and loses the index's order by cell to a union: there each stretch is grouped per cell
+    in one statement, and per hour in another where the window has hours in it."""
+    c = CoverageCell
+    segments = _segments(*now, *before)
+
+    def sums(hour: Any, passes: Any, riders: Any) -> tuple[Any, ...]:
+        in_now, in_before = _within(hour, now), _within(hour, before)
+
+        def sum_in(value: Any, inside: Any, mine: Sequence[tuple[int, int]], others: Sequence[tuple[int, int]]) -> Any:
+            if not mine:
+                return literal(0)
+            return func.sum(case((inside, value), else_=0) if others else value)
+
+        return (
+            sum_in(passes, in_now, now, before),
+            sum_in(riders, in_now, now, before),
+            sum_in(passes, in_before, before, now),
+            sum_in(riders, in_before, before, now),
+        )
+
+    def stretch(lo: int, hi: int) -> tuple[Any, ...]:
+        return (c.resolution == resolution, among(session, c.cell, cells), c.hour >= lo, c.hour < hi)
+
+    if not segments:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        read = union_all(*(select(c.cell, c.hour, c.passes, c.riders).where(*stretch(lo, hi)) for lo, hi in segments))
+        rows = read.subquery("hourly")
+        stmt = select(rows.c.cell, rows.c.hour, *sums(rows.c.hour, rows.c.passes, rows.c.riders)).group_by(
+            func.grouping_sets(tuple_(rows.c.cell), tuple_(rows.c.hour))
+        )
+        for cell, hour, passes, riders, prev_passes, prev_riders in session.execute(stmt):
+            if cell is not None:  # a cell's row (grouped by cell; hour is NULL)
+                out.add([(cell, passes, riders, prev_passes, prev_riders)])
+            elif passes:  # an hour's row
+                out.profile[local_hour(int(hour))] += int(passes)
+        return
+    for lo, hi in segments:
+        out.add(
+            session.execute(select(c.cell, *sums(c.hour, c.passes, c.riders)).where(*stretch(lo, hi)).group_by(c.cell))
+        )
+        if any(a < hi and lo < b for a, b in now):
+            stmt = select(c.hour, func.sum(c.passes)).where(*stretch(lo, hi), _within(c.hour, now)).group_by(c.hour)
+            for hour, passes in session.execute(stmt):
+                out.profile[local_hour(int(hour))] += int(passes or 0)
 
 
 def _runs_of_equal_local_hours(
