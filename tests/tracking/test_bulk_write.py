@@ -7,16 +7,19 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+import psycopg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.models import LastPosition, Position, User
-from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, array_literal
+from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, pg_array
 from riderwatch.tracking.schemas import PingItem, parse_pings
 from riderwatch.tracking.service import ingest_batch
 from tests.api.helpers import Api
+from tests.conftest import PG_ADMIN_URL
 from tests.factories import District
 from tests.tracking.helpers import (
     CENTER_LAT,
@@ -33,17 +36,36 @@ from tests.tracking.helpers import (
 )
 
 
-def test_array_literal_prints_numbers_times_and_nulls() -> None:
-    assert array_literal([1, 22, -3]) == "{1,22,-3}"
-    assert array_literal([0.1, None, 1e-05]) == "{0.1,NULL,1e-05}"
-    assert array_literal([None, None]) == "{NULL,NULL}"
-    moment = datetime(2026, 11, 29, 8, 30, 1, 250, tzinfo=UTC)
-    assert array_literal([moment, None]) == "{2026-11-29T08:30:01.000250+00:00,NULL}"
-    # Floats print so that they read back exactly.
-    value = 31.230416123456789
-    assert float(array_literal([value])[1:-1]) == value
+@pytest.mark.parametrize(
+    ("element", "values"),
+    [
+        ("int4", [1, 22, -3, 2**31 - 1]),
+        ("int2", [9, 10, -1]),
+        ("int8", [644_245_094_400_000_000, None, -(2**63)]),
+        ("float8", [0.1, None, 1e-05, 31.230416123456789, -0.0, None]),
+        ("float8", [None, None]),
+        ("float8", np.array([119.0, 25.43])),
+        ("int8", []),
+    ],
+)
+def test_binary_arrays_read_back_exactly_in_postgresql(element: str, values: list[Any] | np.ndarray) -> None:
+    # Straight to the server, whichever database the suite runs on: only PostgreSQL takes these.
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as conn:
+        got = conn.execute(f"SELECT %b::{element}[]", (pg_array(values, element),)).fetchone()
+    assert got is not None
+    assert got[0] == list(values)
+
+
+def test_binary_arrays_refuse_what_their_element_cannot_hold() -> None:
+    with pytest.raises(OverflowError):
+        pg_array([2**31], "int4")
+    with pytest.raises(TypeError):  # beyond any machine integer
+        pg_array([1, 2**70], "int8")
     with pytest.raises(TypeError):
-        array_literal(["a,b"])  # type: ignore[list-item]
+        pg_array([1.5], "int4")
+    with pytest.raises(KeyError):
+        pg_array([1], "text")
 
 
 def test_parse_pings_checks_the_batch_at_once_and_marks_bad_pings() -> None:

@@ -17,8 +17,9 @@ rolls back with it.
 from __future__ import annotations
 
 import math
+import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import chain, repeat
@@ -27,8 +28,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from h3.api import basic_int as h3
-from sqlalchemy import ColumnElement, Table, any_, bindparam, select
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from sqlalchemy import BigInteger, ColumnElement, Float, Integer, SmallInteger, Table, any_, bindparam, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -233,8 +237,14 @@ def micros_of(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
     return seconds * MICROS_PER_SECOND + fraction
 
 
-class Micros(list[int]):
+@dataclass(frozen=True)
+class Micros:
     """A column of times given as `micros`: the writer turns them into the column's form in bulk."""
+
+    values: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.values)
 
 
 # --- writing -------------------------------------------------------------------------------------------
@@ -247,25 +257,98 @@ PG_FROM_MICROS = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
 PG_TO_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 
 
-def array_literal(values: Sequence[int | float | datetime | None]) -> str:
-    """A PostgreSQL array literal ('{1,2.5,NULL}') of numbers or aware datetimes, for a `%s::type[]` parameter.
+class PgArray:
+    """A one-dimensional PostgreSQL array in the server's binary form, for a `%b::type[]` parameter."""
 
-    str() and isoformat() run in C and the server parses the text; psycopg's own adaptation of a list
-    costs a few microseconds per element (a regular expression each), which at thousands of rows
-    per batch was a large share of the request. Numbers print exactly (repr round-trips a float),
-    and neither they nor ISO 8601 times hold a character that would need quoting.
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class PgArrayDumper(Dumper):
+    """Sends a `PgArray` as it is. Its type comes from the statement's cast (the parameter's oid is
+    left unknown), so one dumper serves every element type."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: PgArray) -> bytes:
+        return obj.data
+
+
+psycopg.adapters.register_dumper(PgArray, PgArrayDumper)
+
+# Element types of the arrays ingest sends: numpy's big-endian form and the PostgreSQL type's oid.
+PG_ELEMENTS: dict[str, tuple[str, int]] = {
+    "int2": (">i2", 21),
+    "int4": (">i4", 23),
+    "int8": (">i8", 20),
+    "float8": (">f8", 701),
+}
+
+
+def pg_array(values: Sequence[int | float | None] | npt.NDArray[Any], element: str) -> PgArray:
+    """Numbers (None for NULL) as a binary PostgreSQL array, built by numpy at a few nanoseconds each.
+
+    Text arrays cost a str() per element here and a parse per element in the server; at thousands of
+    rows and eight columns per batch that was a large share of both. The layout is array_send's:
+    dimensions, a NULL flag, the element oid, length and lower bound, then each element as its byte
+    length (-1 for NULL) and its big-endian value.
     """
-    first = next((v for v in values if v is not None), None)
-    if first is not None and not isinstance(first, int | float | datetime):
-        raise TypeError(f"no array literal for {type(first).__name__}")
-    text: Callable[[Any], str] = datetime.isoformat if isinstance(first, datetime) else str
-    items = ["NULL" if v is None else text(v) for v in values] if None in values else map(text, values)
-    return "{" + ",".join(items) + "}"
+    layout, oid = PG_ELEMENTS[element]
+    n = len(values)
+    if not n:
+        return PgArray(struct.pack(">iii", 0, 0, oid))
+    nulls: list[int] = []
+    if isinstance(values, np.ndarray):
+        numbers = values  # numpy arrays hold no NULL
+    else:
+        nulls = [i for i, v in enumerate(values) if v is None] if None in values else []
+        numbers = np.array([0 if v is None else v for v in values] if nulls else values)
+    kind = np.dtype(layout)
+    if numbers.dtype.kind not in "iuf" or (kind.kind == "i" and numbers.dtype.kind == "f"):
+        raise TypeError(f"no {element} array of {numbers.dtype} values")
+    if kind.kind == "i" and (numbers.min() < np.iinfo(kind).min or numbers.max() > np.iinfo(kind).max):
+        raise OverflowError(f"a value does not fit {element}")
+    size = kind.itemsize
+    items = np.empty(n, dtype=[("length", ">i4"), ("value", layout)])
+    items["length"] = size
+    items["value"] = numbers
+    header = struct.pack(">iiiii", 1, 1 if nulls else 0, oid, n, 1)
+    if not nulls:
+        return PgArray(header + items.tobytes())
+    items["length"][nulls] = -1
+    kept = np.ones((n, 4 + size), dtype=bool)
+    kept[nulls, 4:] = False  # a NULL is its length alone
+    return PgArray(header + items.view(np.uint8).reshape(n, 4 + size)[kept].tobytes())
 
 
-def sqlite_times(values: Sequence[int]) -> list[str]:
+def pg_element(column: Any) -> str:
+    """The `PG_ELEMENTS` key for a numeric column."""
+    kind = column.type
+    if isinstance(kind, BigInteger):
+        return "int8"
+    if isinstance(kind, SmallInteger):
+        return "int2"
+    if isinstance(kind, Integer):
+        return "int4"
+    if isinstance(kind, Float):
+        return "float8"
+    raise TypeError(f"no binary array for column {column.name} ({kind})")
+
+
+def sqlite_times(values: Sequence[int] | npt.NDArray[np.int64]) -> list[str]:
     """`micros` as the text `UTCDateTime` stores on SQLite ('2026-11-29 08:30:01.000250'), in bulk."""
     return [t[:10] + " " + t[11:] for t in np.array(values, dtype="datetime64[us]").astype(str).tolist()]
+
+
+class Inserted(NamedTuple):
+    stored: int  # rows inserted (not those the conflict clause skipped)
+    rows: list[tuple[Any, ...]]  # what RETURNING gave back, if asked
+
+
+class _StoredBefore(Exception):
+    """Some points of the batch were already stored: the insert is taken back and done again, noting which."""
 
 
 class BulkWriter:
@@ -289,25 +372,25 @@ class BulkWriter:
 
     def returned_times(self, values: Micros) -> list[Any]:
         """Times as a RETURNING clause of `insert` gives them back: `micros` on PostgreSQL, text on SQLite."""
-        return list(values) if self.postgres else sqlite_times(values)
+        return values.values.tolist() if self.postgres else sqlite_times(values.values)
 
     def insert(
         self,
         table: Table,
-        columns: dict[str, Sequence[Any]],
+        columns: dict[str, Sequence[Any] | npt.NDArray[Any] | Micros],
         *,
         conflict: str,
         constants: dict[str, Any] | None = None,
         returning: Sequence[str] = (),
-    ) -> list[tuple[Any, ...]]:
-        """Insert the rows (one list per column, in row order); the RETURNING rows, if asked.
+    ) -> Inserted:
+        """Insert the rows (one list per column, in row order): how many were, and the RETURNING rows, if asked.
 
         A time column named in `returning` comes back as `returned_times` gives it.
         """
         constants = constants or {}
         size = len(next(iter(columns.values())))
         if not size:
-            return []
+            return Inserted(0, [])
         names = [*columns, *constants]
         into = f"INSERT INTO {table.name} ({', '.join(names)})"
         times = {name for name, values in columns.items() if isinstance(values, Micros)}
@@ -316,22 +399,31 @@ class BulkWriter:
             # unnest yields the arrays' elements in order, so rows are written (and locked) in the
             # caller's order: sorted keys keep concurrent batches from deadlocking.
             aliases = [f"c{i}" for i in range(len(columns))]
-            arrays = ", ".join(
-                "%s::bigint[]" if name in times else f"%s::{self._type(table, name)}[]" for name in columns
-            )
+            elements = ["int8" if name in times else pg_element(table.c[name]) for name in columns]
+            arrays = ", ".join(f"%b::{element}[]" for element in elements)
             values = [PG_FROM_MICROS.format(a) if c in times else a for a, c in zip(aliases, columns, strict=True)]
             values += [f"%s::{self._type(table, name)}" for name in constants]
             sql = (
                 f"{into} SELECT {', '.join(values)} FROM unnest({arrays}) AS u({', '.join(aliases)}) {conflict}"
                 + (f" RETURNING {back}" if returning else "")
             )
-            params = (*constants.values(), *(array_literal(v) for v in columns.values()))
+            params = (
+                *constants.values(),
+                *(
+                    pg_array(v.values if isinstance(v, Micros) else v, e)
+                    for v, e in zip(columns.values(), elements, strict=True)
+                ),
+            )
             result = self.conn.exec_driver_sql(sql, params)
-            return [tuple(r) for r in result.all()] if returning else []
-        lists = [sqlite_times(v) if name in times else v for name, v in columns.items()]
+            return Inserted(result.rowcount, [tuple(r) for r in result.all()] if returning else [])
+        lists = [
+            sqlite_times(v.values) if isinstance(v, Micros) else v.tolist() if isinstance(v, np.ndarray) else v
+            for v in columns.values()
+        ]
         rows = list(zip(*lists, *(repeat(v, size) for v in constants.values()), strict=True))
         back = f" RETURNING {', '.join(returning)}" if returning else ""
         out: list[tuple[Any, ...]] = []
+        count = 0
         # Moderate chunks: SQLite compiles each statement, and a very long VALUES list costs more to
         # compile than it saves; a full chunk's text repeats, so the driver's statement cache keeps it.
         per = max(1, min(SQLITE_ROWS_PER_STATEMENT, SQLITE_MAX_VARIABLES // len(names)))
@@ -341,8 +433,12 @@ class BulkWriter:
             sql = f"{into} VALUES {', '.join([one] * len(chunk))} {conflict}{back}"
             result = self.conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
             if returning:
-                out.extend(tuple(r) for r in result.all())
-        return out
+                back_rows = [tuple(r) for r in result.all()]
+                out.extend(back_rows)
+                count += len(back_rows)
+            else:
+                count += result.rowcount
+        return Inserted(count, out)
 
     def _type(self, table: Table, column: str) -> str:
         return str(table.c[column].type.compile(dialect=self.conn.dialect))
@@ -366,31 +462,53 @@ def _haversine(lat1: Floats, lon1: Floats, lat2: Floats, lon2: Floats) -> Floats
     return distance
 
 
+@dataclass(frozen=True)
+class PingColumns:
+    """Attributed pings as columns, one list per field (None where a ping has no value); `place` is
+    each ping's index in the client's request. A batch of thousands is cheaper to build this way than
+    as an object per ping, and the checks work on columns anyway."""
+
+    place: Sequence[int]
+    rider: Sequence[int]
+    ts: Sequence[datetime]  # aware
+    lat: Sequence[float]
+    lon: Sequence[float]
+    speed: Sequence[float | None]
+    heading: Sequence[float | None]
+    accuracy: Sequence[float | None]
+
+    @classmethod
+    def of(cls, candidates: Sequence[Candidate]) -> PingColumns:
+        if not candidates:
+            return cls((), (), (), (), (), (), (), ())
+        place, rider, ts, lat, lon, speed, heading, accuracy = zip(*candidates, strict=True)
+        return cls(place, rider, ts, lat, lon, speed, heading, accuracy)
+
+
 @dataclass
 class _Batch:
-    """The candidates as columns: numbers in arrays, the optional fields as lists (None where absent)."""
+    """The pings' numbers as arrays; the optional fields stay lists."""
 
     place: npt.NDArray[np.int64]
     rider: npt.NDArray[np.int64]
     us: npt.NDArray[np.int64]
     lat: npt.NDArray[np.float64]
     lon: npt.NDArray[np.float64]
-    speed: tuple[float | None, ...]
-    heading: tuple[float | None, ...]
-    accuracy: tuple[float | None, ...]
+    speed: Sequence[float | None]
+    heading: Sequence[float | None]
+    accuracy: Sequence[float | None]
 
     @classmethod
-    def of(cls, candidates: Sequence[Candidate]) -> _Batch:
-        place, rider, ts, lat, lon, speed, heading, accuracy = zip(*candidates, strict=True)
+    def of(cls, pings: PingColumns) -> _Batch:
         return cls(
-            np.array(place, dtype=np.int64),
-            np.array(rider, dtype=np.int64),
-            micros_of(ts),
-            np.array(lat, dtype=np.float64),
-            np.array(lon, dtype=np.float64),
-            speed,
-            heading,
-            accuracy,
+            np.array(pings.place, dtype=np.int64),
+            np.array(pings.rider, dtype=np.int64),
+            micros_of(pings.ts),
+            np.array(pings.lat, dtype=np.float64),
+            np.array(pings.lon, dtype=np.float64),
+            pings.speed,
+            pings.heading,
+            pings.accuracy,
         )
 
 
@@ -509,7 +627,7 @@ def _continuity(
 
 
 def store_positions(
-    session: Session, *, candidates: Sequence[Candidate], rules: IngestRules, now: datetime
+    session: Session, *, pings: PingColumns, rules: IngestRules, now: datetime
 ) -> IngestResult:
     """Validate and store attributed pings; returns counts and a reason for each refused one.
 
@@ -517,9 +635,9 @@ def store_positions(
     costs a few microseconds of Python, most of it the H3 cells.
     """
     result = IngestResult()
-    if not candidates:
+    if not pings.place:
         return result
-    batch = _Batch.of(candidates)
+    batch = _Batch.of(pings)
     code = _screen(batch, rules, now)
     live = np.flatnonzero(code == ACCEPT)
     if len(live):
@@ -529,7 +647,7 @@ def store_positions(
         rider, us = batch.rider[live], batch.us[live]
         first, last = int(np.argmin(us)), int(np.argmax(us))
         states = _rider_states(
-            session, set(rider.tolist()), candidates[int(live[first])].ts, candidates[int(live[last])].ts
+            session, set(rider.tolist()), pings.ts[int(live[first])], pings.ts[int(live[last])]
         )
         code[live] = _admit(rider, us, states)
         live = live[code[live] == ACCEPT]
@@ -575,27 +693,33 @@ def _store(
     cells = {res: [h3.latlng_to_cell(a, b, res) for a, b in zip(lats, lons, strict=True)] for res in rules.resolutions}
     writer = BulkWriter(session)
     picks = live.tolist()
-    stored = writer.insert(
-        table_of(Position),
-        {
-            "rider_id": rider.tolist(),
-            "ts": Micros(us.tolist()),
-            "lat": lats,
-            "lon": lons,
-            "cell": cells[rules.finest],
-            "speed_mps": [batch.speed[i] for i in picks],
-            "heading": [batch.heading[i] for i in picks],
-            "accuracy_m": [batch.accuracy[i] for i in picks],
-        },
-        constants={"received_at": writer.time(now)},
-        conflict="ON CONFLICT (rider_id, ts) DO NOTHING",
-        returning=("rider_id", "ts"),
-    )
-    if len(stored) < len(live):
-        # Stored before (a resent batch, or a concurrent request that got there first): duplicates.
+    positions: dict[str, Sequence[Any] | npt.NDArray[Any] | Micros] = {
+        "rider_id": rider,
+        "ts": Micros(us),
+        "lat": lat,
+        "lon": lon,
+        "cell": np.array(cells[rules.finest], dtype=np.int64),
+        "speed_mps": [batch.speed[i] for i in picks],
+        "heading": [batch.heading[i] for i in picks],
+        "accuracy_m": [batch.accuracy[i] for i in picks],
+    }
+    conflict, received = "ON CONFLICT (rider_id, ts) DO NOTHING", {"received_at": writer.time(now)}
+    # Nearly always every point is new, and the count says so without sending the keys back. When
+    # one was stored before (a resent batch, or a concurrent request that got there first), the
+    # insert is rolled back to its savepoint and done again, returning the keys it stored.
+    try:
+        with session.begin_nested():
+            # A writer of its own: the session emits the SAVEPOINT when a connection is asked for inside.
+            inside = BulkWriter(session)
+            if inside.insert(table_of(Position), positions, constants=received, conflict=conflict).stored < len(live):
+                raise _StoredBefore
+    except _StoredBefore:
+        stored = writer.insert(
+            table_of(Position), positions, constants=received, conflict=conflict, returning=("rider_id", "ts")
+        ).rows
         keys = set(stored)
         new = np.array(
-            [(r, t) in keys for r, t in zip(rider.tolist(), writer.returned_times(Micros(us.tolist())), strict=True)],
+            [(r, t) in keys for r, t in zip(rider.tolist(), writer.returned_times(Micros(us)), strict=True)],
             dtype=bool,
         )
         result.duplicates += int((~new).sum())
@@ -642,28 +766,62 @@ def _aggregate(
     passes, counts = _unique_rows(keys[:3])
     # The per-rider table decides who is new in a cell-hour: only rows it actually inserts (not
     # those another batch stored first) raise the distinct count, so concurrent batches agree.
+    conflict = (
+        "ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes, "
+        "riders = coverage_cells.riders + excluded.riders"
+    )
+    if writer.postgres:
+        # One statement: the rows the per-rider insert returns are counted in the server, not sent back.
+        writer.conn.exec_driver_sql(
+            PG_AGGREGATE.format(conflict=conflict),
+            (
+                *(pg_array(c, e) for c, e in zip(riders, ("int2", "int8", "int4", "int4"), strict=True)),
+                *(pg_array(c, e) for c, e in zip((*passes, counts), ("int2", "int8", "int4", "int4"), strict=True)),
+            ),
+        )
+        return
     first_passes = Counter(
         tuple(row)
         for row in writer.insert(
             table_of(CoverageRiderCell),
-            dict(zip(("resolution", "cell", "hour", "rider_id"), (c.tolist() for c in riders), strict=True)),
+            dict(zip(("resolution", "cell", "hour", "rider_id"), riders, strict=True)),
             conflict="ON CONFLICT DO NOTHING",
             returning=("resolution", "cell", "hour"),
-        )
+        ).rows
     )
-    resolution, cell, hour_ = (column.tolist() for column in passes)
+    resolution, cell, hour_ = passes
+    cell_hours = zip(resolution.tolist(), cell.tolist(), hour_.tolist(), strict=True)
     writer.insert(
         table_of(CoverageCell),
         {
             "resolution": resolution,
             "cell": cell,
             "hour": hour_,
-            "passes": counts.tolist(),
-            "riders": [first_passes[key] for key in zip(resolution, cell, hour_, strict=True)],
+            "passes": counts,
+            "riders": [first_passes[key] for key in cell_hours],
         },
-        conflict="ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes, "
-        "riders = coverage_cells.riders + excluded.riders",
+        conflict=conflict,
     )
+
+
+# PostgreSQL: the per-rider rows, then the counts, the distinct riders being those rows it inserted.
+# Rows go in the arrays' order (sorted keys), so concurrent batches lock them in one order.
+PG_AGGREGATE = """
+WITH firsts AS (
+    INSERT INTO coverage_rider_cells (resolution, cell, hour, rider_id)
+    SELECT * FROM unnest(%b::int2[], %b::int8[], %b::int4[], %b::int4[])
+    ON CONFLICT DO NOTHING
+    RETURNING resolution, cell, hour
+), counted AS (
+    SELECT resolution, cell, hour, count(*)::int AS riders FROM firsts GROUP BY resolution, cell, hour
+)
+INSERT INTO coverage_cells (resolution, cell, hour, passes, riders)
+SELECT p.resolution, p.cell, p.hour, p.passes, coalesce(c.riders, 0)
+FROM unnest(%b::int2[], %b::int8[], %b::int4[], %b::int4[]) WITH ORDINALITY AS p(resolution, cell, hour, passes, i)
+LEFT JOIN counted AS c ON (c.resolution, c.cell, c.hour) = (p.resolution, p.cell, p.hour)
+ORDER BY p.i
+{conflict}
+"""
 
 
 def _update_last_positions(writer: BulkWriter, batch: _Batch, stored: npt.NDArray[np.int64]) -> None:
@@ -673,10 +831,10 @@ def _update_last_positions(writer: BulkWriter, batch: _Batch, stored: npt.NDArra
     writer.insert(
         table_of(LastPosition),
         {
-            "rider_id": batch.rider[latest].tolist(),
-            "ts": Micros(batch.us[latest].tolist()),
-            "lat": batch.lat[latest].tolist(),
-            "lon": batch.lon[latest].tolist(),
+            "rider_id": batch.rider[latest],
+            "ts": Micros(batch.us[latest]),
+            "lat": batch.lat[latest],
+            "lon": batch.lon[latest],
             "speed_mps": [batch.speed[i] for i in latest],
             "heading": [batch.heading[i] for i in latest],
         },

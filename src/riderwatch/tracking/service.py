@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -38,6 +38,7 @@ from riderwatch.tracking.ingest import (
     Candidate,
     IngestResult,
     IngestRules,
+    PingColumns,
     hour_of,
     one_of,
     record_refusals,
@@ -298,24 +299,37 @@ def ingest_batch(
                 allowed = policy.may_send_positions_for(sender, rider_id=uid, rider_platform_id=platform_id)
                 target[name] = uid if allowed else "other_platform"
         otherwise = "unknown_rider"  # a ping that names no rider
-    candidates: list[Candidate] = []
-    for i, p in enumerate(pings):
-        if p is None:
-            pre.reject(i, "invalid", own)
-            continue
-        rider_id = target.get(p.get("rider"), otherwise)
-        if isinstance(rider_id, str):
-            pre.reject(i, rider_id, own)
-            continue
-        try:
-            ts = p["ts"].astimezone(UTC)
-        except OverflowError:  # year 1 east of Greenwich, year 9999 west of it
-            pre.reject(i, "invalid", own)
-            continue
-        candidates.append(
-            Candidate(i, rider_id, ts, p["lat"], p["lon"], p.get("speed_mps"), p.get("heading"), p.get("accuracy_m"))
-        )
-    result = store_positions(session, candidates=candidates, rules=rules, now=now)
+    # Column by column (a comprehension per field) rather than an object per ping: thousands per batch.
+    rider_of = [otherwise if p is None else target.get(p.get("rider"), otherwise) for p in pings]
+    place = [i for i, r in enumerate(rider_of) if r.__class__ is int]
+    if len(place) < len(pings):
+        for i in sorted(set(range(len(pings))) - set(place)):
+            pre.reject(i, "invalid" if pings[i] is None else cast(str, rider_of[i]), own)
+    kept = [cast(PingItem, pings[i]) for i in place]
+    ts = [p["ts"] for p in kept]
+    # A time so close to the ends of the calendar that it has no UTC equivalent is malformed.
+    overflow = set()
+    for j, moment in enumerate(ts):
+        if moment.year in (1, 9999):
+            try:
+                moment.astimezone(UTC)
+            except OverflowError:
+                overflow.add(j)
+                pre.reject(place[j], "invalid", own)
+    if overflow:
+        keep = [j for j in range(len(place)) if j not in overflow]
+        place, kept, ts = [place[j] for j in keep], [kept[j] for j in keep], [ts[j] for j in keep]
+    columns = PingColumns(
+        place=place,
+        rider=[cast(int, rider_of[i]) for i in place],
+        ts=ts,
+        lat=[p["lat"] for p in kept],
+        lon=[p["lon"] for p in kept],
+        speed=[p.get("speed_mps") for p in kept],
+        heading=[p.get("heading") for p in kept],
+        accuracy=[p.get("accuracy_m") for p in kept],
+    )
+    result = store_positions(session, pings=columns, rules=rules, now=now)
     if pre.rejections:
         result.rejections = sorted([*pre.rejections, *result.rejections], key=lambda r: r.index)
     else:
@@ -340,7 +354,7 @@ def ingest_osmand(
     if unknown:
         raise NotFound(f"unknown device {sorted(unknown)[0]!r}: register it first in RiderWatch (my devices)")
     candidates = [Candidate.of(i, owners[r.device_id], r.ping) for i, r in enumerate(reports)]
-    result = store_positions(session, candidates=candidates, rules=rules, now=now)
+    result = store_positions(session, pings=PingColumns.of(candidates), rules=rules, now=now)
     record_refusals(session, result.rejections, day=rules.day_of(now))
     return result
 
