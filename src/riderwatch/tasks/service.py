@@ -19,23 +19,41 @@ finisher.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from h3.api import basic_int as h3
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.config import Settings
 from riderwatch.coverage.service import CoverageLimits, area_cells, cell_feature, resolve_area
-from riderwatch.db import upsert, utcnow
+from riderwatch.db import UTCDateTime, upsert, utcnow
 from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
 from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m, to_wgs84
 from riderwatch.models import (
@@ -52,13 +70,19 @@ from riderwatch.models import (
     Station,
     User,
 )
-from riderwatch.tracking.ingest import SECONDS_PER_HOUR, coordinates_ok, hour_of
+from riderwatch.tracking.ingest import MICROS_PER_SECOND, SECONDS_PER_HOUR, coordinates_ok, hour_of, micros
 
 log = logging.getLogger(__name__)
 
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
 CHUNK = 1000
+# The job reads the positions of this many due tasks at once, and this many (rider, time span) ranges
+# per statement.
+TASKS_PER_READ = 200
+RANGES_PER_READ = 500
+ROWS_PER_FETCH = 5000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # On the sphere haversine_m measures on.
 METRES_PER_DEGREE = math.radians(1) * EARTH_RADIUS_M
 RECHECK_ENDED = timedelta(minutes=15)
@@ -351,17 +375,10 @@ def invited_filter(rider: User) -> ColumnElement[bool]:
     return or_(PatrolTask.open_to_all.is_(True), PatrolTask.id.in_(invited))
 
 
-def _eligible(session: Session, task: PatrolTask, candidates: set[int]) -> set[int]:
-    """Of the candidate riders, those the task counts: active team members it is open to or invites."""
-    if not candidates:
-        return set()
+def _active_riders(session: Session, candidates: set[int]) -> dict[int, int | None]:
+    """Of the candidate users, the active riders of the team, each with their station (or None)."""
     ids = sorted(candidates)
-    out: set[int] = set()
-    invites = session.execute(
-        select(PatrolTaskInvite.rider_id, PatrolTaskInvite.station_id).where(PatrolTaskInvite.task_id == task.id)
-    ).all()
-    rider_invites = {r for r, _ in invites if r is not None}
-    station_invites = {s for _, s in invites if s is not None}
+    out: dict[int, int | None] = {}
     for i in range(0, len(ids), CHUNK):
         rows = session.execute(
             select(Rider.user_id, Rider.station_id)
@@ -369,12 +386,54 @@ def _eligible(session: Session, task: PatrolTask, candidates: set[int]) -> set[i
             .where(Rider.user_id.in_(ids[i : i + CHUNK]), User.is_active.is_(True), Rider.status == "active")
         )
         for uid, station_id in rows:
-            if task.open_to_all or uid in rider_invites or (station_id is not None and station_id in station_invites):
-                out.add(uid)
+            out[uid] = station_id
+    return out
+
+
+def _eligible(session: Session, wanted: Sequence[tuple[PatrolTask, set[int]]]) -> dict[int, set[int]]:
+    """Per task, of its candidate riders those it counts: active team members it is open to or invites.
+
+    The riders of every task are looked up together, and the invitations of every task in one query.
+    """
+    riders = _active_riders(session, set().union(*(candidates for _, candidates in wanted)))
+    rider_invites: dict[int, set[int]] = defaultdict(set)
+    station_invites: dict[int, set[int]] = defaultdict(set)
+    ids = sorted({task.id for task, _ in wanted if not task.open_to_all})
+    for i in range(0, len(ids), CHUNK):
+        for task_id, rider_id, station_id in session.execute(
+            select(PatrolTaskInvite.task_id, PatrolTaskInvite.rider_id, PatrolTaskInvite.station_id).where(
+                PatrolTaskInvite.task_id.in_(ids[i : i + CHUNK])
+            )
+        ):
+            if rider_id is not None:
+                rider_invites[task_id].add(rider_id)
+            if station_id is not None:
+                station_invites[task_id].add(station_id)
+    out: dict[int, set[int]] = {}
+    for task, candidates in wanted:
+        out[task.id] = {
+            uid
+            for uid in candidates
+            if uid in riders
+            and (
+                task.open_to_all
+                or uid in rider_invites[task.id]
+                or (riders[uid] is not None and riders[uid] in station_invites[task.id])
+            )
+        }
     return out
 
 
 # --- verification -------------------------------------------------------------------------------
+
+
+class _Spot(NamedTuple):
+    """A check-in point as verification tests it (plain values: it is tested against many points)."""
+
+    id: int
+    lat: float
+    lon: float
+    radius_m: float
 
 
 @dataclass(frozen=True)
@@ -383,7 +442,7 @@ class _Targets:
 
     resolution: int
     cells: frozenset[int] = frozenset()
-    checkpoints: tuple[PatrolTaskCheckpoint, ...] = ()
+    checkpoints: tuple[_Spot, ...] = ()
     # Cells (at `resolution`) in which a pass can count: the lookup keys for candidate riders.
     search_cells: tuple[int, ...] = ()
     # (south, west, north, east) around every target: positions outside are not read.
@@ -392,18 +451,6 @@ class _Targets:
     @property
     def count(self) -> int:
         return len(self.cells) if self.cells else len(self.checkpoints)
-
-    def hits(self, lat: float, lon: float, cell: int | None, accuracy_m: float | None = None) -> Iterable[int]:
-        if self.cells:
-            if cell in self.cells:
-                yield cell
-            return
-        for cp in self.checkpoints:
-            # A fix less precise than the check-in circle is wide may have been taken anywhere near it.
-            if accuracy_m is not None and accuracy_m > cp.radius_m:
-                continue
-            if haversine_m(cp.lat, cp.lon, lat, lon) <= cp.radius_m:
-                yield cp.id
 
 
 def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets:
@@ -418,8 +465,14 @@ def _targets(session: Session, task: PatrolTask, limits: TaskLimits) -> _Targets
             bbox=_bbox(boundary),
         )
     checkpoints = tuple(
-        session.scalars(
-            select(PatrolTaskCheckpoint)
+        _Spot(*row)
+        for row in session.execute(
+            select(
+                PatrolTaskCheckpoint.id,
+                PatrolTaskCheckpoint.lat,
+                PatrolTaskCheckpoint.lon,
+                PatrolTaskCheckpoint.radius_m,
+            )
             .where(PatrolTaskCheckpoint.task_id == task.id)
             .order_by(PatrolTaskCheckpoint.seq)
         )
@@ -488,96 +541,306 @@ def _spans(hours: set[int], start: datetime, end: datetime) -> list[tuple[dateti
     return spans
 
 
-def _first_visits(
-    session: Session,
-    targets: _Targets,
-    hours: dict[int, set[int]],
-    start: datetime,
-    end: datetime,
-    *,
-    finest: int,
-    received_after: datetime | None,
-) -> dict[tuple[int, int], datetime]:
-    """(rider, target) → the first time the rider's positions in [start, end) passed the target.
+@dataclass(frozen=True)
+class _Check:
+    """One task's part of a verification run: what it counts, and which riders' points it reads when."""
 
-    Only the hours in which each rider was near the targets are read, one index range (rider, time)
-    each, and only points inside the targets' bounding box; with `received_after`, only points that
-    arrived since (earlier ones were counted by an earlier check).
-    """
-    south, west, north, east = targets.bbox
-    query = select(
-        Position.rider_id, Position.ts, Position.lat, Position.lon, Position.cell, Position.accuracy_m
-    ).where(
-        Position.rider_id == bindparam("rider"),
-        Position.ts >= bindparam("lo"),
-        Position.ts < bindparam("hi"),
-        Position.lat.between(south, north),
-        Position.lon.between(west, east),
+    task_id: int
+    targets: _Targets
+    end: datetime
+    # Points received up to this instant were counted by an earlier check (None: the first check).
+    since: datetime | None
+    # Each eligible candidate rider → the spans of the window in which they were near the targets.
+    spans: dict[int, list[tuple[datetime, datetime]]]
+
+
+def _checkable(task: PatrolTask, now: datetime) -> bool:
+    return task.status == "published" and not task.final and now >= task.starts_at
+
+
+def _checks(session: Session, tasks: Sequence[PatrolTask], limits: TaskLimits, now: datetime) -> list[_Check]:
+    """For each task: its targets, and its eligible candidate riders with the spans they were near them."""
+    found: list[tuple[PatrolTask, _Targets, datetime, dict[int, set[int]]]] = []
+    for task in tasks:
+        end = min(now, task.ends_at)
+        targets = _targets(session, task, limits)
+        found.append((task, targets, end, _candidates(session, targets, task.starts_at, end)))
+    eligible = _eligible(session, [(task, set(hours)) for task, _, _, hours in found])
+    checks = []
+    for task, targets, end, hours in found:
+        spans = {r: _spans(hours[r], task.starts_at, end) for r in sorted(eligible[task.id])}
+        # Points counted at an earlier check need not be read again; the margin covers requests that
+        # were still being stored (received, not yet committed) when that check ran.
+        since = None if task.verified_at is None else task.verified_at - COMMIT_MARGIN
+        checks.append(
+            _Check(task_id=task.id, targets=targets, end=end, since=since, spans={r: s for r, s in spans.items() if s})
+        )
+    return checks
+
+
+def _ranges(checks: Sequence[_Check]) -> list[tuple[int, datetime, datetime]]:
+    """(rider, from, until): every check's spans, each rider's spans of all the tasks merged, so that
+    a point several tasks want is read once."""
+    wanted: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for check in checks:
+        for rider, spans in check.spans.items():
+            wanted[rider] += spans
+    out: list[tuple[int, datetime, datetime]] = []
+    for rider in sorted(wanted):
+        merged: list[tuple[datetime, datetime]] = []
+        for lo, hi in sorted(wanted[rider]):
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        out += [(rider, lo, hi) for lo, hi in merged]
+    return out
+
+
+class _Times:
+    """Times of positions in a form the many points read need no conversion for, and that sorts as
+    time does: on SQLite the text `UTCDateTime` stores (fixed width; SQLite itself compares it so),
+    on PostgreSQL whole microseconds since 1970 (computed exactly by the server). Only the first
+    visits found are turned back into datetimes."""
+
+    def __init__(self, session: Session) -> None:
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+
+    def column(self) -> ColumnElement[Any]:
+        if self.sqlite:
+            return type_coerce(Position.ts, NullType())
+        return cast(func.extract("epoch", Position.ts) * MICROS_PER_SECOND, BigInteger)
+
+    def raw(self, moment: datetime) -> Any:
+        if self.sqlite:
+            return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return micros(moment)
+
+    def aware(self, value: Any) -> datetime:
+        if self.sqlite:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return EPOCH + timedelta(microseconds=value)
+
+
+def _range_table(session: Session, ranges: Sequence[tuple[int, datetime, datetime]]) -> tuple[Any, Any, Any, Any]:
+    """The ranges as a table (rider, lo, hi) bound as one parameter per column: arrays on PostgreSQL,
+    one JSON list on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        times = postgresql.ARRAY(UTCDateTime())
+        table = (
+            func.unnest(
+                bindparam(None, [r[0] for r in ranges], type_=postgresql.ARRAY(BigInteger)),
+                bindparam(None, [r[1] for r in ranges], type_=times),
+                bindparam(None, [r[2] for r in ranges], type_=times),
+            )
+            .table_valued("rider", "lo", "hi")
+            .render_derived()
+        )
+        return table, table.c.rider, table.c.lo, table.c.hi
+    raw = _Times(session).raw
+    table = func.json_each(json.dumps([[rider, raw(lo), raw(hi)] for rider, lo, hi in ranges])).table_valued("value")
+    value = table.c.value
+    return (
+        table,
+        func.json_extract(value, "$[0]"),
+        func.json_extract(value, "$[1]"),
+        func.json_extract(value, "$[2]"),
     )
-    if received_after is not None:
-        query = query.where(Position.received_at > received_after)
-    first: dict[tuple[int, int], datetime] = {}
-    for rider in sorted(hours):
-        for lo, hi in _spans(hours[rider], start, end):
-            for rider_id, ts, lat, lon, stored_cell, accuracy in session.execute(
-                query, {"rider": rider, "lo": lo, "hi": hi}
-            ):
-                cell = None
-                if targets.cells:
+
+
+def _read_positions(session: Session, checks: Sequence[_Check], sinces: Sequence[datetime]) -> Iterator[Any]:
+    """The points any of the checks may count, each read once.
+
+    Rows (rider, ts as `_Times` gives it, lat, lon, cell, accuracy, received): `received` counts the
+    instants of `sinces` (ascending) the point was received after. One statement per RANGES_PER_READ
+    ranges; each range is one index range (rider, time) of positions, and only points inside some
+    task's bounding box and received after that task's `since` come back.
+    """
+    near: list[ColumnElement[bool]] = []
+    boxes = {(c.targets.bbox, c.since) for c in checks}
+    for box, since in sorted(boxes, key=lambda b: (b[0], b[1] is not None, b[1] or EPOCH)):
+        south, west, north, east = box
+        inside = and_(Position.lat.between(south, north), Position.lon.between(west, east))
+        near.append(inside if since is None else and_(Position.received_at > since, inside))
+    conditions = [or_(*near)]
+    if all(c.since is not None for c in checks):
+        conditions.insert(0, Position.received_at > sinces[0])  # cheap, and enough to pass over most points
+    received: ColumnElement[int] = sum(
+        (cast(Position.received_at > since, Integer) for since in sinces), literal(0, Integer)
+    )
+    columns = (
+        Position.rider_id,
+        _Times(session).column(),
+        Position.lat,
+        Position.lon,
+        Position.cell,
+        Position.accuracy_m,
+        received,
+    )
+    ranges = _ranges(checks)
+    for i in range(0, len(ranges), RANGES_PER_READ):
+        table, rider, lo, hi = _range_table(session, ranges[i : i + RANGES_PER_READ])
+        query = (
+            select(*columns)
+            .select_from(table)
+            .join(Position, and_(Position.rider_id == rider, Position.ts >= lo, Position.ts < hi))
+            .where(*conditions)
+        )
+        for rows in session.connection().execute(query).partitions(ROWS_PER_FETCH):
+            yield from rows
+
+
+class _Wants(NamedTuple):
+    """What one task takes from the points read, in plain values (it is tested against many points)."""
+
+    task_id: int
+    spans: dict[int, list[tuple[Any, Any]]]  # rider → spans, in the form of `_Times`
+    after: int  # a point counts if received after this many of the run's `sinces` (0: any point)
+    south: float
+    west: float
+    north: float
+    east: float
+    resolution: int
+    cells: frozenset[int]
+    checkpoints: tuple[_Spot, ...]
+
+
+class _BoxIndex:
+    """The tasks whose bounding box may hold a point, looked up by squares of a grid (about a kilometre).
+
+    A point lies in a box only if its square lies in the box's squares (multiplying by a positive
+    constant and flooring keep the order), so the lookup never misses a task; it only saves testing
+    every box for every point. A box over too many squares is tried for every point.
+    """
+
+    PER_DEGREE = 100
+    MAX_SQUARES = 400
+
+    def __init__(self, wants: Sequence[_Wants]) -> None:
+        self.everywhere: list[_Wants] = []
+        squares: dict[tuple[int, int], list[_Wants]] = defaultdict(list)
+        for want in wants:
+            rows = range(math.floor(want.south * self.PER_DEGREE), math.floor(want.north * self.PER_DEGREE) + 1)
+            columns = range(math.floor(want.west * self.PER_DEGREE), math.floor(want.east * self.PER_DEGREE) + 1)
+            if len(rows) * len(columns) > self.MAX_SQUARES:
+                self.everywhere.append(want)
+                continue
+            for row in rows:
+                for column in columns:
+                    squares[(row, column)].append(want)
+        self.squares = {key: [*found, *self.everywhere] for key, found in squares.items()}
+
+
+def _first_visits(
+    session: Session, checks: Sequence[_Check], *, finest: int
+) -> dict[int, dict[tuple[int, int], datetime]]:
+    """Per task, (rider, target) → the first time the rider's positions in the task's spans passed the target.
+
+    The tasks' points are read together (each point once, see _read_positions) and handed to every
+    task whose rider, spans, bounding box and `since` they fit: each task gets exactly the points it
+    would read alone.
+    """
+    times = _Times(session)
+    raw = functools.cache(times.raw)  # spans of many riders and tasks share their hours
+    sinces = sorted({c.since for c in checks if c.since is not None})
+    wants = [
+        _Wants(
+            c.task_id,
+            {r: [(raw(lo), raw(hi)) for lo, hi in spans] for r, spans in c.spans.items()},
+            0 if c.since is None else sinces.index(c.since) + 1,
+            *c.targets.bbox,
+            c.targets.resolution,
+            c.targets.cells,
+            c.targets.checkpoints,
+        )
+        for c in checks
+    ]
+    first: dict[int, dict[tuple[int, int], Any]] = {c.task_id: {} for c in checks}
+    if not any(c.spans for c in checks):
+        return first
+    index = _BoxIndex(wants)
+    squares, everywhere, per_degree = index.squares, index.everywhere, _BoxIndex.PER_DEGREE
+    floor = math.floor
+    for rider, ts, lat, lon, stored_cell, accuracy, received in _read_positions(session, checks, sinces):
+        # The point's cell at `resolution`, worked out once for all the tasks of that resolution.
+        resolution, cell = -1, 0
+        for want in squares.get((floor(lat * per_degree), floor(lon * per_degree)), everywhere):
+            task_id, spans, after, south, west, north, east, task_resolution, cells, checkpoints = want
+            if received < after or not (south <= lat <= north and west <= lon <= east):
+                continue
+            mine = spans.get(rider)
+            if mine is None:
+                continue
+            for lo, hi in mine:
+                if lo <= ts < hi:
+                    break
+            else:
+                continue
+            found = first[task_id]
+            if cells:
+                if task_resolution != resolution:
                     # As the aggregates do: the cell the point lies in at the task's resolution.
-                    cell = (
-                        stored_cell if targets.resolution == finest else h3.latlng_to_cell(lat, lon, targets.resolution)
-                    )
-                for target in targets.hits(lat, lon, cell, accuracy):
-                    key = (rider_id, target)
-                    if key not in first or ts < first[key]:
-                        first[key] = ts
-    return first
+                    resolution = task_resolution
+                    cell = stored_cell if resolution == finest else h3.latlng_to_cell(lat, lon, resolution)
+                hits: Iterable[int] = (cell,) if cell in cells else ()
+            else:
+                # A fix less precise than a check-in circle is wide may have been taken anywhere near it.
+                hits = [
+                    spot.id
+                    for spot in checkpoints
+                    if (accuracy is None or accuracy <= spot.radius_m)
+                    and haversine_m(spot.lat, spot.lon, lat, lon) <= spot.radius_m
+                ]
+            for target in hits:
+                key = (rider, target)
+                if key not in found or ts < found[key]:
+                    found[key] = ts
+    return {task_id: {key: times.aware(ts) for key, ts in found.items()} for task_id, found in first.items()}
 
 
 def required_count(task: PatrolTask, targets: int) -> int:
     return max(1, math.ceil(task.required_share * targets - 1e-9))
 
 
-def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: datetime | None = None) -> int:
-    """Check the invited riders' positions in the task's window; returns how many riders have progress."""
-    now = now or utcnow()
-    if task.status != "published" or task.final or now < task.starts_at:
-        return 0
-    end = min(now, task.ends_at)
-    targets = _targets(session, task, limits)
-    hours = _candidates(session, targets, task.starts_at, end)
-    riders = _eligible(session, task, set(hours))
-    # Points counted at an earlier check need not be read again; the margin covers requests that were
-    # still being stored (received, not yet committed) when that check ran.
-    since = None if task.verified_at is None else task.verified_at - COMMIT_MARGIN
-    visits = _first_visits(
-        session,
-        targets,
-        {r: hours[r] for r in riders},
-        task.starts_at,
-        end,
-        finest=limits.finest,
-        received_after=since,
-    )
+def _record(
+    session: Session,
+    task: PatrolTask,
+    check: _Check,
+    visits: dict[tuple[int, int], datetime],
+    limits: TaskLimits,
+    now: datetime,
+) -> int:
+    """Store a task's first visits and results, and how far it has been checked."""
     if visits:
-        stmt = upsert(session, PatrolTaskVisit)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["task_id", "rider_id", "target"],
-            set_={"first_at": stmt.excluded.first_at},
-            where=stmt.excluded.first_at < PatrolTaskVisit.first_at,
-        )
         rows = [
             {"task_id": task.id, "rider_id": r, "target": t, "first_at": ts} for (r, t), ts in sorted(visits.items())
         ]
-        session.execute(stmt, rows)
-    progress = _update_results(session, task, targets.count, now)
-    task.verified_until = end
+        _upsert_rows(
+            session,
+            PatrolTaskVisit,
+            rows,
+            keys=("task_id", "rider_id", "target"),
+            replace=("first_at",),
+            earlier="first_at",
+        )
+    # Only riders with a point read now can have new visits; the others' results stand.
+    progress = _update_results(session, task, check.targets.count, now, riders={r for r, _ in visits})
+    task.verified_until = check.end
     task.verified_at = now
     if now >= task.ends_at + limits.late_points + COMMIT_MARGIN:
         task.final = True
     session.flush()
     return progress
+
+
+def verify_task(session: Session, *, task: PatrolTask, limits: TaskLimits, now: datetime | None = None) -> int:
+    """Check the invited riders' positions in the task's window; returns how many riders have progress."""
+    now = now or utcnow()
+    if not _checkable(task, now):
+        return 0
+    (check,) = _checks(session, [task], limits, now)
+    visits = _first_visits(session, [check], finest=limits.finest)
+    return _record(session, task, check, visits[task.id], limits, now)
 
 
 def verify_now(session: Session, *, task: PatrolTask, limits: TaskLimits, now: datetime | None = None) -> int:
@@ -592,39 +855,128 @@ def verify_now(session: Session, *, task: PatrolTask, limits: TaskLimits, now: d
     return verify_task(session, task=task, limits=limits, now=now)
 
 
-def _update_results(session: Session, task: PatrolTask, target_count: int, now: datetime) -> int:
+def _upsert_rows(
+    session: Session,
+    model: type[PatrolTaskVisit] | type[PatrolTaskResult],
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    replace: Sequence[str],
+    earlier: str | None = None,
+) -> None:
+    """INSERT many rows, a row already there (same `keys`) taking the new values of `replace` (only
+    when the new `earlier` is earlier, if given). Straight to the connection, without the ORM's
+    per-row bookkeeping: on PostgreSQL as one statement with an array per column, unnested (its text
+    does not change with the number of rows); on SQLite through the driver's executemany."""
+    stmt = upsert(session, model)
+    table = model.__table__
+    names = list(rows[0])
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        arrays = [bindparam(None, [row[n] for row in rows], type_=postgresql.ARRAY(table.c[n].type)) for n in names]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        stmt = stmt.from_select(names, select(*source.c))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={n: stmt.excluded[n] for n in replace},
+        where=None if earlier is None else stmt.excluded[earlier] < table.c[earlier],
+    )
+    if postgres:
+        session.connection().execute(stmt)
+    else:
+        session.connection().execute(stmt, rows)
+
+
+def _update_results(
+    session: Session, task: PatrolTask, target_count: int, now: datetime, riders: Collection[int] | None = None
+) -> int:
+    """Sum the task's visits into its riders' results and award the points; returns how many riders have one.
+
+    Only the results of `riders` (all riders, if None) are counted again from their visits: a check
+    passes those that may have new visits, as the others' results cannot change but for the points.
+    Set-at-a-time: the results whose numbers change are written in one statement, and one more marks
+    every rider with visits as checked now (`updated_at`).
+    """
     need = required_count(task, target_count)
     times: dict[int, list[datetime]] = defaultdict(list)
-    for rider_id, first_at in session.execute(
+    visits = (
         select(PatrolTaskVisit.rider_id, PatrolTaskVisit.first_at)
         .where(PatrolTaskVisit.task_id == task.id)
         .order_by(PatrolTaskVisit.rider_id, PatrolTaskVisit.first_at)
-    ):
-        times[rider_id].append(first_at)
-    existing = {
-        r.rider_id: r for r in session.scalars(select(PatrolTaskResult).where(PatrolTaskResult.task_id == task.id))
-    }
-    for rider_id, seen in times.items():
-        result = existing.get(rider_id)
-        if result is None:
-            result = existing[rider_id] = PatrolTaskResult(
-                task_id=task.id, rider_id=rider_id, visited=0, points_awarded=0
-            )
-            session.add(result)
-        # Results only grow: visits deleted with a withdrawn consent do not undo what was achieved.
-        result.visited = max(result.visited, len(seen))
-        if len(seen) >= need and (result.completed_at is None or seen[need - 1] < result.completed_at):
-            result.completed_at = seen[need - 1]
-        result.updated_at = now
-    done = sorted(
-        (r for r in existing.values() if r.completed_at is not None), key=lambda r: (r.completed_at, r.rider_id)
     )
-    winners = done if task.max_riders is None else done[: task.max_riders]
-    winner_ids = {r.rider_id for r in winners}
-    for r in existing.values():
-        r.points_awarded = task.points if r.rider_id in winner_ids else 0
-    session.flush()
-    return len(existing)
+    ids = sorted(riders) if riders is not None else None
+    for i in [0] if ids is None else range(0, len(ids), CHUNK):
+        chunk = visits if ids is None else visits.where(PatrolTaskVisit.rider_id.in_(ids[i : i + CHUNK]))
+        for rider_id, first_at in session.execute(chunk):
+            times[rider_id].append(first_at)
+    stored: dict[int, tuple[int, datetime | None, int]] = {
+        rider_id: (visited, completed_at, points)
+        for rider_id, visited, completed_at, points in session.execute(
+            select(
+                PatrolTaskResult.rider_id,
+                PatrolTaskResult.visited,
+                PatrolTaskResult.completed_at,
+                PatrolTaskResult.points_awarded,
+            ).where(PatrolTaskResult.task_id == task.id)
+        )
+    }
+    visited = {r: v for r, (v, _, _) in stored.items()}
+    completed = {r: c for r, (_, c, _) in stored.items()}
+    for rider_id, seen in times.items():
+        # Results only grow: visits deleted with a withdrawn consent do not undo what was achieved.
+        visited[rider_id] = max(visited.get(rider_id, 0), len(seen))
+        before = completed.get(rider_id)
+        if len(seen) >= need and (before is None or seen[need - 1] < before):
+            before = seen[need - 1]
+        completed[rider_id] = before
+    done = sorted((at, rider_id) for rider_id, at in completed.items() if at is not None)
+    winners = {rider_id for _, rider_id in (done if task.max_riders is None else done[: task.max_riders])}
+    results = {r: (visited[r], completed[r], task.points if r in winners else 0) for r in visited}
+    changed = sorted(r for r, values in results.items() if stored.get(r) != values)
+    rows = [
+        {
+            "task_id": task.id,
+            "rider_id": r,
+            "visited": results[r][0],
+            "completed_at": results[r][1],
+            "points_awarded": results[r][2],
+            "updated_at": now,
+        }
+        for r in changed
+        if r in times
+    ]
+    if rows:
+        _upsert_rows(
+            session,
+            PatrolTaskResult,
+            rows,
+            keys=("task_id", "rider_id"),
+            replace=("visited", "completed_at", "points_awarded", "updated_at"),
+        )
+    for r in changed:
+        if r not in times:
+            # Not counted again (no new visits, or visits gone with a withdrawn consent, which does not
+            # undo what was achieved): only the points can move, when an earlier finisher turns up.
+            session.execute(
+                update(PatrolTaskResult)
+                .where(PatrolTaskResult.task_id == task.id, PatrolTaskResult.rider_id == r)
+                .values(points_awarded=results[r][2])
+                .execution_options(synchronize_session=False)
+            )
+    session.execute(
+        update(PatrolTaskResult)
+        .where(
+            PatrolTaskResult.task_id == task.id,
+            PatrolTaskResult.rider_id.in_(select(PatrolTaskVisit.rider_id).where(PatrolTaskVisit.task_id == task.id)),
+        )
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    # Results loaded earlier in this session would show the old numbers.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, PatrolTaskResult) and obj.task_id == task.id:
+            session.expire(obj)
+    return len(results)
 
 
 def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = None) -> int:
@@ -632,6 +984,7 @@ def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = N
 
     An ended task can only change through late points (phones that were offline), so it is checked
     again every `RECHECK_ENDED`, and a last time once no late point can arrive, which makes it final.
+    The due tasks are checked together: each rider's points are read once for all of them.
     """
     now = now or utcnow()
     running = and_(PatrolTask.starts_at <= now, PatrolTask.ends_at > now)
@@ -649,8 +1002,40 @@ def verify_due(session: Session, *, limits: TaskLimits, now: datetime | None = N
         .order_by(PatrolTask.id)
     ).all()
     checked = 0
+    for i in range(0, len(tasks), TASKS_PER_READ):
+        checked += _verify_together(session, tasks[i : i + TASKS_PER_READ], limits, now)
+    return checked
+
+
+def _verify_together(session: Session, tasks: Sequence[PatrolTask], limits: TaskLimits, now: datetime) -> int:
+    """Verify the tasks from one shared read of positions; returns how many were verified.
+
+    One task that cannot be checked must not hold up the others (nor roll back their results): each
+    task's results are stored in a savepoint of their own, and should the shared read fail, the tasks
+    are verified one by one, so that only the task at fault is left out.
+    """
+    try:
+        with session.begin_nested():
+            due = [t for t in tasks if _checkable(t, now)]
+            checks = _checks(session, due, limits, now)
+            visits = _first_visits(session, checks, finest=limits.finest)
+    except Exception:
+        log.exception("patrol tasks %s could not be read together; verifying them one by one", [t.id for t in tasks])
+        return _verify_each(session, tasks, limits, now)
+    checked = len(tasks) - len(checks)  # those that need no check (verify_task would return at once)
+    for task, check in zip(due, checks, strict=True):
+        try:
+            with session.begin_nested():
+                _record(session, task, check, visits[task.id], limits, now)
+            checked += 1
+        except Exception:
+            log.exception("patrol task %s could not be verified", task.id)
+    return checked
+
+
+def _verify_each(session: Session, tasks: Sequence[PatrolTask], limits: TaskLimits, now: datetime) -> int:
+    checked = 0
     for task in tasks:
-        # One task that cannot be checked must not hold up the others (nor roll back their results).
         try:
             with session.begin_nested():
                 verify_task(session, task=task, limits=limits, now=now)
