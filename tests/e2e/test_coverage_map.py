@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -265,3 +266,27 @@ def test_rider_consents_goes_on_duty_shares_and_withdraws(
         what="positions deleted",
     )
     assert not read_db(db, lambda s: s.get(Rider, rider_id).location_consent)  # type: ignore[union-attr]
+
+
+def test_map_times_are_the_programmes_whatever_zone_the_browser_is_in(
+    db: Session, live_server: str, new_context: Callable[..., BrowserContext]
+) -> None:
+    """A dispatcher's browser set to New York: the window's inputs, the slider and the popups speak
+    Shanghai time (the programme's zone, as the server's own pages and the hour-of-day chart do)."""
+    _arrange(db, live_server)
+    page = new_context(timezone_id="America/New_York").new_page()
+    log_in(page, "dispatcher")
+
+    def end_of_hour() -> str:
+        now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(minute=0, second=0, microsecond=0)
+        return (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+    before = end_of_hour()
+    _open_map(page)
+    box = page.get_by_test_id("coverage-map")
+    expect(box.locator("path.cell-covered")).to_have_count(3)  # the window read in Shanghai time holds the passes
+    assert page.get_by_test_id("coverage-to").input_value() in {before, end_of_hour()}
+    assert page.evaluate("RW.zoneText(new Date('2026-03-08T02:30:00Z'))") == "2026-03-08 10:30"
+    assert page.evaluate("RW.fromZoneInput('2026-03-08T10:30').toISOString()") == "2026-03-08T02:30:00.000Z"
+    assert page.evaluate("RW.fromZoneInput('2026-11-29T00:05').toISOString()") == "2026-11-28T16:05:00.000Z"
+    assert page.evaluate("isNaN(RW.fromZoneInput('yesterday').getTime())")

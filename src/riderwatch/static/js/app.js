@@ -19,6 +19,41 @@
 
   RW.csrf = function () { return document.body.getAttribute('data-csrf') || ''; };
 
+  /* Times on the command centre's maps are in the programme's time zone (the server's setting, on
+     <body data-tz>), as are the times the server writes into pages, whatever zone the browser is
+     set to. Riders' own pages keep the phone's time. */
+  var zoneFormat = null;
+  function zoneParts(date) {
+    if (!zoneFormat) {
+      zoneFormat = new Intl.DateTimeFormat('en-US', {
+        timeZone: document.body.getAttribute('data-tz') || undefined, hourCycle: 'h23',
+        year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit'
+      });
+    }
+    var out = {};
+    zoneFormat.formatToParts(date).forEach(function (part) { out[part.type] = part.value; });
+    return out;
+  }
+  /* 'YYYY-MM-DDTHH:MM' in the programme's zone: the value of a datetime-local input. */
+  RW.zoneInput = function (date) {
+    var p = zoneParts(date);
+    return p.year + '-' + p.month + '-' + p.day + 'T' + p.hour + ':' + p.minute;
+  };
+  RW.zoneText = function (date) { return RW.zoneInput(date).replace('T', ' '); };
+  /* The moment a wall-clock 'YYYY-MM-DDTHH:MM' in the programme's zone names (Invalid Date if none). */
+  RW.fromZoneInput = function (value) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(value || '');
+    if (!m) { return new Date(NaN); }
+    var wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    var guess = wall;
+    // The zone's offset at the guess, then once more at the result, in case an offset change lies between.
+    for (var i = 0; i < 2; i++) {
+      var p = zoneParts(new Date(guess));
+      guess = wall - (Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - guess);
+    }
+    return new Date(guess);
+  };
+
   /* Show a message in a status box (or hide the box when there is no text). */
   RW.showMessage = function (box, text, kind) {
     if (!box) { return; }

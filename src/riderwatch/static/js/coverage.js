@@ -320,16 +320,11 @@
   }
 
   /* --- the window and the slider over its hours or days --- */
-  function pad(n) { return (n < 10 ? '0' : '') + n; }
-  function localInput(d) {
-    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
-  }
-  function localText(d) { return localInput(d).replace('T', ' '); }
+  var localInput = window.RW.zoneInput, localText = window.RW.zoneText;
 
   function preset(hours) {
-    var end = new Date();
-    end.setMinutes(0, 0, 0);
-    end = new Date(end.getTime() + HOUR);  // to the end of the current hour: the last pings count
+    // To the end of the current hour in the programme's zone: the last pings count.
+    var end = new Date(window.RW.fromZoneInput(localInput(new Date()).slice(0, 14) + '00').getTime() + HOUR);
     el('coverage-to').value = localInput(end);
     el('coverage-from').value = localInput(new Date(end.getTime() - hours * HOUR));
   }
@@ -364,8 +359,8 @@
   function readQuery() {
     var area = el('coverage-area').value;
     if (!area) { return { error: t('no_area') }; }
-    var from = new Date(el('coverage-from').value);
-    var to = new Date(el('coverage-to').value);
+    var from = window.RW.fromZoneInput(el('coverage-from').value);
+    var to = window.RW.fromZoneInput(el('coverage-to').value);
     if (isNaN(from.getTime()) || isNaN(to.getTime()) || to <= from) { return { error: t('bad_window') }; }
     if (to - from > maxDays * 24 * HOUR) { return { error: t('too_long', { n: maxDays }) }; }
     var kind = area.split(':')[0];

@@ -15,11 +15,7 @@
       return values && values[name] !== undefined ? String(values[name]) : '';
     });
   }
-  function pad(n) { return (n < 10 ? '0' : '') + n; }
-  function localText(iso) {
-    var d = new Date(iso);
-    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + pad(d.getHours()) + ':' + pad(d.getMinutes());
-  }
+  function localText(iso) { return window.RW.zoneText(new Date(iso)); }
   // Names are people's own text: set as text, never as HTML.
   function textBox(lines) {
     var box = document.createElement('div');
