@@ -3,9 +3,13 @@
 For each backend (SQLite, and PostgreSQL with --pg-url): a fresh database, N riders on duty who
 wander the district for four hours (one fix every ten seconds, written straight into `positions`
 and the per-rider cell-hour aggregates, as ingest would), and T tasks running over that window —
-half over a block of H3 cells, half over check-in points — open to every rider. Then the periodic
-job (`verify_due`) runs once from scratch and once more (when every visit is already known), and
-one task is verified alone. Printed: positions, visits and completions found, and the times.
+half over a block of H3 cells, half over check-in points — open to every rider. On PostgreSQL the
+tables are then analysed, as autovacuum would have done by the time a server verifies them. Then
+the periodic job (`verify_due`, which reads the positions of all due tasks together) runs once
+from scratch — four hours of points at once, the worst case — and once more (when every visit is
+already known: the job as it runs every minute), and one task is verified alone. Printed:
+positions, visits and completions found, the times, and the load average (the figures are only
+comparable on an otherwise idle machine).
 
     python -m bench.tasks [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--riders 500]
 """
@@ -25,7 +29,7 @@ import numpy as np
 from h3.api import basic_int as h3
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from bench.clue_submissions import fresh_pg_database
 from riderwatch.accounts.service import create_user
@@ -149,6 +153,10 @@ def _load(url: str, riders: int, tasks: int, settings: Settings, start: datetime
                     open_to_all=True,
                 )
             publish_task(session, author=author, draft=draft, limits=limits, now=start)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
     engine.dispose()
     return total, time.perf_counter() - t0
 
@@ -194,7 +202,7 @@ def main() -> None:
     parser.add_argument("--riders", type=int, default=500)
     parser.add_argument("--tasks", type=int, default=20)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=140)
     settings = Settings()
     now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=HOURS)
@@ -232,6 +240,7 @@ def main() -> None:
                 f"{m['one_s']:.3f}",
             )
     console.print(table)
+    console.print(f"load average (1, 5, 15 min): {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 
 if __name__ == "__main__":

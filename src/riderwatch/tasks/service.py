@@ -11,6 +11,8 @@ Verification finds its candidates in the per-rider cell-hour aggregates (an inde
 task's few cells) and then reads only those riders' positions in the hours they were near, inside
 the targets' bounding box, so it costs the same however many riders are on the street elsewhere;
 later checks read only the points that arrived since. It runs as a periodic job, and on demand.
+The job checks the due tasks together (`verify_due`): each rider's points in the spans of all the
+tasks are read once, in one statement for many riders, and handed to every task they fit.
 A withdrawal of consent deletes the rider's raw positions and visits, but not what they had already
 achieved; a late "off duty" takes back what the points after it achieved (forget_visits_after). Points
 for the first `max_riders` are provisional until the task is final: a late batch can reveal an earlier
