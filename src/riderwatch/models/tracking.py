@@ -77,6 +77,10 @@ class Position(Base):
     __table_args__ = (
         Index("ix_positions_ts", "ts", postgresql_using="brin"),
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position_valid"),
+        # On SQLite the rows sit in the key's B-tree (a rider's positions together, in time order):
+        # one B-tree less to keep (a smaller file, a faster purge, ingest no slower), and a rider's
+        # span is read without a lookup per row.
+        {"sqlite_with_rowid": False},
     )
     rider_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column(primary_key=True)
@@ -106,7 +110,12 @@ class CoverageCell(Base):
     """Anonymous coverage: passes (positions) and distinct riders per H3 cell and hour. Kept."""
 
     __tablename__ = "coverage_cells"
-    __table_args__ = (Index("ix_coverage_cells_resolution_hour", "resolution", "hour"),)
+    __table_args__ = (
+        Index("ix_coverage_cells_resolution_hour", "resolution", "hour"),
+        # On SQLite the rows sit in the key's B-tree, so a cell's hours are read together (the
+        # coverage query) with no lookup from an index to the row.
+        {"sqlite_with_rowid": False},
+    )
     resolution: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -123,6 +132,9 @@ class CoverageRiderCell(Base):
     """
 
     __tablename__ = "coverage_rider_cells"
+    # A rowid table on SQLite, unlike `positions` and `coverage_cells`: nothing reads it by its key
+    # but ingest's conflict check, and without rowid its two indexes carry the whole key (the one on
+    # `hour` is no longer appended to in order): its inserts took about 1.5 times as long.
     __table_args__ = (
         Index("ix_coverage_rider_cells_hour", "hour", postgresql_using="brin"),
         Index("ix_coverage_rider_cells_rider", "rider_id"),
