@@ -114,15 +114,18 @@ def jobs_run() -> None:
 
 @incidents_app.command("import")
 def incidents_import(
-    file: Annotated[str, typer.Argument(help="CSV: source,external_ref,category,lat,lon,occurred_at[,note][,crs]")],
+    file: Annotated[
+        str,
+        typer.Argument(help="CSV or Excel (.xlsx): source,external_ref,category,lat,lon,occurred_at[,note][,crs]"),
+    ],
     source: Annotated[
         str | None, typer.Option(help="source of rows that name none (the file may then leave the column out)")
     ] = None,
 ) -> None:
-    """Import incidents from a CSV export: all rows or none; rows imported before are skipped."""
+    """Import incidents from a CSV export or an Excel workbook: all rows or none; changed cases are updated."""
     from pathlib import Path
 
-    from riderwatch.incidents.service import MAX_FILE_BYTES, ImportRefused, import_csv
+    from riderwatch.incidents.service import MAX_FILE_BYTES, ImportRefused, import_file
 
     settings = Settings()
     path = Path(file)
@@ -135,10 +138,11 @@ def incidents_import(
         _fail(f"cannot read {file}: {exc.strerror or exc}")
     try:
         with unit_of_work(_factory(settings)) as session:
-            result = import_csv(
+            result = import_file(
                 session,
                 actor=None,
                 data=data,
+                filename=path.name,
                 timezone=settings.timezone,
                 origin=f"cli:{path.name}",
                 default_source=source,
@@ -151,7 +155,8 @@ def incidents_import(
     except DomainError as exc:
         _fail(exc.detail)
     console.print(f"created: {result.created}")
-    console.print(f"already present: {result.already_present}")
+    console.print(f"updated: {result.updated}")
+    console.print(f"unchanged: {result.unchanged}")
     console.print("errors: 0")
 
 

@@ -1,8 +1,9 @@
-"""`riderwatch incidents import FILE.csv [--source S]`."""
+"""`riderwatch incidents import FILE.csv|FILE.xlsx [--source S]`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from riderwatch.cli import app as cli
 from riderwatch.models import AuditEntry, Incident
+from tests.incidents.workbooks import HEADER, xlsx
 
 
 @pytest.fixture
@@ -43,10 +45,10 @@ def test_import_twice_then_a_bad_file(run: Callable[..., Result], db: Session, t
     )
     first = run(str(good), "--source", "110")
     assert first.exit_code == 0, first.output
-    assert "created: 2" in first.output and "already present: 0" in first.output and "errors: 0" in first.output
+    assert "created: 2\nupdated: 0\nunchanged: 0\nerrors: 0" in first.output
     assert _refs(db) == [("110", "J1"), ("110", "J2")]
     again = run(str(good), "--source", "110")
-    assert again.exit_code == 0 and "created: 0" in again.output and "already present: 2" in again.output
+    assert again.exit_code == 0 and "created: 0\nupdated: 0\nunchanged: 2" in again.output
     entries = list(db.scalars(select(AuditEntry).where(AuditEntry.action == "incident.import")))
     db.commit()
     assert [e.detail["origin"] for e in entries] == ["cli:cases.csv"] * 2 and entries[0].actor_id is None
@@ -72,3 +74,39 @@ def test_missing_file_and_missing_source(run: Callable[..., Result], tmp_path: P
     nosource.write_text("external_ref,category,lat,lon,occurred_at\nX,theft,25.43,119.01,2026-11-20 21:30\n")
     res = run(str(nosource))
     assert res.exit_code == 2 and "missing columns: source" in res.output
+
+
+def test_a_workbook_then_a_changed_one(run: Callable[..., Result], db: Session, tmp_path: Path) -> None:
+    book = tmp_path / "cases.xlsx"
+    rows = [
+        ["110", "X1", "theft", 25.4301, 119.0102, datetime(2026, 11, 20, 21, 30), "金鼎广场"],
+        ["110", "X2", "theft", 25.4302, 119.0103, "2026-11-20 22:10", None],
+    ]
+    book.write_bytes(xlsx([HEADER, *rows]))
+    first = run(str(book))
+    assert first.exit_code == 0, first.output
+    assert "created: 2\nupdated: 0\nunchanged: 0\nerrors: 0" in first.output
+    rows[1][2] = "fight_dispute"
+    book.write_bytes(xlsx([HEADER, *rows]))
+    again = run(str(book))
+    assert again.exit_code == 0, again.output
+    assert "created: 0\nupdated: 1\nunchanged: 1" in again.output
+    items = {i.external_ref: i for i in db.scalars(select(Incident))}
+    db.commit()
+    assert items["X2"].category_code == "fight_dispute" and items["X1"].category_code == "theft"
+    assert items["X1"].occurred_at == datetime(2026, 11, 20, 13, 30, tzinfo=UTC)
+    entries = list(db.scalars(select(AuditEntry).where(AuditEntry.action == "incident.import").order_by(AuditEntry.id)))
+    db.commit()
+    assert [e.detail["origin"] for e in entries] == ["cli:cases.xlsx"] * 2 and entries[1].detail["updated"] == 1
+
+
+def test_bad_workbooks(run: Callable[..., Result], db: Session, tmp_path: Path) -> None:
+    fake = tmp_path / "cases.xlsx"
+    fake.write_text("source,external_ref\n")
+    res = run(str(fake))
+    assert res.exit_code == 2 and "error: the file is not a valid Excel workbook (.xlsx)" in res.output
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(xlsx([HEADER, ["110", "Y1", "theft", 25.43, "north", datetime(2026, 11, 20, 21, 30)]]))
+    res = run(str(bad))
+    assert res.exit_code == 2 and "row 2, lon: 'north' is not a number" in res.output
+    assert _refs(db) == []

@@ -1,4 +1,4 @@
-"""Importing incidents (the police's recorded cases): JSON and CSV, all rows or none, idempotent re-import."""
+"""Importing incidents (the police's recorded cases): JSON and CSV, all rows or none, re-import without duplicates."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_json_import_and_reimport(api: Api, db: Session) -> None:
     rows = [row("A1"), row("A2", category="fight_dispute", note="烧烤摊酒后闹事"), row("7", source="case-system")]
     res = post_json(api, rows)
     assert res.status_code == 200, res.text
-    assert res.json() == {"rows": 3, "created": 3, "already_present": 0}
+    assert res.json() == {"rows": 3, "created": 3, "updated": 0, "unchanged": 0}
     items = stored(db)
     assert [(i.source, i.external_ref, i.category_code) for i in items] == [
         ("110", "A1", "theft"),
@@ -75,11 +75,11 @@ def test_json_import_and_reimport(api: Api, db: Session) -> None:
 
     # The same export again adds nothing; a new case beside old ones is added alone.
     again = post_json(api, [*rows, row("A3")])
-    assert again.json() == {"rows": 4, "created": 1, "already_present": 3}
+    assert again.json() == {"rows": 4, "created": 1, "updated": 0, "unchanged": 3}
     assert len(stored(db)) == 4
     entries = audits(db)
     assert [e.detail["created"] for e in entries] == [3, 1]
-    assert entries[1].detail["already_present"] == 3 and entries[1].actor_id == dispatcher_id
+    assert entries[1].detail["unchanged"] == 3 and entries[1].actor_id == dispatcher_id
     assert entries[0].detail["sources"] == ["110", "case-system"]
 
 
@@ -180,14 +180,14 @@ def test_csv_with_bom_and_chinese(api: Api, db: Session) -> None:
     )
     res = post_csv(api, "\ufeff".encode() + text.encode("utf-8"))
     assert res.status_code == 200, res.text
-    assert res.json() == {"rows": 2, "created": 2, "already_present": 0}
+    assert res.json() == {"rows": 2, "created": 2, "updated": 0, "unchanged": 0}
     items = stored(db)
     assert [i.note for i in items] == ["金鼎广场，电动车被盗", "酒后纠纷"]
     assert items[0].category_code == "theft"
     assert audits(db)[0].detail["origin"] == "csv:cases.csv"
     # The same file saved by a Chinese spreadsheet (GB 18030, no BOM) is the same two cases.
     again = post_csv(api, text.encode("gb18030"))
-    assert again.json() == {"rows": 2, "created": 0, "already_present": 2}
+    assert again.json() == {"rows": 2, "created": 0, "updated": 0, "unchanged": 2}
 
 
 def test_csv_source_from_the_form(api: Api, db: Session) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,14 +22,17 @@ Reader = Annotated[User, Depends(require("incident.read"))]
 
 ROW_DESCRIPTION = (
     "One case: `source` (the system, e.g. `110`, `case-system`; may come from the body's `source`), "
-    "`external_ref` (its number there; a second import of the same source and number adds nothing), "
+    "`external_ref` (its number there; importing the same source and number again updates the stored case "
+    "if its category, place, time or note changed, and leaves it alone if not), "
     "`category` (a category code, or its Chinese or English name), `lat`, `lon` (WGS-84, or GCJ-02 with "
     '`"crs": "gcj02"`), `occurred_at` (ISO 8601; without an offset, local time of the station), '
     "`note` (optional, up to 500 characters)."
 )
 REFUSED = (
     "Some rows are bad: nothing was stored. A problem document whose `errors` lists every problem of every "
-    "bad row as `{row, field, reason}` (rows count from 1 in the JSON list; in a CSV file the header is row 1)."
+    "bad row as `{row, field, reason}` (rows count from 1 in the JSON list; in a file they are the rows a "
+    "spreadsheet shows, the header being row 1). A file that cannot be read at all (not CSV text, not a valid "
+    ".xlsx workbook, no header, no rows) gets a problem document without `errors`."
 )
 _FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -51,7 +55,8 @@ class ImportBody(BaseModel):
 class ImportAnswer(BaseModel):
     rows: int = Field(description="rows in the batch")
     created: int = Field(description="incidents stored now")
-    already_present: int = Field(description="rows whose source and external_ref were stored before")
+    updated: int = Field(description="incidents stored before whose category, place, time or note the rows changed")
+    unchanged: int = Field(description="incidents stored before exactly as the rows give them")
 
 
 @router.post(
@@ -68,8 +73,16 @@ def import_json(body: ImportBody, db: DbSession, settings: SettingsDep, user: Im
     return ImportAnswer(**result.as_dict())
 
 
-async def read_upload(request: Request) -> tuple[bytes, str, str | None]:
-    """The file's bytes, its name and the optional `source` field of a multipart upload."""
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+    content_type: str
+    source: str | None  # the optional `source` field: the source of rows that name none
+
+
+async def read_upload(request: Request) -> Upload:
+    """The file of a multipart upload (field `file`) and the optional `source` field."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMedia("send the file as multipart/form-data in the field 'file'")
     try:
@@ -78,38 +91,41 @@ async def read_upload(request: Request) -> tuple[bytes, str, str | None]:
         raise InvalidInput(f"malformed multipart body (one file in 'file'): {exc}") from exc
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise InvalidInput("send the CSV file in the field 'file'")
+        raise InvalidInput("send the file (CSV or .xlsx) in the field 'file'")
     source = form.get("source")
     if source is not None and not isinstance(source, str):
         raise InvalidInput("'source' must be text")
     if source is not None and len(source.strip()) > service.MAX_SOURCE:
         raise InvalidInput(f"'source' may be at most {service.MAX_SOURCE} characters")
     data = await upload.read(service.MAX_FILE_BYTES + 1)
-    return data, upload.filename or "", (source or "").strip() or None
+    return Upload(data, upload.filename or "", upload.content_type or "", (source or "").strip() or None)
 
 
 @router.post(
     "/incidents/import",
     response_model=ImportAnswer,
-    summary="Import incidents from a CSV file: all rows or none",
+    summary="Import incidents from a CSV file or an Excel workbook (.xlsx): all rows or none",
     description=(
         "Multipart with the file in `file` and optionally `source` (for a file without a `source` column). "
-        "Header: `source,external_ref,category,lat,lon,occurred_at[,note][,crs]`; UTF-8 (a BOM is fine) or "
-        "GB 18030. " + ROW_DESCRIPTION
+        "The first row names the columns: `source,external_ref,category,lat,lon,occurred_at[,note][,crs]`. "
+        "CSV: UTF-8 (a BOM is fine) or GB 18030. Excel: an .xlsx workbook, its first sheet; `occurred_at` may "
+        "be a date cell (local time of the station) or text, `lat` and `lon` number cells or text. The format "
+        "is told by the file's content (an .xlsx file is a ZIP archive), else by its name or type. " + ROW_DESCRIPTION
     ),
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
     responses={422: {"description": REFUSED}},
 )
 async def import_file(request: Request, db: DbSession, settings: SettingsDep, user: Importer) -> ImportAnswer:
-    data, filename, source = await read_upload(request)
+    upload = await read_upload(request)
     result = await run_in_threadpool(
-        service.import_csv,
+        service.import_file,
         db,
         actor=user,
-        data=data,
+        data=upload.data,
+        filename=upload.filename,
+        content_type=upload.content_type,
         timezone=settings.timezone,
-        origin=f"csv:{filename}",
-        default_source=source,
+        default_source=upload.source,
     )
     return ImportAnswer(**result.as_dict())
 

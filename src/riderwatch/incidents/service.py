@@ -1,14 +1,16 @@
 """Importing the police's own recorded cases (incidents) and reading them back.
 
 An import is all or nothing: every row is checked first, and if any is bad nothing is stored and
-every bad row is named with its row number and the reason. Good batches are inserted with
-`ON CONFLICT DO NOTHING` on `(source, external_ref)`, so importing the same export again adds
-nothing; the answer says how many rows were new and how many were already present. Each import
-writes one audit entry.
+every bad row is named with its row number and the reason. A good batch is compared with what is
+stored under each `(source, external_ref)`: a new case is added, a case whose imported fields
+(category, place, time, note) changed in the police's system is updated, an identical one is left
+alone; the answer and the one audit entry per import say how many were created, updated and
+unchanged.
 
-Rows come as mappings of text or numbers: from the JSON API, or from a CSV file with the header
-`source,external_ref,category,lat,lon,occurred_at[,note][,crs]` (UTF-8 with or without a BOM, or
-GB 18030 as Chinese spreadsheets save it). A time without an offset is local time of the station.
+Rows come as mappings of text or numbers: from the JSON API, or from a file whose first row names
+the columns `source,external_ref,category,lat,lon,occurred_at[,note][,crs]` — a CSV export (UTF-8
+with or without a BOM, or GB 18030 as Chinese spreadsheets save it) or an Excel workbook (.xlsx: the
+first sheet; times may be date cells or text). A time without an offset is local time of the station.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import math
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from openpyxl import load_workbook
+from sqlalchemy import String, bindparam, func, or_, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
@@ -44,8 +49,22 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)
 # Times police systems and spreadsheets write besides ISO 8601 (read as local time).
 LOCAL_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M")
-# Rows per INSERT statement (PostgreSQL allows 65535 parameters; a row has ten).
+# Case numbers per IN list when SQLite looks up the cases already stored.
 CHUNK = 1000
+# The fields an import sets; a re-import that changes any of them updates the stored case.
+IMPORTED_FIELDS = ("category_code", "lat", "lon", "occurred_at", "note")
+# A position moves when a coordinate changes by more than this (degrees, about a centimetre): the
+# same place sent once in GCJ-02 and once in WGS-84 differs only in the last bits of the conversion.
+SAME_PLACE = 1e-7
+# Updated cases named one by one in the audit entry (the counts are always there).
+AUDIT_UPDATED = 100
+# An .xlsx file is a ZIP archive; Excel 97-2003 (.xls) and password-protected workbooks are OLE files.
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# What an .xlsx upload may unpack to: a full 20 000-row sheet is a few tens of MiB of XML, and the
+# bound keeps a small crafted archive from keeping a worker busy unpacking gigabytes.
+MAX_XLSX_UNPACKED = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,10 +93,11 @@ class IncidentRow:
 class ImportResult:
     rows: int
     created: int
-    already_present: int
+    updated: int
+    unchanged: int
 
     def as_dict(self) -> dict[str, int]:
-        return {"rows": self.rows, "created": self.created, "already_present": self.already_present}
+        return {"rows": self.rows, "created": self.created, "updated": self.updated, "unchanged": self.unchanged}
 
 
 class ImportRefused(InvalidInput):
@@ -95,6 +115,11 @@ class ImportRefused(InvalidInput):
 
 # --- reading files -------------------------------------------------------------------------------
 
+# (row number, cells by column) of each record of a file, and the rows that are not even records.
+Table = tuple[list[tuple[int, dict[str, Any]]], list[RowError]]
+# Columns read as text: a case number typed into a spreadsheet as a number is still that number.
+TEXT_COLUMNS = ("source", "external_ref", "category", "note", "crs")
+
 
 def _decode(data: bytes) -> str:
     for encoding in ("utf-8-sig", "gb18030"):
@@ -105,53 +130,142 @@ def _decode(data: bytes) -> str:
     raise InvalidInput("the file is neither UTF-8 nor GB 18030 text")
 
 
-def parse_csv(
-    data: bytes, *, default_source: str | None = None
-) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
-    """(row number, cells by column) of a CSV export, and the rows that are not even records.
+def _blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
 
-    The header is row 1, as a spreadsheet shows it. The `source` column may be left out when a
-    default source is given.
+
+def _trimmed(cells: Sequence[Any]) -> Sequence[Any]:
+    """The cells without the empty ones at the end of the row (spreadsheets leave them behind)."""
+    end = len(cells)
+    while end and _blank(cells[end - 1]):
+        end -= 1
+    return cells[:end]
+
+
+def _table(records: Sequence[tuple[int, Sequence[Any]]], *, default_source: str | None, empty: str) -> Table:
+    """The rows of a sheet whose first record names the columns; `records` leaves out blank rows.
+
+    A bad header refuses the whole file (ImportRefused, at the header's row). The `source` column
+    may be left out when a default source is given.
     """
-    if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
-    if b"\x00" in data:
-        raise InvalidInput("the file is not CSV text (it holds NUL bytes); save the sheet as CSV")
-    text = _decode(data)
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise InvalidInput(f"the file is not valid CSV: {exc}") from exc
-    while records and not any(cell.strip() for cell in records[-1]):
-        records.pop()
     if not records:
-        raise InvalidInput("the file is empty; the first line must name the columns: " + ",".join(REQUIRED))
-    header = [cell.strip().lower() for cell in records[0]]
+        raise InvalidInput(f"{empty}; the first row must name the columns: " + ",".join(REQUIRED))
+    header_row, header_cells = records[0]
+    header = [("" if cell is None else str(cell)).strip().lower() for cell in _trimmed(header_cells)]
+    data_rows = len(records) - 1
+    if data_rows > MAX_ROWS:
+        raise InvalidInput(f"at most {MAX_ROWS} rows per import; the file has more")
     problems = []
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [h or "(no name)" for h in header if h not in COLUMNS]
     if unknown:
-        problems.append(RowError(1, "header", f"unknown columns: {', '.join(unknown)} (known: {', '.join(COLUMNS)})"))
-    repeated = sorted({h for h in header if header.count(h) > 1})
+        problems.append(
+            RowError(header_row, "header", f"unknown columns: {', '.join(unknown)} (known: {', '.join(COLUMNS)})")
+        )
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
-        problems.append(RowError(1, "header", f"columns named twice: {', '.join(repeated)}"))
+        problems.append(RowError(header_row, "header", f"columns named twice: {', '.join(repeated)}"))
     optional = ("source",) if default_source else ()
     missing = [c for c in REQUIRED if c not in header and c not in optional]
     if missing:
-        problems.append(RowError(1, "header", f"missing columns: {', '.join(missing)}"))
+        problems.append(RowError(header_row, "header", f"missing columns: {', '.join(missing)}"))
     if problems:
-        raise ImportRefused(problems, rows=max(len(records) - 1, 0))
-    if len(records) - 1 > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows per import; the file has {len(records) - 1}")
-    rows: list[tuple[int, dict[str, str]]] = []
+        raise ImportRefused(problems, rows=data_rows)
+    rows: list[tuple[int, dict[str, Any]]] = []
     errors: list[RowError] = []
-    for number, cells in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in cells):
-            continue  # a blank line between records
+    for number, raw_cells in records[1:]:
+        cells = _trimmed(raw_cells)
         if len(cells) > len(header):
             errors.append(RowError(number, "", f"{len(cells)} cells but the header names {len(header)} columns"))
             continue
         rows.append((number, dict(zip(header, cells, strict=False))))
     return rows, errors
+
+
+def parse_csv(data: bytes, *, default_source: str | None = None) -> Table:
+    """(row number, cells by column) of a CSV export, and the rows that are not even records.
+
+    The header is row 1, as a spreadsheet shows it.
+    """
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
+    if b"\x00" in data:
+        raise InvalidInput("the file is not CSV text (it holds NUL bytes); save the sheet as CSV or .xlsx")
+    text = _decode(data)
+    try:
+        records = [
+            (number, cells)
+            for number, cells in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+            if not all(_blank(cell) for cell in cells)
+        ]
+    except csv.Error as exc:
+        raise InvalidInput(f"the file is not valid CSV: {exc}") from exc
+    return _table(records, default_source=default_source, empty="the file is empty")
+
+
+def _xlsx_cell(column: str, value: Any) -> Any:
+    """A workbook cell as the checks take it: whole numbers in text columns as their digits."""
+    if column in TEXT_COLUMNS and isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+def parse_xlsx(data: bytes, *, default_source: str | None = None) -> Table:
+    """(row number, cells by column) of the first sheet of an Excel workbook (.xlsx), as for a CSV file.
+
+    Row numbers are the sheet's own. Cells keep their types: numbers stay numbers, date cells are
+    datetimes (read as local time of the station, like a time written without an offset).
+    """
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
+    if data.startswith(OLE_MAGIC):
+        raise InvalidInput(
+            "the file is an Excel 97-2003 (.xls) or password-protected workbook; "
+            "save it as .xlsx without a password, or as CSV"
+        )
+    not_xlsx = "the file is not a valid Excel workbook (.xlsx); save the sheet as .xlsx or CSV"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise InvalidInput(not_xlsx) from exc
+    if unpacked > MAX_XLSX_UNPACKED:
+        raise InvalidInput(f"the workbook unpacks to more than {MAX_XLSX_UNPACKED // (1024 * 1024)} MiB; split it")
+    records: list[tuple[int, Sequence[Any]]] = []
+    sheets = 0
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            sheets = len(book.worksheets)
+            if sheets:
+                sheet = book.worksheets[0]
+                # The size a workbook declares may be wrong; read the rows that are there.
+                sheet.reset_dimensions()
+                for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    if all(_blank(cell) for cell in cells):
+                        continue
+                    records.append((number, cells))
+                    if len(records) > MAX_ROWS + 1:
+                        break  # one header and more rows than allowed: no need to read on
+        finally:
+            book.close()
+    except Exception as exc:  # openpyxl raises assorted errors for a damaged or foreign archive
+        raise InvalidInput(not_xlsx) from exc
+    if not sheets:
+        raise InvalidInput("the workbook has no worksheet")
+    rows, errors = _table(records, default_source=default_source, empty="the workbook's first sheet is empty")
+    return [(number, {k: _xlsx_cell(k, v) for k, v in cells.items()}) for number, cells in rows], errors
+
+
+def file_format(data: bytes, *, filename: str = "", content_type: str = "") -> str:
+    """The file's format, "xlsx" or "csv": by its first bytes, else by its name or declared type.
+
+    Magic bytes first: browsers on Windows often declare a CSV file as an Excel one.
+    """
+    if data.startswith((ZIP_MAGIC, OLE_MAGIC)):
+        return "xlsx"
+    if filename.lower().endswith((".xlsx", ".xls")) or content_type.split(";")[0].strip().lower() == XLSX_TYPE:
+        return "xlsx"  # named a workbook but not one: the workbook reader says why
+    return "csv"
 
 
 # --- checking rows ---------------------------------------------------------------------------------
@@ -187,6 +301,13 @@ def _number(value: Any) -> float:
 
 
 def _when(value: Any, tz: ZoneInfo) -> datetime:
+    # Date cells of a workbook come as datetimes (or dates) without a zone: local time, like text.
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=tz).astimezone(UTC)
+    if isinstance(value, time):
+        raise ValueError("a time of day without a date")
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a date and time, e.g. 2026-11-20T21:30:00+08:00")
     text = value.strip()
@@ -326,13 +447,105 @@ def check_rows(
 
 # --- importing -------------------------------------------------------------------------------------
 
+Key = tuple[str, str]
+# The imported fields under the names a file gives them.
+FIELD_NAMES = {"category_code": "category"}
 
-def _insert(session: Session, rows: list[IncidentRow], *, actor: User | None, now: datetime) -> int:
-    """Insert the rows not yet present; returns how many were new."""
+
+def _imported(row: IncidentRow) -> tuple[Any, ...]:
+    return (row.category_code, row.lat, row.lon, row.occurred_at, row.note)
+
+
+def _stored_versions(session: Session, rows: Sequence[IncidentRow]) -> dict[Key, tuple[Any, ...]]:
+    """The imported fields of the cases already stored under the rows' (source, external_ref).
+
+    On PostgreSQL a source's case numbers go as one array, joined on the unique index: a long IN
+    list of parameters is only a filter to its planner, compared with every stored case of the
+    source (seconds per thousand numbers). SQLite looks IN lists up in the index itself.
+    """
+    refs: dict[str, list[str]] = {}
+    for r in rows:
+        refs.setdefault(r.source, []).append(r.external_ref)
+    columns = [getattr(Incident, field) for field in IMPORTED_FIELDS]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    found: dict[Key, tuple[Any, ...]] = {}
+    for source, names in refs.items():
+        if postgres:
+            wanted = func.unnest(bindparam(None, names, type_=postgresql.ARRAY(String))).table_valued("ref")
+            table = wanted.render_derived()
+            queries = [
+                select(Incident.external_ref, *columns)
+                .join(table, Incident.external_ref == table.c.ref)
+                .where(Incident.source == source)
+            ]
+        else:
+            queries = [
+                select(Incident.external_ref, *columns).where(
+                    Incident.source == source, Incident.external_ref.in_(names[i : i + CHUNK])
+                )
+                for i in range(0, len(names), CHUNK)
+            ]
+        for query in queries:
+            for ref, *values in session.execute(query):
+                found[(source, ref)] = tuple(values)
+    return found
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class _Written:
+    created: int
+    # Each updated case's key and its changed fields as {name: [before, after]}.
+    updated: list[tuple[Key, dict[str, list[Any]]]]
+
+
+def _store(session: Session, rows: list[IncidentRow], *, actor: User | None, now: datetime) -> _Written:
+    """Add the new cases and update those whose imported fields changed; leave identical ones alone.
+
+    The rows are compared with what is stored when the import begins, and the statement compares
+    again as it writes (a stored case is updated only where a field differs), so the stored cases are
+    right even when two imports of the same cases run at once; only the counts may then be off (a
+    case both add counts as created in the one whose version differed from the other's).
+    """
     # In key order, so concurrent imports of overlapping files lock rows in the same order.
     rows = sorted(rows, key=lambda r: (r.source, r.external_ref))
-    created = 0
-    for i in range(0, len(rows), CHUNK):
+    before = _stored_versions(session, rows)
+    changes: dict[Key, dict[str, list[Any]]] = {}
+    to_write: list[IncidentRow] = []
+    for r in rows:
+        key = (r.source, r.external_ref)
+        old = before.get(key)
+        if old is None:
+            to_write.append(r)
+            continue
+        changed = {
+            FIELD_NAMES.get(field, field): [_json(was), _json(now_is)]
+            for field, was, now_is in zip(IMPORTED_FIELDS, old, _imported(r), strict=True)
+            if (abs(was - now_is) > SAME_PLACE if field in ("lat", "lon") else was != now_is)
+        }
+        if changed:
+            changes[key] = changed
+            to_write.append(r)
+    written: set[Key] = set()
+    if to_write:
+        # One statement, compiled once and sent for many rows at a time (SQLAlchemy's "insertmanyvalues"):
+        # compiling a fresh thousand-row VALUES statement per chunk cost more than the database's work.
+        insert = upsert(session, Incident)
+        stmt = insert.on_conflict_do_update(
+            index_elements=["source", "external_ref"],
+            set_={field: insert.excluded[field] for field in (*IMPORTED_FIELDS, "imported_at", "imported_by_id")},
+            where=or_(
+                *(
+                    func.abs(getattr(Incident, field) - insert.excluded[field]) > SAME_PLACE
+                    if field in ("lat", "lon")
+                    else getattr(Incident, field) != insert.excluded[field]
+                    for field in IMPORTED_FIELDS
+                )
+            ),
+        ).returning(Incident.source, Incident.external_ref)
         values = [
             {
                 "source": r.source,
@@ -345,16 +558,13 @@ def _insert(session: Session, rows: list[IncidentRow], *, actor: User | None, no
                 "imported_at": now,
                 "imported_by_id": actor.id if actor else None,
             }
-            for r in rows[i : i + CHUNK]
+            for r in to_write
         ]
-        stmt = (
-            upsert(session, Incident)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["source", "external_ref"])
-            .returning(Incident.id)
-        )
-        created += len(session.execute(stmt).all())
-    return created
+        written.update((src, ref) for src, ref in session.execute(stmt, values))
+    keys = [(r.source, r.external_ref) for r in to_write]
+    created = sum(1 for key in keys if key not in before and key in written)
+    updated = [(key, changed) for key, changed in changes.items() if key in written]
+    return _Written(created=created, updated=updated)
 
 
 def import_incidents(
@@ -370,7 +580,9 @@ def import_incidents(
 ) -> ImportResult:
     """Check every row, then store them all or none (ImportRefused names every bad row).
 
-    `origin` says where the rows came from for the audit log ("api", "csv:<file name>", "cli", …).
+    New cases are created, stored ones whose imported fields differ are updated, the rest are
+    unchanged. `origin` says where the rows came from for the audit log ("api", "csv:<file name>",
+    "cli:<file name>", …).
     """
     now = now or datetime.now(UTC)
     total = len(rows) + len({e.row for e in unreadable})
@@ -381,8 +593,11 @@ def import_incidents(
     good, errors = check_rows(session, rows, timezone=timezone, default_source=default_source, now=now)
     if errors or unreadable:
         raise ImportRefused(sorted([*unreadable, *errors], key=lambda e: e.row), rows=total)
-    created = _insert(session, good, actor=actor, now=now)
-    result = ImportResult(rows=len(good), created=created, already_present=len(good) - created)
+    written = _store(session, good, actor=actor, now=now)
+    updated = len(written.updated)
+    result = ImportResult(
+        rows=len(good), created=written.created, updated=updated, unchanged=len(good) - written.created - updated
+    )
     sources = sorted({r.source for r in good})
     record(
         session,
@@ -395,32 +610,48 @@ def import_incidents(
         first=min(r.occurred_at for r in good).isoformat(),
         last=max(r.occurred_at for r in good).isoformat(),
         **result.as_dict(),
+        # What each updated case was and became (the first AUDIT_UPDATED of them).
+        updated_cases=[
+            {"source": source, "external_ref": ref, "changed": changed}
+            for (source, ref), changed in written.updated[:AUDIT_UPDATED]
+        ],
     )
     session.flush()
     return result
 
 
-def import_csv(
+def import_file(
     session: Session,
     *,
     actor: User | None,
     data: bytes,
+    filename: str = "",
+    content_type: str = "",
     timezone: str,
-    origin: str,
+    origin: str | None = None,
     default_source: str | None = None,
     now: datetime | None = None,
 ) -> ImportResult:
-    """A CSV export (see the module's docstring), all rows or none."""
-    rows, unreadable = parse_csv(data, default_source=default_source)
+    """A CSV export or an Excel workbook (see the module's docstring), all rows or none.
+
+    `origin` is for the audit log; by default the file's format and name, e.g. "xlsx:cases.xlsx".
+    """
+    kind = file_format(data, filename=filename, content_type=content_type)
+    rows, unreadable = (
+        parse_xlsx(data, default_source=default_source)
+        if kind == "xlsx"
+        else parse_csv(data, default_source=default_source)
+    )
     if not rows and not unreadable:
-        raise InvalidInput("the file has a header but no incidents")
+        where = "the workbook's first sheet" if kind == "xlsx" else "the file"
+        raise InvalidInput(f"{where} has a header but no incidents")
     return import_incidents(
         session,
         actor=actor,
         rows=rows,
         unreadable=unreadable,
         timezone=timezone,
-        origin=origin,
+        origin=origin or f"{kind}:{filename}",
         default_source=default_source,
         now=now,
     )

@@ -1,8 +1,10 @@
-"""The page where the command centre imports the police's recorded cases (incidents) from a CSV export.
+"""The page where the command centre imports the police's recorded cases (incidents) from a CSV
+export or an Excel workbook.
 
-Thin like the other pages: the upload goes to incidents.service.import_csv, the service behind
+Thin like the other pages: the upload goes to incidents.service.import_file, the service behind
 POST /api/v1/incidents/import. A refused file stores nothing and the page lists every bad row with
-its reason; a good one redirects to the page with the counts, so a reload does not post it again.
+its reason; a good one redirects to the page with the counts (created, updated, unchanged), so a
+reload does not post it again.
 """
 
 from __future__ import annotations
@@ -44,13 +46,19 @@ def _page(request: Request, db: Session, *, status: int = 200, **extra: Any) -> 
 
 @router.get("/incidents/import")
 def import_page(
-    request: Request, db: DbSession, _user: Importer, created: COUNT | None = None, present: COUNT | None = None
+    request: Request,
+    db: DbSession,
+    _user: Importer,
+    created: COUNT | None = None,
+    updated: COUNT | None = None,
+    unchanged: COUNT | None = None,
 ) -> HTMLResponse:
     extra: dict[str, Any] = {}
-    if created is not None and present is not None:
+    if created is not None and updated is not None and unchanged is not None:
         _ = Formatter(request_locale(request), request.app.state.settings.timezone)._
-        text = _("Imported: %(created)d new incidents, %(present)d already present.")
-        extra = {"message": text % {"created": created, "present": present}, "message_kind": "success"}
+        text = _("Imported: %(created)d new incidents, %(updated)d updated, %(unchanged)d unchanged.")
+        counts = {"created": created, "updated": updated, "unchanged": unchanged}
+        extra = {"message": text % counts, "message_kind": "success"}
     return _page(request, db, **extra)
 
 
@@ -59,14 +67,16 @@ async def import_upload(request: Request, db: DbSession, settings: SettingsDep, 
     _ = Formatter(request_locale(request), settings.timezone)._
     source: str | None = None
     try:
-        data, filename, source = await read_upload(request)
+        upload = await read_upload(request)
+        source = upload.source
         result = await run_in_threadpool(
-            service.import_csv,
+            service.import_file,
             db,
             actor=user,
-            data=data,
+            data=upload.data,
+            filename=upload.filename,
+            content_type=upload.content_type,
             timezone=settings.timezone,
-            origin=f"csv:{filename}",
             default_source=source,
         )
     except service.ImportRefused as exc:
@@ -93,5 +103,6 @@ async def import_upload(request: Request, db: DbSession, settings: SettingsDep, 
             message_kind="error",
         )
     return RedirectResponse(
-        f"/incidents/import?created={result.created}&present={result.already_present}", status_code=303
+        f"/incidents/import?created={result.created}&updated={result.updated}&unchanged={result.unchanged}",
+        status_code=303,
     )
