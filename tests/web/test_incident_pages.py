@@ -48,13 +48,13 @@ def test_import_a_file_and_again(browser: Callable[[str], Browser], db: Session)
     assert 'data-testid="incident-import-form"' in page.text and 'data-testid="incident-sources-empty"' in page.text
     res = _upload(b, GOOD)
     assert res.status_code == 303, res.text
-    assert res.headers["location"] == "/incidents/import?created=2&present=0"
+    assert res.headers["location"] == "/incidents/import?created=2&updated=0&unchanged=0"
     done = b.client.get(res.headers["location"])
-    assert "Imported: 2 new incidents, 0 already present." in done.text
+    assert "Imported: 2 new incidents, 0 updated, 0 unchanged." in done.text
     assert re.search(r'data-testid="incident-source-row" data-source="110" data-count="2"', done.text)
     assert _count(db) == 2
     again = _upload(b, GOOD)
-    assert again.headers["location"] == "/incidents/import?created=0&present=2"
+    assert again.headers["location"] == "/incidents/import?created=0&updated=0&unchanged=2"
     assert _count(db) == 2
 
 

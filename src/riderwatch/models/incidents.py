@@ -14,7 +14,8 @@ class Incident(Base):
     """One case from a police system: what (a clue category), where (WGS-84) and when.
 
     `(source, external_ref)` names the record in the system it came from, so importing the same
-    export again adds nothing. Incidents have no workflow: they feed hotspots and key periods.
+    export again adds nothing, and a later export with a changed record updates it. Incidents have no
+    workflow: they feed hotspots and key periods.
     """
 
     __tablename__ = "incidents"
