@@ -728,8 +728,10 @@ def _store(
         cells = {res: np.array(c, dtype=np.int64)[new].tolist() for res, c in cells.items()}
         if not len(live):
             return live
-    _aggregate(writer, rider, us // MICROS_PER_HOUR, cells)
     _update_last_positions(writer, batch, live)
+    # Last: the counts are the rows every concurrent batch updates (the same cells in the same hour),
+    # so they are locked for the shortest time, from here to the commit.
+    _aggregate(writer, rider, us // MICROS_PER_HOUR, cells)
     return live
 
 
