@@ -1,17 +1,18 @@
 """The write path for positions: validate a batch, store it in bulk, update the coverage aggregates.
 
-Everything here is set-at-a-time: a batch costs a fixed handful of statements (riders, shifts and
-last points read once; positions, per-rider cells, cell counts and last points written with one
-INSERT … ON CONFLICT each), never a query per ping. The writes go to the driver directly, with values
-already in the column's form, so no per-row work happens in SQLAlchemy:
+Everything here is set-at-a-time. The checks run over the batch as numpy arrays (`store_positions`);
+a batch costs a fixed handful of statements (riders, shifts and last points read once; positions,
+last points, and per-rider cells with the cell counts written with one statement each), never a
+query per ping. The writes go to the driver directly, with values already in the column's form, so no
+per-row work happens in SQLAlchemy:
 
-- PostgreSQL: one array per column, unnested by the statement (`INSERT … SELECT * FROM unnest(…)`).
-  The text is the same for every batch whatever its size, so psycopg parses it once and the server
-  prepares it once, and a batch of 5,000 rows is nine parameters.
+- PostgreSQL: one binary array per column (`pg_array`), unnested by the statement
+  (`INSERT … SELECT … FROM unnest(…)`). The text is the same for every batch whatever its size, so
+  psycopg parses it once and the server prepares it once, and a batch of 5,000 rows is nine parameters.
 - SQLite (no arrays): a multi-row VALUES list, one statement per chunk of rows.
 
 Statements run on the session's connection, so ingest shares the caller's transaction and commits or
-rolls back with it.
+rolls back with it (positions go in inside a savepoint, see `_store`).
 """
 
 from __future__ import annotations
