@@ -165,6 +165,8 @@ def test_same_answer_once_the_days_are_rolled_up(api: Api, scene: dict[str, Any]
     later = datetime.now(UTC) + timedelta(days=3)
     while roll_up(db, now=later, max_age=timedelta(hours=48)):
         pass
-    assert (sealed_before(db) or 0) * 24 * 3600 > scene["to"].timestamp()  # every pass is in the roll-up
+    # Every pass is in the roll-up: the window ends (exclusive) no later than the first unsealed day,
+    # which is exactly where it ends when the test runs in the last hour of a UTC day.
+    assert (sealed_before(db) or 0) * 24 * 3600 >= scene["to"].timestamp()
     db.commit()  # on SQLite the session holds the write lock until then
     assert [query(api, body).json() for body in bodies] == before
