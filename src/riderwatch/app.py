@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if _wants_page(request):
             if isinstance(exc, NotAuthenticated):
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-            return render_error(request, exc.status, exc.detail)
+            return render_error(request, exc.status, exc)
         return problem_response(exc, instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)

@@ -1,10 +1,27 @@
-"""Domain errors. The API renders them as problem+json (RFC 9457); pages show their message."""
+"""Domain errors. The API renders them as problem+json (RFC 9457); pages show their message.
+
+A message is an English template marked with `N_` and filled with named parameters:
+
+    raise InvalidInput(N_("no zone %(code)r"), code=code)
+
+The API's `detail` is the English text (`message % params`); pages show `exc.translated(_)`, the
+template in the reader's language filled with the same parameters. Parameters are user data (codes,
+names, numbers) and are never translated. A message without parameters is used as it is (no
+`%` formatting), so plain strings keep working. Keywords the message does not name are extra
+problem fields for API clients (`errors`, `retry_after`, …), as before: `exc.extra`.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import JSONResponse
+
+from riderwatch.i18n import N_ as N_
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)")
 
 
 class DomainError(Exception):
@@ -14,10 +31,19 @@ class DomainError(Exception):
     title = "Bad request"
     type_ = "about:blank"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.extra = extra
+    def __init__(self, message: str, /, **kwargs: Any) -> None:
+        # The keywords the message names are its parameters; any other is an extra problem field.
+        named = set(_PLACEHOLDER.findall(message))
+        self.message = message
+        self.params: dict[str, Any] = {k: v for k, v in kwargs.items() if k in named}
+        self.extra: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in named}
+        self.detail = message % self.params if self.params else message
+        super().__init__(self.detail)
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The message in the reader's language (through `gettext`), filled with the untranslated parameters."""
+        text = gettext(self.message)
+        return text % self.params if self.params else text
 
 
 class InvalidInput(DomainError):

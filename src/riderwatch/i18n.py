@@ -52,5 +52,10 @@ def request_locale(request: Request) -> str:
     return pick_locale(choice, request.headers.get("accept-language"))
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction by Babel; it is translated where it is shown."""
+    return message
+
+
 def gettext(locale: str, message: str) -> str:
     return translations(locale).gettext(message)

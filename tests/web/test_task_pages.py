@@ -372,3 +372,24 @@ def test_a_cancelled_task_the_rider_finished_shows_without_a_link(
     text = browser("rider").client.get("/my/tasks").text
     assert f'data-testid="recent-task" data-task-id="{task_id}" data-completed="1"' in text
     assert f'href="/my/tasks/{task_id}"' not in text and "phase-cancelled" in text
+
+
+def test_publish_refusals_are_explained_in_the_readers_language(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    page = browser("dispatcher")
+    start = datetime.now(UTC) + timedelta(hours=2)
+    backwards = _form(starts_at=_local(start), ends_at=_local(start - timedelta(hours=1)))
+    nobody = _form(open_to_all=None, riders="rider, nobody")
+    english = html.unescape(page.post("/tasks", data=backwards).text)
+    assert "Please correct the form." in english and "ends_at must be after starts_at" in english
+    page.client.get("/lang/zh")
+    res = page.post("/tasks", data=backwards)
+    assert res.status_code == 422
+    chinese = html.unescape(res.text)
+    assert "请修改表单。" in chinese and "结束时间必须晚于开始时间" in chinese
+    assert "ends_at must be after starts_at" not in chinese
+    # The rider's name typed in is shown as typed, inside the Chinese sentence.
+    assert "骑手：没有在岗账号为 'nobody' 的骑手" in html.unescape(page.post("/tasks", data=nobody).text)
+    assert "打卡点第 1 行：" in html.unescape(page.post("/tasks", data=_form(checkpoints="x")).text)
+    assert _count(db, PatrolTask) == 0

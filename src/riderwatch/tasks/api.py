@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import InvalidInput
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import to_wgs84
 from riderwatch.models import User
 from riderwatch.tasks import rules, service
@@ -195,10 +195,10 @@ def my_tasks(
 ) -> dict[str, Any]:
     near = None
     if (lat is None) != (lon is None):
-        raise InvalidInput("give both lat and lon, or neither")
+        raise InvalidInput(N_("give both lat and lon, or neither"))
     if lat is not None and lon is not None:
         if not coordinates_ok(lat, lon):
-            raise InvalidInput("lat/lon: impossible coordinates")
+            raise InvalidInput(N_("lat/lon: impossible coordinates"))
         near = to_wgs84(lat, lon, crs)
     found = service.rider_tasks(db, rider=user, near=near, within_m=within_m)
     return {"distance_from": found.reference_source, "open": found.open, "recent": found.recent}

@@ -24,7 +24,7 @@ from riderwatch.audit.service import record
 from riderwatch.coverage.hotspots_service import HotspotOptions, query_gaps
 from riderwatch.coverage.service import STORED_AREAS
 from riderwatch.db import utcnow
-from riderwatch.errors import Conflict, DomainError, InvalidInput, NotFound
+from riderwatch.errors import N_, Conflict, DomainError, InvalidInput, NotFound
 from riderwatch.models import PatrolTaskRule, PatrolTaskRuleRun, User
 from riderwatch.tasks.service import MAX_POINTS, MAX_TITLE, TaskDraft, TaskLimits, publish_task
 
@@ -53,27 +53,29 @@ class RuleDraft:
 def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: TaskLimits) -> PatrolTaskRule:
     name = draft.name.strip()
     if not name or len(name) > MAX_NAME:
-        raise InvalidInput(f"name: give the rule a name of at most {MAX_NAME} characters")
+        raise InvalidInput(N_("name: give the rule a name of at most %(max)d characters"), max=MAX_NAME)
     if draft.area_kind not in STORED_AREAS:
-        raise InvalidInput(f"area_kind must be one of {', '.join(STORED_AREAS)}")
+        raise InvalidInput(N_("area_kind must be one of %(choices)s"), choices=", ".join(STORED_AREAS))
     model = STORED_AREAS[draft.area_kind]
     if session.scalar(select(model.id).where(model.code == draft.area_code)) is None:
-        raise InvalidInput(f"no {draft.area_kind} {draft.area_code!r}")
+        raise InvalidInput(N_("no %(kind)s %(code)r"), kind=draft.area_kind, code=draft.area_code)
     # As the gaps' own default: street level, where a cluster of clues fills a cell.
     resolution = limits.finest if draft.resolution is None else draft.resolution
     if resolution not in limits.coverage.resolutions:
-        raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
+        raise InvalidInput(
+            N_("resolution must be one of %(choices)s"), choices=", ".join(map(str, limits.coverage.resolutions))
+        )
     for field_name in ("publish_at", "window_start"):
         if not CLOCK.match(getattr(draft, field_name)):
-            raise InvalidInput(f"{field_name} must be a local time HH:MM")
+            raise InvalidInput(N_("%(field)s must be a local time HH:MM"), field=field_name)
     if not 1 <= draft.top_n <= MAX_TOP_N:
-        raise InvalidInput(f"top_n must be between 1 and {MAX_TOP_N}")
+        raise InvalidInput(N_("top_n must be between 1 and %(max)d"), max=MAX_TOP_N)
     if not 1 <= draft.window_hours <= 24:
-        raise InvalidInput("window_hours must be between 1 and 24")
+        raise InvalidInput(N_("window_hours must be between 1 and 24"))
     if not 1 <= draft.lookback_days <= MAX_LOOKBACK_DAYS:
-        raise InvalidInput(f"lookback_days must be between 1 and {MAX_LOOKBACK_DAYS}")
+        raise InvalidInput(N_("lookback_days must be between 1 and %(max)d"), max=MAX_LOOKBACK_DAYS)
     if not 0 <= draft.points <= MAX_POINTS:
-        raise InvalidInput(f"points must be between 0 and {MAX_POINTS}")
+        raise InvalidInput(N_("points must be between 0 and %(max)d"), max=MAX_POINTS)
     rule = PatrolTaskRule(
         name=name,
         area_kind=draft.area_kind,
@@ -97,7 +99,7 @@ def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: Task
 def set_rule_active(session: Session, *, actor: User, rule_id: int, active: bool) -> PatrolTaskRule:
     rule = session.get(PatrolTaskRule, rule_id)
     if rule is None:
-        raise NotFound(f"no task rule {rule_id}")
+        raise NotFound(N_("no task rule %(id)d"), id=rule_id)
     if rule.active != active:
         rule.active = active
         session.flush()
@@ -181,7 +183,7 @@ def run_rule(
     local = now.astimezone(tz)
     run = _claim_day(session, rule, local.date(), now)
     if run is None:
-        raise Conflict(f"the rule already ran on {local.date().isoformat()}")
+        raise Conflict(N_("the rule already ran on %(day)s"), day=local.date().isoformat())
     starts = datetime.combine(local.date(), _clock(rule.window_start), tz)
     if starts + timedelta(hours=rule.window_hours) <= now:
         # The day's window is over (a night window published the evening before): the next one.
@@ -237,7 +239,7 @@ def run_rule_now(session: Session, *, actor: User, rule_id: int, limits: TaskLim
     """A dispatcher runs a rule ahead of its publish time (once per day, as the job would)."""
     rule = session.get(PatrolTaskRule, rule_id)
     if rule is None:
-        raise NotFound(f"no task rule {rule_id}")
+        raise NotFound(N_("no task rule %(id)d"), id=rule_id)
     run = run_rule(session, rule=rule, limits=limits)
     record(
         session,

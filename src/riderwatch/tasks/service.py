@@ -56,7 +56,7 @@ from riderwatch.audit.service import record
 from riderwatch.config import Settings
 from riderwatch.coverage.service import CoverageLimits, area_cells, cell_feature, resolve_area
 from riderwatch.db import UTCDateTime, upsert, utcnow
-from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound
+from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m, to_wgs84
 from riderwatch.models import (
     CoverageRiderCell,
@@ -163,47 +163,57 @@ def _parse_cells(cells: Sequence[str], limits: TaskLimits) -> tuple[int, list[in
         except (ValueError, TypeError):
             cell = -1
         if cell < 0 or not h3.is_valid_cell(cell):
-            raise InvalidInput(f"cells: {name!r} is not an H3 cell")
+            raise InvalidInput(N_("cells: %(cell)r is not an H3 cell"), cell=name)
         parsed.add(cell)
     if not parsed:
-        raise InvalidInput("cells: give at least one cell")
+        raise InvalidInput(N_("cells: give at least one cell"))
     resolutions = {h3.get_resolution(c) for c in parsed}
     if len(resolutions) > 1:
-        raise InvalidInput("cells: all cells must have the same resolution")
+        raise InvalidInput(N_("cells: all cells must have the same resolution"))
     res = resolutions.pop()
     if res not in limits.coverage.resolutions:
-        raise InvalidInput(f"cells: resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
+        raise InvalidInput(
+            N_("cells: resolution must be one of %(choices)s"),
+            choices=", ".join(map(str, limits.coverage.resolutions)),
+        )
     return res, sorted(parsed)
 
 
 def _target_cells(session: Session, draft: TaskDraft, limits: TaskLimits) -> tuple[int, list[int]]:
     if draft.cells is not None:
         if draft.resolution is not None:
-            raise InvalidInput("resolution: leave it out with cells (the cells carry their resolution)")
+            raise InvalidInput(N_("resolution: leave it out with cells (the cells carry their resolution)"))
         res, cells = _parse_cells(draft.cells, limits)
     else:
         res = limits.coverage.resolutions[0] if draft.resolution is None else draft.resolution
         if res not in limits.coverage.resolutions:
-            raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.coverage.resolutions))}")
+            raise InvalidInput(
+                N_("resolution must be one of %(choices)s"), choices=", ".join(map(str, limits.coverage.resolutions))
+            )
         cells = area_cells(resolve_area(session, draft.area), res, limits.max_cells)
     if len(cells) > limits.max_cells:
-        raise InvalidInput(f"a task may hold at most {limits.max_cells} cells; this one has {len(cells)}")
+        raise InvalidInput(
+            N_("a task may hold at most %(max)d cells; this one has %(n)d"), max=limits.max_cells, n=len(cells)
+        )
     return res, cells
 
 
 def _checkpoints(draft: TaskDraft, limits: TaskLimits) -> list[CheckpointDraft]:
     points = list(draft.checkpoints or ())
     if not points:
-        raise InvalidInput("checkpoints: give at least one")
+        raise InvalidInput(N_("checkpoints: give at least one"))
     if len(points) > limits.max_checkpoints:
-        raise InvalidInput(f"checkpoints: at most {limits.max_checkpoints}")
+        raise InvalidInput(N_("checkpoints: at most %(max)d"), max=limits.max_checkpoints)
     out = []
     for i, cp in enumerate(points):
         if not coordinates_ok(cp.lat, cp.lon):
-            raise InvalidInput(f"checkpoints[{i}]: impossible coordinates")
+            raise InvalidInput(N_("checkpoints[%(i)d]: impossible coordinates"), i=i)
         if not limits.min_radius_m <= cp.radius_m <= limits.max_radius_m:
             raise InvalidInput(
-                f"checkpoints[{i}].radius_m must be between {limits.min_radius_m:g} and {limits.max_radius_m:g}"
+                N_("checkpoints[%(i)d].radius_m must be between %(min)s and %(max)s"),
+                i=i,
+                min=f"{limits.min_radius_m:g}",
+                max=f"{limits.max_radius_m:g}",
             )
         lat, lon = to_wgs84(cp.lat, cp.lon, draft.crs)
         out.append(CheckpointDraft(lat=lat, lon=lon, radius_m=cp.radius_m, name=cp.name.strip()[:MAX_TITLE]))
@@ -213,9 +223,9 @@ def _checkpoints(draft: TaskDraft, limits: TaskLimits) -> list[CheckpointDraft]:
 def _invitees(session: Session, draft: TaskDraft) -> tuple[list[int], list[int]]:
     names, codes = sorted(set(draft.riders)), sorted(set(draft.stations))
     if draft.open_to_all and (names or codes):
-        raise InvalidInput("a task open to all riders takes no invitations")
+        raise InvalidInput(N_("a task open to all riders takes no invitations"))
     if not draft.open_to_all and not (names or codes):
-        raise InvalidInput("invite riders or stations, or open the task to all riders")
+        raise InvalidInput(N_("invite riders or stations, or open the task to all riders"))
     riders: dict[str, int] = {
         name: uid
         for name, uid in session.execute(
@@ -224,43 +234,43 @@ def _invitees(session: Session, draft: TaskDraft) -> tuple[list[int], list[int]]
     }
     missing = [n for n in names if n not in riders]
     if missing:
-        raise InvalidInput(f"riders: no active rider {', '.join(map(repr, missing))}")
+        raise InvalidInput(N_("riders: no active rider %(names)s"), names=", ".join(map(repr, missing)))
     stations: dict[str, int] = {
         code: sid for code, sid in session.execute(select(Station.code, Station.id).where(Station.code.in_(codes)))
     }
     unknown = [c for c in codes if c not in stations]
     if unknown:
-        raise InvalidInput(f"stations: no station {', '.join(map(repr, unknown))}")
+        raise InvalidInput(N_("stations: no station %(codes)s"), codes=", ".join(map(repr, unknown)))
     return [riders[n] for n in names], [stations[c] for c in codes]
 
 
 def _check_common(draft: TaskDraft, limits: TaskLimits, now: datetime) -> None:
     if not draft.title.strip():
-        raise InvalidInput("title: give the task a title")
+        raise InvalidInput(N_("title: give the task a title"))
     if len(draft.title.strip()) > MAX_TITLE:
-        raise InvalidInput(f"title: at most {MAX_TITLE} characters")
+        raise InvalidInput(N_("title: at most %(max)d characters"), max=MAX_TITLE)
     if draft.ends_at <= draft.starts_at:
-        raise InvalidInput("ends_at must be after starts_at")
+        raise InvalidInput(N_("ends_at must be after starts_at"))
     if draft.ends_at <= now:
-        raise InvalidInput("ends_at has passed: a task is for the present or the future")
+        raise InvalidInput(N_("ends_at has passed: a task is for the present or the future"))
     # Riders are asked ahead: passes from before a task was published are not what it asked for.
     if draft.starts_at < now - START_TOLERANCE:
-        raise InvalidInput("starts_at has passed: a task starts now or later")
+        raise InvalidInput(N_("starts_at has passed: a task starts now or later"))
     if draft.starts_at > now + limits.max_ahead:
-        raise InvalidInput(f"starts_at may be at most {limits.max_ahead.days} days ahead")
+        raise InvalidInput(N_("starts_at may be at most %(days)d days ahead"), days=limits.max_ahead.days)
     if draft.ends_at - draft.starts_at > limits.max_window:
-        raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
+        raise InvalidInput(N_("the window may span at most %(days)d days"), days=limits.max_window.days)
     if not 0 <= draft.points <= MAX_POINTS:
-        raise InvalidInput(f"points must be between 0 and {MAX_POINTS}")
+        raise InvalidInput(N_("points must be between 0 and %(max)d"), max=MAX_POINTS)
     if not 0 < draft.required_share <= 1:
-        raise InvalidInput("required_share must be above 0 and at most 1")
+        raise InvalidInput(N_("required_share must be above 0 and at most 1"))
     if draft.max_riders is not None and not 1 <= draft.max_riders <= MAX_RIDERS:
-        raise InvalidInput(f"max_riders must be between 1 and {MAX_RIDERS} (leave it out for no limit)")
+        raise InvalidInput(N_("max_riders must be between 1 and %(max)d (leave it out for no limit)"), max=MAX_RIDERS)
     if draft.crs is not None and draft.checkpoints is None:
-        raise InvalidInput("crs applies to checkpoints only; give areas and cells in WGS-84")
+        raise InvalidInput(N_("crs applies to checkpoints only; give areas and cells in WGS-84"))
     targets = sum(x is not None for x in (draft.cells, draft.area, draft.checkpoints))
     if targets != 1:
-        raise InvalidInput("give exactly one target: cells, area or checkpoints")
+        raise InvalidInput(N_("give exactly one target: cells, area or checkpoints"))
 
 
 def publish_task(
@@ -328,7 +338,7 @@ def publish_task(
 def get_task(session: Session, task_id: int) -> PatrolTask:
     task = session.get(PatrolTask, task_id)
     if task is None:
-        raise NotFound(f"no patrol task {task_id}")
+        raise NotFound(N_("no patrol task %(id)d"), id=task_id)
     return task
 
 
@@ -336,9 +346,9 @@ def cancel_task(session: Session, *, actor: User, task_id: int, now: datetime | 
     now = now or utcnow()
     task = get_task(session, task_id)
     if task.status == "cancelled":
-        raise Conflict("the task is already cancelled")
+        raise Conflict(N_("the task is already cancelled"))
     if task.ends_at <= now:
-        raise Conflict("the task has ended; its results stand")
+        raise Conflict(N_("the task has ended; its results stand"))
     task.status = "cancelled"
     task.cancelled_at = now
     session.flush()
@@ -849,11 +859,11 @@ def verify_now(session: Session, *, task: PatrolTask, limits: TaskLimits, now: d
     """A dispatcher's "verify now": refused (409) when there is nothing a check could change."""
     now = now or utcnow()
     if task.status == "cancelled":
-        raise Conflict("the task is cancelled: it is no longer verified")
+        raise Conflict(N_("the task is cancelled: it is no longer verified"))
     if now < task.starts_at:
-        raise Conflict("the task has not started: there are no positions to check yet")
+        raise Conflict(N_("the task has not started: there are no positions to check yet"))
     if task.final:
-        raise Conflict("the task's results are final: no late point can arrive any more")
+        raise Conflict(N_("the task's results are final: no late point can arrive any more"))
     return verify_task(session, task=task, limits=limits, now=now)
 
 
@@ -1352,7 +1362,7 @@ def rider_tasks(
     Distances are from `near` (the phone's position, not stored), else the rider's last position.
     """
     if rider.role != "rider":
-        raise Forbidden("only riders have patrol tasks")
+        raise Forbidden(N_("only riders have patrol tasks"))
     now = now or utcnow()
     source = "given"
     if near is None:
@@ -1419,7 +1429,7 @@ def rider_task_detail(session: Session, *, rider: User, task_id: int, now: datet
         select(PatrolTask).where(PatrolTask.id == task_id, PatrolTask.status == "published", invited_filter(rider))
     )
     if task is None:
-        raise NotFound(f"you have no patrol task {task_id}")
+        raise NotFound(N_("you have no patrol task %(id)d"), id=task_id)
     stats = _stats(session, [task])[task.id]
     result = session.get(PatrolTaskResult, (task.id, rider.id))
     return {
@@ -1433,5 +1443,5 @@ def visible_phase(value: str | None) -> Phase | None:
     if value is None or value == "":
         return None
     if value not in PHASES:
-        raise InvalidInput(f"phase must be one of {', '.join(PHASES)}")
+        raise InvalidInput(N_("phase must be one of %(choices)s"), choices=", ".join(PHASES))
     return value

@@ -8,6 +8,8 @@ from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.accounts.service import get_active_user
+from riderwatch.errors import DomainError
+from riderwatch.i18n import request_locale, translations
 from riderwatch.models import User
 from riderwatch.web.labels import N_, STATUS_PAGE_TITLES
 from riderwatch.web.templating import render
@@ -30,8 +32,13 @@ def _viewer(request: Request) -> User | None:
         return get_active_user(session, user_id=uid, token_version=version)
 
 
-def render_error(request: Request, status: int, detail: str) -> Response:
-    """An error page in the layout and the reader's language; the detail is escaped like all text."""
+def render_error(request: Request, status: int, detail: str | DomainError) -> Response:
+    """An error page in the layout and the reader's language; the detail is escaped like all text.
+
+    A domain error's message is shown in the reader's language too.
+    """
     request.state.user = _viewer(request)
+    if isinstance(detail, DomainError):
+        detail = detail.translated(translations(request_locale(request)).gettext)
     title = STATUS_PAGE_TITLES.get(status, N_("Something went wrong") if status >= 500 else N_("Bad request"))
     return render(request, "errors/error.html", {"status": status, "title": title, "detail": detail}, status=status)

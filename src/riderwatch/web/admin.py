@@ -89,9 +89,9 @@ def _refusal(request: Request, exc: DomainError | ValidationError) -> tuple[dict
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors())
         lead, status = _("Please correct the form."), 422
     elif isinstance(exc, Conflict):
-        lead, detail, status = _("Not possible now."), exc.detail, exc.status
+        lead, detail, status = _("Not possible now."), exc.translated(_), exc.status
     else:
-        lead, detail, status = _("Please correct the form."), exc.detail, exc.status
+        lead, detail, status = _("Please correct the form."), exc.translated(_), exc.status
     return {"message": lead, "message_detail": detail, "message_kind": "error"}, status
 
 

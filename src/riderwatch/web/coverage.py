@@ -142,7 +142,7 @@ def _refused(request: Request, db: DbSession, user: User, exc: DomainError | Val
         detail = "; ".join(e["msg"] for e in exc.errors())
         status = 422
     else:
-        detail, status = exc.detail, exc.status
+        detail, status = exc.translated(_), exc.status
     return _duty_page(
         request,
         db,

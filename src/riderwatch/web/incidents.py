@@ -88,7 +88,7 @@ async def import_upload(request: Request, db: DbSession, settings: SettingsDep, 
             errors=exc.errors,
             source_value=source or "",
             message=_("Nothing was imported: correct the rows below and upload the file again."),
-            message_detail=exc.detail,
+            message_detail=exc.translated(_),
             message_kind="error",
         )
     except DomainError as exc:
@@ -99,7 +99,7 @@ async def import_upload(request: Request, db: DbSession, settings: SettingsDep, 
             status=exc.status,
             source_value=source or "",
             message=_("Nothing was imported."),
-            message_detail=exc.detail,
+            message_detail=exc.translated(_),
             message_kind="error",
         )
     return RedirectResponse(

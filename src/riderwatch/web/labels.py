@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-
-def N_(message: str) -> str:
-    return message
-
+from riderwatch.i18n import N_ as N_
 
 STATUS_LABELS: dict[str, str] = {
     "submitted": N_("Submitted"),

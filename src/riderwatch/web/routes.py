@@ -380,14 +380,14 @@ def _action_error_message(request: Request, exc: DomainError | ValidationError, 
     if isinstance(exc, TransitionNotAllowed):
         return _("This action is not possible while the clue is “%(status)s”.") % {
             "status": fmt.status(status_now)
-        }, exc.detail
+        }, exc.translated(_)
     if isinstance(exc, Forbidden):
-        return _("You may not take this action on this clue."), exc.detail
+        return _("You may not take this action on this clue."), exc.translated(_)
     if isinstance(exc, Conflict):
-        return _("Not possible now."), exc.detail
+        return _("Not possible now."), exc.translated(_)
     if isinstance(exc, InvalidInput):
-        return _("Please correct the form."), exc.detail
-    return _("The action was not taken."), exc.detail
+        return _("Please correct the form."), exc.translated(_)
+    return _("The action was not taken."), exc.translated(_)
 
 
 @router.post("/clues/{clue_id}/actions/{action}")

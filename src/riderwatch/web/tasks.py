@@ -91,7 +91,7 @@ def _refusal(request: Request, exc: DomainError) -> tuple[dict[str, Any], int]:
     """The page message for a refused form or action (a lead in the reader's language, the reason)."""
     _ = _fmt(request)._
     lead = _("Not possible now.") if isinstance(exc, Conflict) else _("Please correct the form.")
-    return {"message": lead, "message_detail": exc.detail, "message_kind": "error"}, exc.status
+    return {"message": lead, "message_detail": exc.translated(_), "message_kind": "error"}, exc.status
 
 
 def _done(request: Request, done: str) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def board(
     request: Request, db: DbSession, user: Reader, phase: Annotated[str, Query(max_length=16)] = "active"
 ) -> HTMLResponse:
     if phase not in TABS:
-        raise InvalidInput(f"phase must be one of {', '.join(TABS)}")
+        raise InvalidInput(N_("phase must be one of %(choices)s"), choices=", ".join(TABS))
     tasks = service.list_tasks(db, phase=None if phase == "all" else service.visible_phase(phase), limit=BOARD_LIMIT)
     context = {
         "tasks": tasks,
@@ -238,21 +238,22 @@ def new_task_page(
     return _form_page(request, db, values)
 
 
-def _number(text: str, name: str, *, default: int | None = None) -> int | None:
+def _number(text: str, refusal: str, *, default: int | None = None) -> int | None:
+    """The whole number typed in, `default` for nothing, else InvalidInput(refusal)."""
     text = text.strip()
     if not text:
         return default
     try:
         return int(text)
     except ValueError:
-        raise InvalidInput(f"{name}: give a whole number") from None
+        raise InvalidInput(refusal) from None
 
 
-def _local_time(text: str, name: str, zone: ZoneInfo) -> datetime:
+def _local_time(text: str, refusal: str, zone: ZoneInfo) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise InvalidInput(f"{name}: give a date and time") from None
+        raise InvalidInput(refusal) from None
     return value.replace(tzinfo=zone) if value.tzinfo is None else value
 
 
@@ -268,7 +269,9 @@ def _checkpoint_lines(text: str) -> list[service.CheckpointDraft]:
             lat, lon = float(parts[0]), float(parts[1])
             radius = float(parts[2]) if len(parts) > 2 and parts[2] else float(DEFAULT_RADIUS_M)
         except (ValueError, IndexError):
-            raise InvalidInput(f"check-in points, line {number}: write “lat, lon, radius_m, name”") from None
+            raise InvalidInput(
+                N_("check-in points, line %(line)d: write “lat, lon, radius_m, name”"), line=number
+            ) from None
         points.append(
             service.CheckpointDraft(lat=lat, lon=lon, radius_m=radius, name=parts[3] if len(parts) > 3 else "")
         )
@@ -277,28 +280,31 @@ def _checkpoint_lines(text: str) -> list[service.CheckpointDraft]:
 
 def _draft(values: dict[str, Any], zone: ZoneInfo) -> service.TaskDraft:
     """The form's values as the service's draft; InvalidInput for what cannot even be read."""
-    share = _number(values["required_pct"], "required share (%)", default=100)
+    share = _number(values["required_pct"], N_("required share (%): give a whole number"), default=100)
     assert share is not None
     target: dict[str, Any] = {}
     if values["target"] == "area":
         kind, _sep, code = values["area"].partition(":")
         if kind not in AREA_KINDS or not code:
-            raise InvalidInput("area: choose a pilot zone, community or grid")
-        target = {"area": {kind: code}, "resolution": _number(values["resolution"], "resolution")}
+            raise InvalidInput(N_("area: choose a pilot zone, community or grid"))
+        target = {
+            "area": {kind: code},
+            "resolution": _number(values["resolution"], N_("resolution: give a whole number")),
+        }
     elif values["target"] == "cells":
         target = {"cells": _cell_names(values["cells"])}
     elif values["target"] == "checkpoints":
         target = {"checkpoints": _checkpoint_lines(values["checkpoints"])}
     else:
-        raise InvalidInput("target: choose an area, cells or check-in points")
+        raise InvalidInput(N_("target: choose an area, cells or check-in points"))
     return service.TaskDraft(
         title=values["title"],
         note=values["note"],
-        starts_at=_local_time(values["starts_at"], "start", zone),
-        ends_at=_local_time(values["ends_at"], "end", zone),
-        points=_number(values["points"], "points", default=0) or 0,
+        starts_at=_local_time(values["starts_at"], N_("start: give a date and time"), zone),
+        ends_at=_local_time(values["ends_at"], N_("end: give a date and time"), zone),
+        points=_number(values["points"], N_("points: give a whole number"), default=0) or 0,
         required_share=share / 100,
-        max_riders=_number(values["max_riders"], "max riders"),
+        max_riders=_number(values["max_riders"], N_("max riders: give a whole number")),
         open_to_all=values["open_to_all"],
         riders=[r for r in _SPLIT_CELLS.split(values["riders"].strip()) if r],
         stations=list(values["stations"]),
@@ -453,13 +459,17 @@ def create_rule(
             name=name,
             area_kind=kind,
             area_code=code,
-            top_n=_number(top_n, "top N", default=defaults.top_n) or 0,
-            resolution=_number(resolution, "resolution"),
+            top_n=_number(top_n, N_("top N: give a whole number"), default=defaults.top_n) or 0,
+            resolution=_number(resolution, N_("resolution: give a whole number")),
             publish_at=publish_at.strip(),
             window_start=window_start.strip(),
-            window_hours=_number(window_hours, "window hours", default=defaults.window_hours) or 0,
-            lookback_days=_number(lookback_days, "lookback days", default=defaults.lookback_days) or 0,
-            points=_number(points, "points", default=defaults.points) or 0,
+            window_hours=_number(window_hours, N_("window hours: give a whole number"), default=defaults.window_hours)
+            or 0,
+            lookback_days=_number(
+                lookback_days, N_("lookback days: give a whole number"), default=defaults.lookback_days
+            )
+            or 0,
+            points=_number(points, N_("points: give a whole number"), default=defaults.points) or 0,
         )
         with db.begin_nested():
             rules.create_rule(db, actor=user, draft=draft, limits=_limits(request))
@@ -487,7 +497,7 @@ def set_rule_active(
 def _rule_run(request: Request, db: Session, user: User, rule_id: int, *, confirm: str) -> Response:
     listed = {r["id"]: r for r in rules.list_rules(db)}
     if rule_id not in listed:
-        raise NotFound(f"no task rule {rule_id}")
+        raise NotFound(N_("no task rule %(id)d"), id=rule_id)
     if confirm != "yes":
         # The first step only asks: nothing is published until the confirmation form comes back.
         _ = _fmt(request)._
