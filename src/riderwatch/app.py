@@ -34,6 +34,7 @@ from riderwatch.errors import (
     problem,
     problem_response,
 )
+from riderwatch.i18n import LOCALE_COOKIE, pick_locale
 from riderwatch.incidents.api import router as incidents_router
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
@@ -106,7 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if isinstance(exc, NotAuthenticated):
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
             return render_error(request, exc.status, exc)
-        return problem_response(exc, instance=request.url.path)
+        # The user's own setting is not read here (their session is closed by now): the pages' scripts
+        # send the page's language, and a choice made with the switch is in the cookie.
+        locale = pick_locale(request.cookies.get(LOCALE_COOKIE), request.headers.get("accept-language"))
+        return problem_response(exc, instance=request.url.path, locale=locale)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

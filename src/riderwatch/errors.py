@@ -20,6 +20,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from riderwatch.i18n import N_ as N_
+from riderwatch.i18n import translations
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)")
 
@@ -108,9 +109,17 @@ def problem(status: int, title: str, detail: str, type_: str = "about:blank", **
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem_response(exc: DomainError, instance: str | None = None) -> JSONResponse:
-    """A DomainError as an RFC 9457 problem document."""
+def problem_response(exc: DomainError, instance: str | None = None, locale: str | None = None) -> JSONResponse:
+    """A DomainError as an RFC 9457 problem document.
+
+    `detail` is always English; with the reader's `locale`, `localized_detail` adds the same message
+    in that language when there is a translation (the pages' scripts show it).
+    """
     body = problem(exc.status, exc.title, exc.detail, exc.type_, **exc.extra)
+    if locale is not None:
+        localized = exc.translated(translations(locale).gettext)
+        if localized != exc.detail:
+            body["localized_detail"] = localized
     if instance:
         body["instance"] = instance
     headers: dict[str, str] = {}
@@ -123,7 +132,10 @@ def problem_response(exc: DomainError, instance: str | None = None) -> JSONRespo
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
-    "description": "An RFC 9457 problem document; some problems add fields (errors, status_now, retry_after).",
+    "description": (
+        "An RFC 9457 problem document; some problems add fields (errors, status_now, retry_after). `detail` is "
+        "English; `localized_detail`, when present, is the same message in the reader's language."
+    ),
     "type": "object",
     "required": ["type", "title", "status", "detail"],
     "properties": {
@@ -131,6 +143,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
+        "localized_detail": {"type": "string"},
         "instance": {"type": "string"},
     },
     "additionalProperties": True,

@@ -342,3 +342,49 @@ def test_my_data_shows_what_was_collected_and_who_looked(
     )
     # Oldest first, so the line on the map follows the way the rider went.
     assert [round(p["lat"], 5) for p in points] == [round(CENTER_LAT + m * 1e-5, 5) for m in (50, 30, 10)]
+
+
+def test_a_refused_coverage_query_is_explained_in_the_pages_language(
+    browser: Callable[[str], Browser], district: District
+) -> None:
+    """coverage.js shows `localized_detail` when the problem has one; `detail` stays English."""
+    dispatcher = browser("dispatcher")
+    now = datetime.now(UTC)
+    body = {
+        "area": {"zone": "no-such-zone"},
+        "from": (now - timedelta(days=1)).isoformat(),
+        "to": now.isoformat(),
+        "resolution": 9,
+    }
+    headers = {"X-CSRF-Token": dispatcher.csrf}
+    english = dispatcher.client.post("/api/v1/coverage/query", json=body, headers=headers)
+    assert english.status_code == 422
+    assert english.json()["detail"] == "no zone 'no-such-zone'"
+    assert "localized_detail" not in english.json()
+    # The page's script sends the page's language.
+    page_language = {**headers, "Accept-Language": "zh-Hans"}
+    sent = dispatcher.client.post("/api/v1/coverage/query", json=body, headers=page_language).json()
+    assert sent["localized_detail"] == "没有编号为 'no-such-zone' 的试点区域"
+    dispatcher.client.get("/lang/zh")
+    chinese = dispatcher.client.post("/api/v1/coverage/query", json=body, headers=headers).json()
+    assert chinese["detail"] == "no zone 'no-such-zone'"
+    assert chinese["localized_detail"] == "没有编号为 'no-such-zone' 的试点区域"
+    backwards = dispatcher.client.post(
+        "/api/v1/coverage/query", json={**body, "area": {"community": "jinding"}, "to": body["from"]}, headers=headers
+    ).json()
+    assert (
+        backwards["detail"] == "'to' must be after 'from'"
+        and backwards["localized_detail"] == "结束时间必须晚于开始时间"
+    )
+
+
+def test_a_refused_consent_is_explained_in_the_readers_language(
+    browser: Callable[[str], Browser], district: District
+) -> None:
+    rider = browser("rider")
+    assert "tick the box to agree" in rider.post("/duty/consent", {"text_version": "v1"}).text
+    rider.client.get("/lang/zh")
+    res = rider.post("/duty/consent", {"text_version": "v1"})
+    assert res.status_code == 422 and "请勾选同意；未经您同意不会共享任何数据" in res.text
+    stale = rider.post("/duty/consent", {"agree": "yes", "text_version": "v0"}).text
+    assert "同意书已更新为第 v1 版，请重新阅读并同意" in stale

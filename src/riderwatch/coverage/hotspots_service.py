@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.coverage import hotspots as stats
 from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, cell_feature, hour_range, resolve_area
-from riderwatch.errors import InvalidInput
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import EARTH_RADIUS_M
 from riderwatch.models import Category, Clue, CoverageCell, Incident
 
@@ -84,33 +84,43 @@ def _check(
     # coarser cells dilutes a cluster that fills one cell (tests/coverage/test_hotspots_sim.py).
     res = max(limits.resolutions) if resolution is None else resolution
     if res not in limits.resolutions:
-        raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.resolutions))}")
+        raise InvalidInput(N_("resolution must be one of %(choices)s"), choices=", ".join(map(str, limits.resolutions)))
     if end <= start:
-        raise InvalidInput("'to' must be after 'from'")
+        raise InvalidInput(N_("'to' must be after 'from'"))
     if start < EARLIEST or end > LATEST:
         # Local hours of the week are looked up per quarter hour; year 9999 plus eight hours overflows.
-        raise InvalidInput(f"the window must lie between {EARLIEST.year} and {LATEST.year}")
+        raise InvalidInput(
+            N_("the window must lie between %(first)d and %(last)d"), first=EARLIEST.year, last=LATEST.year
+        )
     if end - start > limits.max_window:
-        raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
+        raise InvalidInput(N_("the window may span at most %(days)d days"), days=limits.max_window.days)
     if not 1 <= options.k <= MAX_K:
-        raise InvalidInput(f"k must be between 1 and {MAX_K}")
+        raise InvalidInput(N_("k must be between 1 and %(max)d"), max=MAX_K)
     if not 0 < options.alpha < 0.5:
-        raise InvalidInput("alpha must be between 0 and 0.5")
+        raise InvalidInput(N_("alpha must be between 0 and 0.5"))
     if options.correction not in stats.CORRECTIONS:
-        raise InvalidInput(f"correction must be one of {', '.join(stats.CORRECTIONS)}")
+        raise InvalidInput(N_("correction must be one of %(choices)s"), choices=", ".join(stats.CORRECTIONS))
     bw = options.bandwidth_m
     if bw is not None and not (MIN_BANDWIDTH_M <= bw <= MAX_BANDWIDTH_M and math.isfinite(bw)):
-        raise InvalidInput(f"bandwidth_m must be between {MIN_BANDWIDTH_M:g} and {MAX_BANDWIDTH_M:g}")
+        raise InvalidInput(
+            N_("bandwidth_m must be between %(min)s and %(max)s"),
+            min=f"{MIN_BANDWIDTH_M:g}",
+            max=f"{MAX_BANDWIDTH_M:g}",
+        )
     if not options.sources or len(set(options.sources)) != len(options.sources):
-        raise InvalidInput(f"sources must name some of {', '.join(SOURCES)}, each once")
+        raise InvalidInput(N_("sources must name some of %(choices)s, each once"), choices=", ".join(SOURCES))
     unknown_sources = sorted(set(options.sources) - set(SOURCES))
     if unknown_sources:
-        raise InvalidInput(f"unknown sources: {', '.join(unknown_sources)}; use {', '.join(SOURCES)}")
+        raise InvalidInput(
+            N_("unknown sources: %(unknown)s; use %(choices)s"),
+            unknown=", ".join(unknown_sources),
+            choices=", ".join(SOURCES),
+        )
     if options.categories:
         known = set(session.scalars(select(Category.code).where(Category.code.in_(options.categories))))
         unknown = sorted(set(options.categories) - known)
         if unknown:
-            raise InvalidInput(f"unknown categories: {', '.join(unknown)}")
+            raise InvalidInput(N_("unknown categories: %(unknown)s"), unknown=", ".join(unknown))
     return int(res)
 
 
@@ -215,10 +225,16 @@ def analyse(
     cells = np.asarray(area_cells(geom, res, limits.max_cells), dtype=np.int64)
     disk = 3 * options.k * (options.k + 1) + 1
     if len(cells) * disk > MAX_PAIRS:
-        raise InvalidInput(f"k = {options.k} over {len(cells)} cells is too much work; use a smaller k or area")
+        raise InvalidInput(
+            N_("k = %(k)d over %(n)d cells is too much work; use a smaller k or area"), k=options.k, n=len(cells)
+        )
     bandwidth = options.bandwidth_m if options.bandwidth_m is not None else default_bandwidth(res)
     if stats.kde_pairs(len(cells), res, bandwidth) > MAX_PAIRS:
-        raise InvalidInput(f"bandwidth_m = {bandwidth:g} over {len(cells)} cells is too much work; use a smaller one")
+        raise InvalidInput(
+            N_("bandwidth_m = %(bandwidth)s over %(n)d cells is too much work; use a smaller one"),
+            bandwidth=f"{bandwidth:g}",
+            n=len(cells),
+        )
 
     event_cells, when, kind = event_sample(
         session,
@@ -406,9 +422,9 @@ def query_gaps(
     week) every hour of the window counts. Features: the gaps, worst (highest z) first.
     """
     if min_passes < 1:
-        raise InvalidInput("min_passes must be at least 1")
+        raise InvalidInput(N_("min_passes must be at least 1"))
     if not 0 < max_covered_ratio <= 1:
-        raise InvalidInput("max_covered_ratio must be above 0 and at most 1")
+        raise InvalidInput(N_("max_covered_ratio must be above 0 and at most 1"))
     a = analyse(session, area=area, start=start, end=end, resolution=resolution, options=options, limits=limits)
     basis = "key_periods" if a.periods.key.any() else "all_hours"
     mask = a.periods.key if basis == "key_periods" else np.ones(stats.HOURS_PER_WEEK, dtype=bool)

@@ -40,13 +40,19 @@ from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
 from riderwatch.coverage.rollup import hour_columns, sealed_before, totals
-from riderwatch.errors import InvalidInput
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.areas import AreaError, parse_area
 from riderwatch.models import Community, CoverageCell, CoverageDay, Grid, Zone
 from riderwatch.models.coverage import HOURS_PER_DAY
 from riderwatch.tracking.ingest import SECONDS_PER_HOUR
 
 STORED_AREAS: dict[str, Any] = {"zone": Zone, "grid": Grid, "community": Community}
+# The refusal for a stored area's unknown code, one sentence per kind (they read differently in Chinese).
+NO_AREA: dict[str, str] = {
+    "zone": N_("no zone %(code)r"),
+    "grid": N_("no grid %(code)r"),
+    "community": N_("no community %(code)r"),
+}
 # Cells per IN (...) list where cells are bound one by one (hotspots): well under SQLite's
 # bound-parameter limit, and quick for PostgreSQL.
 CHUNK = 2000
@@ -75,16 +81,16 @@ def resolve_area(session: Session, area: Any) -> BaseGeometry:
     if isinstance(area, dict) and len(area) == 1 and next(iter(area)) in STORED_AREAS:
         kind, code = next(iter(area.items()))
         if not isinstance(code, str) or not code:
-            raise InvalidInput(f"area.{kind} must be a code")
+            raise InvalidInput(N_("area.%(kind)s must be a code"), kind=kind)
         model = STORED_AREAS[kind]
         boundary = session.scalar(select(model.boundary).where(model.code == code))
         if boundary is None:
-            raise InvalidInput(f"no {kind} {code!r}")
+            raise InvalidInput(NO_AREA[kind], code=code)
         area = boundary
     try:
         return parse_area(area)
     except AreaError as exc:
-        raise InvalidInput(f"area: {exc}") from exc
+        raise InvalidInput(N_("area: %(reason)s"), reason=str(exc)) from exc
 
 
 def _estimated_cells(geom: BaseGeometry, resolution: int) -> float:
@@ -106,7 +112,9 @@ def area_cells(geom: BaseGeometry, resolution: int, max_cells: int) -> list[int]
     if len(cells) > max_cells:
         raise too_many
     if not cells:
-        raise InvalidInput(f"no cell centre at resolution {resolution} lies inside the area; draw a larger area")
+        raise InvalidInput(
+            N_("no cell centre at resolution %(res)d lies inside the area; draw a larger area"), res=resolution
+        )
     return cells
 
 
@@ -455,13 +463,13 @@ def query_coverage(
     """
     res = limits.resolutions[0] if resolution is None else resolution
     if res not in limits.resolutions:
-        raise InvalidInput(f"resolution must be one of {', '.join(map(str, limits.resolutions))}")
+        raise InvalidInput(N_("resolution must be one of %(choices)s"), choices=", ".join(map(str, limits.resolutions)))
     if end <= start:
-        raise InvalidInput("'to' must be after 'from'")
+        raise InvalidInput(N_("'to' must be after 'from'"))
     if end - start > limits.max_window:
-        raise InvalidInput(f"the window may span at most {limits.max_window.days} days")
+        raise InvalidInput(N_("the window may span at most %(days)d days"), days=limits.max_window.days)
     if min_passes < 1:
-        raise InvalidInput("min_passes must be at least 1")
+        raise InvalidInput(N_("min_passes must be at least 1"))
     cells = area_cells(resolve_area(session, area), res, limits.max_cells)
     prev_start = start - (end - start)
     tz = ZoneInfo(limits.timezone)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
 from riderwatch.coverage.hotspots_service import HotspotOptions, query_gaps
-from riderwatch.coverage.service import STORED_AREAS
+from riderwatch.coverage.service import NO_AREA, STORED_AREAS
 from riderwatch.db import utcnow
 from riderwatch.errors import N_, Conflict, DomainError, InvalidInput, NotFound
 from riderwatch.models import PatrolTaskRule, PatrolTaskRuleRun, User
@@ -58,7 +58,7 @@ def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: Task
         raise InvalidInput(N_("area_kind must be one of %(choices)s"), choices=", ".join(STORED_AREAS))
     model = STORED_AREAS[draft.area_kind]
     if session.scalar(select(model.id).where(model.code == draft.area_code)) is None:
-        raise InvalidInput(N_("no %(kind)s %(code)r"), kind=draft.area_kind, code=draft.area_code)
+        raise InvalidInput(NO_AREA[draft.area_kind], code=draft.area_code)
     # As the gaps' own default: street level, where a cluster of clues fills a cell.
     resolution = limits.finest if draft.resolution is None else draft.resolution
     if resolution not in limits.coverage.resolutions:

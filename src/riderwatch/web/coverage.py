@@ -179,9 +179,11 @@ def give_consent(
     current = settings.location_consent_text_version
     try:
         if agree != "yes":
-            raise InvalidInput("tick the box to agree; nothing is shared without your consent")
+            raise InvalidInput(N_("tick the box to agree; nothing is shared without your consent"))
         if text_version != current:
-            raise InvalidInput(f"the consent text is now version {current}; read it again and agree")
+            raise InvalidInput(
+                N_("the consent text is now version %(version)s; read it again and agree"), version=current
+            )
         tracking.set_location_consent(db, rider_user=user, granted=True, text_version=current)
     except DomainError as exc:
         return _refused(request, db, user, exc)

@@ -64,9 +64,12 @@
   };
 
   /* One JSON call to the API with the session's CSRF token; a refusal becomes an Error carrying the
-     problem's detail (`words.login` for 401, `words.network` when the server cannot be reached). */
+     problem's detail in the page's language (`words.login` for 401, `words.network` when the server
+     cannot be reached). */
   RW.api = function (method, url, body, words) {
-    var headers = { 'Accept': 'application/json', 'X-CSRF-Token': RW.csrf() };
+    var headers = {
+      'Accept': 'application/json', 'X-CSRF-Token': RW.csrf(), 'Accept-Language': document.documentElement.lang
+    };
     if (body !== undefined) { headers['Content-Type'] = 'application/json'; }
     return fetch(url, {
       method: method, credentials: 'same-origin', headers: headers,
@@ -75,7 +78,7 @@
       if (res.status === 204) { return null; }
       return res.json().catch(function () { return null; }).then(function (data) {
         if (res.ok) { return data; }
-        var error = new Error(res.status === 401 ? words.login : (data && (data.detail || data.title)) || String(res.status));
+        var error = new Error(res.status === 401 ? words.login : (data && (data.localized_detail || data.detail || data.title)) || String(res.status));
         error.status = res.status;
         throw error;
       });

@@ -91,13 +91,16 @@
       method: 'POST',
       body: body,
       credentials: 'same-origin',
-      headers: { 'Idempotency-Key': item.key, 'X-CSRF-Token': RW.csrf(), 'Accept': 'application/json' }
+      headers: {
+        'Idempotency-Key': item.key, 'X-CSRF-Token': RW.csrf(), 'Accept': 'application/json',
+        'Accept-Language': document.documentElement.lang
+      }
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (res.status === 200 || res.status === 201) { return { outcome: 'sent', id: data.id }; }
-        if (res.status === 401 || res.status === 403) { return { outcome: 'login', detail: data.detail || '' }; }
+        if (res.status === 401 || res.status === 403) { return { outcome: 'login', detail: data.localized_detail || data.detail || '' }; }
         if (res.status === 408 || res.status === 429 || res.status >= 500) { return { outcome: 'retry' }; }
-        return { outcome: 'refused', detail: data.detail || data.title || String(res.status) };
+        return { outcome: 'refused', detail: data.localized_detail || data.detail || data.title || String(res.status) };
       });
     }, function () { return { outcome: 'retry' }; });
   };
