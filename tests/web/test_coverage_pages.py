@@ -388,3 +388,16 @@ def test_a_refused_consent_is_explained_in_the_readers_language(
     assert res.status_code == 422 and "请勾选同意；未经您同意不会共享任何数据" in res.text
     stale = rider.post("/duty/consent", {"agree": "yes", "text_version": "v0"}).text
     assert "同意书已更新为第 v1 版，请重新阅读并同意" in stale
+
+
+def test_a_refused_duty_switch_is_explained_in_the_readers_language(
+    browser: Callable[[str], Browser], district: District
+) -> None:
+    rider = browser("rider")
+    res = rider.post("/duty/state", {"on_duty": "yes"})
+    assert res.status_code == 409 and "consent to location sharing first" in res.text
+    rider.client.get("/lang/zh")
+    res = rider.post("/duty/state", {"on_duty": "yes"})
+    assert res.status_code == 409 and "请先同意共享位置" in res.text
+    assert "consent to location sharing first" not in res.text
+    assert "在岗状态只能是“是”或“否”" in rider.post("/duty/state", {"on_duty": "maybe"}).text

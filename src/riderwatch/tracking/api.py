@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from riderwatch.config import Settings
 from riderwatch.db import utcnow
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import DomainError, InvalidInput, PayloadTooLarge
+from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
 from riderwatch.models import Position, User
 from riderwatch.tracking import service
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
@@ -55,7 +55,9 @@ MAX_OSMAND_BYTES = 1024 * 1024
 def put_consent(body: ConsentBody, db: DbSession, user: RiderSelf, settings: SettingsDep) -> ConsentRead:
     current = settings.location_consent_text_version
     if body.granted and body.text_version is not None and body.text_version != current:
-        raise InvalidInput(f"the consent text is now version {current}; show it to the rider and ask again")
+        raise InvalidInput(
+            N_("the consent text is now version %(version)s; show it to the rider and ask again"), version=current
+        )
     state = service.set_location_consent(db, rider_user=user, granted=body.granted, text_version=current)
     return ConsentRead(
         granted=state.granted,
@@ -160,7 +162,9 @@ def _ingest_pings(body: bytes, db: Session, user: User, settings: Settings) -> I
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False, include_input=False)]
         ) from exc
     if len(pings) > settings.max_pings_per_batch:
-        raise PayloadTooLarge(f"at most {settings.max_pings_per_batch} pings per batch; {len(pings)} were sent")
+        raise PayloadTooLarge(
+            N_("at most %(max)d pings per batch; %(n)d were sent"), max=settings.max_pings_per_batch, n=len(pings)
+        )
     result = service.ingest_batch(db, sender=user, pings=pings, rules=IngestRules.from_settings(settings))
     return _ingest_read(result)
 
@@ -182,9 +186,9 @@ def rider_track(
     user: Dispatcher,
 ) -> dict[str, Any]:
     if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInput("'from' and 'to' need a timezone")
+        raise InvalidInput(N_("'from' and 'to' need a timezone"))
     if end - start > timedelta(days=7):
-        raise InvalidInput("a track covers at most 7 days")
+        raise InvalidInput(N_("a track covers at most 7 days"))
     rider, points = service.get_track(
         db, viewer=user, username=username, start=start, end=end, max_points=MAX_TRACK_POINTS
     )
@@ -231,10 +235,10 @@ def refusals(
     last = last or today
     if first is None:
         if last < date.min + timedelta(days=6):
-            raise InvalidInput("'to' lies too far back")
+            raise InvalidInput(N_("'to' lies too far back"))
         first = last - timedelta(days=6)
     if (last - first).days >= MAX_REFUSAL_DAYS:
-        raise InvalidInput(f"at most {MAX_REFUSAL_DAYS} days at a time")
+        raise InvalidInput(N_("at most %(max)d days at a time"), max=MAX_REFUSAL_DAYS)
     totals = service.refusal_totals(db, first=first, last=last)
     return RefusalTotalsRead.model_validate(
         {

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.db import utcnow
-from riderwatch.errors import Conflict, InvalidInput, NotFound
+from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
 from riderwatch.models import (
     AuditEntry,
     CoverageRiderCell,
@@ -51,7 +51,7 @@ from riderwatch.tracking.schemas import PingItem
 def _rider(session: Session, user: User) -> Rider:
     rider = session.get(Rider, user.id)
     if rider is None:
-        raise NotFound("no rider membership for this account")
+        raise NotFound(N_("no rider membership for this account"))
     return rider
 
 
@@ -141,13 +141,13 @@ def _duty_time(at: datetime | None, now: datetime, max_future: timedelta) -> dat
     if at is None:
         return now
     if at.tzinfo is None:
-        raise InvalidInput("'at' needs a timezone")
+        raise InvalidInput(N_("'at' needs a timezone"))
     try:
         at = at.astimezone(UTC)
     except OverflowError as exc:  # year 1 east of Greenwich, year 9999 west of it
-        raise InvalidInput("'at' is out of range") from exc
+        raise InvalidInput(N_("'at' is out of range")) from exc
     if at > now + max_future:
-        raise InvalidInput("'at' lies in the future; check the phone's clock")
+        raise InvalidInput(N_("'at' lies in the future; check the phone's clock"))
     # A phone a little ahead of the server means "just now".
     return min(at, now)
 
@@ -155,7 +155,9 @@ def _duty_time(at: datetime | None, now: datetime, max_future: timedelta) -> dat
 def _check_age(when: datetime, now: datetime, max_age: timedelta) -> None:
     if when < now - max_age:
         hours = max_age.total_seconds() / 3600
-        raise InvalidInput(f"'at' lies more than {hours:g} hours ago; switch duty again without 'at'")
+        raise InvalidInput(
+            N_("'at' lies more than %(hours)s hours ago; switch duty again without 'at'"), hours=f"{hours:g}"
+        )
 
 
 def set_duty(
@@ -181,9 +183,9 @@ def set_duty(
     shift = _open_shift(session, rider.user_id)
     if on_duty:
         if not rider.location_consent:
-            raise Conflict("consent to location sharing first (PUT /api/v1/me/location-consent)")
+            raise Conflict(N_("consent to location sharing first (PUT /api/v1/me/location-consent)"))
         if rider.status != "active":
-            raise Conflict(f"a rider whose membership is {rider.status} cannot go on duty")
+            raise Conflict(N_("a rider whose membership is %(status)s cannot go on duty"), status=rider.status)
         if shift is not None and when >= shift.started_at:
             return DutyState(shift)
         if at is not None and _switched_at(session, rider.user_id, DutyShift.started_at, when):
@@ -191,7 +193,8 @@ def set_duty(
         _check_age(when, now, max_age)
         if rider.location_consent_at is not None and when < rider.location_consent_at:
             raise Conflict(
-                f"'at' lies before your consent to location sharing ({rider.location_consent_at.isoformat()})"
+                N_("'at' lies before your consent to location sharing (%(since)s)"),
+                since=rider.location_consent_at.isoformat(),
             )
         last_end = session.scalar(
             select(func.max(DutyShift.ended_at)).where(
@@ -199,7 +202,9 @@ def set_duty(
             )
         )
         if last_end is not None and when < last_end:
-            raise Conflict(f"'at' lies inside or before an earlier shift, which ended at {last_end.isoformat()}")
+            raise Conflict(
+                N_("'at' lies inside or before an earlier shift, which ended at %(end)s"), end=last_end.isoformat()
+            )
         if shift is None:
             shift = DutyShift(rider_id=rider.user_id, started_at=when)
             session.add(shift)
@@ -211,7 +216,7 @@ def set_duty(
     if shift is None or (at is not None and _switched_at(session, rider.user_id, DutyShift.ended_at, when)):
         return DutyState(shift)
     if when < shift.started_at:
-        raise Conflict(f"'at' lies before the shift began ({shift.started_at.isoformat()})")
+        raise Conflict(N_("'at' lies before the shift began (%(start)s)"), start=shift.started_at.isoformat())
     _check_age(when, now, max_age)
     shift.ended_at, shift.ended_by = when, "rider"
     deleted = _delete_after(session, rider_id=rider.user_id, after=when) if when < now else 0
@@ -247,7 +252,7 @@ def register_device(session: Session, *, rider_user: User, device_id: str) -> tu
     existing = session.get(TrackingDevice, device_id)
     if existing is not None:
         if existing.rider_id != rider_user.id:
-            raise Conflict("this device id is registered to another rider; choose another id in the app")
+            raise Conflict(N_("this device id is registered to another rider; choose another id in the app"))
         return existing, False
     device = TrackingDevice(device_id=device_id, rider_id=rider_user.id)
     session.add(device)
@@ -260,7 +265,7 @@ def remove_device(session: Session, *, rider_user: User, device_id: str) -> None
     """Unlink one of the rider's devices (a lost or replaced phone)."""
     device = session.get(TrackingDevice, device_id)
     if device is None or device.rider_id != rider_user.id:
-        raise NotFound("you have no device with this id")
+        raise NotFound(N_("you have no device with this id"))
     session.delete(device)
     session.flush()
 
@@ -352,7 +357,9 @@ def ingest_osmand(
     }
     unknown = ids - owners.keys()
     if unknown:
-        raise NotFound(f"unknown device {sorted(unknown)[0]!r}: register it first in RiderWatch (my devices)")
+        raise NotFound(
+            N_("unknown device %(device)r: register it first in RiderWatch (my devices)"), device=sorted(unknown)[0]
+        )
     candidates = [Candidate.of(i, owners[r.device_id], r.ping) for i, r in enumerate(reports)]
     result = store_positions(session, pings=PingColumns.of(candidates), rules=rules, now=now)
     record_refusals(session, result.rejections, day=rules.day_of(now))
@@ -362,7 +369,7 @@ def ingest_osmand(
 def _rider_by_username(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username, User.role == "rider"))
     if user is None:
-        raise NotFound(f"no rider {username!r}")
+        raise NotFound(N_("no rider %(username)r"), username=username)
     return user
 
 
@@ -371,7 +378,7 @@ def get_track(
 ) -> tuple[User, list[Position]]:
     """A rider's positions in [start, end), oldest first; every view is written to the audit log."""
     if end <= start:
-        raise InvalidInput("'to' must be after 'from'")
+        raise InvalidInput(N_("'to' must be after 'from'"))
     rider = _rider_by_username(session, username)
     points = list(
         session.scalars(
@@ -382,7 +389,7 @@ def get_track(
         )
     )
     if len(points) > max_points:
-        raise InvalidInput(f"the window holds more than {max_points} points; ask for a shorter one")
+        raise InvalidInput(N_("the window holds more than %(max)d points; ask for a shorter one"), max=max_points)
     record(
         session,
         actor=viewer,
@@ -528,7 +535,7 @@ class RefusalTotals:
 def refusal_totals(session: Session, *, first: date, last: date) -> RefusalTotals:
     """How many points were refused, and why: a rider whose phone keeps sending off duty needs a word."""
     if last < first:
-        raise InvalidInput("'to' must not be before 'from'")
+        raise InvalidInput(N_("'to' must not be before 'from'"))
     window = (PositionRefusal.day >= first, PositionRefusal.day <= last)
     by_day = [
         (day, reason, int(n or 0))

@@ -221,7 +221,7 @@ def set_duty(
     on_duty: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     if on_duty not in ("yes", "no"):
-        return _refused(request, db, user, InvalidInput("on_duty must be yes or no"))
+        return _refused(request, db, user, InvalidInput(N_("on_duty must be yes or no")))
     try:
         with db.begin_nested():
             tracking.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
