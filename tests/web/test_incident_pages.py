@@ -97,3 +97,21 @@ def test_page_in_chinese(client: TestClient, district: District) -> None:
     b = log_in(client, "dispatcher")
     html = b.client.get("/incidents/import", headers={"Accept-Language": "zh-CN"}).text
     assert "导入警情" in html and "需要更正的行" not in html and "尚未导入任何警情" in html
+
+
+def test_a_refused_file_is_explained_in_the_readers_language(browser: Callable[[str], Browser], db: Session) -> None:
+    b = browser("dispatcher")
+    assert (
+        "the file has a header but no incidents"
+        in _upload(b, b"source,external_ref,category,lat,lon,occurred_at\n").text
+    )
+    b.client.get("/lang/zh")
+    refused = _upload(b, BAD)
+    assert refused.status_code == 422
+    assert "未导入任何数据：请更正下列各行后重新上传文件。" in refused.text
+    assert "3 行中有 2 行未通过检查，未导入任何数据" in refused.text and "rows are refused" not in refused.text
+    empty = _upload(b, b"")
+    assert empty.status_code == 422
+    assert "文件为空；第一行必须是列名：source,external_ref,category,lat,lon,occurred_at" in empty.text
+    assert "文件只有列名，没有警情" in _upload(b, b"source,external_ref,category,lat,lon,occurred_at\n").text
+    assert _count(db) == 0

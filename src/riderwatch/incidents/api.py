@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import InvalidInput, UnsupportedMedia
+from riderwatch.errors import N_, InvalidInput, UnsupportedMedia
 from riderwatch.incidents import service
 from riderwatch.models import User
 
@@ -84,19 +84,19 @@ class Upload:
 async def read_upload(request: Request) -> Upload:
     """The file of a multipart upload (field `file`) and the optional `source` field."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMedia("send the file as multipart/form-data in the field 'file'")
+        raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
     try:
         form = await request.form(max_files=1, max_fields=5)
     except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
-        raise InvalidInput(f"malformed multipart body (one file in 'file'): {exc}") from exc
+        raise InvalidInput(N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)) from exc
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise InvalidInput("send the file (CSV or .xlsx) in the field 'file'")
+        raise InvalidInput(N_("send the file (CSV or .xlsx) in the field 'file'"))
     source = form.get("source")
     if source is not None and not isinstance(source, str):
-        raise InvalidInput("'source' must be text")
+        raise InvalidInput(N_("'source' must be text"))
     if source is not None and len(source.strip()) > service.MAX_SOURCE:
-        raise InvalidInput(f"'source' may be at most {service.MAX_SOURCE} characters")
+        raise InvalidInput(N_("'source' may be at most %(max)d characters"), max=service.MAX_SOURCE)
     data = await upload.read(service.MAX_FILE_BYTES + 1)
     return Upload(data, upload.filename or "", upload.content_type or "", (source or "").strip() or None)
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
 from riderwatch.db import upsert
-from riderwatch.errors import InvalidInput
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import to_wgs84
 from riderwatch.models import Category, Incident, User
 
@@ -108,8 +108,12 @@ class ImportRefused(InvalidInput):
 
     def __init__(self, errors: Sequence[RowError], rows: int) -> None:
         bad = len({e.row for e in errors})
-        detail = f"{bad} of {rows} rows are refused; nothing was imported"
-        super().__init__(detail, errors=[e.as_dict() for e in errors])
+        super().__init__(
+            N_("%(bad)d of %(rows)d rows are refused; nothing was imported"),
+            bad=bad,
+            rows=rows,
+            errors=[e.as_dict() for e in errors],
+        )
         self.errors = list(errors)
 
 
@@ -127,7 +131,7 @@ def _decode(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise InvalidInput("the file is neither UTF-8 nor GB 18030 text")
+    raise InvalidInput(N_("the file is neither UTF-8 nor GB 18030 text"))
 
 
 def _blank(cell: Any) -> bool:
@@ -146,15 +150,16 @@ def _table(records: Sequence[tuple[int, Sequence[Any]]], *, default_source: str 
     """The rows of a sheet whose first record names the columns; `records` leaves out blank rows.
 
     A bad header refuses the whole file (ImportRefused, at the header's row). The `source` column
-    may be left out when a default source is given.
+    may be left out when a default source is given. `empty` is the refusal for no records at all, a
+    message with the `columns` parameter.
     """
     if not records:
-        raise InvalidInput(f"{empty}; the first row must name the columns: " + ",".join(REQUIRED))
+        raise InvalidInput(empty, columns=",".join(REQUIRED))
     header_row, header_cells = records[0]
     header = [("" if cell is None else str(cell)).strip().lower() for cell in _trimmed(header_cells)]
     data_rows = len(records) - 1
     if data_rows > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows per import; the file has more")
+        raise InvalidInput(N_("at most %(max)d rows per import; the file has more"), max=MAX_ROWS)
     problems = []
     unknown = [h or "(no name)" for h in header if h not in COLUMNS]
     if unknown:
@@ -187,9 +192,9 @@ def parse_csv(data: bytes, *, default_source: str | None = None) -> Table:
     The header is row 1, as a spreadsheet shows it.
     """
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
+        raise InvalidInput(N_("the file is larger than %(mib)d MiB; split it"), mib=MAX_FILE_BYTES // (1024 * 1024))
     if b"\x00" in data:
-        raise InvalidInput("the file is not CSV text (it holds NUL bytes); save the sheet as CSV or .xlsx")
+        raise InvalidInput(N_("the file is not CSV text (it holds NUL bytes); save the sheet as CSV or .xlsx"))
     text = _decode(data)
     try:
         records = [
@@ -198,8 +203,12 @@ def parse_csv(data: bytes, *, default_source: str | None = None) -> Table:
             if not all(_blank(cell) for cell in cells)
         ]
     except csv.Error as exc:
-        raise InvalidInput(f"the file is not valid CSV: {exc}") from exc
-    return _table(records, default_source=default_source, empty="the file is empty")
+        raise InvalidInput(N_("the file is not valid CSV: %(reason)s"), reason=str(exc)) from exc
+    return _table(
+        records,
+        default_source=default_source,
+        empty=N_("the file is empty; the first row must name the columns: %(columns)s"),
+    )
 
 
 def _xlsx_cell(column: str, value: Any) -> Any:
@@ -216,20 +225,24 @@ def parse_xlsx(data: bytes, *, default_source: str | None = None) -> Table:
     datetimes (read as local time of the station, like a time written without an offset).
     """
     if len(data) > MAX_FILE_BYTES:
-        raise InvalidInput(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it")
+        raise InvalidInput(N_("the file is larger than %(mib)d MiB; split it"), mib=MAX_FILE_BYTES // (1024 * 1024))
     if data.startswith(OLE_MAGIC):
         raise InvalidInput(
-            "the file is an Excel 97-2003 (.xls) or password-protected workbook; "
-            "save it as .xlsx without a password, or as CSV"
+            N_(
+                "the file is an Excel 97-2003 (.xls) or password-protected workbook; "
+                "save it as .xlsx without a password, or as CSV"
+            )
         )
-    not_xlsx = "the file is not a valid Excel workbook (.xlsx); save the sheet as .xlsx or CSV"
+    not_xlsx = N_("the file is not a valid Excel workbook (.xlsx); save the sheet as .xlsx or CSV")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise InvalidInput(not_xlsx) from exc
     if unpacked > MAX_XLSX_UNPACKED:
-        raise InvalidInput(f"the workbook unpacks to more than {MAX_XLSX_UNPACKED // (1024 * 1024)} MiB; split it")
+        raise InvalidInput(
+            N_("the workbook unpacks to more than %(mib)d MiB; split it"), mib=MAX_XLSX_UNPACKED // (1024 * 1024)
+        )
     records: list[tuple[int, Sequence[Any]]] = []
     sheets = 0
     try:
@@ -251,8 +264,12 @@ def parse_xlsx(data: bytes, *, default_source: str | None = None) -> Table:
     except Exception as exc:  # openpyxl raises assorted errors for a damaged or foreign archive
         raise InvalidInput(not_xlsx) from exc
     if not sheets:
-        raise InvalidInput("the workbook has no worksheet")
-    rows, errors = _table(records, default_source=default_source, empty="the workbook's first sheet is empty")
+        raise InvalidInput(N_("the workbook has no worksheet"))
+    rows, errors = _table(
+        records,
+        default_source=default_source,
+        empty=N_("the workbook's first sheet is empty; the first row must name the columns: %(columns)s"),
+    )
     return [(number, {k: _xlsx_cell(k, v) for k, v in cells.items()}) for number, cells in rows], errors
 
 
@@ -587,9 +604,9 @@ def import_incidents(
     now = now or datetime.now(UTC)
     total = len(rows) + len({e.row for e in unreadable})
     if not total:
-        raise InvalidInput("no incidents to import")
+        raise InvalidInput(N_("no incidents to import"))
     if total > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows per import; {total} were sent")
+        raise InvalidInput(N_("at most %(max)d rows per import; %(n)d were sent"), max=MAX_ROWS, n=total)
     good, errors = check_rows(session, rows, timezone=timezone, default_source=default_source, now=now)
     if errors or unreadable:
         raise ImportRefused(sorted([*unreadable, *errors], key=lambda e: e.row), rows=total)
@@ -643,8 +660,9 @@ def import_file(
         else parse_csv(data, default_source=default_source)
     )
     if not rows and not unreadable:
-        where = "the workbook's first sheet" if kind == "xlsx" else "the file"
-        raise InvalidInput(f"{where} has a header but no incidents")
+        if kind == "xlsx":
+            raise InvalidInput(N_("the workbook's first sheet has a header but no incidents"))
+        raise InvalidInput(N_("the file has a header but no incidents"))
     return import_incidents(
         session,
         actor=actor,
@@ -671,9 +689,9 @@ class IncidentFilters:
 def list_incidents(session: Session, *, filters: IncidentFilters) -> tuple[list[Incident], int]:
     """Incidents newest first (at most `limit`), and how many match the filters in all."""
     if not 1 <= filters.limit <= MAX_LIST:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIST}")
+        raise InvalidInput(N_("limit must be between 1 and %(max)d"), max=MAX_LIST)
     if filters.start is not None and filters.end is not None and filters.end <= filters.start:
-        raise InvalidInput("'to' must be after 'from'")
+        raise InvalidInput(N_("'to' must be after 'from'"))
     conditions = []
     if filters.start is not None:
         conditions.append(Incident.occurred_at >= filters.start)
@@ -681,7 +699,7 @@ def list_incidents(session: Session, *, filters: IncidentFilters) -> tuple[list[
         conditions.append(Incident.occurred_at < filters.end)
     if filters.category:
         if session.get(Category, filters.category) is None:
-            raise InvalidInput(f"unknown category {filters.category!r}")
+            raise InvalidInput(N_("unknown category %(code)r"), code=filters.category)
         conditions.append(Incident.category_code == filters.category)
     total = session.scalar(select(func.count()).select_from(Incident).where(*conditions)) or 0
     items = session.scalars(
