@@ -219,3 +219,19 @@ def test_rider_pages_list_only_their_own_reports(
     assert f'data-clue-id="{theirs}"' not in page
     # A dispatcher's own reports page lists what they reported, not the whole queue.
     assert 'data-testid="my-reports-empty"' in browser("dispatcher").client.get("/my/reports").text
+
+
+def test_a_refused_action_is_explained_in_the_readers_language(
+    browser: Callable[[str], Browser], report: Callable[..., int], db: Session
+) -> None:
+    clue_id = report()
+    dispatcher = browser("dispatcher")
+    assert "reject needs a reason" in dispatcher.post(f"/clues/{clue_id}/actions/reject", {"reason": " "}).text
+    dispatcher.client.get("/lang/zh")
+    res = dispatcher.post(f"/clues/{clue_id}/actions/reject", {"reason": " "})
+    assert res.status_code == 422 and "驳回需要填写理由" in res.text and "reject needs a reason" not in res.text
+    dispatcher.post(f"/clues/{clue_id}/actions/verify", {})
+    # The username typed stays as it is inside the Chinese sentence.
+    res = dispatcher.post(f"/clues/{clue_id}/actions/dispatch", {"assignee": "nobody"})
+    assert res.status_code == 422 and "没有在用账号 &#39;nobody&#39;" in res.text
+    assert _status(db, clue_id) == "verified"

@@ -25,7 +25,7 @@ from riderwatch.clues.schemas import (
     SuggestedDuplicate,
 )
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, StoreDep, require
-from riderwatch.errors import Forbidden, InvalidInput, NotFound, UnsupportedMedia
+from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
 from riderwatch.i18n import request_locale
 from riderwatch.models import User
 
@@ -66,36 +66,38 @@ async def read_clue_submission(
         try:
             raw: Any = await request.json()
         except ValueError as exc:
-            raise InvalidInput("the body is not valid JSON") from exc
+            raise InvalidInput(N_("the body is not valid JSON")) from exc
         if not isinstance(raw, dict):
-            raise InvalidInput("the body must be a JSON object")
+            raise InvalidInput(N_("the body must be a JSON object"))
     elif ctype.startswith("multipart/form-data"):
         try:
             # Room for a few photos too many, so the usual mistake gets the clear count below.
             form = await request.form(max_files=max_photos * 2, max_fields=30)
         except Exception as exc:  # Starlette raises for malformed bodies and over-limit parts
-            raise InvalidInput(f"malformed multipart body (at most {max_photos} photos): {exc}") from exc
+            raise InvalidInput(
+                N_("malformed multipart body (at most %(max)d photos): %(reason)s"), max=max_photos, reason=str(exc)
+            ) from exc
         raw = {}
         files: list[UploadFile] = []
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if key != "photos":
-                    raise InvalidInput(f"unexpected file field {key!r}; send photos as 'photos'")
+                    raise InvalidInput(N_("unexpected file field %(field)r; send photos as 'photos'"), field=key)
                 files.append(value)
             elif key == "photos":
                 if value:
-                    raise InvalidInput("'photos' must be files")
+                    raise InvalidInput(N_("'photos' must be files"))
             elif key in raw:
-                raise InvalidInput(f"field {key!r} given twice")
+                raise InvalidInput(N_("field %(field)r given twice"), field=key)
             else:
                 raw[key] = value
         if len(files) > max_photos:
-            raise InvalidInput(f"at most {max_photos} photos per clue; {len(files)} were sent")
+            raise InvalidInput(N_("at most %(max)d photos per clue; %(n)d were sent"), max=max_photos, n=len(files))
         for i, upload in enumerate(files):
             data = await upload.read(max_bytes + 1)
             photos.append(check_photo(data, max_bytes=max_bytes, name=f"photo {i + 1} ({upload.filename})"))
     else:
-        raise UnsupportedMedia("send the clue as application/json or multipart/form-data")
+        raise UnsupportedMedia(N_("send the clue as application/json or multipart/form-data"))
     try:
         return ClueCreate.model_validate(raw), photos
     except ValidationError as exc:
@@ -168,7 +170,9 @@ def list_clues(
 
     bad = [s for s in status or [] if s not in STATUSES]
     if bad:
-        raise InvalidInput(f"unknown status {bad[0]!r}; statuses are: {', '.join(STATUSES)}")
+        raise InvalidInput(
+            N_("unknown status %(status)r; statuses are: %(choices)s"), status=bad[0], choices=", ".join(STATUSES)
+        )
     filters = service.ClueFilters(
         status=status or [],
         category=category,
@@ -253,10 +257,10 @@ def get_photo(
 ) -> Response:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     if not policy.may_view_photo(user, clue, original=original):
-        raise Forbidden("only dispatchers may download original photos")
+        raise Forbidden(N_("only dispatchers may download original photos"))
     photo = next((p for p in clue.photos if p.position == position), None)
     if photo is None:
-        raise NotFound(f"clue {clue_id} has no photo {position}")
+        raise NotFound(N_("clue %(id)d has no photo %(position)d"), id=clue_id, position=position)
     data = store.get(photo.sha256)
     if original:
         record(db, actor=user, action="clue.photo_original", object_type="clue", object_id=clue.id, position=position)

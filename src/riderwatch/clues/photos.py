@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from riderwatch.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from riderwatch.errors import N_, InvalidInput, PayloadTooLarge, UnsupportedMedia
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 MAX_PIXELS = 50_000_000
@@ -46,20 +46,29 @@ def sniff(data: bytes) -> str | None:
 def check_photo(data: bytes, *, max_bytes: int, name: str = "photo") -> CheckedPhoto:
     """Accept a JPEG, PNG or WebP that really decodes; refuse anything else with a clear error."""
     if len(data) == 0:
-        raise InvalidInput(f"{name} is empty")
+        raise InvalidInput(N_("%(name)s is empty"), name=name)
     if len(data) > max_bytes:
-        raise PayloadTooLarge(f"{name} is {len(data)} bytes; the limit is {max_bytes} bytes")
+        raise PayloadTooLarge(
+            N_("%(name)s is %(size)d bytes; the limit is %(max)d bytes"), name=name, size=len(data), max=max_bytes
+        )
     kind = sniff(data)
     if kind is None:
-        raise UnsupportedMedia(f"{name} is not a JPEG, PNG or WebP image")
+        raise UnsupportedMedia(N_("%(name)s is not a JPEG, PNG or WebP image"), name=name)
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise PayloadTooLarge(f"{name} has too many pixels ({img.width}×{img.height})")
+                raise PayloadTooLarge(
+                    N_("%(name)s has too many pixels (%(width)d×%(height)d)"),
+                    name=name,
+                    width=img.width,
+                    height=img.height,
+                )
             width, height = img.size
             img.load()  # decode fully: a truncated or forged body fails here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnsupportedMedia(f"{name} could not be decoded as {kind.upper()}: {exc}") from exc
+        raise UnsupportedMedia(
+            N_("%(name)s could not be decoded as %(kind)s: %(reason)s"), name=name, kind=kind.upper(), reason=str(exc)
+        ) from exc
     return CheckedPhoto(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),

@@ -22,7 +22,7 @@ from riderwatch.clues import workflow
 from riderwatch.clues.photos import CheckedPhoto, PhotoStore
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.db import utcnow
-from riderwatch.errors import Conflict, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from riderwatch.geo.coords import haversine_m, to_wgs84
 from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
 from riderwatch.org import service as org_service
@@ -49,7 +49,7 @@ class ClueFilters:
 def get_category(session: Session, code: str) -> Category:
     category = session.get(Category, code)
     if category is None or not category.active:
-        raise InvalidInput(f"unknown category {code!r}: use a service_code from the Open311 service list")
+        raise InvalidInput(N_("unknown category %(code)r: use a service_code from the Open311 service list"), code=code)
     return category
 
 
@@ -115,9 +115,9 @@ def submit_clue(
     """Record a reported clue. With an idempotency key a retry returns the first clue (created=False)."""
     now = now or utcnow()
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
-        raise InvalidInput("Idempotency-Key must be 1 to 128 characters")
+        raise InvalidInput(N_("Idempotency-Key must be 1 to 128 characters"))
     if len(photos) > max_photos:
-        raise InvalidInput(f"at most {max_photos} photos per clue; {len(photos)} were sent")
+        raise InvalidInput(N_("at most %(max)d photos per clue; %(n)d were sent"), max=max_photos, n=len(photos))
     fingerprint = _fingerprint(data, photos)
     if reporter is not None and idempotency_key:
         existing = _by_idempotency_key(session, reporter, idempotency_key)
@@ -129,9 +129,9 @@ def submit_clue(
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     if data.observed_at > now + FUTURE_SKEW:
-        raise InvalidInput("observed_at is in the future")
+        raise InvalidInput(N_("observed_at is in the future"))
     if data.observed_at < now - MAX_AGE:
-        raise InvalidInput("observed_at is more than 90 days ago; report recent observations only")
+        raise InvalidInput(N_("observed_at is more than 90 days ago; report recent observations only"))
     place = org_service.locate(session, lat=lat, lon=lon)
     clue = Clue(
         category_code=category.code,
@@ -191,7 +191,7 @@ def _by_idempotency_key(session: Session, reporter: User, key: str) -> Clue | No
 
 def _replay(existing: Clue, fingerprint: str) -> Clue:
     if existing.request_fingerprint != fingerprint:
-        raise InvalidInput("this Idempotency-Key was already used for a different report")
+        raise InvalidInput(N_("this Idempotency-Key was already used for a different report"))
     return existing
 
 
@@ -246,7 +246,7 @@ def get_clue(session: Session, *, user: User, clue_id: int) -> Clue:
     """One clue the user may see; an invisible clue is reported as missing, not as forbidden."""
     clue = session.get(Clue, clue_id)
     if clue is None or not policy.may_view_clue(user, clue):
-        raise NotFound(f"clue {clue_id} not found")
+        raise NotFound(N_("clue %(id)d not found"), id=clue_id)
     return clue
 
 
@@ -285,13 +285,19 @@ def take_action(
     """Apply one workflow action, or refuse it (403 wrong person, 409 wrong status, 422 bad body)."""
     now = now or utcnow()
     if action not in workflow.TRANSITIONS:
-        raise NotFound(f"unknown action {action!r}; actions are: {', '.join(workflow.ACTIONS)}")
+        raise NotFound(
+            N_("unknown action %(action)r; actions are: %(choices)s"),
+            action=action,
+            choices=", ".join(workflow.ACTIONS),
+        )
     clue = get_clue(session, user=user, clue_id=clue_id)
     if not policy.may_take_action(user, clue, action):
-        raise Forbidden(f"a {user.role} may not {action} this clue")
+        raise Forbidden(N_("a %(role)s may not %(action)s this clue"), role=user.role, action=action)
     if not workflow.allowed_from(action, clue.status):
         raise TransitionNotAllowed(
-            f"cannot {action} a clue that is {clue.status}",
+            N_("cannot %(action)s a clue that is %(status)s"),
+            action=action,
+            status=clue.status,
             status_now=clue.status,
             allowed_from=list(workflow.TRANSITIONS[action].sources),
         )
@@ -307,29 +313,33 @@ def take_action(
             data["urgent"] = body.urgent
         note = body.note or ""
     elif action == "reject":
-        _require(body.reason, "reject needs a reason")
+        _require(body.reason, N_("reject needs a reason"))
         clue.reason = note = (body.reason or "").strip()
     elif action == "mark_duplicate":
-        _require(body.duplicate_of, "mark_duplicate needs duplicate_of (the id of the original clue)")
+        _require(body.duplicate_of, N_("mark_duplicate needs duplicate_of (the id of the original clue)"))
         original = session.get(Clue, body.duplicate_of)
         if original is None:
-            raise InvalidInput(f"clue {body.duplicate_of} (duplicate_of) does not exist")
+            raise InvalidInput(N_("clue %(id)d (duplicate_of) does not exist"), id=body.duplicate_of)
         if original.id == clue.id:
-            raise InvalidInput("a clue cannot be a duplicate of itself")
+            raise InvalidInput(N_("a clue cannot be a duplicate of itself"))
         if original.status == "duplicate":
-            raise InvalidInput(f"clue {original.id} is itself a duplicate; point to the original clue")
+            raise InvalidInput(N_("clue %(id)d is itself a duplicate; point to the original clue"), id=original.id)
         clue.duplicate_of_id = original.id
         data["duplicate_of"] = original.id
         note = body.note or ""
     elif action == "dispatch":
-        _require(body.assignee, "dispatch needs assignee (a username of police, grid staff or patrol)")
+        _require(body.assignee, N_("dispatch needs assignee (a username of police, grid staff or patrol)"))
         assignee = session.scalar(select(User).where(User.username == body.assignee))
         if assignee is None or not assignee.is_active:
-            raise InvalidInput(f"no active user {body.assignee!r}")
+            raise InvalidInput(N_("no active user %(username)r"), username=body.assignee)
         if assignee.role not in policy.HANDLER_ROLES:
-            raise InvalidInput(f"{body.assignee} is a {assignee.role}; dispatch to police, grid staff or patrol")
+            raise InvalidInput(
+                N_("%(username)s is a %(role)s; dispatch to police, grid staff or patrol"),
+                username=body.assignee,
+                role=assignee.role,
+            )
         if assignee.id == clue.assignee_id and clue.status != "verified":
-            raise Conflict(f"the clue is already with {assignee.username}")
+            raise Conflict(N_("the clue is already with %(username)s"), username=assignee.username)
         clue.assignee_id = assignee.id
         data["assignee"] = assignee.username
         data["assignee_role"] = assignee.role
@@ -337,17 +347,17 @@ def take_action(
     elif action == "accept":
         note = body.note or ""
     elif action == "resolve":
-        _require(body.outcome, "resolve needs an outcome: what was found and done")
+        _require(body.outcome, N_("resolve needs an outcome: what was found and done"))
         clue.outcome = note = (body.outcome or "").strip()
         clue.resolved_at = now
     elif action == "close":
-        _require(body.value_grade, "close needs value_grade: A, B, C or none")
+        _require(body.value_grade, N_("close needs value_grade: A, B, C or none"))
         clue.value_grade = body.value_grade
         clue.closed_at = now
         data["value_grade"] = body.value_grade
         note = body.note or ""
     elif action == "reopen":
-        _require(body.reason, "reopen needs a reason")
+        _require(body.reason, N_("reopen needs a reason"))
         clue.reason = note = (body.reason or "").strip()
         # The earlier outcome, grade and rating stay in the timeline; the clue is being worked again.
         clue.outcome = None
@@ -358,9 +368,9 @@ def take_action(
         clue.escalation_level = 0
         clue.deadline_at = deadline_for(get_category(session, clue.category_code), start=now, urgent=clue.urgent)
     elif action == "rate":
-        _require(body.rating, "rate needs rating: 1 to 5")
+        _require(body.rating, N_("rate needs rating: 1 to 5"))
         if clue.rating is not None:
-            raise Conflict("this clue has already been rated")
+            raise Conflict(N_("this clue has already been rated"))
         clue.rating = body.rating
         data["rating"] = body.rating
         note = body.note or ""
