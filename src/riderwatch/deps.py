@@ -14,7 +14,7 @@ from riderwatch import policy
 from riderwatch.accounts.service import get_active_user
 from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
-from riderwatch.errors import Forbidden, NotAuthenticated
+from riderwatch.errors import N_, Forbidden, NotAuthenticated
 from riderwatch.models import User
 from riderwatch.security import read_token
 
@@ -63,7 +63,7 @@ async def _check_csrf(request: Request) -> None:
         value = form.get("csrf_token")
         given = value if isinstance(value, str) else None
     if not expected or not given or not secrets.compare_digest(str(expected), given):
-        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+        raise Forbidden(N_("missing or wrong CSRF token; reload the page and try again"))
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,11 @@ def identify_caller(request: Request, db: DbSession, settings: SettingsDep) -> C
     if auth:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise NotAuthenticated("use 'Authorization: Bearer <token>' from /api/v1/auth/token")
+            raise NotAuthenticated(N_("use 'Authorization: Bearer <token>' from /api/v1/auth/token"))
         claims = read_token(settings.signing_key, token.strip(), settings.token_ttl_seconds)
         user = get_active_user(db, user_id=claims["uid"], token_version=claims["v"]) if claims else None
         if user is None:
-            raise NotAuthenticated("the token is invalid or expired; log in again")
+            raise NotAuthenticated(N_("the token is invalid or expired; log in again"))
         return Caller(user=user, via_session=False)
     uid, version = request.session.get("uid"), request.session.get("v")
     if not isinstance(uid, int) or not isinstance(version, int):
@@ -111,7 +111,7 @@ async def optional_user(request: Request, caller: Annotated[Caller, Depends(iden
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
-        raise NotAuthenticated("log in first")
+        raise NotAuthenticated(N_("log in first"))
     return user
 
 
@@ -124,7 +124,7 @@ def require(permission: str) -> Callable[[User], User]:
 
     def check(user: CurrentUser) -> User:
         if not policy.has_permission(user, permission):
-            raise Forbidden(f"a {user.role} may not do this ({permission})")
+            raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission=permission)
         return user
 
     return check

@@ -6,6 +6,7 @@ audit log; every refusal shows a message and leaves the database as it was.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from typing import Any
@@ -723,3 +724,18 @@ def test_audit_log_cannot_be_changed_through_the_pages(browser: Callable[[str], 
         res = admin.client.request(method, "/admin/audit", headers={"X-CSRF-Token": admin.csrf})
         assert res.status_code == 405, method
     assert _count(db, AuditEntry) == entries
+
+
+def test_a_refused_user_is_explained_in_the_readers_language(browser: Callable[[str], Browser], db: Session) -> None:
+    admin = browser("admin")
+    users = _count(db, User)
+    form = {"username": "police3", "role": "police", "password": NEW_PASSWORD, "phone": "call me"}
+    assert "a phone number has at most 32 digits" in _message(admin.post("/admin/users", form).text)
+    admin.client.get("/lang/zh")
+    res = admin.post("/admin/users", form)
+    assert res.status_code == 422
+    message = html.unescape(_message(res.text))
+    assert "请修改表单。" in message and "电话号码最多 32 位" in message
+    taken = admin.post("/admin/users", {**form, "username": "police", "phone": ""})
+    assert taken.status_code == 409 and "用户 'police' 已存在" in html.unescape(_message(taken.text))
+    assert _count(db, User) == users

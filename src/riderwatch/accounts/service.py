@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
 from riderwatch.db import utcnow
-from riderwatch.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from riderwatch.errors import N_, Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from riderwatch.models import ApiKey, Clue, Community, Grid, LoginFailure, PatrolUnit, Platform, Rider, Station, User
 from riderwatch.models.accounts import RIDER_STATUSES, ROLES
 from riderwatch.security import hash_api_key, hash_password, new_api_key, verify_password
@@ -64,24 +64,28 @@ def create_user(
     """
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
-        raise InvalidInput("username must be 1 to 64 characters without spaces")
+        raise InvalidInput(N_("username must be 1 to 64 characters without spaces"))
     if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+        raise InvalidInput(N_("unknown role %(role)r; roles are: %(choices)s"), role=role, choices=", ".join(ROLES))
     _check_password(password)
     if rider_status not in RIDER_STATUSES:
-        raise InvalidInput(f"unknown rider status {rider_status!r}; statuses are: {', '.join(RIDER_STATUSES)}")
+        raise InvalidInput(
+            N_("unknown rider status %(status)r; statuses are: %(choices)s"),
+            status=rider_status,
+            choices=", ".join(RIDER_STATUSES),
+        )
     display_name = _clean_display_name(display_name) if display_name.strip() else ""
     phone = _clean_phone(phone)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise Conflict(f"user {username!r} already exists")
+        raise Conflict(N_("user %(username)r already exists"), username=username)
     if station_code and links and links.get("station"):
-        raise InvalidInput("give the station once")
+        raise InvalidInput(N_("give the station once"))
     resolved = {k: v for k, v in _resolve_links(session, role, links or {}).items() if v is not None}
     station = resolved.get("station")
     if station_code:
         station = session.scalar(select(Station).where(Station.code == station_code))
         if station is None:
-            raise InvalidInput(f"no station {station_code!r}")
+            raise InvalidInput(N_("no station %(code)r"), code=station_code)
     platform = resolved.get("platform")
     user = User(
         username=username,
@@ -115,15 +119,15 @@ def create_user(
 
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+        raise InvalidInput(N_("password must be at least %(min)d characters"), min=MIN_PASSWORD)
     if len(password) > MAX_PASSWORD:
-        raise InvalidInput(f"password must be at most {MAX_PASSWORD} characters")
+        raise InvalidInput(N_("password must be at most %(max)d characters"), max=MAX_PASSWORD)
 
 
 def _clean_display_name(value: str) -> str:
     value = value.strip()
     if not value or len(value) > 200:
-        raise InvalidInput("the display name must be 1 to 200 characters")
+        raise InvalidInput(N_("the display name must be 1 to 200 characters"))
     return value
 
 
@@ -132,7 +136,7 @@ def _clean_phone(value: str | None) -> str | None:
     if not value:
         return None
     if not _PHONE.match(value):
-        raise InvalidInput("a phone number has at most 32 digits, spaces and + - ( )")
+        raise InvalidInput(N_("a phone number has at most 32 digits, spaces and + - ( )"))
     return value
 
 
@@ -141,18 +145,23 @@ def _resolve_links(session: Session, role: str, links: Mapping[str, str | None])
     resolved: dict[str, Any] = {}
     for kind, code in links.items():
         if kind not in LINK_ROLES:
-            raise InvalidInput(f"unknown link {kind!r}; links are: {', '.join(LINKS)}")
+            raise InvalidInput(N_("unknown link %(kind)r; links are: %(choices)s"), kind=kind, choices=", ".join(LINKS))
         code = (code or "").strip()
         if not code:
             resolved[kind] = None
             continue
         if role not in LINK_ROLES[kind]:
             allowed = ", ".join(sorted(LINK_ROLES[kind]))
-            raise InvalidInput(f"a {role} cannot be linked to a {kind.replace('_', ' ')} (only: {allowed})")
+            raise InvalidInput(
+                N_("a %(role)s cannot be linked to a %(kind)s (only: %(allowed)s)"),
+                role=role,
+                kind=kind.replace("_", " "),
+                allowed=allowed,
+            )
         model = _LINK_MODELS[kind]
         row = session.scalar(select(model).where(model.code == code))
         if row is None:
-            raise InvalidInput(f"no {kind.replace('_', ' ')} {code!r}")
+            raise InvalidInput(N_("no %(kind)s %(code)r"), kind=kind.replace("_", " "), code=code)
         resolved[kind] = row
     return resolved
 
@@ -172,7 +181,7 @@ def _apply_links(session: Session, user: User, resolved: Mapping[str, Any]) -> N
 def _user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user {user_id}")
+        raise NotFound(N_("no user %(id)d"), id=user_id)
     return user
 
 
@@ -235,7 +244,7 @@ def list_users(
     stmt = select(User)
     if role:
         if role not in ROLES:
-            raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+            raise InvalidInput(N_("unknown role %(role)r; roles are: %(choices)s"), role=role, choices=", ".join(ROLES))
         stmt = stmt.where(User.role == role)
     text = (query or "").strip()
     if text:
@@ -279,7 +288,7 @@ def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[
     user = _user(session, user_id)
     unknown = set(values) - set(USER_FIELDS)
     if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise InvalidInput(N_("unknown fields: %(fields)s"), fields=", ".join(sorted(unknown)))
     changes: dict[str, list[Any]] = {}
     if "display_name" in values:
         name = _clean_display_name(values["display_name"] or "")
@@ -293,9 +302,13 @@ def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[
     if "rider_status" in values and values["rider_status"] is not None:
         status = values["rider_status"]
         if rider is None:
-            raise InvalidInput("only riders have a team status")
+            raise InvalidInput(N_("only riders have a team status"))
         if status not in RIDER_STATUSES:
-            raise InvalidInput(f"unknown rider status {status!r}; statuses are: {', '.join(RIDER_STATUSES)}")
+            raise InvalidInput(
+                N_("unknown rider status %(status)r; statuses are: %(choices)s"),
+                status=status,
+                choices=", ".join(RIDER_STATUSES),
+            )
         if status != rider.status:
             changes["rider_status"] = [rider.status, status]
     resolved = _resolve_links(session, user.role, {k: values[k] for k in LINKS if k in values})
@@ -326,7 +339,7 @@ def set_user_active(session: Session, *, actor: User, user_id: int, active: bool
     """Deactivate (every session and token ends at once) or reactivate an account."""
     user = _user(session, user_id)
     if not active and user.id == actor.id:
-        raise Conflict("you cannot deactivate your own account; ask another administrator")
+        raise Conflict(N_("you cannot deactivate your own account; ask another administrator"))
     if user.is_active == active:
         return user
     user.is_active = active
@@ -384,7 +397,9 @@ def authenticate(
     key = username[:64]
     if _recent_failures(session, key, since) >= max_failures:
         raise TooManyRequests(
-            f"too many failed logins for {username!r}; try again in {window_seconds // 60} minutes",
+            N_("too many failed logins for %(username)r; try again in %(minutes)d minutes"),
+            username=username,
+            minutes=window_seconds // 60,
             retry_after=window_seconds,
         )
     user = session.scalar(select(User).where(User.username == username))
@@ -393,7 +408,7 @@ def authenticate(
     if user is None or not password_ok or not user.is_active:
         session.add(LoginFailure(username=key, client=client[:64], at=now))
         session.flush()
-        return NotAuthenticated("wrong username or password")
+        return NotAuthenticated(N_("wrong username or password"))
     session.execute(delete(LoginFailure).where(LoginFailure.username == key))
     record(session, actor=user, action="user.login", object_type="user", object_id=user.id, client=client)
     return user
@@ -410,9 +425,9 @@ def issue_api_key(session: Session, *, name: str, actor: User | None = None) -> 
     """A new Open311 key and its row; the plain key exists only in this answer, only its hash is kept."""
     name = name.strip()
     if not name:
-        raise InvalidInput("an API key needs a name")
+        raise InvalidInput(N_("an API key needs a name"))
     if len(name) > 200:
-        raise InvalidInput("an API key's name has at most 200 characters")
+        raise InvalidInput(N_("an API key's name has at most 200 characters"))
     key = new_api_key()
     row = ApiKey(name=name, key_hash=hash_api_key(key))
     session.add(row)
@@ -434,7 +449,7 @@ def list_api_keys(session: Session) -> list[ApiKey]:
 def get_api_key(session: Session, *, key_id: int) -> ApiKey:
     row = session.get(ApiKey, key_id)
     if row is None:
-        raise NotFound(f"no API key {key_id}")
+        raise NotFound(N_("no API key %(id)d"), id=key_id)
     return row
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
-from riderwatch.errors import Conflict, InvalidInput, NotFound
+from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
 from riderwatch.geo.areas import contains
 from riderwatch.models import Category, Clue, Community, Grid, User, Zone
 
@@ -92,13 +92,17 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
 def _check_deadlines(normal: int, urgent: int) -> None:
     # An urgent clue is one that cannot wait: a longer deadline than the normal one is a typing error.
     if urgent > normal:
-        raise InvalidInput(f"the urgent deadline ({urgent} h) cannot be longer than the normal one ({normal} h)")
+        raise InvalidInput(
+            N_("the urgent deadline (%(urgent)s h) cannot be longer than the normal one (%(normal)s h)"),
+            urgent=urgent,
+            normal=normal,
+        )
 
 
 def create_category(session: Session, *, actor: User, values: dict[str, Any]) -> Category:
     """A new clue category (and Open311 service)."""
     if session.get(Category, values["code"]) is not None:
-        raise Conflict(f"category {values['code']!r} already exists")
+        raise Conflict(N_("category %(code)r already exists"), code=values["code"])
     _check_deadlines(values.get("deadline_hours", 72), values.get("urgent_deadline_hours", 4))
     category = Category(**values)
     session.add(category)
@@ -111,7 +115,7 @@ def update_category(session: Session, *, actor: User, code: str, values: dict[st
     """Edit a category's names, routing, deadlines or visibility; every change is audited."""
     category = session.get(Category, code)
     if category is None:
-        raise NotFound(f"no category {code!r}")
+        raise NotFound(N_("no category %(code)r"), code=code)
     _check_deadlines(
         values.get("deadline_hours", category.deadline_hours),
         values.get("urgent_deadline_hours", category.urgent_deadline_hours),

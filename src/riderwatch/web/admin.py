@@ -107,7 +107,7 @@ def _category(db: Session, code: str) -> Category:
     for category in org_service.list_categories(db, include_inactive=True):
         if category.code == code:
             return category
-    raise NotFound(f"no category {code!r}")
+    raise NotFound(N_("no category %(code)r"), code=code)
 
 
 def _category_values(category: Category | None) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def users_page(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> HTMLResponse:
     if role and role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}")
+        raise InvalidInput(N_("unknown role %(role)r; roles are: %(choices)s"), role=role, choices=", ".join(ROLES))
     users, total = accounts.list_users(db, role=role or None, query=q, offset=offset, limit=PAGE_SIZE)
     rows = [
         {

@@ -21,6 +21,7 @@ from riderwatch.clues.schemas import ActionBody, ClueRead
 from riderwatch.config import Settings
 from riderwatch.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, client_id, require
 from riderwatch.errors import (
+    N_,
     Conflict,
     DomainError,
     Forbidden,
@@ -143,7 +144,7 @@ def logout(request: Request, user: OptionalUser) -> Response:
 @router.get("/lang/{code}")
 def choose_language(code: str, settings: SettingsDep, next: str = "/") -> Response:
     if code not in LOCALES:
-        raise NotFound(f"no language {code!r}; choose one of: {', '.join(LOCALES)}")
+        raise NotFound(N_("no language %(code)r; choose one of: %(choices)s"), code=code, choices=", ".join(LOCALES))
     response = _see_other(safe_next(next))
     response.set_cookie(
         LOCALE_COOKIE,
@@ -219,11 +220,15 @@ def desk_query(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DeskQuery:
     if status not in ("open", "all", *STATUSES):
-        raise InvalidInput(f"unknown status {status!r}; statuses are: open, all, {', '.join(STATUSES)}")
+        raise InvalidInput(
+            N_("unknown status %(status)r; statuses are: open, all, %(choices)s"),
+            status=status,
+            choices=", ".join(STATUSES),
+        )
     if area and not _AREA.match(area):
-        raise InvalidInput("area must be a community (c<id>) or a grid (g<id>)")
+        raise InvalidInput(N_("area must be a community (c<id>) or a grid (g<id>)"))
     if overdue not in ("", "yes", "no"):
-        raise InvalidInput("overdue must be yes, no or empty")
+        raise InvalidInput(N_("overdue must be yes, no or empty"))
     return DeskQuery(status=status, category=category, area=area, overdue=overdue, offset=offset)
 
 
@@ -301,7 +306,7 @@ def desk_fragment(request: Request, db: DbSession, user: OptionalUser, query: De
         # htmx follows redirects silently; ask it to load the login page instead of swapping it in.
         return Response(status_code=204, headers={"HX-Redirect": "/login?next=/desk"})
     if not policy.has_permission(user, "clue.desk"):
-        raise Forbidden(f"a {user.role} may not do this (clue.desk)")
+        raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission="clue.desk")
     return render(request, "desk/_queue.html", _queue_context(request, db, user, query))
 
 
@@ -455,7 +460,7 @@ def my_assignments(
     clue: int | None = None,
 ) -> HTMLResponse:
     if show not in ("open", "all"):
-        raise InvalidInput("show must be open or all")
+        raise InvalidInput(N_("show must be open or all"))
     statuses = ["dispatched", "in_progress"] if show == "open" else []
     filters = service.ClueFilters(status=statuses, assignee_id=user.id, limit=LIST_LIMIT)
     clues, total, counts, overdue = service.list_clues(db, user=user, filters=filters)
