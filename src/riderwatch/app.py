@@ -26,6 +26,7 @@ from riderwatch.coverage.api import router as coverage_router
 from riderwatch.coverage.hotspots_api import router as hotspots_router
 from riderwatch.db import make_engine, make_session_factory
 from riderwatch.errors import (
+    N_,
     PROBLEM_JSON,
     DomainError,
     InvalidInput,
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def data_error(request: Request, exc: DataError) -> Response:
         # The database refused a value the schemas let through (a NUL character, a number out of
         # range): the client's input, not a server fault. The request's transaction is rolled back.
-        return await domain_error(request, InvalidInput("a value in the request cannot be stored or searched for"))
+        return await domain_error(request, InvalidInput(N_("a value in the request cannot be stored or searched for")))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

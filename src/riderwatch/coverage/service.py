@@ -103,8 +103,12 @@ def _estimated_cells(geom: BaseGeometry, resolution: int) -> float:
 def area_cells(geom: BaseGeometry, resolution: int, max_cells: int) -> list[int]:
     """The H3 cells whose centre lies inside the area, refused when there are too many."""
     too_many = InvalidInput(
-        f"the area holds more than {max_cells} cells at resolution {resolution}; draw a smaller area "
-        "or use a coarser resolution"
+        N_(
+            "the area holds more than %(max)d cells at resolution %(res)d; draw a smaller area "
+            "or use a coarser resolution"
+        ),
+        max=max_cells,
+        res=resolution,
     )
     if _estimated_cells(geom, resolution) > max_cells * 1.5:
         raise too_many

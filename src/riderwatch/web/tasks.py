@@ -488,7 +488,7 @@ def set_rule_active(
     active: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     if active not in ("yes", "no"):
-        message, status = _refusal(request, InvalidInput("active must be yes or no"))
+        message, status = _refusal(request, InvalidInput(N_("active must be yes or no")))
         return _rules_page(request, db, user, status=status, **message)
     rules.set_rule_active(db, actor=user, rule_id=rule_id, active=active == "yes")
     return _see_other(f"/tasks/rules?done={'rule-resumed' if active == 'yes' else 'rule-paused'}")
