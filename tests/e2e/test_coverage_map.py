@@ -180,13 +180,14 @@ def test_refusals_are_shown_on_the_page(
     expect(status).to_contain_text("366")
     page.get_by_test_id("preset-7d").click()
     expect(status).to_be_hidden()
-    # An area the server does not know (removed since the page was loaded): its explanation is shown.
+    # An area the server does not know (removed since the page was loaded): its explanation is shown,
+    # in the page's language (Chinese here), with the code as it is.
     page.get_by_test_id("coverage-area").evaluate(
         "(el) => { el.add(new Option('gone', 'zone:gone')); el.value = 'zone:gone';"
         " el.dispatchEvent(new Event('change')); }"
     )
     expect(status).to_have_attribute("data-kind", "error")
-    expect(status).to_contain_text("no zone 'gone'")
+    expect(status).to_contain_text("没有编号为 'gone' 的试点区域")
 
 
 def test_coverage_map_on_a_phone(db: Session, live_server: str, new_context: Callable[..., BrowserContext]) -> None:
