@@ -155,14 +155,15 @@ def test_who_may_read_coverage(api: Api, scene: dict[str, Any]) -> None:
 
 
 def test_same_answer_once_the_days_are_rolled_up(api: Api, scene: dict[str, Any], db: Session) -> None:
-    """Days sealed into the daily roll-up (here: as seen three days on) answer exactly as the hourly counts."""
+    """Days sealed into the daily roll-up (here: as seen four days on) answer exactly as the hourly counts."""
     bodies = [
         _body(scene),
         _body(scene, resolution=10),
         {**_body(scene), "from": (scene["from"] - timedelta(days=2)).isoformat()},
     ]
     before = [query(api, body).json() for body in bodies]
-    later = datetime.now(UTC) + timedelta(days=3)
+    # Four days on: the window may end an hour into tomorrow (UTC), and that day seals 49 h after it ends.
+    later = datetime.now(UTC) + timedelta(days=4)
     while roll_up(db, now=later, max_age=timedelta(hours=48)):
         pass
     # Every pass is in the roll-up: the window ends (exclusive) no later than the first unsealed day,

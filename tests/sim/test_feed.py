@@ -250,8 +250,9 @@ def test_a_run_in_the_past_switches_duty_at_the_simulated_times(app: Any, db: Se
 def test_a_run_further_back_than_the_server_takes_stops_with_its_reason(app: Any, db: Session) -> None:
     make_district(db)
     now = datetime.now(UTC)
-    # Every switch of this run lies more than the server's 48 hours back.
-    plan = RunPlan(seed=1, start=now - timedelta(hours=80), duration=timedelta(hours=24), riders=("rider",))
+    # Every switch of this run lies more than the server's 48 hours back. Five days, so that whatever
+    # today's date, the run holds working days of the rider (a rider has days off).
+    plan = RunPlan(seed=1, start=now - timedelta(days=8), duration=timedelta(days=5), riders=("rider",))
     _consent(db, plan.riders, plan.start - timedelta(days=1))
 
     async def go(client: httpx.AsyncClient) -> FeedStats:
