@@ -41,6 +41,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_time(moment: datetime) -> str:
+    """An aware datetime as the text `UTCDateTime` stores on SQLite ('2026-11-29 08:30:01.000250'),
+    for statements that bind values straight to the driver; fixed width, so it sorts as time does."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}

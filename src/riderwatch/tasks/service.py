@@ -55,7 +55,7 @@ from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.config import Settings
 from riderwatch.coverage.service import CoverageLimits, area_cells, cell_feature, resolve_area
-from riderwatch.db import UTCDateTime, upsert, utcnow
+from riderwatch.db import UTCDateTime, sqlite_time, upsert, utcnow
 from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m, to_wgs84
 from riderwatch.models import (
@@ -625,7 +625,7 @@ class _Times:
 
     def raw(self, moment: datetime) -> Any:
         if self.sqlite:
-            return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return sqlite_time(moment)
         return micros(moment)
 
     def aware(self, value: Any) -> datetime:

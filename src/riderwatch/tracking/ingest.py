@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
-from riderwatch.db import upsert
+from riderwatch.db import sqlite_time, upsert
 from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m
 from riderwatch.models import (
     CoverageCell,
@@ -109,26 +109,6 @@ class Ping:
     speed_mps: float | None = None
     heading: float | None = None
     accuracy_m: float | None = None
-
-
-class Candidate(NamedTuple):
-    """A parsed ping, already attributed to a rider; `place` is its index in the client's request.
-
-    A flat tuple rather than a rider id and a `Ping`: a batch makes thousands, and a tuple is cheap.
-    """
-
-    place: int
-    rider_id: int
-    ts: datetime  # aware, UTC
-    lat: float
-    lon: float
-    speed_mps: float | None = None
-    heading: float | None = None
-    accuracy_m: float | None = None
-
-    @classmethod
-    def of(cls, index: int, rider_id: int, ping: Ping) -> Candidate:
-        return cls(index, rider_id, ping.ts, ping.lat, ping.lon, ping.speed_mps, ping.heading, ping.accuracy_m)
 
 
 @dataclass(frozen=True)
@@ -340,7 +320,7 @@ def pg_element(column: Any) -> str:
 
 
 def sqlite_times(values: Sequence[int] | npt.NDArray[np.int64]) -> list[str]:
-    """`micros` as the text `UTCDateTime` stores on SQLite ('2026-11-29 08:30:01.000250'), in bulk."""
+    """`micros` as the text `UTCDateTime` stores on SQLite (`db.sqlite_time`), in bulk."""
     return [t[:10] + " " + t[11:] for t in np.array(values, dtype="datetime64[us]").astype(str).tolist()]
 
 
@@ -366,7 +346,7 @@ class BulkWriter:
 
     def time(self, ts: datetime) -> Any:
         """An aware UTC datetime as the column takes it."""
-        return ts if self.postgres else ts.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return ts if self.postgres else sqlite_time(ts)
 
     def returned_times(self, values: Micros) -> list[Any]:
         """Times as a RETURNING clause of `insert` gives them back: `micros` on PostgreSQL, text on SQLite."""
@@ -476,11 +456,18 @@ class PingColumns:
     accuracy: Sequence[float | None]
 
     @classmethod
-    def of(cls, candidates: Sequence[Candidate]) -> PingColumns:
-        if not candidates:
-            return cls((), (), (), (), (), (), (), ())
-        place, rider, ts, lat, lon, speed, heading, accuracy = zip(*candidates, strict=True)
-        return cls(place, rider, ts, lat, lon, speed, heading, accuracy)
+    def of(cls, riders: Sequence[int], pings: Sequence[Ping]) -> PingColumns:
+        """Pings in request order, each with its rider."""
+        return cls(
+            place=range(len(pings)),
+            rider=riders,
+            ts=[p.ts for p in pings],
+            lat=[p.lat for p in pings],
+            lon=[p.lon for p in pings],
+            speed=[p.speed_mps for p in pings],
+            heading=[p.heading for p in pings],
+            accuracy=[p.accuracy_m for p in pings],
+        )
 
 
 @dataclass

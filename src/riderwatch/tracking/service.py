@@ -35,7 +35,6 @@ from riderwatch.models import (
 from riderwatch.tasks.service import forget_rider_visits, forget_visits_after
 from riderwatch.tracking.ingest import (
     REASONS,
-    Candidate,
     IngestResult,
     IngestRules,
     PingColumns,
@@ -360,8 +359,8 @@ def ingest_osmand(
         raise NotFound(
             N_("unknown device %(device)r: register it first in RiderWatch (my devices)"), device=sorted(unknown)[0]
         )
-    candidates = [Candidate.of(i, owners[r.device_id], r.ping) for i, r in enumerate(reports)]
-    result = store_positions(session, pings=PingColumns.of(candidates), rules=rules, now=now)
+    pings = PingColumns.of([owners[r.device_id] for r in reports], [r.ping for r in reports])
+    result = store_positions(session, pings=pings, rules=rules, now=now)
     record_refusals(session, result.rejections, day=rules.day_of(now))
     return result
 
