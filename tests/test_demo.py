@@ -52,6 +52,7 @@ from riderwatch.models import (
 from riderwatch.models.clues import STATUSES
 from riderwatch.security import verify_password
 from riderwatch.sim.incidents import BACKGROUND_MIX
+from riderwatch.tracking.ingest import fold_counts
 
 PASSWORD = "demo-password-1"
 
@@ -283,6 +284,7 @@ def test_demo_tracks_come_from_the_simulator_through_the_api(settings: Settings,
         assert any(s.rider_id == rider_id and s.started_at <= ts <= (s.ended_at or now) for s in shifts)
     assert db.scalar(select(func.count()).select_from(PositionRefusal)) == 0
     # The coverage aggregates were built at ingest: one pass per point at each resolution.
+    fold_counts(db)
     passes = db.execute(
         select(CoverageCell.resolution, func.sum(CoverageCell.passes)).group_by(CoverageCell.resolution)
     ).all()

@@ -80,7 +80,7 @@ from riderwatch.sim.run import RunPlan, run_in_process
 from riderwatch.sim.world import ZHENHAI
 from riderwatch.tasks.rules import RuleDraft, create_rule, run_rule
 from riderwatch.tasks.service import CheckpointDraft, TaskDraft, TaskLimits, publish_task, verify_due
-from riderwatch.tracking.ingest import hour_of
+from riderwatch.tracking.ingest import fold_counts, hour_of
 from riderwatch.tracking.service import set_location_consent
 
 JURISDICTION_CODE = "zhenhai"
@@ -1120,6 +1120,7 @@ def _busiest_cells(
 ) -> list[int]:
     """The cells of a zone riders passed most in a window: corners where a check-in is a real pass."""
     cells = h3.geo_to_cells(Polygon(zone.ring), resolution)
+    fold_counts(session)
     rows = session.execute(
         select(CoverageCell.cell, func.sum(CoverageCell.passes).label("passes"))
         .where(
@@ -1247,6 +1248,7 @@ def _counts(session: Session) -> dict[str, int]:
     out["clue photos"] = count(CluePhoto)
     out["incidents 警情"] = count(Incident)
     out["positions 轨迹点"] = count(Position)
+    fold_counts(session)
     out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
     out["patrol tasks 巡逻任务"] = count(PatrolTask)
     out["patrol task completions 任务完成"] = count(PatrolTaskResult, PatrolTaskResult.completed_at.is_not(None))

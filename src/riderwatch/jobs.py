@@ -1,4 +1,4 @@
-"""Periodic jobs (overdue escalation, position retention, coverage roll-up, task rules, task verification),
+"""Periodic jobs (overdue escalation, position retention, coverage counts and roll-up, task rules, task verification),
 run once per cluster under a database lease."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from riderwatch.db import unit_of_work, utcnow
 from riderwatch.models import JobLease
 from riderwatch.tasks.rules import run_due_rules
 from riderwatch.tasks.service import TaskLimits, purge_visits, verify_due
-from riderwatch.tracking.ingest import IngestRules
+from riderwatch.tracking.ingest import IngestRules, fold_counts
 from riderwatch.tracking.service import end_shifts_of_inactive, purge_expired
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ def publish_rule_tasks(session: Session) -> int:
     return run_due_rules(session, limits=TaskLimits.from_settings(get_settings()))
 
 
+def fold_coverage_counts(session: Session) -> int:
+    """The counts ingest appended go into coverage_cells (readers fold too; this keeps them few)."""
+    return fold_counts(session)
+
+
 def roll_up_coverage(session: Session) -> int:
     """Days no ping can still arrive for go into the coverage roll-up the coverage query reads."""
     return roll_up(session, now=utcnow(), max_age=IngestRules.from_settings(get_settings()).max_age)
@@ -74,6 +79,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "purge_positions": purge_positions,
     "publish_rule_tasks": publish_rule_tasks,
     "verify_patrol_tasks": verify_patrol_tasks,
+    "fold_coverage_counts": fold_coverage_counts,
     "roll_up_coverage": roll_up_coverage,
 }
 

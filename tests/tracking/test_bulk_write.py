@@ -15,8 +15,8 @@ from sqlalchemy import make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.models import LastPosition, Position, User
-from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, pg_array
-from riderwatch.tracking.schemas import PingItem, parse_pings
+from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, fold_counts, pg_array
+from riderwatch.tracking.schemas import ParsedPings, PingItem, parse_pings
 from riderwatch.tracking.service import ingest_batch
 from tests.api.helpers import Api
 from tests.conftest import PG_ADMIN_URL
@@ -71,11 +71,11 @@ def test_binary_arrays_refuse_what_their_element_cannot_hold() -> None:
 def test_parse_pings_checks_the_batch_at_once_and_marks_bad_pings() -> None:
     good = '{"ts": "2026-11-29T08:30:00+08:00", "lat": 31.2, "lon": 121.4, "rider": "r1"}'
     pings = parse_pings(f'{{"pings": [{good}, {good}]}}'.encode())
-    assert len(pings) == 2 and all(p is not None for p in pings)
-    first = pings[0]
-    assert first is not None and first["ts"] == datetime(2026, 11, 29, 0, 30, tzinfo=UTC) and first["rider"] == "r1"
+    assert len(pings) == 2 and list(pings.index) == [0, 1] and pings.malformed == []
+    assert pings.ts[0] == datetime(2026, 11, 29, 0, 30, tzinfo=UTC) and pings.rider[0] == "r1"
     bad = '{"ts": "2026-11-29T08:30:00", "lat": 31.2, "lon": 121.4}'  # no time zone
-    assert [p is None for p in parse_pings(f'{{"pings": [{good}, {bad}, {good}]}}'.encode())] == [False, True, False]
+    pings = parse_pings(f'{{"pings": [{good}, {bad}, {good}]}}'.encode())
+    assert len(pings) == 3 and list(pings.index) == [0, 2] and pings.malformed == [1]
     for body in (b"", b"null", b"[]", b'{"pings": [1]}', b'{"pings": [], "more": 1}', b'{"pings": "x"}'):
         with pytest.raises(ValidationError):
             parse_pings(body)
@@ -147,19 +147,31 @@ def test_concurrent_batches_store_each_point_once_and_count_riders_once(
     results: list[IngestResult] = []
     errors: list[BaseException] = []
     for round_ in range(4):
-        barrier = threading.Barrier(2)
+        # Two batches, and on PostgreSQL a fold of the counts they append, all at once.
+        barrier = threading.Barrier(3)
         batches = [batch(round_ * 100, 150), batch(round_ * 100 + 60, 150)]
 
         def run(pings: list[PingItem | None], barrier: threading.Barrier) -> None:
             try:
                 with session_factory() as session:
                     barrier.wait(timeout=30)
-                    results.append(ingest_batch(session, sender=platform, pings=pings, rules=rules))
+                    results.append(ingest_batch(session, sender=platform, pings=ParsedPings.of(pings), rules=rules))
                     session.commit()
             except BaseException as exc:  # re-raised in the test's thread
                 errors.append(exc)
 
+        def fold(barrier: threading.Barrier) -> None:
+            try:
+                with session_factory() as session:
+                    barrier.wait(timeout=30)
+                    for _ in range(3):
+                        fold_counts(session)
+                        session.commit()
+            except BaseException as exc:
+                errors.append(exc)
+
         threads = [threading.Thread(target=run, args=(b, barrier)) for b in batches]
+        threads.append(threading.Thread(target=fold, args=(barrier,)))
         for t in threads:
             t.start()
         for t in threads:

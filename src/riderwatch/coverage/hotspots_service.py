@@ -27,6 +27,7 @@ from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, cell_
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import EARTH_RADIUS_M
 from riderwatch.models import Category, Clue, CoverageCell, Incident
+from riderwatch.tracking.ingest import fold_counts
 
 EXCLUDED_STATUSES = ("rejected", "duplicate")
 SOURCES = ("clues", "incidents")
@@ -382,6 +383,7 @@ def _key_coverage(
     if not len(key_hours) or not cells:
         return out
     lo, hi = int(key_hours.min()), int(key_hours.max()) + 1
+    fold_counts(session)
     for i in range(0, len(cells), CHUNK):
         rows = session.execute(
             select(CoverageCell.cell, CoverageCell.hour, CoverageCell.passes, CoverageCell.riders).where(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import CoverageCell, CoverageDay
 from riderwatch.models.coverage import HOURS_PER_DAY, CoverageRollup
-from riderwatch.tracking.ingest import SECONDS_PER_HOUR
+from riderwatch.tracking.ingest import SECONDS_PER_HOUR, fold_counts
 
 SECONDS_PER_DAY = SECONDS_PER_HOUR * HOURS_PER_DAY
 # A request that took its `now` just before a day was sealed may still be writing: one hour for it.
@@ -93,6 +93,7 @@ def _roll_day(session: Session, day: int) -> None:
 def roll_up(session: Session, *, now: datetime, max_age: timedelta, max_days: int = DAYS_PER_RUN) -> int:
     """Roll up the next sealed days (at most max_days); returns how many days were added."""
     horizon = sealed_horizon(now, max_age)
+    fold_counts(session)  # the days to seal are read from coverage_cells
     mark = sealed_before(session)
     if mark is None:
         first_hour = session.scalar(select(func.min(CoverageCell.hour)))

@@ -44,7 +44,7 @@ from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.areas import AreaError, parse_area
 from riderwatch.models import Community, CoverageCell, CoverageDay, Grid, Zone
 from riderwatch.models.coverage import HOURS_PER_DAY
-from riderwatch.tracking.ingest import SECONDS_PER_HOUR
+from riderwatch.tracking.ingest import SECONDS_PER_HOUR, fold_counts
 
 STORED_AREAS: dict[str, Any] = {"zone": Zone, "grid": Grid, "community": Community}
 # The refusal for a stored area's unknown code, one sentence per kind (they read differently in Chinese).
@@ -350,6 +350,7 @@ def _add_hourly(
     (GROUPING SETS): per cell, and per hour. SQLite, in the same process, gains nothing from fewer
     statements and loses the index's order by cell to a union: there each stretch is grouped per cell
     in one statement, and per hour in another where the window has hours in it."""
+    fold_counts(session)
     c = CoverageCell
     segments = _segments(*now, *before)
 

@@ -26,6 +26,7 @@ from riderwatch.models.tracking import (
     Position,
     PositionRefusal,
     TrackingDevice,
+    coverage_cell_deltas,
 )
 
 __all__ = [
@@ -63,4 +64,5 @@ __all__ = [
     "TrackingDevice",
     "User",
     "Zone",
+    "coverage_cell_deltas",
 ]

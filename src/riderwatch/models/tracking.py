@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     Float,
     ForeignKey,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    Table,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -131,6 +133,22 @@ class CoverageCell(Base):
     hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     passes: Mapped[int] = mapped_column(Integer, default=0)
     riders: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Counts added by ingest on PostgreSQL, not yet folded into `coverage_cells` (tracking.ingest.fold_counts).
+# Batches of many riders touch the same cell-hours at once; adding to `coverage_cells` directly made
+# them queue on those rows' locks, and each addition looked the row up and rewrote it. Here a batch
+# only appends: no key, no index, nothing to wait for. Readers of `coverage_cells` fold first, and
+# a periodic job keeps the table short. SQLite has one writer at a time and adds to the counts directly.
+coverage_cell_deltas = Table(
+    "coverage_cell_deltas",
+    Base.metadata,
+    Column("resolution", SmallInteger, nullable=False),
+    Column("cell", BigInteger, nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("passes", Integer, nullable=False),
+    Column("riders", Integer, nullable=False),
+)
 
 
 class CoverageRiderCell(Base):

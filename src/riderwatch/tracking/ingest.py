@@ -717,8 +717,8 @@ def _store(
         if not len(live):
             return live
     _update_last_positions(writer, batch, live)
-    # Last: the counts are the rows every concurrent batch updates (the same cells in the same hour),
-    # so they are locked for the shortest time, from here to the commit.
+    # Last: on SQLite the counts are rows every batch updates (the same cells in the same hour); on
+    # PostgreSQL they are appended, and only the per-rider rows are written in key order.
     _aggregate(writer, rider, us // MICROS_PER_HOUR, cells)
     return live
 
@@ -757,14 +757,10 @@ def _aggregate(
     passes, counts = _unique_rows(keys[:3])
     # The per-rider table decides who is new in a cell-hour: only rows it actually inserts (not
     # those another batch stored first) raise the distinct count, so concurrent batches agree.
-    conflict = (
-        "ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes, "
-        "riders = coverage_cells.riders + excluded.riders"
-    )
     if writer.postgres:
         # One statement: the rows the per-rider insert returns are counted in the server, not sent back.
         writer.conn.exec_driver_sql(
-            PG_AGGREGATE.format(conflict=conflict),
+            PG_AGGREGATE,
             (
                 *(pg_array(c, e) for c, e in zip(riders, ("int2", "int8", "int4", "int4"), strict=True)),
                 *(pg_array(c, e) for c, e in zip((*passes, counts), ("int2", "int8", "int4", "int4"), strict=True)),
@@ -791,12 +787,14 @@ def _aggregate(
             "passes": counts,
             "riders": [first_passes[key] for key in cell_hours],
         },
-        conflict=conflict,
+        conflict="ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + "
+        "excluded.passes, riders = coverage_cells.riders + excluded.riders",
     )
 
 
 # PostgreSQL: the per-rider rows, then the counts, the distinct riders being those rows it inserted.
-# Rows go in the arrays' order (sorted keys), so concurrent batches lock them in one order.
+# Rows go in the arrays' order (sorted keys), so concurrent batches lock per-rider rows in one order.
+# The counts are appended to `coverage_cell_deltas` (see the model), folded in later by `fold_counts`.
 PG_AGGREGATE = """
 WITH firsts AS (
     INSERT INTO coverage_rider_cells (resolution, cell, hour, rider_id)
@@ -806,13 +804,36 @@ WITH firsts AS (
 ), counted AS (
     SELECT resolution, cell, hour, count(*)::int AS riders FROM firsts GROUP BY resolution, cell, hour
 )
-INSERT INTO coverage_cells (resolution, cell, hour, passes, riders)
+INSERT INTO coverage_cell_deltas (resolution, cell, hour, passes, riders)
 SELECT p.resolution, p.cell, p.hour, p.passes, coalesce(c.riders, 0)
-FROM unnest(%b::int2[], %b::int8[], %b::int4[], %b::int4[]) WITH ORDINALITY AS p(resolution, cell, hour, passes, i)
+FROM unnest(%b::int2[], %b::int8[], %b::int4[], %b::int4[]) AS p(resolution, cell, hour, passes)
 LEFT JOIN counted AS c ON (c.resolution, c.cell, c.hour) = (p.resolution, p.cell, p.hour)
-ORDER BY p.i
-{conflict}
 """
+
+# The appended counts move into `coverage_cells`, summed per cell-hour, in key order (so that two
+# folds lock rows in one order). Counts a batch still has uncommitted stay for the next fold; a
+# concurrent fold waits for the rows this one took and then skips them.
+PG_FOLD = """
+WITH moved AS (
+    DELETE FROM coverage_cell_deltas RETURNING resolution, cell, hour, passes, riders
+)
+INSERT INTO coverage_cells (resolution, cell, hour, passes, riders)
+SELECT resolution, cell, hour, sum(passes), sum(riders) FROM moved
+GROUP BY resolution, cell, hour ORDER BY resolution, cell, hour
+ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes,
+    riders = coverage_cells.riders + excluded.riders
+"""
+
+
+def fold_counts(session: Session) -> int:
+    """Fold the counts ingest appended into `coverage_cells`; returns the cell-hours updated.
+
+    Every reader of `coverage_cells` calls this first, so it sees every committed batch; the
+    periodic job calls it to keep the appended rows few. Nothing to do on SQLite.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return 0
+    return int(session.connection().exec_driver_sql(PG_FOLD).rowcount)
 
 
 def _update_last_positions(writer: BulkWriter, batch: _Batch, stored: npt.NDArray[np.int64]) -> None:

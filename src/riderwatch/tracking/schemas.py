@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, NotRequired, cast
 
+import msgspec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
@@ -95,14 +98,102 @@ _ANY_BATCH = TypeAdapter(_AnyBatch)
 _PING = TypeAdapter(PingItem)
 
 
-def parse_pings(body: bytes) -> list[PingItem | None]:
-    """The pings of a request body `{"pings": [...]}`, each checked; None stands for a malformed one.
+class _FastPing(msgspec.Struct, forbid_unknown_fields=True):
+    """`PingItem` for msgspec: a well-formed batch is decoded about four times faster this way.
 
-    Pings are checked one by one: a bad one is refused with its reason and the rest are stored. A
-    body of another shape (not JSON, no list of objects under "pings", other keys) raises
-    ValidationError. The whole batch is parsed and checked in one call of pydantic-core; only a batch
-    that holds a bad ping is checked again ping by ping, to tell which.
+    It must accept nothing that `PingItem` refuses (anything it refuses goes to pydantic, which tells
+    which ping is malformed); tests/tracking/test_parse_pings.py holds the two to the same answers.
+    The times are left as text for pydantic-core (`_TIMES`), which reads a list of them fast: the two
+    read some times differently (msgspec rounds digits beyond the microsecond, pydantic drops them).
     """
+
+    ts: str
+    lat: float
+    lon: float
+    speed_mps: Annotated[float, msgspec.Meta(ge=0, le=1000)] | None = None
+    heading: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
+    rider: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class _FastBatch(msgspec.Struct, forbid_unknown_fields=True):
+    pings: list[_FastPing]
+
+
+_FAST_BATCH = msgspec.json.Decoder(_FastBatch)
+_TIMES = TypeAdapter(list[AwareDatetime])
+
+
+@dataclass(frozen=True)
+class ParsedPings:
+    """The well-formed pings of a request body as columns, one list per field (None where a ping has
+    no value); `index` is each one's place in the request, out of `count` pings sent."""
+
+    count: int
+    index: Sequence[int]
+    ts: Sequence[datetime]  # aware
+    lat: Sequence[float]
+    lon: Sequence[float]
+    speed_mps: Sequence[float | None]
+    heading: Sequence[float | None]
+    accuracy_m: Sequence[float | None]
+    rider: Sequence[str | None]
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def malformed(self) -> list[int]:
+        """The places of the pings that are not well-formed, in request order."""
+        return sorted(set(range(self.count)) - set(self.index))
+
+    @classmethod
+    def of(cls, pings: Sequence[PingItem | None]) -> ParsedPings:
+        """From checked pings as dicts, None standing for a malformed one."""
+        index = [i for i, p in enumerate(pings) if p is not None]
+        good = [cast(PingItem, pings[i]) for i in index]
+        return cls(
+            count=len(pings),
+            index=index,
+            ts=[p["ts"] for p in good],
+            lat=[p["lat"] for p in good],
+            lon=[p["lon"] for p in good],
+            speed_mps=[p.get("speed_mps") for p in good],
+            heading=[p.get("heading") for p in good],
+            accuracy_m=[p.get("accuracy_m") for p in good],
+            rider=[p.get("rider") for p in good],
+        )
+
+
+def parse_pings(body: bytes) -> ParsedPings:
+    """The pings of a request body `{"pings": [...]}`, each checked, as columns.
+
+    Pings are checked one by one: a malformed one is left out (its place is in `malformed`, refused
+    as 'invalid') and the rest are stored. A body of another shape (not JSON, no list of objects
+    under "pings", other keys) raises pydantic's ValidationError. A well-formed batch, nearly every
+    one, is decoded and checked in one call of msgspec; any other goes through pydantic-core, whole
+    and then ping by ping, to tell which ping is malformed or what is wrong with the body.
+    """
+    try:
+        fast = _FAST_BATCH.decode(body).pings
+        ts = _TIMES.validate_python([p.ts for p in fast])
+    except (msgspec.MsgspecError, ValidationError):
+        return ParsedPings.of(parse_pings_strictly(body))
+    return ParsedPings(
+        count=len(fast),
+        index=range(len(fast)),
+        ts=ts,
+        lat=[p.lat for p in fast],
+        lon=[p.lon for p in fast],
+        speed_mps=[p.speed_mps for p in fast],
+        heading=[p.heading for p in fast],
+        accuracy_m=[p.accuracy_m for p in fast],
+        rider=[p.rider for p in fast],
+    )
+
+
+def parse_pings_strictly(body: bytes) -> list[PingItem | None]:
+    """`parse_pings` by pydantic alone: each ping as a dict, None for a malformed one."""
     try:
         return list(_VALID_BATCH.validate_json(body)["pings"])
     except ValidationError:

@@ -44,7 +44,7 @@ from riderwatch.tracking.ingest import (
     store_positions,
 )
 from riderwatch.tracking.osmand import Report
-from riderwatch.tracking.schemas import PingItem
+from riderwatch.tracking.schemas import ParsedPings
 
 
 def _rider(session: Session, user: User) -> Rider:
@@ -273,25 +273,27 @@ def ingest_batch(
     session: Session,
     *,
     sender: User,
-    pings: Sequence[PingItem | None],
+    pings: ParsedPings,
     rules: IngestRules,
     now: datetime | None = None,
 ) -> IngestResult:
     """A batch of pings from a rider (their own) or a platform account (its riders, named by username).
 
-    `pings` come from `schemas.parse_pings`: None marks a malformed one, refused as 'invalid'.
+    `pings` come from `schemas.parse_pings`; a malformed one is refused as 'invalid'.
     """
     now = now or utcnow()
     pre = IngestResult()
     # A rider's own request is theirs to see; what a platform sends is the platform's to fix.
     own = sender.id if sender.role == "rider" else None
+    for i in pings.malformed:
+        pre.reject(i, "invalid", own)
     # Who each name in the batch stands for, decided once per name: the rider's id, or why not.
     target: dict[str | None, int | str] = {}
     if sender.role == "rider":
         target = {None: sender.id, sender.username: sender.id}
         otherwise = "rider_not_allowed"
     else:
-        names = {p.get("rider") for p in pings if p is not None} - {None}
+        names = set(pings.rider) - {None}
         target = {name: "unknown_rider" for name in names}
         if names:
             rows = session.execute(
@@ -304,34 +306,32 @@ def ingest_batch(
                 target[name] = uid if allowed else "other_platform"
         otherwise = "unknown_rider"  # a ping that names no rider
     # Column by column (a comprehension per field) rather than an object per ping: thousands per batch.
-    rider_of = [otherwise if p is None else target.get(p.get("rider"), otherwise) for p in pings]
-    place = [i for i, r in enumerate(rider_of) if r.__class__ is int]
-    if len(place) < len(pings):
-        for i in sorted(set(range(len(pings))) - set(place)):
-            pre.reject(i, "invalid" if pings[i] is None else cast(str, rider_of[i]), own)
-    kept = [cast(PingItem, pings[i]) for i in place]
-    ts = [p["ts"] for p in kept]
+    rider_of = [target.get(name, otherwise) for name in pings.rider]
+    keep = [j for j, r in enumerate(rider_of) if r.__class__ is int]
+    if len(keep) < len(rider_of):
+        for j in sorted(set(range(len(rider_of))) - set(keep)):
+            pre.reject(pings.index[j], cast(str, rider_of[j]), own)
     # A time so close to the ends of the calendar that it has no UTC equivalent is malformed.
     overflow = set()
-    for j, moment in enumerate(ts):
+    for j in keep:
+        moment = pings.ts[j]
         if moment.year in (1, 9999):
             try:
                 moment.astimezone(UTC)
             except OverflowError:
                 overflow.add(j)
-                pre.reject(place[j], "invalid", own)
+                pre.reject(pings.index[j], "invalid", own)
     if overflow:
-        keep = [j for j in range(len(place)) if j not in overflow]
-        place, kept, ts = [place[j] for j in keep], [kept[j] for j in keep], [ts[j] for j in keep]
+        keep = [j for j in keep if j not in overflow]
     columns = PingColumns(
-        place=place,
-        rider=[cast(int, rider_of[i]) for i in place],
-        ts=ts,
-        lat=[p["lat"] for p in kept],
-        lon=[p["lon"] for p in kept],
-        speed=[p.get("speed_mps") for p in kept],
-        heading=[p.get("heading") for p in kept],
-        accuracy=[p.get("accuracy_m") for p in kept],
+        place=[pings.index[j] for j in keep],
+        rider=[cast(int, rider_of[j]) for j in keep],
+        ts=[pings.ts[j] for j in keep],
+        lat=[pings.lat[j] for j in keep],
+        lon=[pings.lon[j] for j in keep],
+        speed=[pings.speed_mps[j] for j in keep],
+        heading=[pings.heading[j] for j in keep],
+        accuracy=[pings.accuracy_m[j] for j in keep],
     )
     result = store_positions(session, pings=columns, rules=rules, now=now)
     if pre.rejections:

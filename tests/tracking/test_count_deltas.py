@@ -1,0 +1,62 @@
+"""On PostgreSQL ingest appends its counts to `coverage_cell_deltas`; readers and a job fold them in.
+
+On SQLite (one writer at a time) ingest adds to `coverage_cells` directly and nothing is appended.
+That the coverage query folds before it reads is shown by tests/coverage/test_query.py, whose scene is
+sent through the API and queried at once; the fold during concurrent ingest by
+tests/tracking/test_bulk_write.py.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from riderwatch.jobs import JOBS, run_due_jobs
+from riderwatch.models import CoverageCell, coverage_cell_deltas
+from riderwatch.tracking.ingest import fold_counts
+from tests.api.helpers import Api
+from tests.conftest import BACKEND
+from tests.factories import District
+from tests.tracking.helpers import ago, backdate, ping, ready, recount, send, stored_aggregates, stored_positions
+
+
+def _rows(db: Session, table: object) -> int:
+    n = db.scalar(select(func.count()).select_from(table))  # type: ignore[arg-type]
+    return int(n or 0)
+
+
+def _sent(api: Api, db: Session, district: District) -> None:
+    ready(api)
+    backdate(db, district.users["rider"].id)
+    pings = [ping(ago(600 - 10 * i), lat=25.43 + i * 1e-4) for i in range(30)]
+    assert send(api, pings)["accepted"] == 30
+    assert send(api, [ping(ago(250), lat=25.5)])["accepted"] == 0  # a jump: refused, counts nothing
+
+
+def test_ingest_appends_counts_and_a_fold_moves_them_once(api: Api, db: Session, district: District) -> None:
+    _sent(api, db, district)
+    appended = _rows(db, coverage_cell_deltas)
+    if BACKEND == "postgresql":
+        assert appended > 0 and _rows(db, CoverageCell) == 0
+        folded = fold_counts(db)
+        assert 0 < folded <= appended
+        db.commit()
+        assert _rows(db, coverage_cell_deltas) == 0 and _rows(db, CoverageCell) == folded
+    else:
+        assert appended == 0 and _rows(db, CoverageCell) > 0
+    assert fold_counts(db) == 0  # nothing left: folding again changes nothing
+    db.commit()
+    assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))
+
+
+def test_the_periodic_job_folds(
+    api: Api, db: Session, district: District, session_factory: sessionmaker[Session]
+) -> None:
+    assert "fold_coverage_counts" in JOBS
+    _sent(api, db, district)
+    db.rollback()
+    done = run_due_jobs(session_factory, interval=60)
+    assert (done["fold_coverage_counts"] > 0) == (BACKEND == "postgresql")
+    assert _rows(db, coverage_cell_deltas) == 0
+    db.rollback()
+    assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))
