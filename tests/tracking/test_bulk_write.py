@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import make_url, select
+from sqlalchemy import event, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.models import LastPosition, Position, User
@@ -185,3 +185,37 @@ def test_concurrent_batches_store_each_point_once_and_count_riders_once(
     expected = recount(positions, rules.resolutions)
     assert stored_aggregates(db) == expected
     assert max(n for _, n in expected.values()) == len(names)
+
+
+def _position_inserts(api: Api, pings: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """Send a batch; the INSERTs into positions the server ran for it."""
+    engine = api.client.app.state.engine  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith("INSERT INTO positions"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        data = send(api, pings)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return data, seen
+
+
+def test_a_resent_batch_skips_stored_points_without_violating_the_key(
+    api: Api, db: Session, district: District
+) -> None:
+    ready(api)
+    backdate(db, district.users["rider"].id)
+    batch = [ping(ago(300 - 10 * i), lat=CENTER_LAT + i * 1e-5) for i in range(5)]
+    data, inserts = _position_inserts(api, batch)
+    # New points, all after the rider's last one: one plain INSERT (no ON CONFLICT).
+    assert data["accepted"] == 5 and len(inserts) == 1 and "ON CONFLICT" not in inserts[0]
+    # Resent (a phone that never got the answer), with one new point: the points are not all after
+    # the rider's last one, so the insert skips conflicts from the start; PostgreSQL logs no error.
+    data, inserts = _position_inserts(api, [*batch, ping(ago(200), lat=CENTER_LAT + 1e-4)])
+    assert (data["accepted"], data["duplicates"]) == (1, 5)
+    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0]
+    assert count(db, Position) == 6

@@ -381,9 +381,8 @@ class BulkWriter:
             arrays = ", ".join(f"%b::{element}[]" for element in elements)
             values = [PG_FROM_MICROS.format(a) if c in times else a for a, c in zip(aliases, columns, strict=True)]
             values += [f"%s::{self._type(table, name)}" for name in constants]
-            sql = (
-                f"{into} SELECT {', '.join(values)} FROM unnest({arrays}) AS u({', '.join(aliases)}) {conflict}"
-                + (f" RETURNING {back}" if returning else "")
+            sql = f"{into} SELECT {', '.join(values)} FROM unnest({arrays}) AS u({', '.join(aliases)}) {conflict}" + (
+                f" RETURNING {back}" if returning else ""
             )
             params = (
                 *constants.values(),
@@ -611,9 +610,7 @@ def _continuity(
     return duplicate, jump
 
 
-def store_positions(
-    session: Session, *, pings: PingColumns, rules: IngestRules, now: datetime
-) -> IngestResult:
+def store_positions(session: Session, *, pings: PingColumns, rules: IngestRules, now: datetime) -> IngestResult:
     """Validate and store attributed pings; returns counts and a reason for each refused one.
 
     The checks run over the whole batch as arrays (see `_screen`, `_admit`, `_continuity`); a ping
@@ -631,9 +628,7 @@ def store_positions(
         live = live[np.lexsort((live, batch.us[live], batch.rider[live]))]
         rider, us = batch.rider[live], batch.us[live]
         first, last = int(np.argmin(us)), int(np.argmax(us))
-        states = _rider_states(
-            session, set(rider.tolist()), pings.ts[int(live[first])], pings.ts[int(live[last])]
-        )
+        states = _rider_states(session, set(rider.tolist()), pings.ts[int(live[first])], pings.ts[int(live[last])])
         code[live] = _admit(rider, us, states)
         live = live[code[live] == ACCEPT]
     accepted = _store(session, batch, live, rules, now, result) if len(live) else live
@@ -689,16 +684,21 @@ def _store(
         "accuracy_m": [batch.accuracy[i] for i in picks],
     }
     received = {"received_at": writer.time(now)}
-    # Nearly always every point is new: a plain INSERT stores them (an ON CONFLICT clause costs the
-    # server a speculative insertion per row, nearly doubling its work on this table) and nothing is
-    # sent back. When one was stored before (a resent batch, or a concurrent request that got there
-    # first), the key is violated, the insert rolled back to its savepoint and done again skipping
-    # the conflicts and returning the keys it stored.
-    try:
-        with session.begin_nested():
-            # A writer of its own: the session emits the SAVEPOINT when a connection is asked for inside.
-            BulkWriter(session).insert(table_of(Position), positions, constants=received, conflict="")
-    except IntegrityError:
+    # Nearly always every point is later than its rider's last stored one, so new: a plain INSERT
+    # stores them (an ON CONFLICT clause costs the server a speculative insertion per row, nearly
+    # doubling its work on this table) and nothing is sent back. A batch with an earlier point (a
+    # resent batch, a late backlog) may repeat stored ones: it skips the conflicts and returns the
+    # keys it stored. So does a batch whose plain insert violated the key after all (a concurrent
+    # request got there first), rolled back to its savepoint.
+    plain = _all_after_last(rider, us, previous)
+    if plain:
+        try:
+            with session.begin_nested():
+                # A writer of its own: the session emits the SAVEPOINT when a connection is asked for inside.
+                BulkWriter(session).insert(table_of(Position), positions, constants=received, conflict="")
+        except IntegrityError:
+            plain = False
+    if not plain:
         stored = writer.insert(
             table_of(Position),
             positions,
@@ -721,6 +721,14 @@ def _store(
     # PostgreSQL they are appended, and only the per-rider rows are written in key order.
     _aggregate(writer, rider, us // MICROS_PER_HOUR, cells)
     return live
+
+
+def _all_after_last(
+    rider: npt.NDArray[np.int64], us: npt.NDArray[np.int64], previous: dict[int, tuple[int, float, float]]
+) -> bool:
+    """Whether each rider's points (sorted by rider and time) all come after their last stored one."""
+    firsts = np.flatnonzero(np.r_[True, rider[1:] != rider[:-1]]).tolist()
+    return all(int(rider[i]) not in previous or int(us[i]) > previous[int(rider[i])][0] for i in firsts)
 
 
 def _unique_rows(
