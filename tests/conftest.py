@@ -20,6 +20,7 @@ from riderwatch.config import Settings
 from riderwatch.db import Base, make_engine, make_session_factory
 from riderwatch.migrate import upgrade
 from riderwatch.models import Category
+from riderwatch.models.tracking import POSTGRESQL_ONLY
 from tests.api.helpers import Api
 from tests.factories import District, make_district
 
@@ -101,7 +102,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
+            names = ", ".join(f'"{t.name}"' for t in [*tables, *POSTGRESQL_ONLY.sorted_tables])
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, inspect, text
 from riderwatch.db import Base, make_engine
 from riderwatch.migrate import alembic_config, upgrade
 from riderwatch.models import Category
+from riderwatch.models.tracking import POSTGRESQL_ONLY
 from tests.conftest import BACKEND, PG_ADMIN_URL
 
 
@@ -44,8 +45,11 @@ def fresh_url(tmp_path: Path) -> Iterator[str]:
 
 
 def _diff(engine: Engine) -> list[object]:
+    """What the database holds that the models do not say, or the other way round."""
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+        if conn.dialect.name == "postgresql":
+            return list(compare_metadata(ctx, [Base.metadata, POSTGRESQL_ONLY]))  # type: ignore[arg-type]
         return list(compare_metadata(ctx, Base.metadata))
 
 

@@ -56,6 +56,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+PG_POOL_SIZE = 12
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine; SQLite gets WAL, foreign keys and a busy timeout so several writers queue."""
     if url.startswith("sqlite"):
@@ -80,6 +83,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:
+        # Enough kept connections for a process's concurrent requests: beyond the pool (SQLAlchemy's
+        # default is 5) each extra one is opened and closed again per request, a new PostgreSQL
+        # backend each time, with its caches and prepared statements cold.
+        kwargs.setdefault("pool_size", PG_POOL_SIZE)
     return create_engine(url, **kwargs)
 
 

@@ -21,10 +21,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     SmallInteger,
     String,
     Table,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riderwatch.db import Base, utcnow
@@ -135,19 +137,24 @@ class CoverageCell(Base):
     riders: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# Counts added by ingest on PostgreSQL, not yet folded into `coverage_cells` (tracking.ingest.fold_counts).
-# Batches of many riders touch the same cell-hours at once; adding to `coverage_cells` directly made
-# them queue on those rows' locks, and each addition looked the row up and rewrote it. Here a batch
-# only appends: no key, no index, nothing to wait for. Readers of `coverage_cells` fold first, and
-# a periodic job keeps the table short. SQLite has one writer at a time and adds to the counts directly.
+# Tables that exist on PostgreSQL only (created by migrations there; not compared on SQLite).
+POSTGRESQL_ONLY = MetaData()
+
+# Counts added by ingest on PostgreSQL, not yet folded into `coverage_cells` (tracking.ingest.fold_counts):
+# one row per batch, its cell-hours as parallel arrays. Batches of many riders touch the same
+# cell-hours at once; adding to `coverage_cells` directly made them queue on those rows' locks, and
+# each addition looked the row up and rewrote it; a row per cell-hour here still cost a row per
+# ping or so, written and then deleted by the fold. Here a batch appends one row: no key, no index,
+# nothing to wait for. Readers of `coverage_cells` fold first, and a periodic job keeps the table
+# short. SQLite has one writer at a time and adds to the counts directly.
 coverage_cell_deltas = Table(
     "coverage_cell_deltas",
-    Base.metadata,
-    Column("resolution", SmallInteger, nullable=False),
-    Column("cell", BigInteger, nullable=False),
-    Column("hour", Integer, nullable=False),
-    Column("passes", Integer, nullable=False),
-    Column("riders", Integer, nullable=False),
+    POSTGRESQL_ONLY,
+    Column("resolution", postgresql.ARRAY(SmallInteger), nullable=False),
+    Column("cell", postgresql.ARRAY(BigInteger), nullable=False),
+    Column("hour", postgresql.ARRAY(Integer), nullable=False),
+    Column("passes", postgresql.ARRAY(Integer), nullable=False),
+    Column("riders", postgresql.ARRAY(Integer), nullable=False),
 )
 
 

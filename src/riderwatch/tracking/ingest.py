@@ -802,7 +802,9 @@ def _aggregate(
 
 # PostgreSQL: the per-rider rows, then the counts, the distinct riders being those rows it inserted.
 # Rows go in the arrays' order (sorted keys), so concurrent batches lock per-rider rows in one order.
-# The counts are appended to `coverage_cell_deltas` (see the model), folded in later by `fold_counts`.
+# The counts are appended to `coverage_cell_deltas` as one row of parallel arrays (see the model),
+# folded in later by `fold_counts`. The aggregates of one SELECT see its rows in one order, so the
+# arrays line up.
 PG_AGGREGATE = """
 WITH firsts AS (
     INSERT INTO coverage_rider_cells (resolution, cell, hour, rider_id)
@@ -813,9 +815,11 @@ WITH firsts AS (
     SELECT resolution, cell, hour, count(*)::int AS riders FROM firsts GROUP BY resolution, cell, hour
 )
 INSERT INTO coverage_cell_deltas (resolution, cell, hour, passes, riders)
-SELECT p.resolution, p.cell, p.hour, p.passes, coalesce(c.riders, 0)
+SELECT array_agg(p.resolution), array_agg(p.cell), array_agg(p.hour), array_agg(p.passes),
+    array_agg(coalesce(c.riders, 0))
 FROM unnest(%b::int2[], %b::int8[], %b::int4[], %b::int4[]) AS p(resolution, cell, hour, passes)
 LEFT JOIN counted AS c ON (c.resolution, c.cell, c.hour) = (p.resolution, p.cell, p.hour)
+HAVING count(*) > 0
 """
 
 # The appended counts move into `coverage_cells`, summed per cell-hour, in key order (so that two
@@ -824,9 +828,12 @@ LEFT JOIN counted AS c ON (c.resolution, c.cell, c.hour) = (p.resolution, p.cell
 PG_FOLD = """
 WITH moved AS (
     DELETE FROM coverage_cell_deltas RETURNING resolution, cell, hour, passes, riders
+), counts AS (
+    SELECT u.* FROM moved, unnest(moved.resolution, moved.cell, moved.hour, moved.passes, moved.riders)
+        AS u(resolution, cell, hour, passes, riders)
 )
 INSERT INTO coverage_cells (resolution, cell, hour, passes, riders)
-SELECT resolution, cell, hour, sum(passes), sum(riders) FROM moved
+SELECT resolution, cell, hour, sum(passes), sum(riders) FROM counts
 GROUP BY resolution, cell, hour ORDER BY resolution, cell, hour
 ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passes + excluded.passes,
     riders = coverage_cells.riders + excluded.riders
