@@ -845,7 +845,7 @@ def report(results: dict[str, BackendResults], sizes: Sizes, console: Console) -
         "accepted",
         "refused / errors",
         "s",
-        "of which folding counts s",
+        "folding s",
         "pings/s",
         "ratio to target",
         "p50 ms",
@@ -920,7 +920,10 @@ def report(results: dict[str, BackendResults], sizes: Sizes, console: Console) -
     console.print(batch)
     console.print(
         f"To reach {TARGET_PINGS_PER_S:,} pings/s on {CORES} cores, server and database together need "
-        f"{TARGET_PINGS_PER_S / CORES:,.0f} pings per CPU-second at full use of every core."
+        f"{TARGET_PINGS_PER_S / CORES:,.0f} pings per CPU-second at full use of every core. 'folding s': time "
+        f"spent folding the counts ingest appended (PostgreSQL) into coverage_cells, every {FOLD_EVERY_S:.0f} s "
+        "during the run (the periodic job does it every minute) and once after it; it overlaps ingest, and the "
+        "run's time 's' includes the last fold."
     )
     console.print(osm)
 

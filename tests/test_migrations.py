@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -93,3 +94,16 @@ def test_postgresql_storage_parameters_are_those_the_models_declare(engine: Engi
         ours = {t.name for t in Base.metadata.sorted_tables}
         stored = {name: sorted(options) for name, options in rows if name in ours}
     assert stored == declared
+
+
+def test_the_position_write_path_migrations_go_down_and_up_again(fresh_url: str) -> None:
+    """0009-0012 (room for in-place updates, appended counts) undo cleanly and redo to the models."""
+    upgrade(fresh_url)
+    config = alembic_config(fresh_url)
+    command.downgrade(config, "0008")
+    command.upgrade(config, "head")
+    engine = make_engine(fresh_url)
+    try:
+        assert _diff(engine) == []
+    finally:
+        engine.dispose()

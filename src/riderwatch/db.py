@@ -56,7 +56,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# PostgreSQL connections per server process: kept, and opened on demand beyond those. 20 in all,
+# so four processes stay within PostgreSQL's default max_connections (100) with room for the rest.
 PG_POOL_SIZE = 12
+PG_POOL_OVERFLOW = 8
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -88,6 +91,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # default is 5) each extra one is opened and closed again per request, a new PostgreSQL
         # backend each time, with its caches and prepared statements cold.
         kwargs.setdefault("pool_size", PG_POOL_SIZE)
+        kwargs.setdefault("max_overflow", PG_POOL_OVERFLOW)
     return create_engine(url, **kwargs)
 
 

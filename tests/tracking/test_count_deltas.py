@@ -8,6 +8,8 @@ tests/tracking/test_bulk_write.py.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,4 +77,28 @@ def test_the_periodic_job_folds(
     if BACKEND == "postgresql":
         assert _appended(db) == (0, 0)
     db.rollback()
+    assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="the appended counts exist on PostgreSQL only")
+def test_a_reader_fold_holds_no_locks_while_the_reader_goes_on(
+    api: Api, db: Session, district: District, session_factory: sessionmaker[Session]
+) -> None:
+    _sent(api, db, district)
+    assert fold_counts(db) > 0  # a reader folds, and its own transaction is still open
+    assert send(api, [ping(ago(100), lat=25.43 + 29e-4)])["accepted"] == 1
+    done: list[int] = []
+
+    def other_reader() -> None:
+        with session_factory() as other:
+            done.append(fold_counts(other))
+
+    # Another reader's fold does not wait for the first reader to finish.
+    thread = threading.Thread(target=other_reader)
+    thread.start()
+    thread.join(timeout=10)
+    finished = not thread.is_alive()
+    db.rollback()  # the first reader ends (a fold waiting on it can go on)
+    thread.join(timeout=30)
+    assert finished and done and done[0] > 0
     assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))

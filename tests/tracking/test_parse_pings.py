@@ -166,3 +166,88 @@ def test_a_well_formed_batch_takes_the_fast_path() -> None:
     # A batch with a malformed ping goes through pydantic, which names it.
     parsed = parse_pings(_body([_ping(GOOD), _ping({**GOOD, "lat": "x"})]))
     assert not isinstance(parsed.index, range) and parsed.malformed == [1]
+
+
+def _raw_ping(field: str, raw: str) -> str:
+    """A good ping with `field` set to `raw` as it is written in the body (not through json.dumps)."""
+    return _ping({**GOOD, field: "@@"}).replace('"@@"', raw)
+
+
+RAW_NUMBERS = [
+    "1e400",
+    "-1e400",
+    "1.7976931348623159e308",
+    "1" + "0" * 400,
+    str(2**64),
+    str(-(2**63) - 1),
+    "1e-400",
+    "4.9406564584124654e-324",
+    "1000.00000000000001",
+    "360.00000000000001",
+    "100000.00000000001",
+    "-0",
+    "-0.0e5",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "01",
+    "1.",
+    ".5",
+    "+1",
+    "1e",
+    "0x10",
+]
+RAW_TEXTS = [
+    '"\\ud800"',
+    '"\\udc00"',
+    '"\\ud800x"',
+    '"\\ud83d\\udef5"',
+    '"a\x01b"',
+    '"\x7f"',
+    '"\\u0000"',
+    '"' + "e\\u0301" * 32 + '"',
+    '"' + "e\\u0301" * 33 + '"',
+    '"\\u0072\\u0031"',
+]
+RAW_TIMES = ['"1764375000"', '"-1"', '"２０２６-11-29T00:30:00Z"', '"2026-11-29T00:30:00\\u005a"']
+
+
+def test_numbers_as_written_get_the_strict_answer() -> None:
+    for field in ("lat", "lon", "speed_mps", "heading", "accuracy_m"):
+        for raw in RAW_NUMBERS:
+            _check(_body([_raw_ping(field, raw)]))
+
+
+def test_texts_as_written_get_the_strict_answer() -> None:
+    for raw in RAW_TEXTS:
+        _check(_body([_raw_ping("rider", raw)]))
+    for raw in RAW_TIMES:
+        _check(_body([_raw_ping("ts", raw)]))
+    # Keys written with escapes, and bytes that are not UTF-8 inside a string.
+    _check(_body([_ping(GOOD).replace('"ts"', '"\\u0074s"')]))
+    _check(_body([_ping(GOOD)]).replace(b'"r1"', b'"r\xff1"'))
+    _check(_body([_ping(GOOD)]).replace(b'"r1"', b'"r\xc0\xaf"'))
+
+
+def test_random_number_spellings_get_the_strict_answer() -> None:
+    rng = random.Random(7)
+    digits = "0123456789"
+    for _ in range(2000):
+        text = rng.choice(["", "-"]) + "".join(rng.choice(digits) for _ in range(rng.randint(1, 25)))
+        if rng.random() < 0.6:
+            text += "." + "".join(rng.choice(digits) for _ in range(rng.randint(1, 25)))
+        if rng.random() < 0.4:
+            text += rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randint(0, 400))
+        _check(_body([_raw_ping(rng.choice(["lat", "speed_mps", "heading", "accuracy_m"]), text)]))
+
+
+def test_body_shapes_as_written_get_the_strict_answer() -> None:
+    good = _ping(GOOD)
+    for body in (
+        ('{"pings": [5], "pings": [' + good + "]}").encode(),
+        ('{"pings": [' + good + '], "pings": []}').encode(),
+        ('{"\\u0070ings": [' + good + "]}").encode(),
+        b"\xef\xbb\xbf" + _body([good]),
+        _body([good]).replace(b"{", b" \n\t{", 1),
+    ):
+        _check(body)

@@ -35,7 +35,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy import BigInteger, ColumnElement, Float, Integer, SmallInteger, Table, any_, bindparam, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -840,15 +840,29 @@ ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passe
 """
 
 
+# Folds take turns (a transaction-level advisory lock; the key is arbitrary, RiderWatch's own).
+FOLD_LOCK = 0x52570001
+
+
 def fold_counts(session: Session) -> int:
     """Fold the counts ingest appended into `coverage_cells`; returns the cell-hours updated.
 
-    Every reader of `coverage_cells` calls this first, so it sees every committed batch; the
-    periodic job calls it to keep the appended rows few. Nothing to do on SQLite.
+    Every reader of `coverage_cells` calls this first, so it sees every batch committed before it;
+    the periodic job calls it to keep the appended rows few. Nothing to do on SQLite.
+
+    The fold is a transaction of its own on another connection, committed at once: inside the
+    reader's transaction its row locks would last the whole request, and every other reader's fold
+    would wait for it. Folds take turns, so a reader that comes while another fold runs waits for
+    it (and then sees what it moved) rather than for each of its rows. The caller's transaction must
+    not have appended counts itself: the fold would not see them.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
         return 0
-    return int(session.connection().exec_driver_sql(PG_FOLD).rowcount)
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK,))
+        return int(conn.exec_driver_sql(PG_FOLD).rowcount)
 
 
 def _update_last_positions(writer: BulkWriter, batch: _Batch, stored: npt.NDArray[np.int64]) -> None:

@@ -6,7 +6,8 @@ district cells in the same hour. Now it appends them here (no key, no index) and
 `coverage_cells`, and a periodic job, fold them in (`tracking.ingest.fold_counts`).
 
 Measured with `python -m bench.ingest` (PostgreSQL, 2 server processes, 8 clients, the fold running
-every few seconds during the run): see docs/architecture.md and the issue note.
+every 5 s during the run and inside the measured time): 81,000-84,000 pings/s before, 86,000-92,000
+after. 0011 replaces the row per cell-hour with a row per batch.
 
 Revision ID: 0010
 Revises: 0009
@@ -40,6 +41,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Counts not yet folded are folded first, so that none is lost.
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("LOCK TABLE coverage_cell_deltas IN ACCESS EXCLUSIVE MODE")
         op.execute(
             "WITH moved AS (DELETE FROM coverage_cell_deltas RETURNING resolution, cell, hour, passes, riders) "
             "INSERT INTO coverage_cells (resolution, cell, hour, passes, riders) "

@@ -7,6 +7,9 @@ EXTERNAL): compressing them cost more than it saved. Counts not yet folded are f
 
 SQLite never used the table (it adds to coverage_cells directly): it is dropped there.
 
+Run it with ingest stopped, as the new code and this schema go together; the table is locked
+before the fold, so no batch can append between the fold and the drop.
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-30 02:00:00
@@ -59,6 +62,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         op.drop_table("coverage_cell_deltas")
         return
+    op.execute("LOCK TABLE coverage_cell_deltas IN ACCESS EXCLUSIVE MODE")
     op.execute(FOLD_ROWS)
     op.drop_table("coverage_cell_deltas")
     op.create_table(
@@ -75,6 +79,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("LOCK TABLE coverage_cell_deltas IN ACCESS EXCLUSIVE MODE")
         op.execute(FOLD_ARRAYS)
-    op.drop_table("coverage_cell_deltas")
+        op.drop_table("coverage_cell_deltas")
     _rows_table()
