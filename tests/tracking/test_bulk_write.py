@@ -15,11 +15,18 @@ from sqlalchemy import event, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.models import LastPosition, Position, User
-from riderwatch.tracking.ingest import SQLITE_ROWS_PER_STATEMENT, IngestResult, IngestRules, fold_counts, pg_array
+from riderwatch.tracking.ingest import (
+    SQLITE_ROWS_PER_STATEMENT,
+    IngestResult,
+    IngestRules,
+    fold_counts,
+    pg_array,
+    pg_copy_rows,
+)
 from riderwatch.tracking.schemas import ParsedPings, PingItem, parse_pings
 from riderwatch.tracking.service import ingest_batch
 from tests.api.helpers import Api
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import BACKEND, PG_ADMIN_URL
 from tests.factories import District
 from tests.tracking.helpers import (
     CENTER_LAT,
@@ -55,6 +62,32 @@ def test_binary_arrays_read_back_exactly_in_postgresql(element: str, values: lis
         got = conn.execute(f"SELECT %b::{element}[]", (pg_array(values, element),)).fetchone()
     assert got is not None
     assert got[0] == list(values)
+
+
+def test_binary_copy_rows_read_back_exactly_in_postgresql() -> None:
+    """Rows of `pg_copy_rows`, NULLs in several patterns (laid out in groups), as the server reads them."""
+    rng = np.random.default_rng(5)
+    n = 300
+    ids = np.arange(n, dtype=np.int64)
+    big = rng.integers(-(2**62), 2**62, n)
+    small = rng.integers(-(2**15), 2**15, n)
+    floats = rng.normal(0, 1e6, n)
+    floats[:3] = [-0.0, 1e-310, 31.230416123456789]
+    a_nulls, b_nulls = rng.random(n) < 0.3, rng.random(n) < 0.5
+    columns = [(ids, None, "int4"), (big, a_nulls, "int8"), (small, None, "int2"), (floats, b_nulls, "float8")]
+    data = pg_copy_rows(columns)
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TEMP TABLE copied (id int4, big int8, small int2, x float8)")
+        with conn.cursor().copy("COPY copied (id, big, small, x) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
+        rows = conn.execute("SELECT id, big, small, x FROM copied ORDER BY id").fetchall()
+    want = [
+        (i, None if a_nulls[i] else int(big[i]), int(small[i]), None if b_nulls[i] else float(floats[i]))
+        for i in range(n)
+    ]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == want
+    assert b_nulls[0] or repr(rows[0][3]) == "-0.0"  # the sign of zero survives
 
 
 def test_binary_arrays_refuse_what_their_element_cannot_hold() -> None:
@@ -211,8 +244,10 @@ def test_a_resent_batch_skips_stored_points_without_violating_the_key(
     backdate(db, district.users["rider"].id)
     batch = [ping(ago(300 - 10 * i), lat=CENTER_LAT + i * 1e-5) for i in range(5)]
     data, inserts = _position_inserts(api, batch)
-    # New points, all after the rider's last one: one plain INSERT (no ON CONFLICT).
-    assert data["accepted"] == 5 and len(inserts) == 1 and "ON CONFLICT" not in inserts[0]
+    # New points, all after the rider's last one: a plain INSERT on SQLite (no ON CONFLICT), a binary
+    # COPY on PostgreSQL (which does not pass through SQLAlchemy's statement events).
+    assert data["accepted"] == 5 and all("ON CONFLICT" not in s for s in inserts)
+    assert len(inserts) == (0 if BACKEND == "postgresql" else 1)
     # Resent (a phone that never got the answer), with one new point: the points are not all after
     # the rider's last one, so the insert skips conflicts from the start; PostgreSQL logs no error.
     data, inserts = _position_inserts(api, [*batch, ping(ago(200), lat=CENTER_LAT + 1e-4)])

@@ -305,6 +305,49 @@ def pg_array(values: Sequence[int | float | None] | npt.NDArray[Any], element: s
     return PgArray(header + items.view(np.uint8).reshape(n, 4 + size)[kept].tobytes())
 
 
+# PostgreSQL's binary COPY: its times count microseconds from 2000-01-01T00:00Z.
+PG_EPOCH_MICROS = 946_684_800 * MICROS_PER_SECOND
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)  # signature, flags, no extension
+COPY_TRAILER = struct.pack(">h", -1)
+
+
+def pg_copy_rows(columns: Sequence[tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None, str]]) -> bytes:
+    """Rows in the form of PostgreSQL's binary COPY, built by numpy: each column as its values, a
+    mask of NULLs (or None) and its element type (`PG_ELEMENTS`).
+
+    A row is its field count, then each field's byte length (-1 for NULL) and big-endian value. Rows
+    with NULLs in the same columns share one layout and are laid out together: COPY takes rows in
+    any order.
+    """
+    n = len(columns[0][0])
+    if len(columns) > 62:
+        raise ValueError("at most 62 columns")  # one bit each in an int64 NULL pattern
+    pattern = np.zeros(n, dtype=np.int64)
+    for bit, (_, nulls, _) in enumerate(columns):
+        if nulls is not None:
+            pattern |= nulls.astype(np.int64) << bit
+    shapes = np.unique(pattern).tolist()
+    parts = [COPY_HEADER]
+    for shape in shapes:
+        rows = None if len(shapes) == 1 else np.flatnonzero(pattern == shape)
+        fields: list[tuple[str, str]] = [("count", ">i2")]
+        for i, (_, _, element) in enumerate(columns):
+            fields.append((f"l{i}", ">i4"))
+            if not (shape >> i) & 1:
+                fields.append((f"v{i}", PG_ELEMENTS[element][0]))
+        out = np.empty(n if rows is None else len(rows), dtype=fields)
+        out["count"] = len(columns)
+        for i, (values, _, element) in enumerate(columns):
+            if (shape >> i) & 1:
+                out[f"l{i}"] = -1
+            else:
+                out[f"l{i}"] = np.dtype(PG_ELEMENTS[element][0]).itemsize
+                out[f"v{i}"] = values if rows is None else values[rows]
+        parts.append(out.tobytes())
+    parts.append(COPY_TRAILER)
+    return b"".join(parts)
+
+
 def pg_element(column: Any) -> str:
     """The `PG_ELEMENTS` key for a numeric column."""
     kind = column.type
@@ -416,6 +459,40 @@ class BulkWriter:
             else:
                 count += result.rowcount
         return Inserted(count, out)
+
+    def copy(
+        self,
+        table: Table,
+        columns: dict[str, Sequence[Any] | npt.NDArray[Any] | Micros],
+        *,
+        constants: dict[str, datetime] | None = None,
+    ) -> None:
+        """PostgreSQL: insert the rows with a binary COPY (no conflict clause, nothing sent back).
+
+        The server's work per row is about a third less than `insert`'s, which unnests arrays and
+        evaluates the select list for each row. A violated key raises the driver's IntegrityError.
+        Numbers as for `insert` (None for NULL); times as `Micros`; constants are times.
+        """
+        assert self.postgres, "COPY is PostgreSQL's"
+        size = len(next(iter(columns.values())))
+        if not size:
+            return
+        fields: list[tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None, str]] = []
+        for name, values in columns.items():
+            if isinstance(values, Micros):
+                fields.append((values.values - PG_EPOCH_MICROS, None, "int8"))
+            elif isinstance(values, np.ndarray):
+                fields.append((values, None, pg_element(table.c[name])))
+            else:
+                nulls = np.array([v is None for v in values], dtype=bool)
+                dense = np.array([0 if v is None else v for v in values]) if nulls.any() else np.array(values)
+                fields.append((dense, nulls if nulls.any() else None, pg_element(table.c[name])))
+        for moment in (constants or {}).values():
+            fields.append((np.full(size, micros(moment) - PG_EPOCH_MICROS, dtype=np.int64), None, "int8"))
+        names = ", ".join([*columns, *(constants or {})])
+        cursor = self.conn.connection.cursor()
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(pg_copy_rows(fields))
 
     def _type(self, table: Table, column: str) -> str:
         return str(table.c[column].type.compile(dialect=self.conn.dialect))
@@ -686,7 +763,8 @@ def _store(
     received = {"received_at": writer.time(now)}
     # Nearly always every point is later than its rider's last stored one, so new: a plain INSERT
     # stores them (an ON CONFLICT clause costs the server a speculative insertion per row, nearly
-    # doubling its work on this table) and nothing is sent back. A batch with an earlier point (a
+    # doubling its work on this table; on PostgreSQL a binary COPY, lighter still) and nothing is
+    # sent back. A batch with an earlier point (a
     # resent batch, a late backlog) may repeat stored ones: it skips the conflicts and returns the
     # keys it stored. So does a batch whose plain insert violated the key after all (a concurrent
     # request got there first), rolled back to its savepoint.
@@ -695,8 +773,12 @@ def _store(
         try:
             with session.begin_nested():
                 # A writer of its own: the session emits the SAVEPOINT when a connection is asked for inside.
-                BulkWriter(session).insert(table_of(Position), positions, constants=received, conflict="")
-        except IntegrityError:
+                inner = BulkWriter(session)
+                if inner.postgres:
+                    inner.copy(table_of(Position), positions, constants={"received_at": now})
+                else:
+                    inner.insert(table_of(Position), positions, constants=received, conflict="")
+        except (IntegrityError, psycopg.IntegrityError):
             plain = False
     if not plain:
         stored = writer.insert(
