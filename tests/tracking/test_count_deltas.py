@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch.db import make_engine
 from riderwatch.jobs import JOBS, run_due_jobs
 from riderwatch.models import CoverageCell, coverage_cell_deltas
 from riderwatch.tracking.ingest import fold_counts
@@ -102,3 +103,17 @@ def test_a_reader_fold_holds_no_locks_while_the_reader_goes_on(
     thread.join(timeout=30)
     assert finished and done and done[0] > 0
     assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="the appended counts exist on PostgreSQL only")
+def test_a_fold_needs_no_second_connection_from_the_callers_pool(api: Api, db: Session, district: District) -> None:
+    _sent(api, db, district)
+    db.rollback()
+    url = db.get_bind().engine.url.render_as_string(hide_password=False)
+    tight = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=3)
+    try:
+        with Session(tight) as reader:
+            reader.execute(select(func.count()).select_from(CoverageCell))  # holds the pool's one connection
+            assert fold_counts(reader) > 0  # does not wait for the pool (it would time out)
+    finally:
+        tight.dispose()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,18 @@ import psycopg
 from h3.api import basic_int as h3
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from sqlalchemy import BigInteger, ColumnElement, Float, Integer, SmallInteger, Table, any_, bindparam, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Integer,
+    SmallInteger,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -924,6 +936,21 @@ ON CONFLICT (resolution, cell, hour) DO UPDATE SET passes = coverage_cells.passe
 
 # Folds take turns (a transaction-level advisory lock; the key is arbitrary, RiderWatch's own).
 FOLD_LOCK = 0x52570001
+# Folds have a connection of their own per database, apart from the requests' pool: a request that
+# holds one of the pool's connections and folds must never wait for another of them (were every
+# connection held by such requests, none would come back). One suffices, as folds take turns.
+_fold_engines: dict[str, Engine] = {}
+_fold_engines_lock = threading.Lock()
+
+
+def _fold_engine(engine: Engine) -> Engine:
+    key = engine.url.render_as_string(hide_password=False)
+    with _fold_engines_lock:
+        if key not in _fold_engines:
+            _fold_engines[key] = create_engine(
+                engine.url, pool_size=1, max_overflow=0, pool_timeout=120, pool_pre_ping=True
+            )
+        return _fold_engines[key]
 
 
 def fold_counts(session: Session) -> int:
@@ -932,7 +959,7 @@ def fold_counts(session: Session) -> int:
     Every reader of `coverage_cells` calls this first, so it sees every batch committed before it;
     the periodic job calls it to keep the appended rows few. Nothing to do on SQLite.
 
-    The fold is a transaction of its own on another connection, committed at once: inside the
+    The fold is a transaction of its own on a connection of its own (`_fold_engine`), committed at once: inside the
     reader's transaction its row locks would last the whole request, and every other reader's fold
     would wait for it. Folds take turns, so a reader that comes while another fold runs waits for
     it (and then sees what it moved) rather than for each of its rows. The caller's transaction must
@@ -941,7 +968,7 @@ def fold_counts(session: Session) -> int:
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return 0
-    engine = bind if isinstance(bind, Engine) else bind.engine
+    engine = _fold_engine(bind if isinstance(bind, Engine) else bind.engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (FOLD_LOCK,))
         return int(conn.exec_driver_sql(PG_FOLD).rowcount)
