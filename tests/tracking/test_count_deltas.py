@@ -35,6 +35,15 @@ def _appended(db: Session) -> tuple[int, int]:
     return len(rows), sum(rows)
 
 
+def _distinct_appended(db: Session) -> int:
+    """The distinct cell-hours (at any resolution) the appended rows hold."""
+    t = coverage_cell_deltas.c
+    keys = set()
+    for resolution, cell, hour in db.execute(select(t.resolution, t.cell, t.hour)):
+        keys |= set(zip(resolution, cell, hour, strict=True))
+    return len(keys)
+
+
 def _sent(api: Api, db: Session, district: District) -> None:
     ready(api)
     backdate(db, district.users["rider"].id)
@@ -49,8 +58,11 @@ def test_each_batch_appends_one_row_and_a_fold_moves_them_once(api: Api, db: Ses
     _sent(api, db, district)
     rows, cell_hours = _appended(db)
     assert rows == 2 and _rows(db, CoverageCell) == 0  # the refused batch appended nothing
+    distinct = _distinct_appended(db)
     folded = fold_counts(db)
-    assert 0 < folded < cell_hours  # the last batch's cell-hours were the first batch's too
+    # One row per distinct cell-hour, the two batches' counts of one cell-hour summed (the last
+    # batch's point lies in a cell of the first's, in the same hour unless an hour began between).
+    assert 0 < folded == distinct <= cell_hours
     db.commit()
     assert _appended(db) == (0, 0) and _rows(db, CoverageCell) == folded
     assert fold_counts(db) == 0  # nothing left: folding again changes nothing
