@@ -48,9 +48,11 @@ def at(us: int) -> datetime:
 
 def test_micros_are_exact_to_the_microsecond() -> None:
     rng = random.Random(7)
-    moments = [
-        BASE + timedelta(microseconds=rng.randrange(-10**13, 10**13)) for _ in range(5000)
-    ] + [datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC), EPOCH]
+    moments = [BASE + timedelta(microseconds=rng.randrange(-(10**13), 10**13)) for _ in range(5000)] + [
+        datetime(1, 1, 2, tzinfo=UTC),
+        datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        EPOCH,
+    ]
     expected = [(m - EPOCH) // timedelta(microseconds=1) for m in moments]
     assert micros_of(moments).tolist() == expected
     assert [micros(m) for m in moments] == expected
