@@ -502,9 +502,13 @@ class BulkWriter:
         for moment in (constants or {}).values():
             fields.append((np.full(size, micros(moment) - PG_EPOCH_MICROS, dtype=np.int64), None, "int8"))
         names = ", ".join([*columns, *(constants or {})])
-        cursor = self.conn.connection.cursor()
-        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pg_copy_rows(fields))
+        data = pg_copy_rows(fields)
+        driver = cast("psycopg.Connection[Any]", self.conn.connection.driver_connection)
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(data)
 
     def _type(self, table: Table, column: str) -> str:
         return str(table.c[column].type.compile(dialect=self.conn.dialect))
