@@ -43,7 +43,6 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
-    create_engine,
     select,
 )
 from sqlalchemy.dialects import postgresql
@@ -52,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
-from riderwatch.db import sqlite_time, upsert
+from riderwatch.db import make_engine, sqlite_time, upsert
 from riderwatch.geo.coords import EARTH_RADIUS_M, haversine_m
 from riderwatch.models import (
     CoverageCell,
@@ -791,7 +790,7 @@ def _store(
                 # A writer of its own: the session emits the SAVEPOINT when a connection is asked for inside.
                 inner = BulkWriter(session)
                 if inner.postgres:
-                    inner.copy(table_of(Position), positions, constants={"received_at": now})
+                    inner.copy(table_of(Position), positions, constants=received)
                 else:
                     inner.insert(table_of(Position), positions, constants=received, conflict="")
         except (IntegrityError, psycopg.IntegrityError):
@@ -951,9 +950,7 @@ def _fold_engine(engine: Engine) -> Engine:
     key = engine.url.render_as_string(hide_password=False)
     with _fold_engines_lock:
         if key not in _fold_engines:
-            _fold_engines[key] = create_engine(
-                engine.url, pool_size=1, max_overflow=0, pool_timeout=120, pool_pre_ping=True
-            )
+            _fold_engines[key] = make_engine(key, pool_size=1, max_overflow=0, pool_timeout=120)
         return _fold_engines[key]
 
 
