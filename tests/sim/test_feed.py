@@ -45,6 +45,20 @@ def _feeder(client: httpx.AsyncClient, *, platforms: tuple[str, ...] = ("platfor
     return Feeder(server, platforms=platforms, seed=1, **kw)
 
 
+def _refused_outliers(stats: FeedStats) -> int:
+    """How many points ingest refused, checking that they can only be the simulator's GPS outliers.
+
+    The simulator throws about 0.2 % of fixes hundreds of metres off (`sim.riders`); ingest refuses
+    those beyond what a rider could have moved as implausible jumps, and nothing else. Whether a run
+    holds one depends on its start time (seen: an 848 m outlier of a standing rider, 15 s after the
+    last fix, in 4 of 20 start minutes tried; a CI run failed on it).
+    """
+    assert set(stats.rejected) <= {"implausible_jump"}, stats.rejected
+    refused = sum(stats.rejected.values())
+    assert refused <= stats.sent * 0.002, stats.rejected
+    return refused
+
+
 def _count(db: Session, model: Any, *where: Any) -> int:
     n = int(db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
     db.rollback()  # SQLite: end the read before the app writes again
@@ -78,8 +92,9 @@ def test_a_day_of_history_goes_in_through_the_ingest_api(app: Any, db: Session) 
     stats = run_in_process(app, plan, password=PASSWORD, platforms=("platform",))
 
     assert stats.sent > 1000
-    assert stats.rejected == {} and stats.duplicates == 0
-    assert stats.accepted == stats.sent == _count(db, Position)
+    refused = _refused_outliers(stats)
+    assert stats.duplicates == 0
+    assert stats.accepted == stats.sent - refused == _count(db, Position)
     assert set(stats.by_sender) == {"platform", "rider3"}
     for name in plan.riders:
         uid = (
@@ -92,7 +107,7 @@ def test_a_day_of_history_goes_in_through_the_ingest_api(app: Any, db: Session) 
     assert stats.requests < stats.sent / 20
 
     again = run_in_process(app, plan, password=PASSWORD, platforms=("platform",))
-    assert again.accepted == 0 and again.duplicates == stats.sent
+    assert again.accepted == 0 and again.duplicates == stats.accepted and again.rejected == stats.rejected
 
 
 def test_riders_consent_and_go_on_and_off_duty_through_the_api(app: Any, db: Session) -> None:
@@ -243,8 +258,8 @@ def test_a_run_in_the_past_switches_duty_at_the_simulated_times(app: Any, db: Se
     # Each shift began and ended when the run said, not when the switch reached the server.
     assert _stored_shifts(db, district) == expected
     assert stats.shifts_started == sum(len(s) for s in expected.values())
-    assert stats.sent > 1000 and stats.rejected == {} and not stats.riders_dropped
-    assert stats.accepted == stats.sent == _count(db, Position)
+    assert stats.sent > 1000 and not stats.riders_dropped
+    assert stats.accepted == stats.sent - _refused_outliers(stats) == _count(db, Position)
 
 
 def test_a_run_further_back_than_the_server_takes_stops_with_its_reason(app: Any, db: Session) -> None:
@@ -275,7 +290,7 @@ def test_a_shift_before_the_riders_consent_leaves_the_rider_out(app: Any, db: Se
 
     assert set(stats.riders_dropped) == {"rider2"}
     assert "duty refused: 409" in stats.riders_dropped["rider2"] and "consent" in stats.riders_dropped["rider2"]
-    assert stats.rejected == {} and stats.accepted == stats.sent > 500
+    assert stats.accepted == stats.sent - _refused_outliers(stats) > 500
     rider2 = db.scalar(select(User.id).where(User.username == "rider2"))
     assert _count(db, DutyShift, DutyShift.rider_id == rider2) == 0
     assert _count(db, Position, Position.rider_id == rider2) == 0
