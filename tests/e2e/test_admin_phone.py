@@ -69,6 +69,8 @@ def test_admin_works_from_a_phone(db: Session, new_context: Callable[..., Browse
     _fits_the_screen(page)
 
     page.get_by_test_id("nav-admin-categories").click()
+    # The categories page, loaded: measured mid-navigation, the document had no root element yet.
+    expect(page.get_by_test_id("category-edit").first).to_be_visible()
     _fits_the_screen(page)
     page.get_by_test_id("category-edit").first.click()
     expect(page.get_by_test_id("category-form")).to_be_visible()
