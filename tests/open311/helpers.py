@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from riderwatch.accounts.service import create_api_key
 from riderwatch.models import Clue
 
-# The schemas of the open311 schema-validation project, kept beside the repository. A missing
-# directory must fail the tests, not skip them.
-SCHEMA_DIR = Path(__file__).parents[2] / ".." / "shared" / "standards" / "open311-georeport-v2-schema"
+# The schemas of the open311 schema-validation project, copied into the repository (see schemas/README.md).
+# A missing file must fail the tests, not skip them.
+SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_FILES = ("request.json", "requests.json", "service.json", "services.json", "service-definition.json")
 BASE = "/open311/v2"
 # The JSON lists that the XML holds as a container of singular elements.
