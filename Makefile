@@ -12,6 +12,7 @@ help:
 	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
 	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
 	@echo "make lint   ruff (checks, formatting) and mypy"
+	@echo "make vendor refresh the committed front-end libraries from package-lock.json (needs npm)"
 	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries, task verification (SQLite and PostgreSQL)"
 
 $(BIN)/python:
@@ -22,23 +23,24 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-$(VENDOR)/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/htmx
-	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
-	      node_modules/leaflet/dist/images $(VENDOR)/leaflet/
-	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/htmx/
-	touch $@
-
 system-deps:
 	@scripts/system-deps.sh
 
 services:
 	@scripts/services.sh
 
-vendor: system-deps $(VENDOR)/.installed
+# The front-end libraries are committed under $(VENDOR): the wheel, `make run` and `make test` need no npm.
+# To upgrade one: `npm install leaflet@1.9.5` (updates package-lock.json), then `make vendor` (installs the
+# locked versions and copies them over) and commit both; tests/test_wheel.py checks the copies against node_modules.
+vendor:
+	@scripts/system-deps.sh --npm
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/leaflet $(VENDOR)/htmx
+	cp -r node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css \
+	      node_modules/leaflet/dist/images node_modules/leaflet/LICENSE $(VENDOR)/leaflet/
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx.org/LICENSE $(VENDOR)/htmx/
 
-install: system-deps $(VENV)/.installed $(VENDOR)/.installed
+install: system-deps $(VENV)/.installed
 
 run: install
 	$(BIN)/riderwatch demo
@@ -69,4 +71,4 @@ messages: $(VENV)/.installed
 	  --no-fuzzy-matching --ignore-obsolete -w 120
 
 clean:
-	rm -rf $(VENV) node_modules $(VENDOR) var
+	rm -rf $(VENV) node_modules var
