@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 2
 help:
 	@echo "make run    install everything, load the demo district, serve on http://127.0.0.1:8000"
 	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
-	@echo "make lint   ruff (checks, formatting) and mypy"
+	@echo "make lint   ruff (checks, formatting), mypy and the import layers (lint-imports)"
 	@echo "make vendor refresh the committed front-end libraries from package-lock.json (needs npm)"
 	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries, task verification (SQLite and PostgreSQL)"
 
@@ -50,6 +50,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install services lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests

@@ -49,8 +49,9 @@ from riderwatch.accounts.service import create_user
 from riderwatch.config import Settings
 from riderwatch.coverage.rollup import roll_up
 from riderwatch.coverage.service import CoverageLimits, query_coverage
-from riderwatch.db import make_engine, make_session_factory, unit_of_work, utcnow
+from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.demo import OUTLINE, STATIONS, ZONES, load_organisation
+from riderwatch.infra.clock import utcnow
 from riderwatch.migrate import upgrade
 from riderwatch.tracking.ingest import IngestRules
 

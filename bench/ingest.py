@@ -56,12 +56,14 @@ from sqlalchemy.pool import NullPool
 from bench.clue_submissions import fresh_pg_database, running_server
 from riderwatch.accounts.service import create_user
 from riderwatch.config import Settings
-from riderwatch.db import make_engine, make_session_factory, unit_of_work, utcnow
+from riderwatch.coverage.counts import fold_counts
+from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.demo import OUTLINE, STATIONS, load_organisation
+from riderwatch.infra.clock import utcnow
 from riderwatch.migrate import upgrade
 from riderwatch.models import DutyShift, LocationConsent, Platform, Rider, Station, TrackingDevice, User
 from riderwatch.security import hash_password
-from riderwatch.tracking.ingest import IngestRules, fold_counts
+from riderwatch.tracking.ingest import IngestRules
 from riderwatch.tracking.schemas import parse_pings
 from riderwatch.tracking.service import ingest_batch
 

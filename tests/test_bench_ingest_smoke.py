@@ -26,7 +26,8 @@ from bench.ingest import (
 from rich.console import Console
 from sqlalchemy import func, select
 
-from riderwatch.db import make_engine, utcnow
+from riderwatch.db import make_engine
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import CoverageCell, Position
 
 SIZES = Sizes(

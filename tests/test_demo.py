@@ -18,13 +18,14 @@ from typer.testing import CliRunner
 
 from riderwatch import demo as demo_module
 from riderwatch.cli import app as cli
-from riderwatch.clues.photos import PhotoStore
 from riderwatch.clues.workflow import OPEN_STATUSES
 from riderwatch.config import Settings
+from riderwatch.coverage.counts import fold_counts
 from riderwatch.db import Base
 from riderwatch.demo import OUTLINE, build_demo, district_geometry, plan_people
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import contains
+from riderwatch.infra.files import FileStore
 from riderwatch.models import (
     AuditEntry,
     Clue,
@@ -52,7 +53,6 @@ from riderwatch.models import (
 from riderwatch.models.clues import STATUSES
 from riderwatch.security import verify_password
 from riderwatch.sim.incidents import BACKGROUND_MIX
-from riderwatch.tracking.ingest import fold_counts
 
 PASSWORD = "demo-password-1"
 
@@ -203,7 +203,7 @@ def _check_clues(db: Session, settings: Settings) -> None:
     assert all(c.escalation_level > 0 for c in overdue)
     photos = list(db.scalars(select(CluePhoto)))
     assert photos
-    store = PhotoStore(settings.photo_dir)
+    store = FileStore(settings.photo_dir)
     assert all(store.path(p.sha256).read_bytes()[:3] == b"\xff\xd8\xff" for p in photos)
 
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from riderwatch.clues.photos import PhotoStore
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.clues.service import escalate_overdue, submit_clue, take_action, timeline
 from riderwatch.db import unit_of_work
+from riderwatch.infra.files import FileStore
 from riderwatch.jobs import acquire_lease, run_due_jobs
 from riderwatch.models import AuditEntry, Category, Clue, JobLease
 from tests.factories import District, clue_body, make_district
@@ -29,7 +29,7 @@ def district(db: Session) -> District:
 def _clue(db: Session, district: District, tmp_path: Path, *, at: datetime = T0) -> Clue:
     data = ClueCreate.model_validate(clue_body(observed_at=(at - timedelta(minutes=5)).isoformat()))
     clue, _ = submit_clue(
-        db, reporter=district.users["rider"], data=data, photos=[], store=PhotoStore(tmp_path), max_photos=6, now=at
+        db, reporter=district.users["rider"], data=data, photos=[], store=FileStore(tmp_path), max_photos=6, now=at
     )
     db.commit()
     return clue

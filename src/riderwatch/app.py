@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from riderwatch import __version__
+from riderwatch.accounts import web as accounts_pages
 from riderwatch.accounts.api import router as accounts_router
+from riderwatch.clues import web as clue_pages
 from riderwatch.clues.api import router as clues_router
-from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
+from riderwatch.coverage import web as coverage_pages
 from riderwatch.coverage.api import router as coverage_router
 from riderwatch.coverage.hotspots_api import router as hotspots_router
 from riderwatch.db import make_engine, make_session_factory
@@ -36,15 +38,19 @@ from riderwatch.errors import (
     problem_response,
 )
 from riderwatch.i18n import LOCALE_COOKIE, pick_locale
+from riderwatch.incidents import web as incident_pages
 from riderwatch.incidents.api import router as incidents_router
+from riderwatch.infra.files import FileStore
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
+from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
+from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
+from riderwatch.tracking import web as tracking_pages
 from riderwatch.tracking.api import router as tracking_router
-from riderwatch.web import render_error
-from riderwatch.web.routes import router as web_router
+from riderwatch.web import render_error, shell
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -90,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
-    app.state.photo_store = PhotoStore(settings.photo_dir)
+    app.state.photo_store = FileStore(settings.photo_dir)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.signing_key,
@@ -162,6 +168,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspots_router)
     app.include_router(incidents_router)
     app.include_router(tasks_router)
-    app.include_router(web_router)
+    for pages in (
+        shell,
+        accounts_pages,
+        org_pages,
+        clue_pages,
+        tracking_pages,
+        coverage_pages,
+        incident_pages,
+        task_pages,
+    ):
+        app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -10,6 +10,7 @@ from rich.console import Console
 from riderwatch.config import Settings
 from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.errors import DomainError
+from riderwatch.infra.clock import utcnow
 
 if TYPE_CHECKING:
     import uvicorn
@@ -228,7 +229,7 @@ def simulate(
     import asyncio
     import json
     import sys
-    from datetime import UTC, datetime, timedelta
+    from datetime import datetime, timedelta
 
     import httpx
 
@@ -236,7 +237,7 @@ def simulate(
     from riderwatch.sim.run import RunPlan, rider_names, send_run, write_run
 
     try:
-        begin = datetime.fromisoformat(start) if start else datetime.now(UTC).replace(microsecond=0)
+        begin = datetime.fromisoformat(start) if start else utcnow().replace(microsecond=0)
         if begin.tzinfo is None:
             raise ValueError("--start needs a timezone, e.g. 2026-11-29T08:00:00+08:00")
         names = rider_names(riders, rider_pattern)

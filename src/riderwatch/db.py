@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,10 +51,6 @@ def sqlite_time(moment: datetime) -> str:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # PostgreSQL connections per server process: kept, and opened on demand beyond those. 20 in all,
@@ -122,3 +119,20 @@ def upsert(session: Session, model: type[Base]) -> Any:
     if name == "sqlite":
         return sqlite.insert(table)
     raise RuntimeError(f"RiderWatch needs SQLite or PostgreSQL, not {name}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def atomic(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Session, P], R]:
+    """Make a service function all or nothing: it runs in a savepoint of the caller's transaction, so a
+    refusal it raises midway undoes what it had done, and the caller's transaction goes on (a page can
+    show the refusal and commit nothing of it)."""
+
+    @functools.wraps(fn)
+    def run(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with session.begin_nested():
+            return fn(session, *args, **kwargs)
+
+    return run

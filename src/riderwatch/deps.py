@@ -11,10 +11,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
-from riderwatch.accounts.service import get_active_user
-from riderwatch.clues.photos import PhotoStore
 from riderwatch.config import Settings
 from riderwatch.errors import N_, Forbidden, NotAuthenticated
+from riderwatch.infra.files import FileStore
 from riderwatch.models import User
 from riderwatch.security import read_token
 
@@ -26,8 +25,8 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_store(request: Request) -> PhotoStore:
-    store: PhotoStore = request.app.state.photo_store
+def get_store(request: Request) -> FileStore:
+    store: FileStore = request.app.state.photo_store
     return store
 
 
@@ -46,7 +45,7 @@ def get_db(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
-StoreDep = Annotated[PhotoStore, Depends(get_store)]
+StoreDep = Annotated[FileStore, Depends(get_store)]
 
 
 def client_id(request: Request) -> str:
@@ -85,14 +84,14 @@ def identify_caller(request: Request, db: DbSession, settings: SettingsDep) -> C
         if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated(N_("use 'Authorization: Bearer <token>' from /api/v1/auth/token"))
         claims = read_token(settings.signing_key, token.strip(), settings.token_ttl_seconds)
-        user = get_active_user(db, user_id=claims["uid"], token_version=claims["v"]) if claims else None
+        user = policy.signed_in_user(db, user_id=claims["uid"], token_version=claims["v"]) if claims else None
         if user is None:
             raise NotAuthenticated(N_("the token is invalid or expired; log in again"))
         return Caller(user=user, via_session=False)
     uid, version = request.session.get("uid"), request.session.get("v")
     if not isinstance(uid, int) or not isinstance(version, int):
         return Caller(user=None, via_session=False)
-    user = get_active_user(db, user_id=uid, token_version=version)
+    user = policy.signed_in_user(db, user_id=uid, token_version=version)
     if user is None:
         request.session.clear()
     return Caller(user=user, via_session=True)
@@ -123,8 +122,7 @@ def require(permission: str) -> Callable[[User], User]:
     """A dependency that lets through only users holding `permission` (see policy.PERMISSIONS)."""
 
     def check(user: CurrentUser) -> User:
-        if not policy.has_permission(user, permission):
-            raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission=permission)
+        policy.ensure(user, permission)
         return user
 
     return check

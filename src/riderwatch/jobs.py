@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.clues.service import escalate_overdue
 from riderwatch.config import get_settings
+from riderwatch.coverage.counts import fold_counts
 from riderwatch.coverage.rollup import roll_up
-from riderwatch.db import unit_of_work, utcnow
+from riderwatch.db import unit_of_work
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import JobLease
 from riderwatch.tasks.rules import run_due_rules
-from riderwatch.tasks.service import TaskLimits, purge_visits, verify_due
-from riderwatch.tracking.ingest import IngestRules, fold_counts
+from riderwatch.tasks.service import TaskLimits
+from riderwatch.tasks.verification import purge_visits, verify_due
+from riderwatch.tracking.ingest import IngestRules
 from riderwatch.tracking.service import end_shifts_of_inactive, purge_expired
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,14 @@ table-driven test walks every route against every role.
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import Session
 
+from riderwatch.errors import N_, Forbidden
 from riderwatch.models import Category, Clue, User
+from riderwatch.models.accounts import ROLES
 
 HANDLER_ROLES = frozenset({"police", "grid_staff", "patrol"})
-ALL_ROLES = frozenset({"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"})
+ALL_ROLES = frozenset(ROLES)
 
 # Permission → roles that hold it. Object-level rules come on top (see the functions below).
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -69,6 +72,31 @@ ACTION_ACTORS: dict[str, str] = {
 
 def has_permission(user: User, permission: str) -> bool:
     return user.is_active and user.role in PERMISSIONS[permission]
+
+
+def ensure(user: User, permission: str) -> None:
+    """Refuse (403) a user who does not hold `permission`."""
+    if not has_permission(user, permission):
+        raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission=permission)
+
+
+def signed_in_user(session: Session, *, user_id: int, token_version: int) -> User | None:
+    """The user a session cookie or token stands for, while their account is active and the token's
+    version is current (a password change or an administrator's reset raises it)."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.token_version != token_version:
+        return None
+    return user
+
+
+def may_see_inactive_categories(user: User) -> bool:
+    """Retired categories are listed for those who manage categories."""
+    return has_permission(user, "category.manage")
+
+
+def sends_own_positions_only(user: User) -> bool:
+    """A rider's positions are their own; a platform account names the rider of each ping."""
+    return user.role == "rider"
 
 
 def visible_clues_filter(user: User) -> ColumnElement[bool]:

@@ -327,7 +327,8 @@ def test_verification_job_and_finality(api: Api, db: Session, district: District
 def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
     api: Api, db: Session, district: District, settings: Any
 ) -> None:
-    from riderwatch.tasks.service import TaskLimits, verify_due
+    from riderwatch.tasks.service import TaskLimits
+    from riderwatch.tasks.verification import verify_due
 
     limits = TaskLimits.from_settings(settings)
     task_id = publish(api, db, checkpoints_task())["task"]["id"]

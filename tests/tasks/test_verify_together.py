@@ -12,8 +12,9 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from riderwatch.models import PatrolTask, PatrolTaskCheckpoint, PatrolTaskResult, PatrolTaskVisit, Position
-from riderwatch.tasks import service
-from riderwatch.tasks.service import TaskLimits, verify_due, verify_task
+from riderwatch.tasks import service, verification
+from riderwatch.tasks.service import TaskLimits
+from riderwatch.tasks.verification import verify_due, verify_task
 from tests.api.helpers import Api
 from tests.factories import District
 from tests.tasks.test_tasks import NORTH, checkpoints_task, on_duty, publish, walk, window
@@ -216,7 +217,7 @@ def test_a_task_that_cannot_be_verified_does_not_hold_up_the_others(
     assert any(v[0] == ids["A"] for v in alone["visits"])
 
     if where == "reading":
-        targets = service._targets
+        targets = verification._targets
 
         def failing_targets(session: Session, task: PatrolTask, limits: TaskLimits) -> Any:
             if task.id == broken:
@@ -225,7 +226,7 @@ def test_a_task_that_cannot_be_verified_does_not_hold_up_the_others(
 
         monkeypatch.setattr(service, "_targets", failing_targets)
     else:
-        update_results = service._update_results
+        update_results = verification._update_results
 
         def failing_results(session: Session, task: PatrolTask, *args: Any, **kwargs: Any) -> int:
             if task.id == broken:

@@ -11,8 +11,8 @@ from h3.api import basic_int as h3
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.coverage.counts import fold_counts
 from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, Position, Rider
-from riderwatch.tracking.ingest import fold_counts
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON
 

@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from riderwatch.coverage.counts import _unique_rows
 from riderwatch.geo.coords import haversine_m
+from riderwatch.infra.timecodes import micros, micros_of
 from riderwatch.tracking.ingest import (
     ACCEPT,
     NO_CONSENT,
@@ -26,9 +28,6 @@ from riderwatch.tracking.ingest import (
     _admit,
     _continuity,
     _RiderState,
-    _unique_rows,
-    micros,
-    micros_of,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

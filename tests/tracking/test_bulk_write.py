@@ -14,15 +14,10 @@ from pydantic import ValidationError
 from sqlalchemy import event, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch.coverage.counts import fold_counts
+from riderwatch.infra.bulk import SQLITE_ROWS_PER_STATEMENT, pg_array, pg_copy_rows
 from riderwatch.models import LastPosition, Position, User
-from riderwatch.tracking.ingest import (
-    SQLITE_ROWS_PER_STATEMENT,
-    IngestResult,
-    IngestRules,
-    fold_counts,
-    pg_array,
-    pg_copy_rows,
-)
+from riderwatch.tracking.ingest import IngestResult, IngestRules
 from riderwatch.tracking.schemas import ParsedPings, PingItem, parse_pings
 from riderwatch.tracking.service import ingest_batch
 from tests.api.helpers import Api

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.coverage.counts import fold_counts
 from riderwatch.models import AuditEntry, CoverageCell, DutyShift, LastPosition, LocationConsent, Position, Rider
-from riderwatch.tracking.ingest import fold_counts
 from tests.api.helpers import Api, assert_problem
 from tests.factories import District
 from tests.tracking.helpers import ago, backdate, count, ping, ready, rider_cells, send

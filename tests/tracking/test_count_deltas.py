@@ -1,8 +1,8 @@
-"""On PostgreSQL ingest appends its counts to `coverage_cell_deltas`; readers and a job fold them in.
+"""On PostgreSQL ingest appends its counts to `coverage_cell_deltas`; a job folds them in, readers read them.
 
 On SQLite (one writer at a time) ingest adds to `coverage_cells` directly and nothing is appended.
-That the coverage query folds before it reads is shown by tests/coverage/test_query.py, whose scene is
-sent through the API and queried at once; the fold during concurrent ingest by
+That the coverage query sees counts no fold has moved yet is shown by tests/coverage/test_query.py,
+whose scene is sent through the API and queried at once; the fold during concurrent ingest by
 tests/tracking/test_bulk_write.py.
 """
 
@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from riderwatch.db import make_engine
+from riderwatch.coverage.counts import fold_counts, hourly_counts
 from riderwatch.jobs import JOBS, run_due_jobs
 from riderwatch.models import CoverageCell, coverage_cell_deltas
-from riderwatch.tracking.ingest import fold_counts
 from tests.api.helpers import Api
 from tests.conftest import BACKEND
 from tests.factories import District
@@ -94,38 +93,44 @@ def test_the_periodic_job_folds(
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="the appended counts exist on PostgreSQL only")
-def test_a_reader_fold_holds_no_locks_while_the_reader_goes_on(
-    api: Api, db: Session, district: District, session_factory: sessionmaker[Session]
-) -> None:
+def test_a_reader_sees_the_appended_counts_and_writes_nothing(api: Api, db: Session, district: District) -> None:
     _sent(api, db, district)
-    assert fold_counts(db) > 0  # a reader folds, and its own transaction is still open
-    assert send(api, [ping(ago(100), lat=25.43 + 29e-4)])["accepted"] == 1
-    done: list[int] = []
+    appended = _appended(db)
+    t = coverage_cell_deltas.c
+    cells = sorted({c for row in db.scalars(select(t.cell)) for c in row})
+    hours = sorted({h for row in db.scalars(select(t.hour)) for h in row})
+    db.rollback()
 
-    def other_reader() -> None:
-        with session_factory() as other:
-            done.append(fold_counts(other))
+    def read() -> list[tuple[int, int, int, int]]:
+        rows = db.execute(hourly_counts(db, resolution=10, cells=cells, lo=hours[0], hi=hours[-1] + 1)).all()
+        db.rollback()
+        return sorted((int(c), int(h), int(p), int(r)) for c, h, p, r in rows)
 
-    # Another reader's fold does not wait for the first reader to finish.
-    thread = threading.Thread(target=other_reader)
-    thread.start()
-    thread.join(timeout=10)
-    finished = not thread.is_alive()
-    db.rollback()  # the first reader ends (a fold waiting on it can go on)
-    thread.join(timeout=30)
-    assert finished and done and done[0] > 0
-    assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))
+    unfolded = read()
+    assert unfolded and sum(p for _, _, p, _ in unfolded) == 31  # every accepted point, once
+    assert _appended(db) == appended and _rows(db, CoverageCell) == 0  # the reader wrote nothing
+    db.rollback()
+    assert fold_counts(db) > 0
+    db.commit()
+    assert read() == unfolded  # the same answer from the folded counts
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="the appended counts exist on PostgreSQL only")
-def test_a_fold_needs_no_second_connection_from_the_callers_pool(api: Api, db: Session, district: District) -> None:
+def test_folds_take_turns(api: Api, db: Session, district: District, session_factory: sessionmaker[Session]) -> None:
     _sent(api, db, district)
-    db.rollback()
-    url = db.get_bind().engine.url.render_as_string(hide_password=False)
-    tight = make_engine(url, pool_size=1, max_overflow=0, pool_timeout=3)
-    try:
-        with Session(tight) as reader:
-            reader.execute(select(func.count()).select_from(CoverageCell))  # holds the pool's one connection
-            assert fold_counts(reader) > 0  # does not wait for the pool (it would time out)
-    finally:
-        tight.dispose()
+    assert fold_counts(db) > 0  # holds the fold lock until this transaction ends
+    done: list[int] = []
+
+    def other_fold() -> None:
+        with session_factory() as other:
+            done.append(fold_counts(other))
+            other.commit()
+
+    thread = threading.Thread(target=other_fold)
+    thread.start()
+    thread.join(timeout=2)
+    waited = thread.is_alive()
+    db.commit()
+    thread.join(timeout=30)
+    assert waited and done == [0]  # it waited for the first, then found nothing left to fold
+    assert stored_aggregates(db) == recount(stored_positions(db), (9, 10))

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from riderwatch.cli import app as cli
+from riderwatch.infra.timecodes import hour_of
 from riderwatch.jobs import JOBS, run_due_jobs
 from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, LastPosition, Position, PositionRefusal
-from riderwatch.tracking.ingest import hour_of
 from riderwatch.tracking.service import purge_expired
 from tests.api.helpers import Api
 from tests.factories import District

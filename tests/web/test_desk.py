@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from riderwatch.db import utcnow
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Clue
 from tests.factories import CENTER_LAT, CENTER_LON, District
 from tests.web.conftest import Browser

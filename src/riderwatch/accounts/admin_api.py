@@ -15,7 +15,6 @@ from riderwatch.accounts.schemas import (
     AuditEntryRead,
     AuditPage,
     PasswordReset,
-    Role,
     UserCreate,
     UserList,
     UserRead,
@@ -24,6 +23,7 @@ from riderwatch.accounts.schemas import (
 from riderwatch.audit.service import AuditFilters, list_entries
 from riderwatch.deps import DbSession, require
 from riderwatch.models import User
+from riderwatch.models.accounts import Role
 
 router = APIRouter(prefix="/admin", tags=["administration"])
 

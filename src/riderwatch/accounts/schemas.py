@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riderwatch.accounts.service import UserSummary
+from riderwatch.models.accounts import RiderStatus, Role
 
-Role = Literal["admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"]
-RiderStatus = Literal["applied", "active", "suspended", "left"]
 LINK_FIELDS = {"community", "grid", "patrol_unit", "station", "platform"}
 
 
@@ -37,7 +36,7 @@ class UserCreate(_Strict):
     password: str = Field(min_length=8, max_length=1000)
     display_name: str = Field(default="", max_length=200)
     phone: str | None = Field(default=None, max_length=32)
-    rider_status: RiderStatus = "active"
+    rider_status: RiderStatus = RiderStatus.active
     community: str | None = _code()
     grid: str | None = _code()
     patrol_unit: str | None = _code()

@@ -12,8 +12,9 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
-from riderwatch.db import utcnow
+from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import ApiKey, Clue, Community, Grid, LoginFailure, PatrolUnit, Platform, Rider, Station, User
 from riderwatch.models.accounts import RIDER_STATUSES, ROLES
 from riderwatch.security import hash_api_key, hash_password, new_api_key, verify_password
@@ -43,6 +44,7 @@ _LINK_MODELS: dict[str, Any] = {
 LINKS = tuple(LINK_ROLES)
 
 
+@atomic
 def create_user(
     session: Session,
     *,
@@ -280,6 +282,7 @@ def open_assignments(session: Session, *, user_id: int) -> int:
 USER_FIELDS = ("display_name", "phone", "rider_status", *LINKS)
 
 
+@atomic
 def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[str, Any]) -> User:
     """Edit a user's name, phone, links and (riders) team status; every change is audited.
 
@@ -335,6 +338,7 @@ def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[
     return user
 
 
+@atomic
 def set_user_active(session: Session, *, actor: User, user_id: int, active: bool) -> User:
     """Deactivate (every session and token ends at once) or reactivate an account."""
     user = _user(session, user_id)
@@ -352,6 +356,7 @@ def set_user_active(session: Session, *, actor: User, user_id: int, active: bool
     return user
 
 
+@atomic
 def reset_password(session: Session, *, actor: User, user_id: int, password: str) -> User:
     """Set a new password; the user's sessions and tokens end, and a login lock on the name is lifted."""
     user = _user(session, user_id)
@@ -414,13 +419,7 @@ def authenticate(
     return user
 
 
-def get_active_user(session: Session, *, user_id: int, token_version: int) -> User | None:
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or user.token_version != token_version:
-        return None
-    return user
-
-
+@atomic
 def issue_api_key(session: Session, *, name: str, actor: User | None = None) -> tuple[ApiKey, str]:
     """A new Open311 key and its row; the plain key exists only in this answer, only its hash is kept."""
     name = name.strip()
@@ -453,6 +452,7 @@ def get_api_key(session: Session, *, key_id: int) -> ApiKey:
     return row
 
 
+@atomic
 def revoke_api_key(session: Session, *, actor: User, key_id: int) -> ApiKey:
     """Stop a key at once; the row stays so the log still says whose requests came in with it."""
     row = get_api_key(session, key_id=key_id)

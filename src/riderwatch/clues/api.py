@@ -22,6 +22,7 @@ from riderwatch.clues.schemas import (
     ClueList,
     ClueRead,
     HandlerProposal,
+    PersonRef,
     SuggestedDuplicate,
 )
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, StoreDep, require
@@ -274,3 +275,10 @@ def get_photo(
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@router.get("/handlers", response_model=list[PersonRef], summary="People a clue can be dispatched to")
+def handlers(
+    db: DbSession, _user: Annotated[User, Depends(require("user.list_handlers"))], q: str | None = None
+) -> list[PersonRef]:
+    return [p for p in (person(u) for u in service.search_handlers(db, query=q)) if p is not None]

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import secrets
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -76,32 +73,6 @@ def check_photo(data: bytes, *, max_bytes: int, name: str = "photo") -> CheckedP
         width=width,
         height=height,
     )
-
-
-class PhotoStore:
-    """Content-addressed files under the data dir: photos/ab/abcdef…"""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256
-
-    def put(self, photo: CheckedPhoto) -> None:
-        path = self.path(photo.sha256)
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Unique per writer: two requests in one process may store the same photo at the same time.
-        tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(8)}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(photo.data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic: a crash never leaves half a photo under its hash
-
-    def get(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
 
 
 def strip_metadata(data: bytes) -> bytes:

@@ -8,7 +8,7 @@ from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.clues import service, workflow
 from riderwatch.clues.schemas import ClueRead, PersonRef, PhotoRead, TimelineEntry
-from riderwatch.db import utcnow
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Clue, Community, Grid, User
 
 

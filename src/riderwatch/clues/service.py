@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session, selectinload
 from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.clues import workflow
-from riderwatch.clues.photos import CheckedPhoto, PhotoStore
+from riderwatch.clues.photos import CheckedPhoto
 from riderwatch.clues.schemas import ActionBody, ClueCreate
-from riderwatch.db import utcnow
+from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from riderwatch.geo.coords import haversine_m, to_wgs84
+from riderwatch.infra.clock import utcnow
+from riderwatch.infra.files import FileStore
 from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
 from riderwatch.org import service as org_service
 
@@ -104,7 +106,7 @@ def submit_clue(
     reporter: User | None,
     data: ClueCreate,
     photos: list[CheckedPhoto],
-    store: PhotoStore,
+    store: FileStore,
     max_photos: int,
     idempotency_key: str | None = None,
     source: str = "app",
@@ -156,7 +158,8 @@ def submit_clue(
         deadline_at=deadline_for(category, start=now, urgent=data.urgent),
     )
     for photo in photos:
-        store.put(photo)  # content-addressed and atomic: a rolled-back clue leaves only an orphan file
+        # Content-addressed and atomic: a rolled-back clue leaves only an orphan file.
+        store.put(photo.sha256, photo.data)
     try:
         with session.begin_nested():
             session.add(clue)
@@ -279,6 +282,7 @@ def _require(value: object, message: str) -> None:
         raise InvalidInput(message)
 
 
+@atomic
 def take_action(
     session: Session, *, user: User, clue_id: int, action: str, body: ActionBody, now: datetime | None = None
 ) -> Clue:

@@ -23,11 +23,11 @@ from sqlalchemy import Float, cast, extract, select
 from sqlalchemy.orm import Session
 
 from riderwatch.coverage import hotspots as stats
+from riderwatch.coverage.counts import hourly_counts
 from riderwatch.coverage.service import CHUNK, CoverageLimits, area_cells, cell_feature, hour_range, resolve_area
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import EARTH_RADIUS_M
-from riderwatch.models import Category, Clue, CoverageCell, Incident
-from riderwatch.tracking.ingest import fold_counts
+from riderwatch.models import Category, Clue, Incident
 
 EXCLUDED_STATUSES = ("rejected", "duplicate")
 SOURCES = ("clues", "incidents")
@@ -383,15 +383,9 @@ def _key_coverage(
     if not len(key_hours) or not cells:
         return out
     lo, hi = int(key_hours.min()), int(key_hours.max()) + 1
-    fold_counts(session)
     for i in range(0, len(cells), CHUNK):
         rows = session.execute(
-            select(CoverageCell.cell, CoverageCell.hour, CoverageCell.passes, CoverageCell.riders).where(
-                CoverageCell.resolution == resolution,
-                CoverageCell.cell.in_(cells[i : i + CHUNK]),
-                CoverageCell.hour >= lo,
-                CoverageCell.hour < hi,
-            )
+            hourly_counts(session, resolution=resolution, cells=cells[i : i + CHUNK], lo=lo, hi=hi)
         ).all()
         if not rows:
             continue

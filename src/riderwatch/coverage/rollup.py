@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from riderwatch.coverage.counts import fold_counts
+from riderwatch.infra.timecodes import SECONDS_PER_HOUR
 from riderwatch.models import CoverageCell, CoverageDay
 from riderwatch.models.coverage import HOURS_PER_DAY, CoverageRollup
-from riderwatch.tracking.ingest import SECONDS_PER_HOUR, fold_counts
 
 SECONDS_PER_DAY = SECONDS_PER_HOUR * HOURS_PER_DAY
 # A request that took its `now` just before a day was sealed may still be writing: one hour for it.

@@ -23,7 +23,6 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     and_,
-    any_,
     bindparam,
     case,
     false,
@@ -39,12 +38,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
+from riderwatch.coverage.counts import count_sources
 from riderwatch.coverage.rollup import hour_columns, sealed_before, totals
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.areas import AreaError, parse_area
+from riderwatch.infra.sqlparams import one_of, values_column
+from riderwatch.infra.timecodes import SECONDS_PER_HOUR
 from riderwatch.models import Community, CoverageCell, CoverageDay, Grid, Zone
 from riderwatch.models.coverage import HOURS_PER_DAY
-from riderwatch.tracking.ingest import SECONDS_PER_HOUR, fold_counts
 
 STORED_AREAS: dict[str, Any] = {"zone": Zone, "grid": Grid, "community": Community}
 # The refusal for a stored area's unknown code, one sentence per kind (they read differently in Chinese).
@@ -128,19 +129,8 @@ def hour_range(start: datetime, end: datetime) -> tuple[int, int]:
 
 
 def _cell_values(session: Session, cells: Sequence[int]) -> Any:
-    """The cells as a one-column table, bound as one parameter however many there are: an array on
-    PostgreSQL, a JSON list on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        array = bindparam(None, list(cells), type_=postgresql.ARRAY(BigInteger))
-        return func.unnest(array).table_valued("cell").render_derived().c.cell
-    return func.json_each(json.dumps(list(cells))).table_valued("value").c.value
-
-
-def among(session: Session, column: Any, cells: Sequence[int]) -> Any:
-    """`column IN cells`, the cells bound as one parameter: cheaper to send and plan than one per cell."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(cells), type_=postgresql.ARRAY(BigInteger)))
-    return column.in_(select(_cell_values(session, cells)))
+    """The cells as a one-column table, bound as one parameter however many there are."""
+    return values_column(session, cells, BigInteger(), name="cell")
 
 
 def _latest_rows(session: Session, *, resolution: int, cells: Sequence[int], days: Sequence[int]) -> Any:
@@ -350,7 +340,6 @@ def _add_hourly(
     (GROUPING SETS): per cell, and per hour. SQLite, in the same process, gains nothing from fewer
     statements and loses the index's order by cell to a union: there each stretch is grouped per cell
     in one statement, and per hour in another where the window has hours in it."""
-    fold_counts(session)
     c = CoverageCell
     segments = _segments(*now, *before)
 
@@ -369,13 +358,20 @@ def _add_hourly(
             sum_in(riders, in_before, before, now),
         )
 
-    def stretch(lo: int, hi: int) -> tuple[Any, ...]:
-        return (c.resolution == resolution, among(session, c.cell, cells), c.hour >= lo, c.hour < hi)
+    def stretch(lo: int, hi: int, t: Any = c) -> tuple[Any, ...]:
+        return (t.resolution == resolution, one_of(session, t.cell, cells), t.hour >= lo, t.hour < hi)
 
     if not segments:
         return
     if session.get_bind().dialect.name == "postgresql":
-        read = union_all(*(select(c.cell, c.hour, c.passes, c.riders).where(*stretch(lo, hi)) for lo, hi in segments))
+        # coverage_cells and the counts appended since the last fold: their sums add up.
+        read = union_all(
+            *(
+                select(t.c.cell, t.c.hour, t.c.passes, t.c.riders).where(*stretch(lo, hi, t.c))
+                for t in count_sources(session)
+                for lo, hi in segments
+            )
+        )
         rows = read.subquery("hourly")
         stmt = select(rows.c.cell, rows.c.hour, *sums(rows.c.hour, rows.c.passes, rows.c.riders)).group_by(
             func.grouping_sets(tuple_(rows.c.cell), tuple_(rows.c.hour))

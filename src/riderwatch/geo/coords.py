@@ -78,3 +78,11 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+
+
+def coordinates_ok(lat: float, lon: float) -> bool:
+    """Whether a position can be a rider's: finite, on the globe, and not (0, 0)."""
+    # (0, 0) is where phones put a fix they do not have; no rider works in the Gulf of Guinea.
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        return False
+    return -90 <= lat <= 90 and -180 <= lon <= 180 and not (lat == 0 and lon == 0)

@@ -34,6 +34,7 @@ from riderwatch.audit.service import record
 from riderwatch.db import upsert
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import to_wgs84
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Incident, User
 
 MAX_SOURCE = 32
@@ -365,7 +366,7 @@ def check_rows(
     now: datetime | None = None,
 ) -> tuple[list[IncidentRow], list[RowError]]:
     """Each row as an incident, or the reasons it cannot be one (all of them, for every row)."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     tz = ZoneInfo(timezone)
     categories = _categories(session)
     good: list[IncidentRow] = []
@@ -601,7 +602,7 @@ def import_incidents(
     unchanged. `origin` says where the rows came from for the audit log ("api", "csv:<file name>",
     "cli:<file name>", …).
     """
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     total = len(rows) + len({e.row for e in unreadable})
     if not total:
         raise InvalidInput(N_("no incidents to import"))

@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
-ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
-RIDER_STATUSES = ("applied", "active", "suspended", "left")
+
+class Role(StrEnum):
+    """The roles, one per user (ADR 0002); what each may do is the policy's (`policy.PERMISSIONS`)."""
+
+    admin = "admin"
+    dispatcher = "dispatcher"
+    police = "police"
+    grid_staff = "grid_staff"
+    patrol = "patrol"
+    station_manager = "station_manager"
+    platform = "platform"
+    rider = "rider"
+
+
+class RiderStatus(StrEnum):
+    """Where a rider stands in the programme."""
+
+    applied = "applied"
+    active = "active"
+    suspended = "suspended"
+    left = "left"
+
+
+ROLES: tuple[str, ...] = tuple(r.value for r in Role)
+RIDER_STATUSES: tuple[str, ...] = tuple(s.value for s in RiderStatus)
 
 
 class User(Base):

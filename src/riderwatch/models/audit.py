@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 
 class AuditEntry(Base):

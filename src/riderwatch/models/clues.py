@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 STATUSES = ("submitted", "verified", "dispatched", "in_progress", "resolved", "closed", "rejected", "duplicate")
 HANDLER_ROLES = ("police", "grid_staff", "patrol")

@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 
 class Incident(Base):

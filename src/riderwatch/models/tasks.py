@@ -30,7 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 TASK_KINDS = ("cells", "checkpoints")
 TASK_STATUSES = ("published", "cancelled")
@@ -101,7 +102,7 @@ class PatrolTask(Base):
     cancelled_at: Mapped[datetime | None]
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("patrol_task_rules.id", ondelete="SET NULL"), index=True)
     # Positions up to this instant have been checked; results are final once it reaches ends_at and
-    # no late point can still arrive (see tasks/service.py).
+    # no late point can still arrive (see tasks/verification.py).
     verified_until: Mapped[datetime | None]
     # When the positions were last checked (ended tasks are checked again now and then, for late points).
     verified_at: Mapped[datetime | None]

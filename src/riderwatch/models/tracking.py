@@ -29,7 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riderwatch.db import Base, utcnow
+from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 
 class LocationConsent(Base):

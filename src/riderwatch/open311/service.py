@@ -25,11 +25,11 @@ from riderwatch import policy
 from riderwatch.accounts.service import check_api_key
 from riderwatch.clues import service as clue_service
 from riderwatch.clues import workflow
-from riderwatch.clues.photos import PhotoStore
 from riderwatch.clues.schemas import ClueCreate
 from riderwatch.config import Settings
-from riderwatch.db import utcnow
 from riderwatch.errors import Forbidden, InvalidInput, NotFound
+from riderwatch.infra.clock import utcnow
+from riderwatch.infra.files import FileStore
 from riderwatch.models import Category, Clue, Community, Grid, Jurisdiction, PatrolUnit, User
 from riderwatch.org import service as org_service
 
@@ -650,7 +650,7 @@ def create_request(
     form: Sequence[tuple[str, str]],
     query: Sequence[tuple[str, str]],
     settings: Settings,
-    store: PhotoStore,
+    store: FileStore,
     locale: str,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
+from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
 from riderwatch.geo.areas import contains
 from riderwatch.models import Category, Clue, Community, Grid, User, Zone
@@ -99,6 +100,7 @@ def _check_deadlines(normal: int, urgent: int) -> None:
         )
 
 
+@atomic
 def create_category(session: Session, *, actor: User, values: dict[str, Any]) -> Category:
     """A new clue category (and Open311 service)."""
     if session.get(Category, values["code"]) is not None:
@@ -111,6 +113,7 @@ def create_category(session: Session, *, actor: User, values: dict[str, Any]) ->
     return category
 
 
+@atomic
 def update_category(session: Session, *, actor: User, code: str, values: dict[str, Any]) -> Category:
     """Edit a category's names, routing, deadlines or visibility; every change is audited."""
     category = session.get(Category, code)

@@ -9,10 +9,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import N_, InvalidInput
-from riderwatch.geo.coords import to_wgs84
+from riderwatch.geo.coords import coordinates_ok, to_wgs84
 from riderwatch.models import User
-from riderwatch.tasks import rules, service
-from riderwatch.tracking.ingest import coordinates_ok
+from riderwatch.tasks import rules, service, verification, views
 
 router = APIRouter(prefix="/api/v1", tags=["patrol tasks"])
 
@@ -101,7 +100,7 @@ class RulePatch(BaseModel):
 
 
 def _detail(db: DbSession, user: User, task_id: int) -> dict[str, Any]:
-    return service.view_task(db, user=user, task_id=task_id)
+    return views.view_task(db, user=user, task_id=task_id)
 
 
 @router.post("/tasks", status_code=201, summary="Publish a patrol task (dispatcher)")
@@ -117,7 +116,7 @@ def list_tasks(
     phase: Annotated[str | None, Query(description="upcoming, active, ended or cancelled")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    return {"tasks": service.list_tasks(db, phase=service.visible_phase(phase), limit=limit)}
+    return {"tasks": views.list_tasks(db, phase=views.visible_phase(phase), limit=limit)}
 
 
 @router.get(
@@ -129,8 +128,8 @@ def tasks_map(
     _user: Reader,
     phase: Annotated[str, Query(description="upcoming, active, ended or cancelled")] = "active",
 ) -> dict[str, Any]:
-    chosen = service.visible_phase(phase)
-    return service.tasks_map(db, phase=chosen or "active")
+    chosen = views.visible_phase(phase)
+    return views.tasks_map(db, phase=chosen or "active")
 
 
 @router.get(
@@ -153,7 +152,7 @@ def cancel_task(task_id: TaskId, db: DbSession, user: Manager) -> dict[str, Any]
 )
 def verify_task(task_id: TaskId, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
     task = service.get_task(db, task_id)
-    service.verify_now(db, task=task, limits=service.TaskLimits.from_settings(settings))
+    verification.verify_now(db, task=task, limits=service.TaskLimits.from_settings(settings))
     return _detail(db, user, task_id)
 
 
@@ -200,10 +199,10 @@ def my_tasks(
         if not coordinates_ok(lat, lon):
             raise InvalidInput(N_("lat/lon: impossible coordinates"))
         near = to_wgs84(lat, lon, crs)
-    found = service.rider_tasks(db, rider=user, near=near, within_m=within_m)
+    found = views.rider_tasks(db, rider=user, near=near, within_m=within_m)
     return {"distance_from": found.reference_source, "open": found.open, "recent": found.recent}
 
 
 @router.get("/me/tasks/{task_id}", summary="One of my tasks as GeoJSON, with the places I have passed (rider)")
 def my_task(task_id: TaskId, db: DbSession, user: RiderSelf) -> dict[str, Any]:
-    return service.rider_task_detail(db, rider=user, task_id=task_id)
+    return views.rider_task_detail(db, rider=user, task_id=task_id)

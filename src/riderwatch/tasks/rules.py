@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from riderwatch.audit.service import record
 from riderwatch.coverage.hotspots_service import HotspotOptions, query_gaps
 from riderwatch.coverage.service import NO_AREA, STORED_AREAS
-from riderwatch.db import utcnow
+from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, DomainError, InvalidInput, NotFound
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import PatrolTaskRule, PatrolTaskRuleRun, User
 from riderwatch.tasks.service import MAX_POINTS, MAX_TITLE, TaskDraft, TaskLimits, publish_task
 
@@ -50,6 +51,7 @@ class RuleDraft:
     points: int = 10
 
 
+@atomic
 def create_rule(session: Session, *, actor: User, draft: RuleDraft, limits: TaskLimits) -> PatrolTaskRule:
     name = draft.name.strip()
     if not name or len(name) > MAX_NAME:
@@ -235,6 +237,7 @@ def run_rule(
     return run
 
 
+@atomic
 def run_rule_now(session: Session, *, actor: User, rule_id: int, limits: TaskLimits) -> PatrolTaskRuleRun:
     """A dispatcher runs a rule ahead of its publish time (once per day, as the job would)."""
     rule = session.get(PatrolTaskRule, rule_id)

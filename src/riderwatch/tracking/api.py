@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from riderwatch.config import Settings
-from riderwatch.db import utcnow
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Position, User
 from riderwatch.tracking import service
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules

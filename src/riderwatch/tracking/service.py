@@ -18,8 +18,11 @@ from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.audit.service import record
-from riderwatch.db import utcnow
+from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
+from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import one_of
+from riderwatch.infra.timecodes import hour_of
 from riderwatch.models import (
     AuditEntry,
     CoverageRiderCell,
@@ -32,17 +35,8 @@ from riderwatch.models import (
     TrackingDevice,
     User,
 )
-from riderwatch.tasks.service import forget_rider_visits, forget_visits_after
-from riderwatch.tracking.ingest import (
-    REASONS,
-    IngestResult,
-    IngestRules,
-    PingColumns,
-    hour_of,
-    one_of,
-    record_refusals,
-    store_positions,
-)
+from riderwatch.tasks.verification import forget_rider_visits, forget_visits_after
+from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules, PingColumns, record_refusals, store_positions
 from riderwatch.tracking.osmand import Report
 from riderwatch.tracking.schemas import ParsedPings
 
@@ -159,6 +153,7 @@ def _check_age(when: datetime, now: datetime, max_age: timedelta) -> None:
         )
 
 
+@atomic
 def set_duty(
     session: Session,
     *,
@@ -245,6 +240,7 @@ def _delete_after(session: Session, *, rider_id: int, after: datetime) -> int:
     return int(getattr(deleted, "rowcount", 0) or 0)
 
 
+@atomic
 def register_device(session: Session, *, rider_user: User, device_id: str) -> tuple[TrackingDevice, bool]:
     """Link a Traccar Client device id to the rider; returns (device, created)."""
     _rider(session, rider_user)
@@ -284,12 +280,13 @@ def ingest_batch(
     now = now or utcnow()
     pre = IngestResult()
     # A rider's own request is theirs to see; what a platform sends is the platform's to fix.
-    own = sender.id if sender.role == "rider" else None
+    own_only = policy.sends_own_positions_only(sender)
+    own = sender.id if own_only else None
     for i in pings.malformed:
         pre.reject(i, "invalid", own)
     # Who each name in the batch stands for, decided once per name: the rider's id, or why not.
     target: dict[str | None, int | str] = {}
-    if sender.role == "rider":
+    if own_only:
         target = {None: sender.id, sender.username: sender.id}
         otherwise = "rider_not_allowed"
     else:

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from riderwatch.accounts.service import get_active_user
+from riderwatch import policy
 from riderwatch.errors import DomainError
 from riderwatch.i18n import request_locale, translations
 from riderwatch.models import User
@@ -29,7 +29,7 @@ def _viewer(request: Request) -> User | None:
         return None
     factory: sessionmaker[Session] = request.app.state.session_factory
     with factory() as session:
-        return get_active_user(session, user_id=uid, token_version=version)
+        return policy.signed_in_user(session, user_id=uid, token_version=version)
 
 
 def render_error(request: Request, status: int, detail: str | DomainError) -> Response:

@@ -1,8 +1,8 @@
 """Patrol task pages: the command centre's task board, publish form, task detail and rules; the rider's tasks.
 
-Thin like the other pages: parse the form, call tasks.service / tasks.rules (the services behind
+Thin like the other pages: parse the form, call tasks.service, .verification, .views and .rules (the services behind
 /api/v1/tasks), render. A refused form shows the service's reason with every value kept and stores
-nothing (each change runs in a savepoint). Cancelling a task and running a rule ahead of its time
+nothing (each change is all or nothing: `db.atomic`). Cancelling a task and running a rule ahead of its time
 take a confirmation step. Every form works without JavaScript; with it, the publish form's map adds
 check-in points and the rider's list is ordered from the phone's position.
 """
@@ -16,23 +16,24 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from h3.api import basic_int as h3
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.accounts.service import link_options
 from riderwatch.coverage.service import cell_feature
-from riderwatch.db import utcnow
+from riderwatch.coverage.web import AREA_KIND_LABELS, AREA_KINDS, area_choices
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import Conflict, DomainError, InvalidInput, NotFound
+from riderwatch.errors import DomainError, InvalidInput, NotFound
 from riderwatch.i18n import request_locale
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import User
 from riderwatch.org import service as org_service
-from riderwatch.tasks import rules, service
-from riderwatch.web.coverage import AREA_KIND_LABELS, AREA_KINDS, _area_choices
+from riderwatch.tasks import rules, service, verification, views
+from riderwatch.web.forms import done_message, formatter, refusal, see_other
 from riderwatch.web.labels import N_
-from riderwatch.web.templating import Formatter, render
+from riderwatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,14 +71,6 @@ DONE_MESSAGES: dict[str, str] = {
 _SPLIT_CELLS = re.compile(r"[\s,，;；]+")
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _fmt(request: Request) -> Formatter:
-    return Formatter(request_locale(request), request.app.state.settings.timezone)
-
-
 def _limits(request: Request) -> service.TaskLimits:
     return service.TaskLimits.from_settings(request.app.state.settings)
 
@@ -87,22 +80,9 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _refusal(request: Request, exc: DomainError) -> tuple[dict[str, Any], int]:
-    """The page message for a refused form or action (a lead in the reader's language, the reason)."""
-    _ = _fmt(request)._
-    lead = _("Not possible now.") if isinstance(exc, Conflict) else _("Please correct the form.")
-    return {"message": lead, "message_detail": exc.translated(_), "message_kind": "error"}, exc.status
-
-
-def _done(request: Request, done: str) -> dict[str, Any]:
-    if done not in DONE_MESSAGES:
-        return {}
-    return {"message": _fmt(request)._(DONE_MESSAGES[done]), "message_kind": "success"}
-
-
 def _common(request: Request) -> dict[str, Any]:
     """What every task page's template reads: labels in the reader's language and the time parser."""
-    _ = _fmt(request)._
+    _ = formatter(request)._
     return {
         "phase_labels": {k: _(v) for k, v in PHASE_LABELS.items()},
         "kind_labels": {k: _(v) for k, v in KIND_LABELS.items()},
@@ -112,7 +92,7 @@ def _common(request: Request) -> dict[str, Any]:
 
 
 def _distance_text(request: Request) -> Any:
-    _ = _fmt(request)._
+    _ = formatter(request)._
 
     def text(metres: float | None) -> str:
         if metres is None:
@@ -142,7 +122,7 @@ def board(
 ) -> HTMLResponse:
     if phase not in TABS:
         raise InvalidInput(N_("phase must be one of %(choices)s"), choices=", ".join(TABS))
-    tasks = service.list_tasks(db, phase=None if phase == "all" else service.visible_phase(phase), limit=BOARD_LIMIT)
+    tasks = views.list_tasks(db, phase=None if phase == "all" else views.visible_phase(phase), limit=BOARD_LIMIT)
     context = {
         "tasks": tasks,
         "phase": phase,
@@ -210,7 +190,7 @@ def _form_page(
     context = {
         "values": values,
         "areas": areas,
-        "area_choices": _area_choices(areas, locale),
+        "area_choices": area_choices(areas, locale),
         "area_kind_labels": AREA_KIND_LABELS,
         "resolutions": _resolutions(request),
         "stations": [
@@ -355,12 +335,11 @@ def publish(
     }
     try:
         draft = _draft(values, ZoneInfo(request.app.state.settings.timezone))
-        with db.begin_nested():
-            task = service.publish_task(db, author=user, draft=draft, limits=_limits(request))
+        task = service.publish_task(db, author=user, draft=draft, limits=_limits(request))
     except DomainError as exc:
-        message, status = _refusal(request, exc)
+        message, status = refusal(request, exc)
         return _form_page(request, db, values, status=status, **message)
-    return _see_other(f"/tasks/{task.id}?done=published")
+    return see_other(f"/tasks/{task.id}?done=published")
 
 
 # --- rules ---------------------------------------------------------------------------------------
@@ -392,7 +371,7 @@ def _rules_page(
 ) -> HTMLResponse:
     locale = request_locale(request)
     areas = org_service.areas_geojson(db)
-    choices = _area_choices(areas, locale)
+    choices = area_choices(areas, locale)
     names = {value: name for _kind, items in choices for value, name in items}
     listed = rules.list_rules(db)
     for rule in listed:
@@ -419,9 +398,9 @@ def rules_page(
     done: Annotated[str, Query(max_length=32)] = "",
     tasks: Annotated[int, Query(ge=0, le=1000)] = 0,
 ) -> HTMLResponse:
-    extra = _done(request, done)
+    extra = done_message(request, done, DONE_MESSAGES)
     if done == "rule-run":
-        text = _fmt(request)._("The rule ran: %(n)d tasks published. Its note says why when there are fewer.")
+        text = formatter(request)._("The rule ran: %(n)d tasks published. Its note says why when there are fewer.")
         extra = {"message": text % {"n": tasks}, "message_kind": "success"}
     return _rules_page(request, db, user, **extra)
 
@@ -471,12 +450,11 @@ def create_rule(
             or 0,
             points=_number(points, N_("points: give a whole number"), default=defaults.points) or 0,
         )
-        with db.begin_nested():
-            rules.create_rule(db, actor=user, draft=draft, limits=_limits(request))
+        rules.create_rule(db, actor=user, draft=draft, limits=_limits(request))
     except DomainError as exc:
-        message, status = _refusal(request, exc)
+        message, status = refusal(request, exc)
         return _rules_page(request, db, user, values, status=status, **message)
-    return _see_other("/tasks/rules?done=rule-created")
+    return see_other("/tasks/rules?done=rule-created")
 
 
 @router.post("/tasks/rules/{rule_id}/active")
@@ -488,10 +466,10 @@ def set_rule_active(
     active: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     if active not in ("yes", "no"):
-        message, status = _refusal(request, InvalidInput(N_("active must be yes or no")))
+        message, status = refusal(request, InvalidInput(N_("active must be yes or no")))
         return _rules_page(request, db, user, status=status, **message)
     rules.set_rule_active(db, actor=user, rule_id=rule_id, active=active == "yes")
-    return _see_other(f"/tasks/rules?done={'rule-resumed' if active == 'yes' else 'rule-paused'}")
+    return see_other(f"/tasks/rules?done={'rule-resumed' if active == 'yes' else 'rule-paused'}")
 
 
 def _rule_run(request: Request, db: Session, user: User, rule_id: int, *, confirm: str) -> Response:
@@ -500,7 +478,7 @@ def _rule_run(request: Request, db: Session, user: User, rule_id: int, *, confir
         raise NotFound(N_("no task rule %(id)d"), id=rule_id)
     if confirm != "yes":
         # The first step only asks: nothing is published until the confirmation form comes back.
-        _ = _fmt(request)._
+        _ = formatter(request)._
         rule = listed[rule_id]
         question = _(
             "Run the rule “%(name)s” now? It publishes today's tasks for up to %(n)d gaps at once, "
@@ -518,12 +496,11 @@ def _rule_run(request: Request, db: Session, user: User, rule_id: int, *, confir
             },
         )
     try:
-        with db.begin_nested():
-            run = rules.run_rule_now(db, actor=user, rule_id=rule_id, limits=_limits(request))
+        run = rules.run_rule_now(db, actor=user, rule_id=rule_id, limits=_limits(request))
     except DomainError as exc:
-        message, status = _refusal(request, exc)
+        message, status = refusal(request, exc)
         return _rules_page(request, db, user, status=status, **message)
-    return _see_other(f"/tasks/rules?{urlencode({'done': 'rule-run', 'tasks': run.tasks_created})}")
+    return see_other(f"/tasks/rules?{urlencode({'done': 'rule-run', 'tasks': run.tasks_created})}")
 
 
 @router.get("/tasks/rules/{rule_id}/run")
@@ -544,7 +521,7 @@ def run_rule(
 def _detail_page(
     request: Request, db: Session, user: User, task_id: int, *, status: int = 200, **message: Any
 ) -> HTMLResponse:
-    detail = service.view_task(db, user=user, task_id=task_id)
+    detail = views.view_task(db, user=user, task_id=task_id)
     task = detail["task"]
     can_manage = policy.has_permission(user, "task.manage")
     context = {
@@ -565,25 +542,24 @@ def _detail_page(
 def task_page(
     request: Request, task_id: TaskId, db: DbSession, user: Reader, done: Annotated[str, Query(max_length=32)] = ""
 ) -> HTMLResponse:
-    return _detail_page(request, db, user, task_id, **_done(request, done))
+    return _detail_page(request, db, user, task_id, **done_message(request, done, DONE_MESSAGES))
 
 
 @router.post("/tasks/{task_id}/verify")
 def verify(request: Request, task_id: TaskId, db: DbSession, user: Manager) -> Response:
     task = service.get_task(db, task_id)
     try:
-        with db.begin_nested():
-            service.verify_now(db, task=task, limits=_limits(request))
+        verification.verify_now(db, task=task, limits=_limits(request))
     except DomainError as exc:
-        message, status = _refusal(request, exc)
+        message, status = refusal(request, exc)
         return _detail_page(request, db, user, task.id, status=status, **message)
-    return _see_other(f"/tasks/{task_id}?done=verified")
+    return see_other(f"/tasks/{task_id}?done=verified")
 
 
 def _cancellation(request: Request, db: Session, user: User, task_id: int, *, confirm: str) -> Response:
     task = service.get_task(db, task_id)
     if confirm != "yes":
-        _ = _fmt(request)._
+        _ = formatter(request)._
         question = _(
             "Cancel the task “%(title)s”? Riders no longer see it and it is no longer verified; this cannot be undone."
         ) % {"title": task.title}
@@ -599,12 +575,11 @@ def _cancellation(request: Request, db: Session, user: User, task_id: int, *, co
             },
         )
     try:
-        with db.begin_nested():
-            service.cancel_task(db, actor=user, task_id=task.id)
+        service.cancel_task(db, actor=user, task_id=task.id)
     except DomainError as exc:
-        message, status = _refusal(request, exc)
+        message, status = refusal(request, exc)
         return _detail_page(request, db, user, task.id, status=status, **message)
-    return _see_other(f"/tasks/{task.id}?done=cancelled")
+    return see_other(f"/tasks/{task.id}?done=cancelled")
 
 
 @router.get("/tasks/{task_id}/cancel")
@@ -624,14 +599,14 @@ def cancel(
 
 @router.get("/my/tasks")
 def my_tasks(request: Request, db: DbSession, settings: SettingsDep, user: RiderSelf) -> HTMLResponse:
-    found = service.rider_tasks(db, rider=user)
+    found = views.rider_tasks(db, rider=user)
     context = {"open": found.open, "recent": found.recent, "distance_from": found.reference_source, **_common(request)}
     return render(request, "rider/tasks.html", context)
 
 
 @router.get("/my/tasks/{task_id}")
 def my_task(request: Request, task_id: TaskId, db: DbSession, user: RiderSelf) -> HTMLResponse:
-    detail = service.rider_task_detail(db, rider=user, task_id=task_id)
+    detail = views.rider_task_detail(db, rider=user, task_id=task_id)
     context = {
         "task": detail["task"],
         "targets": {"type": "FeatureCollection", "features": detail["features"]},

@@ -20,7 +20,7 @@ from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError
 from riderwatch.i18n import request_locale
 from riderwatch.incidents import service
-from riderwatch.incidents.api import read_upload
+from riderwatch.incidents.schemas import read_upload
 from riderwatch.models import User
 from riderwatch.web.templating import Formatter, render
 

@@ -1,42 +1,26 @@
-"""The coverage map (command centre and handlers) and the rider's own location pages.
-
-The map page is a shell: its script asks the JSON API (coverage, hotspots, gaps, clues, live
-riders) with the session cookie, so the numbers on the page are the API's. The rider's pages
-(duty and consent, devices, "my data") work as plain forms too; with JavaScript their forms go
-through the same /api/v1/me endpoints, and the open duty page sends the phone's positions.
-"""
+"""The rider's location pages: consent, duty, Traccar Client devices, and what was collected about them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from h3.api import basic_int as h3
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from riderwatch import policy
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError, InvalidInput
-from riderwatch.i18n import request_locale
 from riderwatch.models import User
-from riderwatch.org import service as org_service
 from riderwatch.tracking import service as tracking
 from riderwatch.tracking.schemas import DeviceBody
+from riderwatch.web.forms import formatter, see_other
 from riderwatch.web.labels import N_
-from riderwatch.web.templating import Formatter, render
+from riderwatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-CoverageReader = Annotated[User, Depends(require("coverage.read"))]
 RiderSelf = Annotated[User, Depends(require("tracking.self"))]
 
-AREA_KINDS = ("zone", "community", "grid")
-AREA_KIND_LABELS: dict[str, str] = {
-    "zone": N_("Pilot zones"),
-    "community": N_("Communities"),
-    "grid": N_("Grids"),
-}
 SHIFT_END_LABELS: dict[str, str] = {
     "rider": N_("ended by you"),
     "consent_withdrawn": N_("ended when consent was withdrawn"),
@@ -63,50 +47,6 @@ DONE_MESSAGES: dict[str, str] = {
     "device-removed": N_("The device was removed; positions from it are refused from now on."),
 }
 RECENT_POINTS = 100
-
-
-def _fmt(request: Request) -> Formatter:
-    return Formatter(request_locale(request), request.app.state.settings.timezone)
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-# --- the coverage map --------------------------------------------------------------------------
-
-
-def _area_choices(areas: dict[str, Any], locale: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """(kind, [(value, name)]) for the zone picker; a value is "kind:code", as the API's stored areas."""
-    groups: dict[str, list[tuple[str, str]]] = {kind: [] for kind in AREA_KINDS}
-    for feature in areas["features"]:
-        p = feature["properties"]
-        if p["kind"] not in groups or not p.get("code"):
-            continue
-        name = p["name_en"] if locale == "en" and p.get("name_en") else p["name"]
-        groups[p["kind"]].append((f"{p['kind']}:{p['code']}", name))
-    return [(kind, items) for kind, items in groups.items() if items]
-
-
-@router.get("/coverage")
-def coverage_page(request: Request, db: DbSession, settings: SettingsDep, user: CoverageReader) -> HTMLResponse:
-    areas = org_service.areas_geojson(db)
-    context = {
-        "areas": areas,
-        "area_choices": _area_choices(areas, request_locale(request)),
-        "area_kind_labels": AREA_KIND_LABELS,
-        "resolutions": [(r, round(2 * h3.average_hexagon_edge_length(r, "m"))) for r in settings.coverage_resolutions],
-        "max_window_days": settings.coverage_max_window_days,
-        "live_minutes": settings.live_window_minutes,
-        # Each layer is offered only to those whose API calls would be answered.
-        "can_hotspots": policy.has_permission(user, "hotspots.read"),
-        "can_clues": policy.has_permission(user, "clue.list"),
-        "can_live": policy.has_permission(user, "tracking.view_positions"),
-        # A hotspot or gap cell links to the publish form with the cell filled in.
-        "can_publish_tasks": policy.has_permission(user, "task.manage"),
-        "can_tasks": policy.has_permission(user, "task.read"),
-    }
-    return render(request, "coverage/map.html", context)
 
 
 # --- the rider: consent, duty, devices ---------------------------------------------------------
@@ -137,7 +77,7 @@ def _duty_page(request: Request, db: DbSession, user: User, *, status: int = 200
 
 
 def _refused(request: Request, db: DbSession, user: User, exc: DomainError | ValidationError, **extra: Any) -> Response:
-    _ = _fmt(request)._
+    _ = formatter(request)._
     if isinstance(exc, ValidationError):
         detail = "; ".join(e["msg"] for e in exc.errors())
         status = 422
@@ -157,7 +97,7 @@ def _refused(request: Request, db: DbSession, user: User, exc: DomainError | Val
 
 @router.get("/duty")
 def duty_page(request: Request, db: DbSession, user: RiderSelf, done: str = "", deleted: int = 0) -> HTMLResponse:
-    _ = _fmt(request)._
+    _ = formatter(request)._
     extra: dict[str, Any] = {}
     if done in DONE_MESSAGES:
         extra = {"message": _(DONE_MESSAGES[done]), "message_kind": "success"}
@@ -187,7 +127,7 @@ def give_consent(
         tracking.set_location_consent(db, rider_user=user, granted=True, text_version=current)
     except DomainError as exc:
         return _refused(request, db, user, exc)
-    return _see_other("/duty?done=consent")
+    return see_other("/duty?done=consent")
 
 
 @router.get("/duty/withdraw")
@@ -206,11 +146,11 @@ def withdraw_consent(
 ) -> Response:
     if confirm != "yes":
         # Only the confirmation page's button withdraws: a stray post must not delete the data.
-        return _see_other("/duty/withdraw")
+        return see_other("/duty/withdraw")
     state = tracking.set_location_consent(
         db, rider_user=user, granted=False, text_version=settings.location_consent_text_version
     )
-    return _see_other(f"/duty?done=withdrawn&deleted={state.deleted_positions}")
+    return see_other(f"/duty?done=withdrawn&deleted={state.deleted_positions}")
 
 
 @router.post("/duty/state")
@@ -223,11 +163,10 @@ def set_duty(
     if on_duty not in ("yes", "no"):
         return _refused(request, db, user, InvalidInput(N_("on_duty must be yes or no")))
     try:
-        with db.begin_nested():
-            tracking.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
+        tracking.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
     except DomainError as exc:
         return _refused(request, db, user, exc)
-    return _see_other(f"/duty?done={'on' if on_duty == 'yes' else 'off'}")
+    return see_other(f"/duty?done={'on' if on_duty == 'yes' else 'off'}")
 
 
 @router.post("/duty/devices")
@@ -239,11 +178,10 @@ def add_device(
 ) -> Response:
     try:
         body = DeviceBody(device_id=device_id.strip())
-        with db.begin_nested():
-            tracking.register_device(db, rider_user=user, device_id=body.device_id)
+        tracking.register_device(db, rider_user=user, device_id=body.device_id)
     except (ValidationError, DomainError) as exc:
         return _refused(request, db, user, exc, device_value=device_id)
-    return _see_other("/duty?done=device")
+    return see_other("/duty?done=device")
 
 
 @router.post("/duty/devices/{device_id}/remove")
@@ -254,7 +192,7 @@ def remove_device(
         tracking.remove_device(db, rider_user=user, device_id=device_id)
     except DomainError as exc:
         return _refused(request, db, user, exc)
-    return _see_other("/duty?done=device-removed")
+    return see_other("/duty?done=device-removed")
 
 
 # --- the rider: what was collected -------------------------------------------------------------
@@ -263,7 +201,7 @@ def remove_device(
 @router.get("/my/data")
 def my_data(request: Request, db: DbSession, settings: SettingsDep, user: RiderSelf) -> HTMLResponse:
     data = tracking.collected_data(db, rider_user=user, recent=RECENT_POINTS)
-    fmt = _fmt(request)
+    fmt = formatter(request)
     points = [
         {"lat": p.lat, "lon": p.lon, "ts": fmt.time(p.ts), "accuracy_m": p.accuracy_m}
         for p in reversed(data.recent)  # oldest first: the line is drawn in the order they were taken

@@ -1,52 +1,41 @@
-"""HTML routes: parse, call the same services as the JSON API, render. Access via deps.require / policy."""
+"""The clue pages: the command centre's queue, a clue and its workflow actions, handlers' assignments,
+and the rider's report form and reports."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
-from riderwatch.accounts.service import authenticate
 from riderwatch.clues import service, workflow
 from riderwatch.clues.present import category_name, present_clues
 from riderwatch.clues.schemas import ActionBody, ClueRead
 from riderwatch.config import Settings
-from riderwatch.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, client_id, require
+from riderwatch.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, require
 from riderwatch.errors import (
     N_,
     Conflict,
     DomainError,
     Forbidden,
     InvalidInput,
-    NotAuthenticated,
     NotFound,
-    TooManyRequests,
     TransitionNotAllowed,
 )
-from riderwatch.i18n import LOCALE_COOKIE, LOCALES, request_locale, translations
+from riderwatch.i18n import request_locale
 from riderwatch.models import User
 from riderwatch.models.clues import STATUSES
 from riderwatch.org import service as org_service
-from riderwatch.security import new_csrf_token
-from riderwatch.web.admin import router as admin_router
-from riderwatch.web.coverage import router as coverage_router
-from riderwatch.web.incidents import router as incidents_router
-from riderwatch.web.tasks import router as tasks_router
-from riderwatch.web.templating import STATIC_DIR, Formatter, navigation, render, safe_next
+from riderwatch.web.forms import see_other
+from riderwatch.web.templating import Formatter, render, safe_next
 
 router = APIRouter(include_in_schema=False)
-router.include_router(admin_router)
-router.include_router(coverage_router)
-router.include_router(incidents_router)
-router.include_router(tasks_router)
 
 DeskUser = Annotated[User, Depends(require("clue.desk"))]
 HandlerUser = Annotated[User, Depends(require("clue.handle"))]
@@ -57,115 +46,6 @@ DESK_PAGE_SIZE = 50
 LIST_LIMIT = 200
 ACTION_FIELDS = ("reason", "duplicate_of", "assignee", "outcome", "value_grade", "rating", "urgent", "note")
 _AREA = re.compile(r"^([cg])([0-9]{1,9})$")
-
-
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def home_path(user: User) -> str | None:
-    """The first page of the user's role: the queue, their assignments, or the report form."""
-    nav = navigation(user)
-    return nav[0][0] if nav else None
-
-
-# --- home, login, logout, language -------------------------------------------------------------
-
-
-@router.get("/")
-def home(request: Request, user: OptionalUser) -> Response:
-    if user is None:
-        return _see_other("/login")
-    target = home_path(user)
-    if target is not None:
-        return _see_other(target)
-    return render(request, "home.html")
-
-
-@router.get("/login")
-def login_page(request: Request, user: OptionalUser, next: str = "") -> Response:
-    if user is not None:
-        return _see_other(safe_next(next, home_path(user) or "/"))
-    return render(request, "auth/login.html", {"next": safe_next(next, ""), "username": ""})
-
-
-@router.post("/login")
-def login(
-    request: Request,
-    db: DbSession,
-    settings: SettingsDep,
-    username: Annotated[str, Form(max_length=200)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
-    csrf_token: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    _ = translations(request_locale(request)).gettext
-    context: dict[str, Any] = {"next": safe_next(next, ""), "username": username, "message_kind": "error"}
-    expected = request.session.get("csrf")
-    # The login form carries a token too, so another site cannot log a browser into its own account.
-    if not isinstance(expected, str) or not csrf_token or not secrets.compare_digest(expected, csrf_token):
-        context["message"] = _("The form has expired. Please try again.")
-        return render(request, "auth/login.html", context, status=403)
-    if not username.strip() or not password:
-        context["message"] = _("Enter your username and password.")
-        return render(request, "auth/login.html", context, status=422)
-    try:
-        result = authenticate(
-            db,
-            username=username.strip(),
-            password=password,
-            client=client_id(request),
-            max_failures=settings.login_max_failures,
-            window_seconds=settings.login_window_seconds,
-        )
-    except TooManyRequests as exc:
-        minutes = max(1, settings.login_window_seconds // 60)
-        context["message"] = _("Too many failed logins. Try again in %(minutes)d minutes.") % {"minutes": minutes}
-        headers = {"Retry-After": str(exc.extra.get("retry_after", settings.login_window_seconds))}
-        return render(request, "auth/login.html", context, status=429, headers=headers)
-    if isinstance(result, NotAuthenticated):
-        # Returned normally so the request commits the recorded failure (the rate limit counts it).
-        context["message"] = _("Wrong username or password.")
-        return render(request, "auth/login.html", context)
-    request.session.clear()
-    request.session["uid"] = result.id
-    request.session["v"] = result.token_version
-    request.session["csrf"] = new_csrf_token()
-    return _see_other(safe_next(next, home_path(result) or "/"))
-
-
-@router.post("/logout")
-def logout(request: Request, user: OptionalUser) -> Response:
-    # optional_user has already refused a logged-in session without the CSRF token.
-    request.session.clear()
-    return _see_other("/login")
-
-
-@router.get("/lang/{code}")
-def choose_language(code: str, settings: SettingsDep, next: str = "/") -> Response:
-    if code not in LOCALES:
-        raise NotFound(N_("no language %(code)r; choose one of: %(choices)s"), code=code, choices=", ".join(LOCALES))
-    response = _see_other(safe_next(next))
-    response.set_cookie(
-        LOCALE_COOKIE,
-        code,
-        max_age=365 * 24 * 3600,
-        path="/",
-        samesite="lax",
-        httponly=True,
-        secure=settings.secure_cookies,
-    )
-    return response
-
-
-@router.get("/sw.js")
-def service_worker() -> Response:
-    """The rider pages' service worker, served from the root so its scope covers them."""
-    return FileResponse(
-        STATIC_DIR / "js" / "sw.js",
-        media_type="text/javascript",
-        headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"},
-    )
 
 
 # --- the command-centre queue ------------------------------------------------------------------
@@ -305,8 +185,7 @@ def desk_fragment(request: Request, db: DbSession, user: OptionalUser, query: De
     if user is None:
         # htmx follows redirects silently; ask it to load the login page instead of swapping it in.
         return Response(status_code=204, headers={"HX-Redirect": "/login?next=/desk"})
-    if not policy.has_permission(user, "clue.desk"):
-        raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission="clue.desk")
+    policy.ensure(user, "clue.desk")
     return render(request, "desk/_queue.html", _queue_context(request, db, user, query))
 
 
@@ -425,9 +304,7 @@ def clue_action(
     raw = {k: v for k, v in given.items() if v.strip()}
     try:
         body = ActionBody.model_validate(raw)
-        # A savepoint: whatever the service did before refusing is undone, so a refusal changes nothing.
-        with db.begin_nested():
-            clue = service.take_action(db, user=user, clue_id=clue_id, action=action, body=body)
+        clue = service.take_action(db, user=user, clue_id=clue_id, action=action, body=body)
     except (ValidationError, DomainError) as exc:
         if isinstance(exc, NotFound) and action in workflow.ACTIONS:
             raise  # the clue itself is missing or invisible: the 404 page
@@ -437,7 +314,7 @@ def clue_action(
         return _clue_page(request, db, user, clue_id, message=lead, detail=detail, kind="error", status=status)
     target = safe_next(next, f"/clues/{clue.id}")
     separator = "&" if "?" in target else "?"
-    return _see_other(f"{target}{separator}{urlencode({'done': action, 'clue': clue.id})}")
+    return see_other(f"{target}{separator}{urlencode({'done': action, 'clue': clue.id})}")
 
 
 # --- handlers ----------------------------------------------------------------------------------

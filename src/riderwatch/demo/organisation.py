@@ -1,0 +1,288 @@
+"""The demo district's organisations and people, created through the accounts and organisation services."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from rich.progress import Progress
+from shapely.geometry import Polygon
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riderwatch.accounts.service import create_user
+from riderwatch.demo.geometry import Geometry, district_geometry, polygon_geojson
+from riderwatch.demo.seed import (
+    COMMUNITIES,
+    CONSENT_TEXT_VERSION,
+    GIVEN_FEMALE,
+    GIVEN_MALE,
+    JURISDICTION_CODE,
+    NUMERALS,
+    PATROL_UNITS,
+    PLATFORMS,
+    RIDER_COUNT,
+    STATIONS,
+    SURNAMES,
+    ZONES,
+)
+from riderwatch.geo.areas import bbox
+from riderwatch.models import (
+    Community,
+    Grid,
+    Jurisdiction,
+    PatrolUnit,
+    Platform,
+    Station,
+    User,
+    Zone,
+)
+from riderwatch.security import hash_password, verify_password
+from riderwatch.tracking.service import set_location_consent
+
+# ---------------------------------------------------------------------------------------------
+# Organisations and people
+
+
+def _get_or_add(session: Session, model: Any, code: str, counter: Counter[str], **values: Any) -> Any:
+    row = session.scalar(select(model).where(model.code == code))
+    if row is None:
+        row = model(code=code, **values)
+        session.add(row)
+        session.flush()
+        counter[model.__tablename__] += 1
+    return row
+
+
+def ensure_org(session: Session, geometry: Geometry, added: Counter[str]) -> None:
+    jurisdiction = _get_or_add(
+        session,
+        Jurisdiction,
+        JURISDICTION_CODE,
+        added,
+        name="莆田市公安局荔城分局镇海派出所",
+        name_en="Zhenhai Police Station",
+    )
+    for spec in COMMUNITIES:
+        community = _get_or_add(
+            session,
+            Community,
+            spec.code,
+            added,
+            name=spec.name,
+            name_en=spec.name_en,
+            jurisdiction_id=jurisdiction.id,
+            boundary=geometry.communities[spec.code],
+        )
+        for n, boundary in enumerate(geometry.grids[spec.code], start=1):
+            min_lat, min_lon, max_lat, max_lon = bbox(boundary)
+            _get_or_add(
+                session,
+                Grid,
+                f"{spec.code}-g{n}",
+                added,
+                name=f"{spec.name}第{NUMERALS[n - 1]}网格",
+                community_id=community.id,
+                boundary=boundary,
+                min_lat=min_lat,
+                min_lon=min_lon,
+                max_lat=max_lat,
+                max_lon=max_lon,
+            )
+    for zone in ZONES:
+        _get_or_add(
+            session,
+            Zone,
+            zone.code,
+            added,
+            name=zone.name,
+            name_en=zone.name_en,
+            kind="pilot",
+            rollout_stage="pilot",
+            boundary=polygon_geojson(Polygon(zone.ring)),
+        )
+    for code, name, _size in PATROL_UNITS:
+        _get_or_add(session, PatrolUnit, code, added, name=name, jurisdiction_id=jurisdiction.id)
+    platforms = {code: _get_or_add(session, Platform, code, added, name=zh, name_en=en) for code, zh, en in PLATFORMS}
+    for st in STATIONS:
+        _get_or_add(
+            session,
+            Station,
+            st.code,
+            added,
+            name=st.name,
+            platform_id=platforms[st.platform].id,
+            lat=st.lat,
+            lon=st.lon,
+        )
+
+
+def load_organisation(session: Session) -> None:
+    """Only the district's areas, patrol units, platforms and stations (for benchmarks and trials)."""
+    ensure_org(session, district_geometry(), Counter())
+
+
+@dataclass
+class Person:
+    username: str
+    role: str
+    display_name: str
+    phone: str | None = None
+    station: str | None = None
+    community: str | None = None
+    grid: str | None = None
+    patrol_unit: str | None = None
+    platform: str | None = None
+    rider_status: str = "active"
+    joined_on: date | None = None
+    consent_at: datetime | None = None
+
+
+class _Names:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def person(self, *, female: bool = False) -> str:
+        while True:
+            pool = GIVEN_FEMALE if female else GIVEN_MALE
+            given = "".join(self.rng.choice(pool) for _ in range(self.rng.choice((1, 2, 2))))
+            name = self.rng.choice(SURNAMES) + given
+            if name not in self.used:
+                self.used.add(name)
+                return name
+
+    def phone(self) -> str:
+        return (
+            "1" + self.rng.choice(("38", "39", "58", "59", "37", "88", "36", "89")) + f"{self.rng.randrange(10**8):08d}"
+        )
+
+
+def plan_people(seed: int, today: date) -> list[Person]:
+    """Every demo account, derived from the seed (names, stations, rider statuses and dates)."""
+    rng = random.Random(f"{seed}:people")
+    names = _Names(rng)
+    people = [
+        Person("admin", "admin", "系统管理员"),
+        Person("dispatcher1", "dispatcher", f"{names.person()}（指挥中心）", names.phone()),
+        Person("dispatcher2", "dispatcher", f"{names.person(female=True)}（指挥中心）", names.phone()),
+    ]
+    n_police = n_grid = 0
+    for spec in COMMUNITIES:
+        for _ in range(spec.police):
+            n_police += 1
+            people.append(Person(f"police{n_police}", "police", names.person(), names.phone(), community=spec.code))
+        for g in range(1, spec.grids + 1):
+            n_grid += 1
+            people.append(
+                Person(
+                    f"grid{n_grid}",
+                    "grid_staff",
+                    names.person(female=rng.random() < 0.5),
+                    names.phone(),
+                    grid=f"{spec.code}-g{g}",
+                )
+            )
+    n_patrol = 0
+    for code, _name, size in PATROL_UNITS:
+        for _ in range(size):
+            n_patrol += 1
+            people.append(Person(f"patrol{n_patrol}", "patrol", names.person(), names.phone(), patrol_unit=code))
+    for st in STATIONS:
+        people.append(
+            Person(
+                f"mgr-{st.code}",
+                "station_manager",
+                f"{names.person()}（{st.name}站长）",
+                names.phone(),
+                station=st.code,
+            )
+        )
+    for code, zh, _en in PLATFORMS:
+        people.append(Person(f"{code}-api", "platform", f"{zh}平台接口", platform=code))
+    weights = [st.weight for st in STATIONS]
+    for n in range(1, RIDER_COUNT + 1):
+        station = rng.choices(STATIONS, weights)[0]
+        status = rng.choices(("active", "applied", "suspended", "left"), (0.88, 0.05, 0.035, 0.035))[0]
+        # Applicants joined lately; members over the last eight months, most before the demo weeks.
+        days_ago = rng.randint(1, 20) if status == "applied" else rng.randint(10, 240)
+        joined = today - timedelta(days=days_ago)
+        consent_at = None
+        if status in ("active", "suspended") and rng.random() < 0.93:
+            consent_at = datetime.combine(joined, time(9), tzinfo=UTC) + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
+        people.append(
+            Person(
+                f"rider{n:03d}",
+                "rider",
+                names.person(female=rng.random() < 0.12),
+                names.phone(),
+                station=station.code,
+                rider_status=status,
+                joined_on=joined,
+                consent_at=consent_at,
+            )
+        )
+    return people
+
+
+def ensure_people(
+    session: Session, people: list[Person], password: str, added: Counter[str], progress: Progress
+) -> int:
+    """Create missing accounts; returns how many existing ones had their password reset."""
+    by_code: dict[tuple[Any, str], int | None] = {}
+
+    def ref(model: Any, code: str | None) -> int | None:
+        if code is None:
+            return None
+        key = (model, code)
+        if key not in by_code:
+            by_code[key] = session.scalar(select(model.id).where(model.code == code))
+        return by_code[key]
+
+    existing = {
+        u.username: u for u in session.scalars(select(User).where(User.username.in_([p.username for p in people])))
+    }
+    # One check tells whether the demo accounts already use this password; only then are all reset.
+    admin = existing.get("admin")
+    reset = admin is not None and not verify_password(admin.password_hash, password)
+    task = progress.add_task("accounts 账号", total=len(people))
+    resets = 0
+    for person in people:
+        user = existing.get(person.username)
+        if user is not None:
+            if reset:
+                user.password_hash = hash_password(password)
+                user.token_version += 1
+                resets += 1
+            progress.advance(task)
+            continue
+        user = create_user(
+            session,
+            username=person.username,
+            role=person.role,
+            password=password,
+            display_name=person.display_name,
+            station_code=person.station,
+            phone=person.phone,
+            rider_status=person.rider_status,
+            joined_on=person.joined_on,
+        )
+        user.community_id = ref(Community, person.community)
+        user.grid_id = ref(Grid, person.grid)
+        user.patrol_unit_id = ref(PatrolUnit, person.patrol_unit)
+        if person.platform:
+            user.platform_id = ref(Platform, person.platform)
+        if person.rider_status == "left":
+            user.is_active = False
+        if person.role == "rider" and person.consent_at is not None:
+            # Through the service, so the consent record and its audit entry exist as for a real rider.
+            set_location_consent(
+                session, rider_user=user, granted=True, text_version=CONSENT_TEXT_VERSION, now=person.consent_at
+            )
+        added[f"users:{person.role}"] += 1
+        progress.advance(task)
+    session.flush()
+    return resets
