@@ -46,7 +46,8 @@ from riderwatch.models import (
     Rider,
     User,
 )
-from riderwatch.tasks.service import CheckpointDraft, TaskDraft, TaskLimits, publish_task
+from riderwatch.tasks.schemas import CheckpointDraft, TaskDraft
+from riderwatch.tasks.service import TaskLimits, publish_task
 from riderwatch.tasks.verification import verify_due, verify_task
 
 CENTRE = (25.4320, 119.0100)  # the demo district

@@ -126,7 +126,8 @@ def incidents_import(
     """Import incidents from a CSV export or an Excel workbook: all rows or none; changed cases are updated."""
     from pathlib import Path
 
-    from riderwatch.incidents.service import MAX_FILE_BYTES, ImportRefused, import_file
+    from riderwatch.incidents.rows import MAX_FILE_BYTES, ImportRefused
+    from riderwatch.incidents.service import import_file
 
     settings = Settings()
     path = Path(file)

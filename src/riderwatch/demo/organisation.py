@@ -41,7 +41,7 @@ from riderwatch.models import (
     Zone,
 )
 from riderwatch.security import hash_password, verify_password
-from riderwatch.tracking.service import set_location_consent
+from riderwatch.tracking.duty import set_location_consent
 
 # ---------------------------------------------------------------------------------------------
 # Organisations and people

@@ -20,8 +20,9 @@ from riderwatch.models import (
     PatrolTaskRule,
     User,
 )
-from riderwatch.tasks.rules import RuleDraft, create_rule, run_rule
-from riderwatch.tasks.service import CheckpointDraft, TaskDraft, TaskLimits, publish_task
+from riderwatch.tasks.rules import create_rule, run_rule
+from riderwatch.tasks.schemas import CheckpointDraft, RuleDraft, TaskDraft
+from riderwatch.tasks.service import TaskLimits, publish_task
 from riderwatch.tasks.verification import verify_due
 
 # ---------------------------------------------------------------------------------------------

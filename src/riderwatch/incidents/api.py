@@ -9,8 +9,9 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.incidents import service
-from riderwatch.incidents.schemas import ROW_DESCRIPTION, ImportAnswer, ImportBody, read_upload
+from riderwatch.incidents import rows, service
+from riderwatch.incidents.schemas import ROW_DESCRIPTION, ImportAnswer, ImportBody
+from riderwatch.incidents.upload import read_upload
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -29,7 +30,7 @@ _FORM_SCHEMA: dict[str, Any] = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary"},
-        "source": {"type": "string", "maxLength": service.MAX_SOURCE},
+        "source": {"type": "string", "maxLength": rows.MAX_SOURCE},
     },
 }
 
@@ -84,7 +85,7 @@ def list_incidents(
     start: Annotated[AwareDatetime | None, Query(alias="from", description="occurred from (inclusive)")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to", description="occurred until (exclusive)")] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_LIST)] = 100,
+    limit: Annotated[int, Query(ge=1, le=rows.MAX_LIST)] = 100,
 ) -> dict[str, Any]:
     items, total = service.list_incidents(
         db, filters=service.IncidentFilters(start=start, end=end, category=category, limit=limit)

@@ -19,24 +19,24 @@ from starlette.concurrency import run_in_threadpool
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError
 from riderwatch.i18n import request_locale
-from riderwatch.incidents import service
-from riderwatch.incidents.schemas import read_upload
+from riderwatch.incidents import rows, service
+from riderwatch.incidents.upload import read_upload
 from riderwatch.models import User
 from riderwatch.web.templating import Formatter, render
 
 router = APIRouter(include_in_schema=False)
 
 Importer = Annotated[User, Depends(require("incident.import"))]
-COUNT = Annotated[int, Query(ge=0, le=service.MAX_ROWS)]
+COUNT = Annotated[int, Query(ge=0, le=rows.MAX_ROWS)]
 
 
 def _page(request: Request, db: Session, *, status: int = 200, **extra: Any) -> HTMLResponse:
     context: dict[str, Any] = {
         "sources": service.sources_summary(db),
-        "columns": service.COLUMNS,
-        "required": service.REQUIRED,
-        "max_rows": service.MAX_ROWS,
-        "max_mib": service.MAX_FILE_BYTES // (1024 * 1024),
+        "columns": rows.COLUMNS,
+        "required": rows.REQUIRED,
+        "max_rows": rows.MAX_ROWS,
+        "max_mib": rows.MAX_FILE_BYTES // (1024 * 1024),
         "errors": [],
         "source_value": "",
     }
@@ -79,7 +79,7 @@ async def import_upload(request: Request, db: DbSession, settings: SettingsDep, 
             timezone=settings.timezone,
             default_source=source,
         )
-    except service.ImportRefused as exc:
+    except rows.ImportRefused as exc:
         return await run_in_threadpool(
             _page,
             request,

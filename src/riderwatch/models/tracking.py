@@ -144,7 +144,7 @@ class CoverageCell(Base):
 # Tables that exist on PostgreSQL only (created by migrations there; not compared on SQLite).
 POSTGRESQL_ONLY = MetaData()
 
-# Counts added by ingest on PostgreSQL, not yet folded into `coverage_cells` (tracking.ingest.fold_counts):
+# Counts added by ingest on PostgreSQL, not yet folded into `coverage_cells` (coverage.counts.fold_counts):
 # one row per batch, its cell-hours as parallel arrays. Batches of many riders touch the same
 # cell-hours at once; adding to `coverage_cells` directly made them queue on those rows' locks, and
 # each addition looked the row up and rewrote it; a row per cell-hour here still cost a row per

@@ -12,7 +12,8 @@ from starlette.datastructures import UploadFile
 from riderwatch.deps import DbSession, SettingsDep, StoreDep
 from riderwatch.errors import InvalidInput
 from riderwatch.i18n import request_locale
-from riderwatch.open311 import service
+from riderwatch.open311 import discovery as definitions
+from riderwatch.open311 import queries, service
 from riderwatch.open311.render import check_format, format_of_path, render
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -40,7 +41,7 @@ _CREATE_FORM: dict[str, Any] = {
         },
         "lat": {"type": "number", "minimum": -90, "maximum": 90},
         "long": {"type": "number", "minimum": -180, "maximum": 180},
-        "description": {"type": "string", "maxLength": service.MAX_DESCRIPTION},
+        "description": {"type": "string", "maxLength": definitions.MAX_DESCRIPTION},
     },
     "additionalProperties": {"type": "string", "description": "attribute[CODE] or attribute[CODE][] answers"},
 }
@@ -83,14 +84,14 @@ async def _read_form(request: Request) -> list[tuple[str, str]]:
 @router.get("/discovery.{fmt}", summary="Open311 discovery: endpoint, formats, contact")
 def discovery(fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = service.discovery(db, settings=settings, locale=request_locale(request))
+    document = definitions.discovery(db, settings=settings, locale=request_locale(request))
     return render(fmt, document, root="discovery")
 
 
 @router.get("/services.{fmt}", summary="Open311 services (the clue categories)")
 def services(fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = service.list_services(
+    document = definitions.list_services(
         db,
         settings=settings,
         locale=request_locale(request),
@@ -102,7 +103,7 @@ def services(fmt: str, request: Request, db: DbSession, settings: SettingsDep) -
 @router.get("/services/{service_code}.{fmt}", summary="Open311 service definition (attributes)")
 def service_definition(service_code: str, fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = service.service_definition(
+    document = definitions.service_definition(
         db,
         code=service_code,
         settings=settings,
@@ -115,7 +116,7 @@ def service_definition(service_code: str, fmt: str, request: Request, db: DbSess
 @router.get("/requests.{fmt}", summary="Open311 public service requests")
 def list_requests(fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = service.list_requests(
+    document = queries.list_requests(
         db,
         params=request.query_params.multi_items(),
         settings=settings,
@@ -151,7 +152,7 @@ async def create_request(fmt: str, request: Request, db: DbSession, settings: Se
 @router.get("/requests/{service_request_id}.{fmt}", summary="One Open311 public service request")
 def get_request(service_request_id: str, fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = service.get_request(
+    document = queries.get_request(
         db,
         request_id=service_request_id,
         settings=settings,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import coordinates_ok, to_wgs84
 from riderwatch.models import User
 from riderwatch.tasks import rules, service, verification, views
+from riderwatch.tasks.schemas import RuleDraft, TaskDraft
 
 router = APIRouter(prefix="/api/v1", tags=["patrol tasks"])
 
@@ -21,77 +22,6 @@ RiderSelf = Annotated[User, Depends(require("task.self"))]
 # Ids within what both databases store; a bigger one is refused (422), not passed to the database.
 TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
-class CheckpointBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lat: float
-    lon: float
-    radius_m: float = Field(default=100.0, description="a pass within this distance of the point counts")
-    name: str = Field(default="", max_length=service.MAX_TITLE)
-
-
-class TaskBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(max_length=service.MAX_TITLE)
-    note: str = Field(default="", max_length=2000)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    cells: list[str] | None = Field(default=None, description="H3 cells (strings), all of one configured resolution")
-    area: dict[str, Any] | None = Field(
-        default=None,
-        description='GeoJSON Polygon/MultiPolygon, a Circle, or {"zone"|"grid"|"community": code}: '
-        "the task's cells are those whose centre lies inside",
-    )
-    resolution: int | None = Field(default=None, description="H3 resolution of the cells of `area`")
-    checkpoints: list[CheckpointBody] | None = None
-    crs: Literal["wgs84", "gcj02"] | None = Field(default=None, description="datum of the checkpoints")
-    points: int = Field(default=0, description="points offered to each rider who completes the task")
-    required_share: float = Field(default=1.0, description="share of the cells or points a rider must pass")
-    max_riders: int | None = Field(default=None, description="only the first N riders to complete earn the points")
-    open_to_all: bool = False
-    riders: list[str] = Field(default_factory=list, description="usernames of invited riders")
-    stations: list[str] = Field(default_factory=list, description="codes of invited stations (all their riders)")
-
-    def draft(self) -> service.TaskDraft:
-        return service.TaskDraft(
-            title=self.title,
-            note=self.note,
-            starts_at=self.starts_at,
-            ends_at=self.ends_at,
-            cells=self.cells,
-            area=self.area,
-            resolution=self.resolution,
-            checkpoints=(
-                None
-                if self.checkpoints is None
-                else [
-                    service.CheckpointDraft(lat=c.lat, lon=c.lon, radius_m=c.radius_m, name=c.name)
-                    for c in self.checkpoints
-                ]
-            ),
-            crs=self.crs,
-            points=self.points,
-            required_share=self.required_share,
-            max_riders=self.max_riders,
-            open_to_all=self.open_to_all,
-            riders=self.riders,
-            stations=self.stations,
-        )
-
-
-class RuleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=service.MAX_TITLE)
-    area_kind: Literal["zone", "grid", "community"]
-    area_code: str = Field(max_length=64)
-    top_n: int = 5
-    resolution: int | None = None
-    publish_at: str = Field(default="17:00", description="local time HH:MM when the day's tasks are published")
-    window_start: str = Field(default="18:00", description="local time HH:MM when the tasks' window opens")
-    window_hours: int = 4
-    lookback_days: int = Field(default=28, description="days of clue history and coverage behind the gaps")
-    points: int = 10
 
 
 class RulePatch(BaseModel):
@@ -104,8 +34,8 @@ def _detail(db: DbSession, user: User, task_id: int) -> dict[str, Any]:
 
 
 @router.post("/tasks", status_code=201, summary="Publish a patrol task (dispatcher)")
-def create_task(body: TaskBody, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
-    task = service.publish_task(db, author=user, draft=body.draft(), limits=service.TaskLimits.from_settings(settings))
+def create_task(body: TaskDraft, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
+    task = service.publish_task(db, author=user, draft=body, limits=service.TaskLimits.from_settings(settings))
     return _detail(db, user, task.id)
 
 
@@ -162,11 +92,11 @@ def list_rules(db: DbSession, _user: Reader) -> dict[str, Any]:
 
 
 @router.post("/task-rules", status_code=201, summary="Add a rule: the top N gaps of an area each evening (dispatcher)")
-def create_rule(body: RuleBody, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
+def create_rule(body: RuleDraft, db: DbSession, user: Manager, settings: SettingsDep) -> dict[str, Any]:
     rule = rules.create_rule(
         db,
         actor=user,
-        draft=rules.RuleDraft(**body.model_dump()),
+        draft=body,
         limits=service.TaskLimits.from_settings(settings),
     )
     return rules.rule_json(rule)

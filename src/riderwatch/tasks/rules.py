@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +26,8 @@ from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, DomainError, InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import PatrolTaskRule, PatrolTaskRuleRun, User
-from riderwatch.tasks.service import MAX_POINTS, MAX_TITLE, TaskDraft, TaskLimits, publish_task
+from riderwatch.tasks.schemas import MAX_TITLE, RuleDraft, TaskDraft
+from riderwatch.tasks.service import MAX_POINTS, TaskLimits, publish_task
 
 log = logging.getLogger(__name__)
 CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -35,20 +35,6 @@ MAX_TOP_N = 50
 # Room in a task's title for " #N".
 MAX_NAME = MAX_TITLE - 1 - len(f"#{MAX_TOP_N}")
 MAX_LOOKBACK_DAYS = 366
-
-
-@dataclass(frozen=True)
-class RuleDraft:
-    name: str
-    area_kind: str
-    area_code: str
-    top_n: int = 5
-    resolution: int | None = None
-    publish_at: str = "17:00"
-    window_start: str = "18:00"
-    window_hours: int = 4
-    lookback_days: int = 28
-    points: int = 10
 
 
 @atomic

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from h3.api import basic_int as h3
 from sqlalchemy import (
@@ -43,13 +43,13 @@ from riderwatch.models import (
     Station,
     User,
 )
+from riderwatch.tasks.schemas import MAX_TITLE, CheckpointDraft, TaskDraft
 
 log = logging.getLogger(__name__)
 
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")
 CHUNK = 1000
-MAX_TITLE = 120
 MAX_POINTS = 10_000
 MAX_RIDERS = 100_000
 # A form filled in a few minutes ago still publishes: its start may lie this far in the past.
@@ -81,35 +81,6 @@ class TaskLimits:
                 timedelta(hours=settings.max_ping_age_hours), timedelta(days=settings.position_retention_days)
             ),
         )
-
-
-@dataclass(frozen=True)
-class CheckpointDraft:
-    lat: float
-    lon: float
-    radius_m: float
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class TaskDraft:
-    """What a dispatcher asks for. Exactly one target: `cells`, `area` or `checkpoints`."""
-
-    title: str
-    starts_at: datetime
-    ends_at: datetime
-    note: str = ""
-    cells: Sequence[str] | None = None
-    area: Any = None
-    resolution: int | None = None
-    checkpoints: Sequence[CheckpointDraft] | None = None
-    crs: str | None = None
-    points: int = 0
-    required_share: float = 1.0
-    max_riders: int | None = None
-    open_to_all: bool = False
-    riders: Sequence[str] = ()
-    stations: Sequence[str] = ()
 
 
 # --- publishing -----------------------------------------------------------------------------------

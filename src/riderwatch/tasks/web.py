@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from riderwatch.infra.clock import utcnow
 from riderwatch.models import User
 from riderwatch.org import service as org_service
 from riderwatch.tasks import rules, service, verification, views
+from riderwatch.tasks.schemas import CheckpointDraft, RuleDraft, TaskDraft
 from riderwatch.web.forms import done_message, formatter, refusal, see_other
 from riderwatch.web.labels import N_
 from riderwatch.web.templating import render
@@ -237,7 +238,7 @@ def _local_time(text: str, refusal: str, zone: ZoneInfo) -> datetime:
     return value.replace(tzinfo=zone) if value.tzinfo is None else value
 
 
-def _checkpoint_lines(text: str) -> list[service.CheckpointDraft]:
+def _checkpoint_lines(text: str) -> list[CheckpointDraft]:
     """One check-in point a line: "lat, lon, radius_m, name" (radius and name may be left out)."""
     points = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -253,13 +254,14 @@ def _checkpoint_lines(text: str) -> list[service.CheckpointDraft]:
                 N_("check-in points, line %(line)d: write “lat, lon, radius_m, name”"), line=number
             ) from None
         points.append(
-            service.CheckpointDraft(lat=lat, lon=lon, radius_m=radius, name=parts[3] if len(parts) > 3 else "")
+            CheckpointDraft.model_construct(lat=lat, lon=lon, radius_m=radius, name=parts[3] if len(parts) > 3 else "")
         )
     return points
 
 
-def _draft(values: dict[str, Any], zone: ZoneInfo) -> service.TaskDraft:
-    """The form's values as the service's draft; InvalidInput for what cannot even be read."""
+def _draft(values: dict[str, Any], zone: ZoneInfo) -> TaskDraft:
+    """The form's values as the task's draft (the API's shape; the service checks it); InvalidInput for what
+    cannot even be read."""
     share = _number(values["required_pct"], N_("required share (%): give a whole number"), default=100)
     assert share is not None
     target: dict[str, Any] = {}
@@ -277,7 +279,7 @@ def _draft(values: dict[str, Any], zone: ZoneInfo) -> service.TaskDraft:
         target = {"checkpoints": _checkpoint_lines(values["checkpoints"])}
     else:
         raise InvalidInput(N_("target: choose an area, cells or check-in points"))
-    return service.TaskDraft(
+    return TaskDraft.model_construct(
         title=values["title"],
         note=values["note"],
         starts_at=_local_time(values["starts_at"], N_("start: give a date and time"), zone),
@@ -345,8 +347,12 @@ def publish(
 # --- rules ---------------------------------------------------------------------------------------
 
 
+# A rule's defaults, as the form first shows them.
+RULE_DEFAULTS = RuleDraft.model_construct(name="", area_kind=cast(Any, ""), area_code="")
+
+
 def _rule_defaults(request: Request) -> dict[str, Any]:
-    draft = rules.RuleDraft(name="", area_kind="", area_code="")
+    draft = RULE_DEFAULTS
     return {
         "name": "",
         "area": "",
@@ -431,12 +437,12 @@ def create_rule(
         "lookback_days": lookback_days,
         "points": points,
     }
-    defaults = rules.RuleDraft(name="", area_kind="", area_code="")
+    defaults = RULE_DEFAULTS
     try:
         kind, _sep, code = area.partition(":")
-        draft = rules.RuleDraft(
+        draft = RuleDraft.model_construct(
             name=name,
-            area_kind=kind,
+            area_kind=cast(Any, kind),  # the service names a wrong kind in the reader's language
             area_code=code,
             top_n=_number(top_n, N_("top N: give a whole number"), default=defaults.top_n) or 0,
             resolution=_number(resolution, N_("resolution: give a whole number")),

@@ -17,7 +17,7 @@ from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Position, User
-from riderwatch.tracking import service
+from riderwatch.tracking import duty, service, views
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
 from riderwatch.tracking.osmand import OsmAndError, parse_request
 from riderwatch.tracking.schemas import (
@@ -58,7 +58,7 @@ def put_consent(body: ConsentBody, db: DbSession, user: RiderSelf, settings: Set
         raise InvalidInput(
             N_("the consent text is now version %(version)s; show it to the rider and ask again"), version=current
         )
-    state = service.set_location_consent(db, rider_user=user, granted=body.granted, text_version=current)
+    state = duty.set_location_consent(db, rider_user=user, granted=body.granted, text_version=current)
     return ConsentRead(
         granted=state.granted,
         text_version=state.text_version,
@@ -71,7 +71,7 @@ def put_consent(body: ConsentBody, db: DbSession, user: RiderSelf, settings: Set
 @api_router.put("/me/duty", response_model=DutyRead, summary="Go on or off duty (rider)")
 def put_duty(body: DutyBody, db: DbSession, user: RiderSelf, settings: SettingsDep) -> DutyRead:
     rules = IngestRules.from_settings(settings)
-    state = service.set_duty(
+    state = duty.set_duty(
         db, rider_user=user, on_duty=body.on_duty, at=body.at, max_age=rules.max_age, max_future=rules.max_future
     )
     shift = state.shift
@@ -90,7 +90,7 @@ def put_duty(body: DutyBody, db: DbSession, user: RiderSelf, settings: SettingsD
     responses={200: {"description": "already registered to the caller", "model": DeviceRead}},
 )
 def post_device(body: DeviceBody, db: DbSession, user: RiderSelf, response: Response) -> DeviceRead:
-    device, created = service.register_device(db, rider_user=user, device_id=body.device_id)
+    device, created = duty.register_device(db, rider_user=user, device_id=body.device_id)
     if not created:
         response.status_code = 200
     return DeviceRead.model_validate(device)
@@ -98,13 +98,13 @@ def post_device(body: DeviceBody, db: DbSession, user: RiderSelf, response: Resp
 
 @api_router.delete("/me/devices/{device_id}", status_code=204, summary="Unregister one of the caller's devices")
 def delete_device(device_id: Annotated[str, Path(max_length=64)], db: DbSession, user: RiderSelf) -> Response:
-    service.remove_device(db, rider_user=user, device_id=device_id)
+    duty.remove_device(db, rider_user=user, device_id=device_id)
     return Response(status_code=204)
 
 
 @api_router.get("/me/positions", response_model=CollectedRead, summary="What RiderWatch holds about my location")
 def my_positions(db: DbSession, user: RiderSelf, settings: SettingsDep) -> CollectedRead:
-    data = service.collected_data(db, rider_user=user)
+    data = views.collected_data(db, rider_user=user)
     return CollectedRead(
         consent=data.rider.location_consent,
         consent_text_version=data.rider.location_consent_text_version,
@@ -120,7 +120,7 @@ def my_positions(db: DbSession, user: RiderSelf, settings: SettingsDep) -> Colle
         track_views=[TrackViewRead(at=at, viewer_role=role) for at, role in data.track_views],
         refused_total=sum(r.count for r in data.refusals),
         refusals=[
-            RefusalRead(day=r.day, reason=r.reason, count=r.count, detail=service.refusal_detail(r.reason))
+            RefusalRead(day=r.day, reason=r.reason, count=r.count, detail=views.refusal_detail(r.reason))
             for r in data.refusals
         ],
     )
@@ -170,7 +170,7 @@ def _ingest_pings(body: bytes, db: Session, user: User, settings: Settings) -> I
     return _ingest_read(result)
 
 
-def _feature(p: Position | service.LivePosition, **props: Any) -> dict[str, Any]:
+def _feature(p: Position | views.LivePosition, **props: Any) -> dict[str, Any]:
     return {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
@@ -190,7 +190,7 @@ def rider_track(
         raise InvalidInput(N_("'from' and 'to' need a timezone"))
     if end - start > timedelta(days=7):
         raise InvalidInput(N_("a track covers at most 7 days"))
-    rider, points = service.get_track(
+    rider, points = views.get_track(
         db, viewer=user, username=username, start=start, end=end, max_points=MAX_TRACK_POINTS
     )
     return {
@@ -210,7 +210,7 @@ def live(
     minutes: Annotated[int | None, Query(ge=1, le=24 * 60)] = None,
 ) -> dict[str, Any]:
     within = timedelta(minutes=minutes or settings.live_window_minutes)
-    shown = service.live_positions(db, viewer=user, within=within)
+    shown = views.live_positions(db, viewer=user, within=within)
     return {
         "type": "FeatureCollection",
         "features": [
@@ -240,7 +240,7 @@ def refusals(
         first = last - timedelta(days=6)
     if (last - first).days >= MAX_REFUSAL_DAYS:
         raise InvalidInput(N_("at most %(max)d days at a time"), max=MAX_REFUSAL_DAYS)
-    totals = service.refusal_totals(db, first=first, last=last)
+    totals = views.refusal_totals(db, first=first, last=last)
     return RefusalTotalsRead.model_validate(
         {
             "from": totals.first,

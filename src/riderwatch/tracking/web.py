@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.errors import DomainError, InvalidInput
 from riderwatch.models import User
-from riderwatch.tracking import service as tracking
+from riderwatch.tracking import duty, views
 from riderwatch.tracking.schemas import DeviceBody
 from riderwatch.web.forms import formatter, see_other
 from riderwatch.web.labels import N_
@@ -54,7 +54,7 @@ RECENT_POINTS = 100
 
 def _duty_context(request: Request, db: DbSession, user: User) -> dict[str, Any]:
     settings = request.app.state.settings
-    data = tracking.collected_data(db, rider_user=user, recent=0)
+    data = views.collected_data(db, rider_user=user, recent=0)
     return {
         "consent": data.rider.location_consent,
         "consent_since": data.rider.location_consent_at,
@@ -124,7 +124,7 @@ def give_consent(
             raise InvalidInput(
                 N_("the consent text is now version %(version)s; read it again and agree"), version=current
             )
-        tracking.set_location_consent(db, rider_user=user, granted=True, text_version=current)
+        duty.set_location_consent(db, rider_user=user, granted=True, text_version=current)
     except DomainError as exc:
         return _refused(request, db, user, exc)
     return see_other("/duty?done=consent")
@@ -147,7 +147,7 @@ def withdraw_consent(
     if confirm != "yes":
         # Only the confirmation page's button withdraws: a stray post must not delete the data.
         return see_other("/duty/withdraw")
-    state = tracking.set_location_consent(
+    state = duty.set_location_consent(
         db, rider_user=user, granted=False, text_version=settings.location_consent_text_version
     )
     return see_other(f"/duty?done=withdrawn&deleted={state.deleted_positions}")
@@ -163,7 +163,7 @@ def set_duty(
     if on_duty not in ("yes", "no"):
         return _refused(request, db, user, InvalidInput(N_("on_duty must be yes or no")))
     try:
-        tracking.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
+        duty.set_duty(db, rider_user=user, on_duty=on_duty == "yes")
     except DomainError as exc:
         return _refused(request, db, user, exc)
     return see_other(f"/duty?done={'on' if on_duty == 'yes' else 'off'}")
@@ -178,7 +178,7 @@ def add_device(
 ) -> Response:
     try:
         body = DeviceBody(device_id=device_id.strip())
-        tracking.register_device(db, rider_user=user, device_id=body.device_id)
+        duty.register_device(db, rider_user=user, device_id=body.device_id)
     except (ValidationError, DomainError) as exc:
         return _refused(request, db, user, exc, device_value=device_id)
     return see_other("/duty?done=device")
@@ -189,7 +189,7 @@ def remove_device(
     request: Request, db: DbSession, user: RiderSelf, device_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
     try:
-        tracking.remove_device(db, rider_user=user, device_id=device_id)
+        duty.remove_device(db, rider_user=user, device_id=device_id)
     except DomainError as exc:
         return _refused(request, db, user, exc)
     return see_other("/duty?done=device-removed")
@@ -200,7 +200,7 @@ def remove_device(
 
 @router.get("/my/data")
 def my_data(request: Request, db: DbSession, settings: SettingsDep, user: RiderSelf) -> HTMLResponse:
-    data = tracking.collected_data(db, rider_user=user, recent=RECENT_POINTS)
+    data = views.collected_data(db, rider_user=user, recent=RECENT_POINTS)
     fmt = formatter(request)
     points = [
         {"lat": p.lat, "lon": p.lon, "ts": fmt.time(p.ts), "accuracy_m": p.accuracy_m}

@@ -17,6 +17,24 @@
   'use strict';
   var RW = window.RW = window.RW || {};
 
+  /* A Leaflet map in `box` with the station's tile server, if one is configured (its URL and credit are
+     read from `source`'s data-tile-url and data-tile-attribution, `box` by default); without one the map
+     shows its layers on a plain background (class no-tiles), so nothing is fetched from outside. */
+  RW.baseMap = function (L, box, source) {
+    var from = source || box;
+    var map = L.map(box, { zoomControl: true });
+    // Plain-text credit: the default prefix links to an outside site.
+    map.attributionControl.setPrefix('Leaflet');
+    var tiles = from.getAttribute('data-tile-url');
+    if (tiles) {
+      var credit = (from.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
+      L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
+    } else {
+      box.classList.add('no-tiles');
+    }
+    return map;
+  };
+
   RW.csrf = function () { return document.body.getAttribute('data-csrf') || ''; };
 
   /* Times on the command centre's maps are in the programme's time zone (the server's setting, on

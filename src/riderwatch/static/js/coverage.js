@@ -44,15 +44,7 @@
   }
 
   /* --- the map and its layers --- */
-  var map = L.map(mapEl, { zoomControl: true });
-  map.attributionControl.setPrefix('Leaflet');
-  var tiles = mapEl.getAttribute('data-tile-url');
-  if (tiles) {
-    var credit = (mapEl.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
-    L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
-  } else {
-    mapEl.classList.add('no-tiles');
-  }
+  var map = window.RW.baseMap(L, mapEl);
   // Panes keep the drawing order whatever answer comes first: cells, hotspots, gaps, then points on top.
   [['rw-cells', 410], ['rw-hot', 420], ['rw-gaps', 430], ['rw-tasks', 440], ['rw-points', 450]].forEach(function (p) {
     map.createPane(p[0]).style.zIndex = String(p[1]);

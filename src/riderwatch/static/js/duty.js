@@ -340,15 +340,7 @@
     var L = window.L;
     var points = [];
     try { points = JSON.parse(el(mapEl.getAttribute('data-points')).textContent); } catch (e) { points = []; }
-    var map = L.map(mapEl);
-    map.attributionControl.setPrefix('Leaflet');
-    var tiles = mapEl.getAttribute('data-tile-url');
-    if (tiles) {
-      var credit = (mapEl.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
-      L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
-    } else {
-      mapEl.classList.add('no-tiles');
-    }
+    var map = window.RW.baseMap(L, mapEl);
     var latlngs = points.map(function (p) { return [p.lat, p.lon]; });
     var line = L.polyline(latlngs, { color: '#0b4f8a', weight: 2, opacity: 0.7 }).addTo(map);
     points.forEach(function (p, i) {

@@ -26,18 +26,8 @@
     });
   }
 
-  function baseMap(el) {
-    var map = L.map(el, { zoomControl: true });
-    // Plain-text credit: the default prefix links to an outside site.
-    map.attributionControl.setPrefix('Leaflet');
-    var tiles = el.getAttribute('data-tile-url');
-    if (tiles) {
-      L.tileLayer(tiles, { maxZoom: 19, attribution: escapeHtml(el.getAttribute('data-tile-attribution') || '') }).addTo(map);
-    } else {
-      el.classList.add('no-tiles');
-    }
-    return map;
-  }
+  function baseMap(el) { return window.RW.baseMap(L, el); }
+
 
   function areaLayer(data, lang) {
     return L.geoJSON(data && data.features ? data : { type: 'FeatureCollection', features: [] }, {

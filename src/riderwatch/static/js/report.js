@@ -125,15 +125,7 @@
     box.hidden = false;
     if (map) { map.invalidateSize(); return; }
     loadLeaflet().then(function (L) {
-      map = L.map(box);
-      map.attributionControl.setPrefix('Leaflet');
-      var tiles = form.getAttribute('data-tile-url');
-      if (tiles) {
-        var credit = (form.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
-        L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
-      } else {
-        box.classList.add('no-tiles');
-      }
+      map = window.RW.baseMap(L, box, form);
       var lat = parseFloat(latInput.value);
       var lon = parseFloat(lonInput.value);
       var located = isFinite(lat) && isFinite(lon);

@@ -31,18 +31,8 @@
     open: { color: '#e65100', weight: 2, dashArray: '5 4', fillColor: '#ffe0b2', fillOpacity: 0.35 }
   };
 
-  function baseMap(box) {
-    var map = L.map(box, { zoomControl: true });
-    map.attributionControl.setPrefix('Leaflet');
-    var tiles = box.getAttribute('data-tile-url');
-    if (tiles) {
-      var credit = (box.getAttribute('data-tile-attribution') || '').replace(/[&<>"']/g, '');
-      L.tileLayer(tiles, { maxZoom: 19, attribution: credit }).addTo(map);
-    } else {
-      box.classList.add('no-tiles');
-    }
-    return map;
-  }
+  function baseMap(box) { return window.RW.baseMap(L, box); }
+
 
   // A circle's own getBounds needs a map with a view; before the first fit, its centre and radius do.
   function boundsOf(group) {
