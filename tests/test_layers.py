@@ -53,3 +53,15 @@ def test_every_top_level_module_has_a_layer() -> None:
     present = {m.name for m in pkgutil.iter_modules([str(package)])}
     missing = present - layered - NOT_LAYERED
     assert not missing, f"give these a layer in .importlinter: {sorted(missing)}"
+
+
+def test_every_module_says_its_job_in_its_first_line() -> None:
+    package = Path(riderwatch.__file__).parent
+    silent = []
+    for path in sorted(package.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        first = path.read_text(encoding="utf-8").lstrip().splitlines()[:1]
+        if not first or not first[0].startswith('"""'):
+            silent.append(str(path.relative_to(package)))
+    assert not silent, f"give these a docstring whose first line says what the module is for: {silent}"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch.models import Category
-from riderwatch.open311 import service as open311_service
+from riderwatch.open311 import discovery as open311_discovery
 from tests.factories import make_district
 from tests.open311.helpers import BASE, SCHEMA_DIR, assert_error, assert_xml_mirrors, both, validate
 
@@ -117,6 +117,6 @@ def test_wrong_method_is_a_400_error_list(client: TestClient) -> None:
 
 
 def test_attribute_codes_never_clash_with_request_fields_kept_in_clue_attributes() -> None:
-    codes = {spec.code for spec in open311_service.ATTRIBUTES}
-    assert len(codes) == len(open311_service.ATTRIBUTES)
-    assert not codes & {open311_service.MEDIA_URL_KEY, open311_service.ADDRESS_ID_KEY}
+    codes = {spec.code for spec in open311_discovery.ATTRIBUTES}
+    assert len(codes) == len(open311_discovery.ATTRIBUTES)
+    assert not codes & {open311_discovery.MEDIA_URL_KEY, open311_discovery.ADDRESS_ID_KEY}

@@ -61,8 +61,6 @@ LINK_LABELS: dict[str, str] = {
     "platform": N_("Platform"),
 }
 DONE_MESSAGES: dict[str, str] = {
-    "category-created": N_("The category was added."),
-    "category-updated": N_("The category was saved."),
     "user-created": N_("The user was created and can log in now."),
     "user-updated": N_("The user was saved."),
     "password": N_("The new password is set; the user's sessions and tokens have ended."),

@@ -15,14 +15,18 @@ from riderwatch.incidents.rows import (
     COLUMNS,
     MAX_FILE_BYTES,
     MAX_ROWS,
-    MAX_XLSX_UNPACKED,
-    OLE_MAGIC,
     REQUIRED,
-    XLSX_TYPE,
-    ZIP_MAGIC,
     ImportRefused,
     RowError,
 )
+
+# An .xlsx file is a ZIP archive; Excel 97-2003 (.xls) and password-protected workbooks are OLE files.
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# What an .xlsx upload may unpack to: a full 20 000-row sheet is a few tens of MiB of XML, and the
+# bound keeps a small crafted archive from keeping a worker busy unpacking gigabytes.
+MAX_XLSX_UNPACKED = 128 * 1024 * 1024
 
 # --- reading files -------------------------------------------------------------------------------
 

@@ -30,22 +30,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(minutes=5)
 # Times police systems and spreadsheets write besides ISO 8601 (read as local time).
 LOCAL_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M")
-# Case numbers per IN list when SQLite looks up the cases already stored.
-CHUNK = 1000
-# The fields an import sets; a re-import that changes any of them updates the stored case.
-IMPORTED_FIELDS = ("category_code", "lat", "lon", "occurred_at", "note")
-# A position moves when a coordinate changes by more than this (degrees, about a centimetre): the
-# same place sent once in GCJ-02 and once in WGS-84 differs only in the last bits of the conversion.
-SAME_PLACE = 1e-7
-# Updated cases named one by one in the audit entry (the counts are always there).
-AUDIT_UPDATED = 100
-# An .xlsx file is a ZIP archive; Excel 97-2003 (.xls) and password-protected workbooks are OLE files.
-ZIP_MAGIC = b"PK\x03\x04"
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# What an .xlsx upload may unpack to: a full 20 000-row sheet is a few tens of MiB of XML, and the
-# bound keeps a small crafted archive from keeping a worker busy unpacking gigabytes.
-MAX_XLSX_UNPACKED = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,8 @@ from riderwatch.db import upsert
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.incidents.files import file_format, parse_csv, parse_xlsx
 from riderwatch.incidents.rows import (
-    AUDIT_UPDATED,
-    CHUNK,
-    IMPORTED_FIELDS,
     MAX_LIST,
     MAX_ROWS,
-    SAME_PLACE,
     ImportRefused,
     ImportResult,
     IncidentRow,
@@ -43,6 +39,17 @@ from riderwatch.incidents.rows import (
 )
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Incident, User
+
+# Case numbers per IN list when SQLite looks up the cases already stored.
+CHUNK = 1000
+# The fields an import sets; a re-import that changes any of them updates the stored case.
+IMPORTED_FIELDS = ("category_code", "lat", "lon", "occurred_at", "note")
+# A position moves when a coordinate changes by more than this (degrees, about a centimetre): the
+# same place sent once in GCJ-02 and once in WGS-84 differs only in the last bits of the conversion.
+SAME_PLACE = 1e-7
+# Updated cases named one by one in the audit entry (the counts are always there).
+AUDIT_UPDATED = 100
+
 
 # --- importing -------------------------------------------------------------------------------------
 

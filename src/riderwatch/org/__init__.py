@@ -1,0 +1,1 @@
+"""The organisation: jurisdiction, communities, grids, patrol units, platforms, stations, zones, categories."""

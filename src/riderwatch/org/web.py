@@ -30,12 +30,6 @@ CategoryManager = Annotated[User, Depends(require("category.manage"))]
 DONE_MESSAGES: dict[str, str] = {
     "category-created": N_("The category was added."),
     "category-updated": N_("The category was saved."),
-    "user-created": N_("The user was created and can log in now."),
-    "user-updated": N_("The user was saved."),
-    "password": N_("The new password is set; the user's sessions and tokens have ended."),
-    "deactivated": N_("The user was deactivated; their sessions and tokens have ended."),
-    "reactivated": N_("The user was reactivated and can log in again."),
-    "revoked": N_("The key was revoked; requests with it are refused from now on."),
 }
 
 

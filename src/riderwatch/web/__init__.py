@@ -1,4 +1,4 @@
-"""HTML pages (Jinja2 + htmx + Leaflet), sharing the services with the JSON API."""
+"""What every page shares: templating, forms, labels, error pages and the shell (start page, language)."""
 
 from __future__ import annotations
 
