@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, or_, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import String, func, or_, select
 from sqlalchemy.orm import Session
 
 from riderwatch.audit.service import record
@@ -38,10 +37,9 @@ from riderwatch.incidents.rows import (
     check_rows,
 )
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import values_column
 from riderwatch.models import Category, Incident, User
 
-# Case numbers per IN list when SQLite looks up the cases already stored.
-CHUNK = 1000
 # The fields an import sets; a re-import that changes any of them updates the stored case.
 IMPORTED_FIELDS = ("category_code", "lat", "lon", "occurred_at", "note")
 # A position moves when a coordinate changes by more than this (degrees, about a centimetre): the
@@ -65,35 +63,24 @@ def _imported(row: IncidentRow) -> tuple[Any, ...]:
 def _stored_versions(session: Session, rows: Sequence[IncidentRow]) -> dict[Key, tuple[Any, ...]]:
     """The imported fields of the cases already stored under the rows' (source, external_ref).
 
-    On PostgreSQL a source's case numbers go as one array, joined on the unique index: a long IN
-    list of parameters is only a filter to its planner, compared with every stored case of the
-    source (seconds per thousand numbers). SQLite looks IN lists up in the index itself.
+    A source's case numbers go as one parameter (`infra.sqlparams`), joined on the unique index: a
+    long IN list of parameters is only a filter to PostgreSQL's planner, compared with every stored
+    case of the source (seconds per thousand numbers).
     """
     refs: dict[str, list[str]] = {}
     for r in rows:
         refs.setdefault(r.source, []).append(r.external_ref)
     columns = [getattr(Incident, field) for field in IMPORTED_FIELDS]
-    postgres = session.get_bind().dialect.name == "postgresql"
     found: dict[Key, tuple[Any, ...]] = {}
     for source, names in refs.items():
-        if postgres:
-            wanted = func.unnest(bindparam(None, names, type_=postgresql.ARRAY(String))).table_valued("ref")
-            table = wanted.render_derived()
-            queries = [
-                select(Incident.external_ref, *columns)
-                .join(table, Incident.external_ref == table.c.ref)
-                .where(Incident.source == source)
-            ]
-        else:
-            queries = [
-                select(Incident.external_ref, *columns).where(
-                    Incident.source == source, Incident.external_ref.in_(names[i : i + CHUNK])
-                )
-                for i in range(0, len(names), CHUNK)
-            ]
-        for query in queries:
-            for ref, *values in session.execute(query):
-                found[(source, ref)] = tuple(values)
+        ref = values_column(session, names, String(), name="ref")
+        query = (
+            select(Incident.external_ref, *columns)
+            .join(ref.table, Incident.external_ref == ref)
+            .where(Incident.source == source)
+        )
+        for external_ref, *values in session.execute(query):
+            found[(source, external_ref)] = tuple(values)
     return found
 
 
