@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.accounts.service import create_user
 from riderwatch.geo.areas import bbox
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, User
 
 PASSWORD = "correct-horse-battery"
@@ -105,7 +106,7 @@ def clue_body(**overrides: Any) -> dict[str, Any]:
         "description": "楼道堆放电动车电池充电",
         "lat": CENTER_LAT + 0.001,
         "lon": CENTER_LON - 0.004,
-        "observed_at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+        "observed_at": (utcnow() - timedelta(minutes=30)).isoformat(),
         "anonymous": False,
     }
     body.update(overrides)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from bench.tasks import HOURS, _load, _measure
 
 from riderwatch.config import Settings
+from riderwatch.infra.clock import utcnow
 
 
 def test_bench_loads_riders_and_tasks_and_the_job_finds_visits(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bench.db"
     settings = Settings(data_dir=tmp_path / "data")
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     positions, _seconds = _load(url, riders=20, tasks=4, settings=settings, start=now - timedelta(hours=HOURS))
     assert positions == 20 * HOURS * 3600 // 10
     measured = _measure(url, settings, now)

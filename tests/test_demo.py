@@ -25,6 +25,7 @@ from riderwatch.db import Base
 from riderwatch.demo import OUTLINE, build_demo, district_geometry, plan_people
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import contains
+from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
 from riderwatch.models import (
     AuditEntry,
@@ -147,7 +148,7 @@ def _check_timeline(clue: Clue, events: list[ClueEvent], reporter: User | None, 
         if event.action in ("verify", "reject", "mark_duplicate", "dispatch", "close", "reopen"):
             assert users[event.actor_id or 0].role == "dispatcher"
     assert events[-1].to_status == clue.status
-    assert events[-1].at <= datetime.now(UTC)
+    assert events[-1].at <= utcnow()
     if clue.status in ("dispatched", "in_progress", "resolved", "closed"):
         assert clue.assignee_id == assignee
     if clue.status in ("resolved", "closed"):
@@ -274,7 +275,7 @@ def test_demo_tracks_come_from_the_simulator_through_the_api(settings: Settings,
     points = db.scalar(select(func.count()).select_from(Position)) or 0
     assert points > 500
     first, last = db.execute(select(func.min(Position.ts), func.max(Position.ts))).one()
-    now = datetime.now(UTC)
+    now = utcnow()
     assert now - timedelta(days=1, minutes=5) <= first and last <= now
     # Every point lies in a shift the rider switched on and off through the API.
     shifts = list(db.scalars(select(DutyShift)))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.clues.service import escalate_overdue, submit_clue, take_action, timeline
 from riderwatch.db import unit_of_work
+from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
 from riderwatch.jobs import acquire_lease, run_due_jobs
 from riderwatch.models import AuditEntry, Category, Clue, JobLease
@@ -102,7 +103,7 @@ def test_lease_has_one_holder_at_a_time(session_factory: sessionmaker[Session]) 
     with unit_of_work(session_factory) as s:
         lease = s.get(JobLease, "escalate_overdue")
         assert lease is not None
-        lease.leased_until = datetime.now(UTC) - timedelta(seconds=1)
+        lease.leased_until = utcnow() - timedelta(seconds=1)
     with unit_of_work(session_factory) as s:
         assert acquire_lease(s, "escalate_overdue", seconds=60, holder="server-b")
     with unit_of_work(session_factory) as s:
@@ -115,7 +116,7 @@ def test_racing_servers_get_one_lease(session_factory: sessionmaker[Session], ex
     if expired:
         with unit_of_work(session_factory) as s:
             assert acquire_lease(s, "escalate_overdue", seconds=60, holder="gone")
-            s.get(JobLease, "escalate_overdue").leased_until = datetime.now(UTC) - timedelta(minutes=5)  # type: ignore[union-attr]
+            s.get(JobLease, "escalate_overdue").leased_until = utcnow() - timedelta(minutes=5)  # type: ignore[union-attr]
     n = 8
     barrier = threading.Barrier(n)
     won: list[str] = []
@@ -144,7 +145,7 @@ def test_racing_servers_get_one_lease(session_factory: sessionmaker[Session], ex
 def test_run_due_jobs_escalates(
     session_factory: sessionmaker[Session], db: Session, district: District, tmp_path: Path
 ) -> None:
-    clue = _clue(db, district, tmp_path, at=datetime.now(UTC) - timedelta(days=30))
+    clue = _clue(db, district, tmp_path, at=utcnow() - timedelta(days=30))
     assert run_due_jobs(session_factory, interval=60)["escalate_overdue"] == 1
     db.expire_all()
     assert db.get(Clue, clue.id).escalation_level == 3  # type: ignore[union-attr]

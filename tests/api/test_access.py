@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry
 from tests.api.helpers import Api, drive
 from tests.factories import PASSWORD, image_bytes
@@ -360,7 +361,7 @@ CASES: list[Case] = [
 def _task() -> dict[str, Any]:
     from tests.factories import CENTER_LAT, CENTER_LON
 
-    now = datetime.now(UTC)
+    now = utcnow()
     return {
         "title": "matrix",
         "starts_at": now.isoformat(),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry, Category, Clue
 from tests.api.helpers import ACTORS, Api, assert_problem, body_for, drive, snapshot
 
@@ -69,9 +70,9 @@ def test_every_action_in_status(api: Api, db: Session, status: str) -> None:
         else:
             body = body_for(api, action, clue_id)
         before = snapshot(db, clue_id)
-        started = datetime.now(UTC)
+        started = utcnow()
         data = api.ok(actor, clue_id, action, body)
-        finished = datetime.now(UTC)
+        finished = utcnow()
         expected = target or status
         assert data["status"] == expected, f"{action} from {status}"
         after = snapshot(db, clue_id)
@@ -234,11 +235,11 @@ def test_reopen_returns_to_verified_with_a_new_deadline(api: Api, db: Session, s
     # The clue had run late: long past its deadline and escalated.
     clue = db.get(Clue, clue_id)
     assert clue is not None
-    clue.deadline_at = datetime.now(UTC) - timedelta(days=3)
+    clue.deadline_at = utcnow() - timedelta(days=3)
     clue.escalation_level = 2
     hours = db.get(Category, clue.category_code).deadline_hours  # type: ignore[union-attr]
     db.commit()
-    started = datetime.now(UTC)
+    started = utcnow()
     data = api.ok("dispatcher", clue_id, "reopen", {"reason": "群众再次反映"})
     assert data["status"] == "verified"
     assert data["overdue"] is False
@@ -246,7 +247,7 @@ def test_reopen_returns_to_verified_with_a_new_deadline(api: Api, db: Session, s
     assert data["value_grade"] is None
     deadline = _parse(data["deadline_at"])
     assert started + timedelta(hours=hours) - timedelta(seconds=2) <= deadline
-    assert deadline <= datetime.now(UTC) + timedelta(hours=hours) + timedelta(seconds=2)
+    assert deadline <= utcnow() + timedelta(hours=hours) + timedelta(seconds=2)
     assert data["timeline"][-1]["note"] == "群众再次反映"
     # The reopened clue can be worked again to the end.
     if data["assignee"] is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from h3.api import basic_int as h3
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Clue
 
 EARTH_RADIUS_M = 6371008.8
@@ -157,7 +158,7 @@ def generate(
 
 def store(db: Session, scenario: Scenario, *, category: str = "theft", status: str = "verified") -> None:
     """Write the clues as reports that passed triage (bulk, as the simulator's volume needs)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     rows = [
         {
             "category_code": category,

@@ -15,6 +15,7 @@ from h3.api import basic_int as h3
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Clue
 from riderwatch.sim.incidents import Hotspot, IncidentSet, default_hotspots, generate_incidents
 from riderwatch.sim.world import ZHENHAI
@@ -41,7 +42,7 @@ def _incidents(hotspots: list[Hotspot], seed: int) -> IncidentSet:
 
 def _store(db: Session, incidents: IncidentSet) -> None:
     """The incidents as reports that passed triage, each in its own category (bulk, as the volume needs)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     rows = [
         {
             "category_code": i.category,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from shapely.geometry import Point, shape
 from sqlalchemy.orm import Session
 
 from riderwatch.coverage.rollup import roll_up, sealed_before
+from riderwatch.infra.clock import utcnow
 from tests.api.helpers import Api, assert_problem
 from tests.factories import CENTER_LAT, CENTER_LON, District, square
 from tests.tracking.helpers import backdate, ready, send
@@ -44,7 +45,7 @@ def scene(api: Api, db: Session, district: District) -> dict[str, Any]:
     cells = cells_by_hand(AREA, 9)
     a, b = cells[len(cells) // 2], cells[0]
     (alat, alon), (blat, blon) = h3.cell_to_latlng(a), h3.cell_to_latlng(b)
-    now = datetime.now(UTC)
+    now = utcnow()
     hour = hour_floor(now) - timedelta(hours=2)
     t = hour + timedelta(minutes=10)
     send(
@@ -163,7 +164,7 @@ def test_same_answer_once_the_days_are_rolled_up(api: Api, scene: dict[str, Any]
     ]
     before = [query(api, body).json() for body in bodies]
     # Four days on: the window may end an hour into tomorrow (UTC), and that day seals 49 h after it ends.
-    later = datetime.now(UTC) + timedelta(days=4)
+    later = utcnow() + timedelta(days=4)
     while roll_up(db, now=later, max_age=timedelta(hours=48)):
         pass
     # Every pass is in the roll-up: the window ends (exclusive) no later than the first unsealed day,

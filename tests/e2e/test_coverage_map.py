@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from shapely.geometry import Point, shape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry, DutyShift, Position, Rider, TrackingDevice
 from tests.e2e.conftest import PageWatch, log_in, read_db, wait_until
 from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, clue_body, make_district, square
@@ -48,7 +49,7 @@ def _arrange(db: Session, live_server: str) -> dict[str, Any]:
     district = make_district(db)
     cells = _cells(9)
     chosen = [cells[3], cells[len(cells) // 2], cells[-4]]
-    now = datetime.now(UTC)
+    now = utcnow()
     with _client(live_server, "rider") as rider, _client(live_server, "rider2") as rider2:
         for client in (rider, rider2):
             assert client.put("/api/v1/me/location-consent", json={"granted": True}).status_code == 200
@@ -70,7 +71,7 @@ def _arrange(db: Session, live_server: str) -> dict[str, Any]:
         lat, lon = h3.cell_to_latlng(chosen[1])
         task = {
             "title": "e2e",
-            "starts_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            "starts_at": (utcnow() - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(),
             "checkpoints": [{"lat": lat, "lon": lon, "radius_m": 50}],
             "open_to_all": True,
@@ -279,7 +280,7 @@ def test_map_times_are_the_programmes_whatever_zone_the_browser_is_in(
     log_in(page, "dispatcher")
 
     def end_of_hour() -> str:
-        now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(minute=0, second=0, microsecond=0)
+        now = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).replace(minute=0, second=0, microsecond=0)
         return (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
 
     before = end_of_hour()

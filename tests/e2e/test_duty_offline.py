@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -14,6 +14,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import DutyShift
 from tests.e2e.conftest import PageWatch, log_in, read_db, wait_until
 from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, make_district
@@ -44,10 +45,10 @@ def _shifts(db: Session, rider_id: int) -> list[tuple[datetime, datetime | None]
 def _tap_offline(page: Page, phone: BrowserContext) -> tuple[datetime, datetime]:
     """Tap the duty switch without a connection; returns the moments just before and after the tap."""
     phone.set_offline(True)
-    before = datetime.now(UTC)
+    before = utcnow()
     page.get_by_test_id("duty-toggle").click()
     expect(page.get_by_test_id("duty-status")).to_have_attribute("data-kind", "warn")
-    after = datetime.now(UTC)
+    after = utcnow()
     expect(page.get_by_test_id("duty-state")).to_have_attribute("data-pending", "1")
     return before, after
 
@@ -75,7 +76,7 @@ def test_duty_switched_offline_counts_from_the_tap(
     assert _shifts(db, rider_id) == []
 
     # Back online: the switch goes out by itself and the page shows the shift from the tap.
-    reconnected = datetime.now(UTC)
+    reconnected = utcnow()
     phone.set_offline(False)
     expect(page).to_have_url(re.compile(r"/duty\?done=on$"))
     expect(page.get_by_test_id("duty-state")).to_have_attribute("data-on-duty", "1")
@@ -90,7 +91,7 @@ def test_duty_switched_offline_counts_from_the_tap(
     expect(page.get_by_test_id("duty-state")).to_have_attribute("data-on-duty", "0")
     page.wait_for_timeout(OFFLINE_FOR_S * 1000)
     assert _shifts(db, rider_id)[0][1] is None
-    reconnected = datetime.now(UTC)
+    reconnected = utcnow()
     phone.set_offline(False)
     expect(page).to_have_url(re.compile(r"/duty\?done=off$"))
     expect(page.get_by_test_id("duty-state")).to_have_attribute("data-on-duty", "0")

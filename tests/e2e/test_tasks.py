@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from tests.e2e.conftest import log_in
 from tests.factories import PASSWORD, make_district
 from tests.tracking.helpers import backdate
@@ -40,7 +41,7 @@ def _publish_by_tapping(page: Page) -> tuple[int, float, float]:
     expect(form_map).to_have_class(re.compile(r"\bno-tiles\b"))
     page.get_by_test_id("task-title").fill("金鼎广场夜巡")
     # Within the few minutes' grace a form filled a moment ago gets (minutes only: up to 6 minutes back).
-    start = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")) - timedelta(minutes=5)
+    start = utcnow().astimezone(ZoneInfo("Asia/Shanghai")) - timedelta(minutes=5)
     page.get_by_test_id("task-starts").fill(start.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_test_id("task-ends").fill((start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     page.get_by_test_id("task-click-radius").fill("150")
@@ -103,7 +104,7 @@ def test_dispatcher_publishes_rider_passes_and_the_task_shows_it(
         assert api.put("/api/v1/me/location-consent", json={"granted": True}).status_code == 200
         assert api.put("/api/v1/me/duty", json={"on_duty": True}).status_code == 200
         backdate(db, district.users["rider"].id, hours=1)
-        now = datetime.now(UTC)
+        now = utcnow()
         pings = [
             {"ts": (now - timedelta(minutes=3)).isoformat(), "lat": lat + 0.003, "lon": lon},
             {"ts": (now - timedelta(minutes=2)).isoformat(), "lat": lat + 0.0003, "lon": lon},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Clue
 from tests.factories import clue_body, make_district, token
 from tests.open311.helpers import BASE, api_key, assert_error, assert_xml_mirrors, both, stored, validate
@@ -226,7 +227,7 @@ def test_date_window(client: TestClient, db: Session) -> None:
     key = api_key(db)
     recent = report(client, key)
     old = report(client, key)
-    now = datetime.now(UTC)
+    now = utcnow()
     db.execute(update(Clue).where(Clue.id == old).values(reported_at=now - timedelta(days=100)))
     db.commit()
     assert ids(listing(client)) == [str(recent)]  # the default window is the last 90 days

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from riderwatch.accounts.service import create_user
 from riderwatch.cli import app as cli_app
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Clue, DutyShift, Position, Rider, User
 from riderwatch.sim.feed import Feeder, FeedError, FeedStats, Server
 from riderwatch.sim.incidents import Incident
@@ -82,7 +83,7 @@ def test_a_day_of_history_goes_in_through_the_ingest_api(app: Any, db: Session) 
     # A rider of no platform: no platform account may send for them, so they send their own.
     create_user(db, username="rider3", role="rider", password=PASSWORD)
     db.commit()
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     # A whole day, so the run holds shifts whatever the hour of the test.
     plan = RunPlan(
         seed=4, start=now - timedelta(hours=25), duration=timedelta(hours=24), riders=("rider", "rider2", "rider3")
@@ -116,14 +117,14 @@ def test_riders_consent_and_go_on_and_off_duty_through_the_api(app: Any, db: Ses
     assert rider2 is not None
     rider2.status = "suspended"
     db.commit()
-    now = datetime.now(UTC)
+    now = utcnow()
 
     async def go(client: httpx.AsyncClient) -> tuple[Feeder, list[dict[str, Any]]]:
         feeder = _feeder(client)
         await feeder.duty(DutyChange("rider", True, now))
         await feeder.duty(DutyChange("rider2", True, now))
         mine = (await feeder.server.call("rider", "GET", "/api/v1/me/positions")).json()
-        ts = datetime.now(UTC).timestamp()
+        ts = utcnow().timestamp()
         one = Pings(
             *(
                 _arr(v)
@@ -134,7 +135,7 @@ def test_riders_consent_and_go_on_and_off_duty_through_the_api(app: Any, db: Ses
 
         feeder.add(ping_payloads(one, ["rider", "rider2"]))
         await feeder.flush()
-        await feeder.duty(DutyChange("rider", False, datetime.now(UTC)))
+        await feeder.duty(DutyChange("rider", False, utcnow()))
         after = (await feeder.server.call("rider", "GET", "/api/v1/me/positions")).json()
         return feeder, [mine, after]
 
@@ -155,8 +156,8 @@ def _arr(values: Sequence[float]) -> Any:
 
 def test_a_clue_is_reported_once_however_often_it_is_sent(app: Any, db: Session) -> None:
     make_district(db)
-    inc = Incident(7, datetime.now(UTC) - timedelta(minutes=20), CENTER_LAT, CENTER_LON, "fire_hazard", None)
-    report = ClueReport("rider", inc, datetime.now(UTC), CENTER_LAT, CENTER_LON)
+    inc = Incident(7, utcnow() - timedelta(minutes=20), CENTER_LAT, CENTER_LON, "fire_hazard", None)
+    report = ClueReport("rider", inc, utcnow(), CENTER_LAT, CENTER_LON)
 
     async def go(client: httpx.AsyncClient) -> FeedStats:
         feeder = _feeder(client)
@@ -246,7 +247,7 @@ def _stored_shifts(db: Session, district: Any) -> dict[str, list[tuple[datetime,
 
 def test_a_run_in_the_past_switches_duty_at_the_simulated_times(app: Any, db: Session) -> None:
     district = make_district(db)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     # A whole day, so the run holds shifts whatever the hour of the test.
     plan = RunPlan(seed=4, start=now - timedelta(hours=26), duration=timedelta(hours=24), riders=("rider", "rider2"))
     _consent(db, plan.riders, plan.start - timedelta(days=1))
@@ -264,7 +265,7 @@ def test_a_run_in_the_past_switches_duty_at_the_simulated_times(app: Any, db: Se
 
 def test_a_run_further_back_than_the_server_takes_stops_with_its_reason(app: Any, db: Session) -> None:
     make_district(db)
-    now = datetime.now(UTC)
+    now = utcnow()
     # Every switch of this run lies more than the server's 48 hours back. Five days, so that whatever
     # today's date, the run holds working days of the rider (a rider has days off).
     plan = RunPlan(seed=1, start=now - timedelta(days=8), duration=timedelta(days=5), riders=("rider",))
@@ -281,7 +282,7 @@ def test_a_run_further_back_than_the_server_takes_stops_with_its_reason(app: Any
 
 def test_a_shift_before_the_riders_consent_leaves_the_rider_out(app: Any, db: Session) -> None:
     make_district(db)
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utcnow().replace(microsecond=0)
     # rider consented long ago; rider2 consents when the run first puts them on duty, i.e. now.
     plan = RunPlan(seed=4, start=now - timedelta(hours=26), duration=timedelta(hours=24), riders=("rider", "rider2"))
     _consent(db, ("rider",), plan.start - timedelta(days=1))

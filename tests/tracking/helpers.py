@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from h3.api import basic_int as h3
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.coverage.counts import fold_counts
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, Position, Rider
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON
@@ -39,7 +40,7 @@ def backdate(db: Session, rider_id: int, hours: float = 2) -> None:
 
 
 def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def ping(ts: datetime, lat: float = CENTER_LAT, lon: float = CENTER_LON, **extra: Any) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.tracking.ingest import IngestRules
 from tests.api.helpers import Api
 from tests.factories import District
@@ -28,7 +29,7 @@ def test_aggregates_match_a_recount_after_random_batches(api: Api, db: Session, 
     for name in riders:
         ready(api, name)
         backdate(db, district.users[name].id, hours=30)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=20)
+    start = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=20)
     sent: dict[str, list[datetime]] = {name: [] for name in riders}
     for _ in range(12):
         name = rng.choice(riders)

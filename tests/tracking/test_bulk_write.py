@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.coverage.counts import fold_counts
 from riderwatch.infra.bulk import SQLITE_ROWS_PER_STATEMENT, pg_array, pg_copy_rows
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import LastPosition, Position, User
 from riderwatch.tracking.ingest import IngestResult, IngestRules
 from riderwatch.tracking.schemas import ParsedPings, PingItem, parse_pings
@@ -121,7 +122,7 @@ def test_large_batches_with_duplicates_inside_and_across(api: Api, db: Session, 
     ready(api)
     rider_id = district.users["rider"].id
     backdate(db, rider_id, hours=5)
-    start = datetime.now(UTC) - timedelta(hours=4)
+    start = utcnow() - timedelta(hours=4)
     n = 2 * SQLITE_ROWS_PER_STATEMENT + 77
 
     def at(i: int) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def test_concurrent_batches_store_each_point_once_and_count_riders_once(
     db.expunge(platform)
     db.rollback()
     rules = IngestRules.from_settings(settings)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    start = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
     def batch(offset: int, size: int) -> list[PingItem | None]:
         # A small area (no jump is implausible) and shared instants: the two batches overlap.

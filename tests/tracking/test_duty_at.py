@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import CoverageRiderCell, DutyShift, LastPosition, Position
 from tests.api.helpers import Api, assert_problem
 from tests.factories import District
@@ -16,7 +17,7 @@ from tests.tracking.helpers import CENTER_LAT, backdate, count, hour_of, ping, s
 
 
 def hours_ago(hours: float) -> datetime:
-    return (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
+    return (utcnow() - timedelta(hours=hours)).replace(microsecond=0)
 
 
 def duty(api: Api, on: bool, at: datetime | str | None = None, username: str = "rider") -> Any:
@@ -61,16 +62,16 @@ def test_a_shift_tapped_offline_takes_the_points_recorded_in_it(api: Api, db: Se
 
 
 def test_a_clock_a_little_ahead_means_now(api: Api, db: Session, consented: int) -> None:
-    before = datetime.now(UTC)
-    assert duty(api, True, datetime.now(UTC) + timedelta(seconds=60)).status_code == 200
+    before = utcnow()
+    assert duty(api, True, utcnow() + timedelta(seconds=60)).status_code == 200
     [(started, ended)] = shifts(db, consented)
-    assert before <= started <= datetime.now(UTC) and ended is None
+    assert before <= started <= utcnow() and ended is None
 
 
 @pytest.mark.parametrize(
     ("at", "status"),
     [
-        (lambda: datetime.now(UTC) + timedelta(hours=1), 422),  # the future
+        (lambda: utcnow() + timedelta(hours=1), 422),  # the future
         (lambda: hours_ago(49), 422),  # older than the oldest point still accepted
         (lambda: "2026-11-29T08:00:00", 422),  # no timezone
         (lambda: "yesterday", 422),

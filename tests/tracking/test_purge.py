@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from riderwatch.cli import app as cli
+from riderwatch.infra.clock import utcnow
 from riderwatch.infra.timecodes import hour_of
 from riderwatch.jobs import JOBS, run_due_jobs
 from riderwatch.models import CoverageCell, CoverageRiderCell, DutyShift, LastPosition, Position, PositionRefusal
@@ -52,7 +53,7 @@ def test_purge_keeps_aggregates(api: Api, db: Session, collected: int) -> None:
     # A closed shift from long ago goes too; the open one stays.
     db.execute(insert(DutyShift).values(rider_id=collected, started_at=ago(40 * 86400), ended_at=ago(39 * 86400)))
     # Refusal counts go a day after their (local) day passes the cutoff.
-    today = datetime.now(UTC).date()
+    today = utcnow().date()
     for days, reason in ((32, "off_duty"), (31, "off_duty"), (29, "too_old")):
         db.execute(
             insert(PositionRefusal).values(rider_id=collected, day=today - timedelta(days=days), reason=reason, count=3)

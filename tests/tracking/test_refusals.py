@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import PositionRefusal
 from riderwatch.tracking.ingest import REASONS
 from tests.api.helpers import Api, assert_problem
@@ -27,7 +28,7 @@ def counted(db: Session) -> dict[tuple[int, str], int]:
 
 
 def today(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.timezone)).date()
+    return utcnow().astimezone(ZoneInfo(settings.timezone)).date()
 
 
 def test_batch_refusals_are_counted_for_the_rider_they_belong_to(
@@ -79,7 +80,7 @@ def test_the_rider_sees_their_refusals(api: Api, db: Session, district: District
     api.client.put("/api/v1/me/location-consent", json={"granted": True}, headers=api.auth("rider"))
     backdate(db, district.users["rider"].id)
     for minutes in (3, 2, 1):
-        ts = int((datetime.now(ZoneInfo("UTC")) - timedelta(minutes=minutes)).timestamp())
+        ts = int((utcnow() - timedelta(minutes=minutes)).timestamp())
         res = api.client.post("/osmand", params={"id": DEVICE, "lat": CENTER_LAT, "lon": 119.0, "timestamp": ts})
         assert res.status_code == 200 and res.headers["X-RiderWatch-Refused"] == "off_duty"
     # An older day, as the purge would find it.

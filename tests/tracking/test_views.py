@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry
 from tests.api.helpers import Api, assert_problem
 from tests.factories import District
@@ -21,7 +22,7 @@ def _audits(db: Session, action: str) -> list[AuditEntry]:
 
 
 def _window(hours: int = 3) -> dict[str, str]:
-    now = datetime.now(UTC)
+    now = utcnow()
     return {"from": (now - timedelta(hours=hours)).isoformat(), "to": (now + timedelta(minutes=1)).isoformat()}
 
 

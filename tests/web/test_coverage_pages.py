@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import DutyShift, LocationConsent, Position, Rider, TrackingDevice
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON, District
@@ -116,9 +117,9 @@ def test_the_page_calls_the_api_with_its_session_and_csrf_token(
     api = Api(client)
     ready(api)
     backdate(db, district.users["rider"].id, hours=3)
-    send(api, [{"ts": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON}])
+    send(api, [{"ts": (utcnow() - timedelta(minutes=30)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON}])
     dispatcher = browser("dispatcher")
-    now = datetime.now(UTC)
+    now = utcnow()
     body = {
         "area": {"community": "jinding"},
         "from": (now - timedelta(days=1)).isoformat(),
@@ -142,7 +143,7 @@ def test_clues_filtered_by_the_time_they_were_seen(
     client: TestClient, district: District, report: Callable[..., int]
 ) -> None:
     """The map's clue layer asks for the clues seen in its window."""
-    now = datetime.now(UTC)
+    now = utcnow()
     recent = report(observed_at=(now - timedelta(hours=2)).isoformat())
     older = report(observed_at=(now - timedelta(days=3)).isoformat())
     headers = Api(client).auth("dispatcher")
@@ -252,7 +253,7 @@ def test_withdrawing_consent_asks_first_and_deletes_the_positions(
     api = Api(client)
     ready(api)
     backdate(db, rider_id, hours=3)
-    now = datetime.now(UTC)
+    now = utcnow()
     send(
         api, [{"ts": (now - timedelta(minutes=m)).isoformat(), "lat": CENTER_LAT, "lon": CENTER_LON} for m in (40, 20)]
     )
@@ -315,7 +316,7 @@ def test_my_data_shows_what_was_collected_and_who_looked(
     api = Api(client)
     ready(api)
     backdate(db, rider_id, hours=3)
-    now = datetime.now(UTC)
+    now = utcnow()
     sent = [
         {"ts": (now - timedelta(minutes=m)).isoformat(), "lat": CENTER_LAT + m * 1e-5, "lon": CENTER_LON}
         for m in (50, 30, 10)
@@ -349,7 +350,7 @@ def test_a_refused_coverage_query_is_explained_in_the_pages_language(
 ) -> None:
     """coverage.js shows `localized_detail` when the problem has one; `detail` stays English."""
     dispatcher = browser("dispatcher")
-    now = datetime.now(UTC)
+    now = utcnow()
     body = {
         "area": {"zone": "no-such-zone"},
         "from": (now - timedelta(days=1)).isoformat(),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from h3.api import basic_int as h3
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry, PatrolTask, PatrolTaskCheckpoint, PatrolTaskInvite, PatrolTaskRule
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON, District
@@ -43,7 +44,7 @@ def _audits(db: Session, action: str) -> int:
 
 def _form(**overrides: Any) -> dict[str, Any]:
     """A publish form with two check-in points, open to all, for the next hours."""
-    start = datetime.now(UTC) - timedelta(minutes=5)
+    start = utcnow() - timedelta(minutes=5)
     values: dict[str, Any] = {
         "title": "金鼎夜巡",
         "note": "Look at the bike racks",
@@ -118,7 +119,7 @@ def test_navigation_and_manager_links(browser: Callable[[str], Browser], task_id
 
 
 def test_board_tabs_by_phase(browser: Callable[[str], Browser], api: Api, db: Session) -> None:
-    now = datetime.now(UTC)
+    now = utcnow()
     active = publish(api, db, checkpoints_task(title="Now"))["task"]["id"]
     upcoming = publish(
         api,
@@ -153,7 +154,7 @@ def test_publish_refusals_keep_the_values_and_store_nothing(
         (_form(title=" "), "title"),
         (_form(open_to_all=None, riders="rider, nobody"), "nobody"),
         (_form(open_to_all=None), "invite riders or stations"),
-        (_form(ends_at=_local(datetime.now(UTC) - timedelta(hours=1))), "ends_at"),
+        (_form(ends_at=_local(utcnow() - timedelta(hours=1))), "ends_at"),
         (_form(points="many"), "points"),
         (_form(target="cells", cells="not-a-cell"), "H3"),
         (_form(target="area", area=""), "area"),
@@ -378,7 +379,7 @@ def test_publish_refusals_are_explained_in_the_readers_language(
     browser: Callable[[str], Browser], db: Session, district: District
 ) -> None:
     page = browser("dispatcher")
-    start = datetime.now(UTC) + timedelta(hours=2)
+    start = utcnow() + timedelta(hours=2)
     backwards = _form(starts_at=_local(start), ends_at=_local(start - timedelta(hours=1)))
     nobody = _form(open_to_all=None, riders="rider, nobody")
     english = html.unescape(page.post("/tasks", data=backwards).text)
