@@ -1,12 +1,15 @@
 """Test fixtures: a real database (SQLite or PostgreSQL, by RIDERWATCH_TEST_DB), built once by the
-migrations and emptied after every test; the app on top; factories for the common objects."""
+migrations and emptied after every test; the app on top; factories for the common objects; every test
+at the same instant (TEST_NOW, or RIDERWATCH_TEST_NOW)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from argon2 import PasswordHasher
@@ -18,6 +21,7 @@ from riderwatch import security
 from riderwatch.app import create_app
 from riderwatch.config import Settings
 from riderwatch.db import Base, make_engine, make_session_factory
+from riderwatch.infra import clock
 from riderwatch.migrate import upgrade
 from riderwatch.models import Category
 from riderwatch.models.tracking import POSTGRESQL_ONLY
@@ -26,6 +30,44 @@ from tests.factories import District, make_district
 
 BACKEND = os.environ.get("RIDERWATCH_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# Every test starts at this instant, and the clock ticks on from it (see _frozen_clock). It is awkward
+# on purpose, and the same on every run: 17:40 UTC on 30 November is 01:40 on 1 December in Shanghai,
+# so the UTC and the local day (and month) differ all through a test, and of the points tests place
+# "an hour ago" and "two hours ago" (in earlier UTC hours) the second lies on the local day before: a
+# test that takes a UTC day for a Shanghai day, or "today" for the last few hours, fails every time
+# instead of a few hours a day in CI. Yet the clock reaches no hour's turn for 20 minutes and no
+# midnight for hours (UTC in 6 h 20, Shanghai in 22 h 20): far longer than a test runs. It lies in the
+# past, as the simulator paces its runs by the real time (a run whose times are still ahead of the real
+# clock would wait for them), and after the fixed dates tests hold for past events (incidents of
+# 2026-11-20).
+DEFAULT_NOW = datetime(2026, 11, 30, 17, 40, tzinfo=UTC)
+EARLIEST_NOW = datetime(2026, 11, 21, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def frozen_instant(value: str | None) -> datetime:
+    """The instant the tests run at: DEFAULT_NOW, or RIDERWATCH_TEST_NOW (ISO 8601 with an offset, e.g.
+    `RIDERWATCH_TEST_NOW=2026-12-01T00:40:00Z pytest tests/tasks`) to show that tests do not depend on it.
+
+    Another instant must keep what tests rely on DEFAULT_NOW for: at least ten minutes from an hour's
+    turn (the minute between 10 and 50, in UTC and in Shanghai alike); in Shanghai, an hour of the day
+    from 01 to 22 (task rules want an earlier and a later hour of the local day); not before
+    EARLIEST_NOW, and not in the future.
+    """
+    if not value:
+        return DEFAULT_NOW
+    at = datetime.fromisoformat(value)
+    if at.tzinfo is None:
+        raise ValueError(f"RIDERWATCH_TEST_NOW needs an offset or Z: {value!r}")
+    local = at.astimezone(SHANGHAI)
+    if not (10 <= at.minute <= 50 and 1 <= local.hour <= 22 and EARLIEST_NOW <= at < clock.system_time()):
+        raise ValueError(f"RIDERWATCH_TEST_NOW={value!r} breaks the rules of tests.conftest.frozen_instant")
+    return at.astimezone(UTC)
+
+
+# What clock.utcnow() says as a test starts (unless it is marked real_clock).
+TEST_NOW = frozen_instant(os.environ.get("RIDERWATCH_TEST_NOW"))
 
 
 def _worker() -> str:
@@ -45,6 +87,46 @@ def _pg_database(name: str) -> str:
     admin.dispose()
     base, _, _db = PG_ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
+
+
+REAL_CLOCK = "real_clock"
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{REAL_CLOCK}: the test runs on the real clock, not at the tests' fixed instant (a server in another "
+        "process or a browser reads the time where the frozen clock does not reach)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(REAL_CLOCK)
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every test with `riderwatch.infra.clock` frozen at TEST_NOW, ticking on with the real time
+    from there (so elapsed times, timeouts and "received a moment ago" still work).
+    The app, its jobs, models' defaults and the CLI read it, and so do tests: they take "now" from
+    `clock.utcnow()`, never from `datetime.now()`, `date.today()` or `time.time()`.
+
+    The rule: a test runs on the real clock if, and only if, it is marked `real_clock` — because part
+    of what it checks reads the time in another process, where the frozen clock does not reach: a
+    server started in a subprocess (`riderwatch serve`, uvicorn, the benchmarks' servers) or a browser.
+    Every test under tests/e2e/ is marked so at collection. Mark a module with
+    `pytestmark = pytest.mark.real_clock`, or a test with `@pytest.mark.real_clock`. A server in a
+    thread of the test process (uvicorn in tests/api/test_idempotency.py, TestClient) sees the frozen
+    clock and needs no mark.
+    """
+    if request.node.get_closest_marker(REAL_CLOCK):
+        yield
+        return
+    with clock.frozen(TEST_NOW):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from bench.ingest import (
     FIX_INTERVAL_S,
     PROFILE_ROUNDS,
@@ -45,6 +46,7 @@ SIZES = Sizes(
 )
 
 
+@pytest.mark.real_clock  # the bench's server runs in a process of its own, on the real clock
 def test_positions_bench_drives_the_real_server_and_reports(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bench.db"
     # In its own thread: the bench runs its own event loops, and a browser test earlier in this worker

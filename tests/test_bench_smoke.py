@@ -10,6 +10,9 @@ import pytest
 from bench.clue_submissions import Load, bench_backend, prepare_database, report, running_server
 from rich.console import Console
 
+# The benchmark's server runs in a process of its own, which reads the real clock: so do these tests.
+pytestmark = pytest.mark.real_clock
+
 
 def test_bench_drives_the_real_server_and_reports(tmp_path: Path) -> None:
     load = Load(requests=24, photo_requests=3, concurrency=4, time_cap_s=60, riders=2)

@@ -46,6 +46,8 @@ VENDORED = {
 # Tracked package files the wheel need not carry: the message extraction's config, and dot files.
 NOT_SHIPPED = {"riderwatch/babel.cfg"}
 PASSWORD = "wheel-test-password"
+# The installed wheel serves from a process of its own, which reads the real clock: so do these tests.
+pytestmark = pytest.mark.real_clock
 
 
 def _run(args: list[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,10 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import system_time, utcnow
 from riderwatch.models import AuditEntry, Clue, CluePhoto, LoginFailure, User
 from tests.api.helpers import Api, assert_problem
+from tests.conftest import TEST_NOW
 from tests.factories import PASSWORD, clue_body, image_bytes
 
 
@@ -36,7 +37,7 @@ def _assert_nothing_stored(db: Session, app: FastAPI) -> None:
 
 
 def _past(minutes: int) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
+    return (utcnow() - timedelta(minutes=minutes)).isoformat()
 
 
 @pytest.mark.parametrize(
@@ -54,8 +55,8 @@ def _past(minutes: int) -> str:
         {"crs": "GCJ02 "},
         {"observed_at": "2026-11-29T08:30:00"},  # no time zone
         {"observed_at": "yesterday"},
-        {"observed_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()},
-        {"observed_at": (datetime.now(UTC) - timedelta(days=400)).isoformat()},
+        {"observed_at": (TEST_NOW + timedelta(hours=2)).isoformat()},
+        {"observed_at": (TEST_NOW - timedelta(days=400)).isoformat()},
         {"description": "长" * 4001},
         {"anonymous": "maybe"},
         {"reporter": "someone-else"},  # unknown fields are refused, not ignored
@@ -151,7 +152,9 @@ def test_bad_tokens(api: Api, db: Session, app: FastAPI) -> None:
     assert rider is not None
     uid, version = rider.id, rider.token_version
     db.rollback()
-    now = int(time.time())
+    # Tokens are signed and checked by itsdangerous, which reads the real clock (time.time), not
+    # riderwatch's: their times are the real ones.
+    now = int(system_time().timestamp())
     bad: dict[str, str] = {
         "garbage": "Bearer not-a-token",
         "empty": "Bearer ",
@@ -211,7 +214,7 @@ def test_lock_expires_after_the_window(api: Api, db: Session, app: FastAPI) -> N
         assert_problem(_login(api, "rider", "nope-nope"), 401)
     assert_problem(_login(api, "rider", PASSWORD), 429)
     for failure in db.scalars(select(LoginFailure)):
-        failure.at = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds + 1)
+        failure.at = utcnow() - timedelta(seconds=settings.login_window_seconds + 1)
     db.commit()
     assert _login(api, "rider", PASSWORD).status_code == 200
     # A successful login clears the slate.

@@ -7,8 +7,12 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from bench.coverage import Sizes, bench_backend, report
 from rich.console import Console
+
+# The benchmark also queries a server in a process of its own, which reads the real clock: so does this test.
+pytestmark = pytest.mark.real_clock
 
 
 def test_coverage_bench_measures_both_paths_and_compares_them(tmp_path: Path) -> None:

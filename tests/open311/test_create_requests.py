@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,9 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import ApiKey, ClueEvent
+from tests.conftest import TEST_NOW
 from tests.factories import CENTER_LAT, CENTER_LON, make_district, token
 from tests.open311.helpers import BASE, api_key, assert_error, clue_count, stored, validate_created
 
@@ -33,7 +35,7 @@ def form(key: str, **overrides: Any) -> dict[str, Any]:
 def test_create_with_single_and_multi_value_attributes(client: TestClient, db: Session) -> None:
     make_district(db)
     key = api_key(db)
-    seen = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    seen = (utcnow() - timedelta(hours=1)).replace(microsecond=0)
     res = client.post(
         f"{BASE}/requests.json",
         data=form(
@@ -104,7 +106,7 @@ def test_create_in_xml_with_a_single_multi_value(client: TestClient, db: Session
 
 def test_defaults_observed_at_to_now_and_ignores_blank_fields(client: TestClient, db: Session) -> None:
     key = api_key(db)
-    before = datetime.now(UTC)
+    before = utcnow()
     res = client.post(
         f"{BASE}/requests.json",
         data=form(key, email="", phone="", address_string="", **{"attribute[urgency]": "", "x_client": "v2"}),
@@ -130,7 +132,7 @@ def test_bad_api_key_is_403_and_stores_nothing(client: TestClient, db: Session, 
     if given == "revoked":
         row = db.scalar(select(ApiKey))
         assert row is not None
-        row.revoked_at = datetime.now(UTC)
+        row.revoked_at = utcnow()
         db.commit()
         given = key
     res = client.post(f"{BASE}/requests.{fmt}", data=form(given or "", api_key=given))
@@ -148,10 +150,6 @@ def test_unknown_service_is_404_and_stores_nothing(client: TestClient, db: Sessi
     key = api_key(db)
     assert_error(client.post(f"{BASE}/requests.{fmt}", data=form(key, service_code="ufo")), 404, fmt, mentions="ufo")
     assert clue_count(db) == 0
-
-
-def _future() -> str:
-    return (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
 MALFORMED: dict[str, tuple[dict[str, Any], str]] = {
@@ -173,7 +171,7 @@ MALFORMED: dict[str, tuple[dict[str, Any], str]] = {
     "malformed attribute key": ({"attribute[urgency": "urgent"}, "attribute"),
     "datetime without timezone": ({"attribute[observed_at]": "2026-11-29T08:30:00"}, "timezone"),
     "datetime garbage": ({"attribute[observed_at]": "yesterday"}, "ISO 8601"),
-    "observed in the future": ({"attribute[observed_at]": _future()}, "future"),
+    "observed in the future": ({"attribute[observed_at]": (TEST_NOW + timedelta(days=1)).isoformat()}, "future"),
     "observed too long ago": ({"attribute[observed_at]": "2020-01-01T00:00:00+08:00"}, "90 days"),
     "bad email": ({"email": "not an address"}, "email"),
     "bad phone": ({"phone": "call me maybe"}, "phone"),

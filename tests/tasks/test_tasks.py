@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch.geo.coords import EARTH_RADIUS_M
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry, PatrolTask, PatrolTaskResult, PatrolTaskVisit, User
 from tests.api.helpers import PROBLEM_JSON, Api
+from tests.conftest import TEST_NOW
 from tests.factories import PASSWORD, District
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, ago, backdate, count, ping, ready, send
 
@@ -21,8 +23,9 @@ from tests.tracking.helpers import CENTER_LAT, CENTER_LON, ago, backdate, count,
 NORTH = (CENTER_LAT + 0.0045, CENTER_LON)
 
 
-def window(start_ago_s: float = 3600, hours: float = 2) -> dict[str, str]:
-    start = datetime.now(UTC) - timedelta(seconds=start_ago_s)
+def window(start_ago_s: float = 3600, hours: float = 2, *, now: datetime | None = None) -> dict[str, str]:
+    """A task's window starting `start_ago_s` before now (`now`: for parameters, made before the test runs)."""
+    start = (now or utcnow()) - timedelta(seconds=start_ago_s)
     return {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=hours)).isoformat()}
 
 
@@ -48,7 +51,7 @@ def publish(api: Api, db: Session, body: dict[str, Any]) -> dict[str, Any]:
     the window's start: the same as a dispatcher who published it then.
     """
     starts = datetime.fromisoformat(body["starts_at"])
-    offset = max(timedelta(0), datetime.now(UTC) - starts)
+    offset = max(timedelta(0), utcnow() - starts)
     ahead = {
         **body,
         "starts_at": (starts + offset).isoformat(),
@@ -64,7 +67,7 @@ def publish(api: Api, db: Session, body: dict[str, Any]) -> dict[str, Any]:
         task.ends_at -= offset
         task.created_at -= offset
         db.commit()
-        data["task"]["phase"] = "active" if task.ends_at > datetime.now(UTC) else "ended"
+        data["task"]["phase"] = "active" if task.ends_at > utcnow() else "ended"
     return data
 
 
@@ -206,9 +209,9 @@ def test_cells_task_from_cells(api: Api, db: Session, district: District) -> Non
         ({"checkpoints": None, "cells": ["8041fffffffffff"]}, "resolution"),
         ({"checkpoints": None, "area": {"grid": "nowhere"}}, "no grid"),
         ({"checkpoints": None}, "exactly one target"),
-        (window(start_ago_s=7200, hours=1), "has passed"),
-        (window(start_ago_s=0, hours=24 * 8), "at most 7 days"),
-        (window(start_ago_s=-7200, hours=-1), "after starts_at"),
+        (window(start_ago_s=7200, hours=1, now=TEST_NOW), "has passed"),
+        (window(start_ago_s=0, hours=24 * 8, now=TEST_NOW), "at most 7 days"),
+        (window(start_ago_s=-7200, hours=-1, now=TEST_NOW), "after starts_at"),
         ({"riders": ["nobody"]}, "no active rider 'nobody'"),
         ({"riders": ["police"]}, "no active rider 'police'"),
         ({"riders": [], "stations": ["nowhere"]}, "no station"),
@@ -218,8 +221,8 @@ def test_cells_task_from_cells(api: Api, db: Session, district: District) -> Non
         ({"required_share": 0}, "required_share"),
         ({"max_riders": 0}, "max_riders"),
         ({"max_riders": 2**70}, "max_riders"),
-        (window(start_ago_s=1800), "starts_at has passed"),
-        (window(start_ago_s=-91 * 86400), "at most 90 days ahead"),
+        (window(start_ago_s=1800, now=TEST_NOW), "starts_at has passed"),
+        (window(start_ago_s=-91 * 86400, now=TEST_NOW), "at most 90 days ahead"),
         ({"starts_at": "9999-12-31T10:00:00-08:00", "ends_at": "9999-12-31T20:00:00-08:00"}, "90 days ahead"),
         ({"checkpoints": None, "area": {"grid": "jinding-w"}, "crs": "gcj02"}, "crs applies to checkpoints only"),
         ({"starts_at": "2026-11-29T20:00:00"}, "timezone"),
@@ -337,7 +340,7 @@ def test_ended_tasks_are_checked_again_now_and_then_for_late_points(
     task.starts_at -= timedelta(hours=1, minutes=30)
     task.ends_at -= timedelta(hours=1, minutes=30)  # ended half an hour ago
     db.commit()
-    now = datetime.now(UTC)
+    now = utcnow()
     assert verify_due(db, limits=limits, now=now) == 1  # never checked since it ended
     db.commit()
     assert verify_due(db, limits=limits, now=now + timedelta(minutes=5)) == 0

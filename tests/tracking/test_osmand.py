@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Position, PositionRefusal, TrackingDevice
 from riderwatch.tracking.api import REFUSED_HEADER as REFUSED
 from riderwatch.tracking.osmand import KNOT_MPS, OsmAndError, parse_timestamp
 from tests.api.helpers import Api
+from tests.conftest import TEST_NOW
 from tests.factories import District
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, backdate, count, ready
 
@@ -40,7 +42,7 @@ def _fields(ts: datetime, **extra: Any) -> dict[str, Any]:
 
 
 def recent(minutes: int = 5) -> datetime:
-    return (datetime.now(UTC) - timedelta(minutes=minutes)).replace(microsecond=0)
+    return (utcnow() - timedelta(minutes=minutes)).replace(microsecond=0)
 
 
 def test_query_string_post_with_empty_body(api: Api, db: Session, device: str) -> None:
@@ -185,7 +187,7 @@ def refusals(db: Session) -> dict[str, int]:
         ({"lat": 95}, "bad_coordinates"),
         ({"lat": 0, "lon": 0}, "bad_coordinates"),  # a phone without a fix
         ({"timestamp": "2020-01-01T00:00:00Z"}, "too_old"),
-        ({"timestamp": int((datetime.now(UTC) + timedelta(days=1)).timestamp())}, "future"),
+        ({"timestamp": int((TEST_NOW + timedelta(days=1)).timestamp())}, "future"),
     ],
 )
 def test_permanent_refusals_answer_200_and_are_counted(
@@ -240,10 +242,10 @@ def test_unknown_device_in_an_array_stores_nothing(api: Api, db: Session, device
 def test_consent_and_duty_refusals(api: Api, db: Session, device: str) -> None:
     api.client.put("/api/v1/me/duty", json={"on_duty": False}, headers=api.auth("rider"))
     # Whole seconds: a point within the second the shift ended still belongs to it.
-    res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
+    res = api.client.post("/osmand", params=_fields(utcnow() + timedelta(seconds=2)))
     assert res.status_code == 200 and res.headers[REFUSED] == "off_duty" and "duty" in res.text
     api.client.put("/api/v1/me/location-consent", json={"granted": False}, headers=api.auth("rider"))
-    res = api.client.post("/osmand", params=_fields(datetime.now(UTC) + timedelta(seconds=2)))
+    res = api.client.post("/osmand", params=_fields(utcnow() + timedelta(seconds=2)))
     assert res.status_code == 200 and res.headers[REFUSED] == "no_consent" and "consent" in res.text
     assert stored(db) == []
     assert refusals(db) == {"off_duty": 1, "no_consent": 1}

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from riderwatch.cli import app as cli
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Position
 from riderwatch.tracking.api import REFUSED_HEADER
 from tests.api.helpers import Api
@@ -29,6 +30,8 @@ from tests.factories import District
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, backdate, ready
 
 DEVICE = "rw-port-5055"
+# `riderwatch serve` runs in a process of its own, which reads the real clock: so do these tests.
+pytestmark = pytest.mark.real_clock
 
 
 def _free_port() -> int:
@@ -106,7 +109,7 @@ def _positions(db: Session) -> list[tuple[datetime, float, float, float | None]]
 
 
 def test_traccar_client_posts_to_the_port_root(served: Served, device: str, db: Session) -> None:
-    ts = (datetime.now(UTC) - timedelta(minutes=3)).replace(microsecond=0)
+    ts = (utcnow() - timedelta(minutes=3)).replace(microsecond=0)
     # As Traccar Client sends it: POST to the server URL, the fields in the query string, no body.
     query = {"id": device, "timestamp": int(ts.timestamp()), "lat": CENTER_LAT, "lon": CENTER_LON}
     query |= {"speed": 10, "bearing": 90, "altitude": 4, "accuracy": 8, "batt": 77}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import Platform, Position, Rider
 from tests.api.helpers import Api, assert_problem
+from tests.conftest import TEST_NOW
 from tests.factories import District
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, ago, backdate, count, ping, ready, send
 
@@ -46,8 +47,8 @@ def test_good_pings_are_stored(api: Api, db: Session, on_duty: int) -> None:
         ({"lat": -90.0001}, "bad_coordinates"),
         ({"lon": 180.5}, "bad_coordinates"),
         ({"lat": 0, "lon": 0}, "bad_coordinates"),
-        ({"ts": (datetime.now(UTC) + timedelta(minutes=30)).isoformat()}, "future"),
-        ({"ts": (datetime.now(UTC) - timedelta(hours=49)).isoformat()}, "too_old"),
+        ({"ts": (TEST_NOW + timedelta(minutes=30)).isoformat()}, "future"),
+        ({"ts": (TEST_NOW - timedelta(hours=49)).isoformat()}, "too_old"),
         ({"ts": "2026-11-29T08:30:00"}, "invalid"),  # no time zone
         ({"ts": "yesterday"}, "invalid"),
         ({"lat": "north"}, "invalid"),
