@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch.config import Settings
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import PatrolTask, PatrolTaskCell, PatrolTaskRule, PatrolTaskRuleRun
 from riderwatch.tasks.rules import run_due_rules
 from riderwatch.tasks.service import TaskLimits
@@ -29,7 +30,7 @@ CELLS = hexagon_area(CENTER_LAT, CENTER_LON, 9, 8)
 @pytest.fixture
 def history(db: Session, district: District) -> None:
     """Four weeks of clues up to now in the community, with a planted hotspot and no rider coverage."""
-    now = datetime.now(UTC)
+    now = utcnow()
     spot = replace(DAY_SPOT, clues=60)
     store(
         db,
@@ -65,7 +66,7 @@ def create(api: Api, **extra: Any) -> dict[str, Any]:
 def test_a_rule_publishes_one_task_per_top_gap(api: Api, db: Session, history: None) -> None:
     rule = create(api)
     headers = api.auth("dispatcher")
-    now = datetime.now(UTC)
+    now = utcnow()
     gaps = api.client.post(
         "/api/v1/coverage/gaps",
         json={
@@ -86,7 +87,7 @@ def test_a_rule_publishes_one_task_per_top_gap(api: Api, db: Session, history: N
     assert [[h3.int_to_str(c) for c in cs] for cs in cells] == [[top[0]], [top[1]]]
     assert [t.title for t in tasks] == ["金鼎补盲 #1", "金鼎补盲 #2"]
     assert all(t.open_to_all and t.points == 15 and t.kind == "cells" for t in tasks)
-    local_midnight = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    local_midnight = utcnow().astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
     assert all(t.ends_at == local_midnight + timedelta(days=1) for t in tasks)
     db.rollback()  # end the read: on SQLite it holds the write lock the app needs
     # Riders see them; the rule ran today and will not run again today.
@@ -101,10 +102,8 @@ def test_the_job_runs_each_active_rule_once_a_day_after_its_time(
     api: Api, db: Session, history: None, settings: Settings
 ) -> None:
     limits = TaskLimits.from_settings(settings)
-    local = datetime.now(SHANGHAI)
-    # Pick a publish time in the future today when there is one; else check the day boundary only.
-    if local.hour >= 23:
-        pytest.skip("too close to local midnight to test a later publish time today")
+    local = utcnow().astimezone(SHANGHAI)
+    # A publish time later today: the tests' instant leaves hours of the local day after it.
     later = f"{local.hour + 1:02d}:00"
     rule = create(api, publish_at=later, top_n=1)
     assert run_due_rules(db, limits=limits) == 0
@@ -134,9 +133,8 @@ def test_a_rule_without_history_makes_no_task_and_says_why(api: Api, db: Session
 
 
 def test_a_window_already_over_today_is_published_for_tomorrow(api: Api, db: Session, history: None) -> None:
-    local = datetime.now(SHANGHAI)
-    if local.hour < 2:
-        pytest.skip("no earlier window today")
+    local = utcnow().astimezone(SHANGHAI)
+    # The tests' instant is past 01:00 in Shanghai: today's window from midnight, an hour long, is over.
     rule = create(api, window_start="00:00", window_hours=1, top_n=1)
     res = api.client.post(f"/api/v1/task-rules/{rule['id']}/run", headers=api.auth("dispatcher"))
     assert res.json()["tasks_created"] == 1, res.text

@@ -59,9 +59,9 @@ def test_each_batch_appends_one_row_and_a_fold_moves_them_once(api: Api, db: Ses
     assert rows == 2 and _rows(db, CoverageCell) == 0  # the refused batch appended nothing
     distinct = _distinct_appended(db)
     folded = fold_counts(db)
-    # One row per distinct cell-hour, the two batches' counts of one cell-hour summed (the last
-    # batch's point lies in a cell of the first's, in the same hour unless an hour began between).
-    assert 0 < folded == distinct <= cell_hours
+    # One row per distinct cell-hour, the two batches' counts of one cell-hour summed: the last batch's
+    # point lies in a cell of the first's, in the same hour (no hour begins while a test runs).
+    assert 0 < folded == distinct < cell_hours
     db.commit()
     assert _appended(db) == (0, 0) and _rows(db, CoverageCell) == folded
     assert fold_counts(db) == 0  # nothing left: folding again changes nothing
