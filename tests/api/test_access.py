@@ -530,3 +530,24 @@ def test_reporter_identity_and_its_audit(api: Api, db: Session, anonymous: bool)
         assert [c["reporter"] for c in items] == [None]
         assert items[0]["reporter_hidden"] is (anonymous and who in ("admin", "police"))
     assert _audits(db, "clue.view_reporter") == before
+
+
+@pytest.mark.parametrize("anonymous", [True, False])
+def test_the_audit_log_does_not_name_an_anonymous_reporter(api: Api, anonymous: bool) -> None:
+    clue_id = drive(api, "dispatched", anonymous=anonymous)
+    api.get("dispatcher", clue_id)  # a dispatcher is shown the reporter: audited, with the reporter's id
+    rider_id = api.client.get("/api/v1/me", headers=api.auth("rider")).json()["id"]
+    page = api.client.get(
+        "/api/v1/admin/audit", params={"object_type": "clue", "object_id": str(clue_id)}, headers=api.auth("admin")
+    ).json()
+    items = {item["action"]: item for item in page["items"]}
+    assert {"clue.submit", "clue.view_reporter", "clue.dispatch"} <= set(items)
+    submit = items["clue.submit"]
+    assert submit["actor"] == (None if anonymous else "rider")
+    assert submit["actor_withheld"] is anonymous
+    assert ("reporter_id" in items["clue.view_reporter"]["detail"]) is not anonymous
+    assert items["clue.view_reporter"]["actor"] == "dispatcher"  # staff stay named
+    assert items["clue.dispatch"]["actor"] == "dispatcher" and not items["clue.dispatch"]["actor_withheld"]
+    if anonymous:
+        assert all(item["actor"] != "rider" for item in page["items"])
+        assert all(rider_id not in item["detail"].values() for item in page["items"])

@@ -20,7 +20,7 @@ from riderwatch.accounts.schemas import (
     UserRead,
     UserUpdate,
 )
-from riderwatch.audit.service import AuditFilters, list_entries
+from riderwatch.audit.service import AuditFilters
 from riderwatch.deps import DbSession, require
 from riderwatch.models import User
 from riderwatch.models.accounts import Role
@@ -120,7 +120,7 @@ def revoke_api_key(key_id: int, db: DbSession, admin: KeyManager) -> ApiKeyRead:
 @router.get("/audit", response_model=AuditPage, summary="The audit log, newest first (read only)")
 def audit_log(
     db: DbSession,
-    _admin: AuditReader,
+    admin: AuditReader,
     action: Annotated[str | None, Query(max_length=64)] = None,
     object_type: Annotated[str | None, Query(max_length=32)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -128,18 +128,19 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
     filters = AuditFilters(action=action, object_type=object_type, object_id=object_id, before=before, limit=limit)
-    rows, total = list_entries(db, filters=filters)
+    rows, total = service.read_audit_log(db, viewer=admin, filters=filters)
     items = [
         AuditEntryRead(
-            id=entry.id,
-            at=entry.at,
-            actor=actor.username if actor else None,
-            action=entry.action,
-            object_type=entry.object_type,
-            object_id=entry.object_id,
-            detail=entry.detail or {},
+            id=row.entry.id,
+            at=row.entry.at,
+            actor=row.actor.username if row.actor else None,
+            actor_withheld=row.actor_withheld,
+            action=row.entry.action,
+            object_type=row.entry.object_type,
+            object_id=row.entry.object_id,
+            detail=row.detail,
         )
-        for entry, actor in rows
+        for row in rows
     ]
     next_before = items[-1].id if len(items) == limit else None
     return AuditPage(items=items, total=total, next_before=next_before)

@@ -132,6 +132,9 @@ class AuditEntryRead(BaseModel):
     id: int
     at: datetime
     actor: str | None = Field(description="the acting user's username; null for the system or the public")
+    actor_withheld: bool = Field(
+        default=False, description="true when the actor is the reporter of an anonymous clue, withheld from you"
+    )
     action: str
     object_type: str
     object_id: str

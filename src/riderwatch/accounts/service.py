@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from riderwatch.audit.service import record
+from riderwatch import policy
+from riderwatch.audit.service import AuditFilters, AuditRow, list_entries, record
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from riderwatch.infra.clock import utcnow
@@ -469,3 +470,28 @@ def check_api_key(session: Session, key: str | None) -> ApiKey | None:
         return None
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key)))
     return row if row is not None and row.revoked_at is None else None
+
+
+def read_audit_log(session: Session, *, viewer: User, filters: AuditFilters) -> tuple[list[AuditRow], int]:
+    """The audit log as `viewer` may read it, newest first, and how many entries match in all.
+
+    An entry about an anonymous clue names its reporter (as the actor, or in its details) only to
+    those the policy lets see the reporter: to everyone else the actor is withheld.
+    """
+    rows, total = list_entries(session, filters=filters)
+    ids = {int(r.entry.object_id) for r in rows if r.entry.object_type == "clue" and r.entry.object_id.isdigit()}
+    clues = {c.id: c for c in session.scalars(select(Clue).where(Clue.id.in_(ids)))} if ids else {}
+    shown = []
+    for row in rows:
+        clue = (
+            clues.get(int(row.entry.object_id))
+            if row.entry.object_type == "clue" and row.entry.object_id.isdigit()
+            else None
+        )
+        if clue is None or clue.reporter_id is None or policy.may_see_reporter(viewer, clue):
+            shown.append(row)
+            continue
+        by_reporter = row.actor is not None and row.actor.id == clue.reporter_id
+        detail = {k: v for k, v in row.detail.items() if k != "reporter_id"}
+        shown.append(AuditRow(row.entry, None if by_reporter else row.actor, detail, actor_withheld=by_reporter))
+    return shown, total

@@ -21,7 +21,7 @@ from riderwatch import policy
 from riderwatch.accounts import service as accounts
 from riderwatch.accounts.schemas import UserCreate
 from riderwatch.accounts.service import authenticate
-from riderwatch.audit.service import AuditFilters, list_entries, vocabulary
+from riderwatch.audit.service import AuditFilters, vocabulary
 from riderwatch.deps import DbSession, OptionalUser, SettingsDep, client_id, require
 from riderwatch.errors import (
     DomainError,
@@ -470,7 +470,7 @@ def _revocation(request: Request, db: Session, admin: User, key_id: int, *, conf
 def audit_page(
     request: Request,
     db: DbSession,
-    _admin: AuditReader,
+    admin: AuditReader,
     action: Annotated[str, Query(max_length=64)] = "",
     object_type: Annotated[str, Query(max_length=32)] = "",
     object_id: Annotated[str, Query(max_length=64)] = "",
@@ -483,20 +483,21 @@ def audit_page(
         before=before,
         limit=PAGE_SIZE,
     )
-    rows, total = list_entries(db, filters=filters)
+    rows, total = accounts.read_audit_log(db, viewer=admin, filters=filters)
     actions, object_types = vocabulary(db)
     kept = {"action": action, "object_type": object_type, "object_id": object_id.strip()}
     kept = {k: v for k, v in kept.items() if v}
     older = ""
     if len(rows) == PAGE_SIZE:
-        older = "/admin/audit?" + urlencode({**kept, "before": rows[-1][0].id})
+        older = "/admin/audit?" + urlencode({**kept, "before": rows[-1].entry.id})
     entries = [
         {
-            "entry": entry,
-            "actor": actor,
-            "detail": json.dumps(entry.detail, ensure_ascii=False, sort_keys=True, default=str) if entry.detail else "",
+            "entry": row.entry,
+            "actor": row.actor,
+            "actor_withheld": row.actor_withheld,
+            "detail": json.dumps(row.detail, ensure_ascii=False, sort_keys=True, default=str) if row.detail else "",
         }
-        for entry, actor in rows
+        for row in rows
     ]
     context = {
         "entries": entries,

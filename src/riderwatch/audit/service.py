@@ -42,7 +42,18 @@ class AuditFilters:
     limit: int = 50
 
 
-def list_entries(session: Session, *, filters: AuditFilters) -> tuple[list[tuple[AuditEntry, User | None]], int]:
+@dataclass(frozen=True)
+class AuditRow:
+    """An entry as a reader is shown it: its actor (None for the system, the public, or one withheld),
+    and its details."""
+
+    entry: AuditEntry
+    actor: User | None
+    detail: dict[str, Any]
+    actor_withheld: bool = False
+
+
+def list_entries(session: Session, *, filters: AuditFilters) -> tuple[list[AuditRow], int]:
     """Entries newest first with their actors, and how many match the filters in all (read only)."""
     conditions = []
     if filters.action:
@@ -61,7 +72,7 @@ def list_entries(session: Session, *, filters: AuditFilters) -> tuple[list[tuple
         .order_by(AuditEntry.id.desc())
         .limit(filters.limit)
     ).all()
-    return [(entry, actor) for entry, actor in rows], total
+    return [AuditRow(entry, actor, dict(entry.detail or {})) for entry, actor in rows], total
 
 
 def vocabulary(session: Session) -> tuple[list[str], list[str]]:
