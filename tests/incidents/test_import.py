@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.coords import wgs84_to_gcj02
-from riderwatch.incidents import service
+from riderwatch.incidents import files, rows, service
 from riderwatch.models import AuditEntry, Incident
 from tests.api.helpers import Api, assert_problem
+from tests.conftest import TEST_NOW
 from tests.factories import CENTER_LAT, CENTER_LON, District
 
 HEADER = "source,external_ref,category,lat,lon,occurred_at,note"
@@ -113,7 +114,6 @@ def test_gcj02_positions_are_stored_in_wgs84(api: Api, db: Session) -> None:
     assert item.lat == pytest.approx(CENTER_LAT, abs=1e-7) and item.lon == pytest.approx(CENTER_LON, abs=1e-7)
 
 
-NOW = datetime.now(UTC)
 BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     (row(category="ufo"), "category", "unknown category"),
     (row(category=""), "category", "missing"),
@@ -126,7 +126,7 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     (row(crs="bd09"), "crs", "unknown crs"),
     (row(occurred_at="yesterday"), "occurred_at", "not a date"),
     (row(occurred_at=12), "occurred_at", "must be a date"),
-    (row(occurred_at=(NOW + timedelta(hours=1)).isoformat()), "occurred_at", "in the future"),
+    (row(occurred_at=(TEST_NOW + timedelta(hours=1)).isoformat()), "occurred_at", "in the future"),
     (row(occurred_at="1999-12-31T23:00:00+00:00"), "occurred_at", "before 2000"),
     (row(source="x" * 33), "source", "at most 32"),
     (row(source=""), "source", "missing"),
@@ -291,12 +291,12 @@ def test_service_limits(db: Session, district: District) -> None:
         service.import_incidents(
             db,
             actor=None,
-            rows=[(i, row(str(i))) for i in range(service.MAX_ROWS + 1)],
+            rows=[(i, row(str(i))) for i in range(rows.MAX_ROWS + 1)],
             timezone="Asia/Shanghai",
             origin="test",
         )
     with pytest.raises(InvalidInput, match="larger than"):
-        service.parse_csv(b"x" * (service.MAX_FILE_BYTES + 1))
+        files.parse_csv(b"x" * (rows.MAX_FILE_BYTES + 1))
     # The command line imports with no actor; the audit entry says so.
     result = service.import_incidents(
         db, actor=None, rows=[(1, row("S1"))], timezone="Asia/Shanghai", origin="cli:cases.csv"

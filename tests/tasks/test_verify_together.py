@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from h3.api import basic_int as h3
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import PatrolTask, PatrolTaskCheckpoint, PatrolTaskResult, PatrolTaskVisit, Position
 from riderwatch.tasks import service, verification
 from riderwatch.tasks.service import TaskLimits
@@ -116,7 +117,7 @@ def test_the_job_gives_each_task_what_it_would_get_alone(
     walk(api, "rider2", [CENTRE, NORTH, CENTRE], first_ago_s=2100, step_s=300)
     db.commit()
     tasks = sorted(ids.values())
-    now = datetime.now(UTC)
+    now = utcnow()
     alone = each_alone(db, tasks, limits, now)
     assert verify_due(db, limits=limits, now=now) == 4
     assert snapshot(db, tasks) == alone
@@ -143,7 +144,7 @@ def test_the_job_gives_each_task_what_it_would_get_alone(
     )
     db.commit()
     due = sorted([ids["A"], ids["B"], ids["C"], e])  # D ended and was checked a moment ago
-    later = datetime.now(UTC)
+    later = utcnow()
     alone = each_alone(db, due, limits, later)
     assert verify_due(db, limits=limits, now=later) == 4
     assert snapshot(db, due) == alone
@@ -185,7 +186,7 @@ def test_the_job_reads_the_positions_of_all_due_tasks_in_one_statement(
     engine = db.get_bind()
     event.listen(engine, "before_cursor_execute", seen)
     try:
-        assert verify_due(db, limits=limits, now=datetime.now(UTC)) == len(ids)
+        assert verify_due(db, limits=limits, now=utcnow()) == len(ids)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     db.commit()
@@ -212,7 +213,7 @@ def test_a_task_that_cannot_be_verified_does_not_hold_up_the_others(
     db.commit()
     broken = ids["B"]
     others = sorted(t for t in ids.values() if t != broken)
-    now = datetime.now(UTC)
+    now = utcnow()
     alone = each_alone(db, others, limits, now)
     assert any(v[0] == ids["A"] for v in alone["visits"])
 
@@ -224,7 +225,7 @@ def test_a_task_that_cannot_be_verified_does_not_hold_up_the_others(
                 raise RuntimeError("a broken task")
             return targets(session, task, limits)
 
-        monkeypatch.setattr(service, "_targets", failing_targets)
+        monkeypatch.setattr(verification, "_targets", failing_targets)
     else:
         update_results = verification._update_results
 
@@ -233,7 +234,7 @@ def test_a_task_that_cannot_be_verified_does_not_hold_up_the_others(
                 raise RuntimeError("a broken task")
             return update_results(session, task, *args, **kwargs)
 
-        monkeypatch.setattr(service, "_update_results", failing_results)
+        monkeypatch.setattr(verification, "_update_results", failing_results)
     with caplog.at_level(logging.ERROR, logger=service.__name__):
         assert verify_due(db, limits=limits, now=now) == len(ids) - 1
     db.commit()
