@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from pathlib import Path
@@ -187,3 +188,27 @@ def test_small_factory_image_round_trips(api: Api) -> None:
     data = image_bytes("JPEG")
     clue = _report(api, [("x.jpg", data, "image/jpeg")])
     assert api.client.get(clue["photos"][0]["url"], headers=api.auth("rider")).content == data
+
+
+def test_photos_are_decoded_in_a_worker_thread_a_few_at_once(
+    api: Api, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode holds a core for up to a second: it must never hold the event loop (every other
+    request would wait), and only a bounded number run at once in a process."""
+    from riderwatch.clues import api as clue_api
+
+    on_loop: list[bool] = []
+    real = clue_api.check_photo
+
+    def watched(data: bytes, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # no loop in this thread: a worker thread
+            on_loop.append(False)
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(clue_api, "check_photo", watched)
+    _report(api, [("a.png", gradient("PNG"), "image/png"), ("b.jpg", gradient("JPEG"), "image/jpeg")])
+    assert on_loop == [False, False]
+    assert app.state.photo_limiter.total_tokens == clue_api.PHOTO_CHECKS_AT_ONCE

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -57,6 +59,20 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
+# Photos decoded at once in a server process: a decode holds a core for up to a second (a large PNG),
+# so more at once would only queue on the machine's cores while holding the memory of each.
+PHOTO_CHECKS_AT_ONCE = 2
+
+
+async def check_photo_aside(request: Request, data: bytes, max_bytes: int, name: str) -> CheckedPhoto:
+    """`check_photo` in a worker thread, a bounded number at once per process: decoding never holds the
+    event loop, so other requests go on while a large photo is checked."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "photo_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.photo_limiter = anyio.CapacityLimiter(PHOTO_CHECKS_AT_ONCE)
+    return await anyio.to_thread.run_sync(partial(check_photo, data, max_bytes=max_bytes, name=name), limiter=limiter)
+
+
 async def read_clue_submission(
     request: Request, max_photos: int, max_bytes: int
 ) -> tuple[ClueCreate, list[CheckedPhoto]]:
@@ -96,7 +112,7 @@ async def read_clue_submission(
             raise InvalidInput(N_("at most %(max)d photos per clue; %(n)d were sent"), max=max_photos, n=len(files))
         for i, upload in enumerate(files):
             data = await upload.read(max_bytes + 1)
-            photos.append(check_photo(data, max_bytes=max_bytes, name=f"photo {i + 1} ({upload.filename})"))
+            photos.append(await check_photo_aside(request, data, max_bytes, f"photo {i + 1} ({upload.filename})"))
     else:
         raise UnsupportedMedia(N_("send the clue as application/json or multipart/form-data"))
     try:
