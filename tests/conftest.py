@@ -27,6 +27,7 @@ from riderwatch.models import Category
 from riderwatch.models.tracking import POSTGRESQL_ONLY
 from tests.api.helpers import Api
 from tests.factories import District, make_district
+from tests.pages import browser, report  # noqa: F401  (the page tests' fixtures, for every folder)
 
 BACKEND = os.environ.get("RIDERWATCH_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("RIDERWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

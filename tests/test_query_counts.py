@@ -36,8 +36,8 @@ from riderwatch.infra.clock import utcnow
 from riderwatch.models import Community, Grid, PatrolUnit, Platform, Station, User
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, District, clue_body, image_bytes, square
+from tests.pages import Browser, log_in
 from tests.tracking.helpers import backdate, ping, ready, send
-from tests.web.conftest import Browser, log_in
 
 N = 3  # rows at the first measurement; the second has 4N
 HANDLER_ROLES = ("police", "grid_staff", "patrol")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from riderwatch.models import Incident
 from tests.factories import District
 from tests.incidents.workbooks import HEADER, XLSX_TYPE, xlsx
-from tests.web.conftest import Browser, log_in
+from tests.pages import Browser, log_in
 
 ROWS: list[list[Any]] = [
     ["110", "W1", "盗窃", 25.4301, 119.0102, datetime(2026, 11, 20, 21, 30), "金鼎广场电动车被盗"],

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from riderwatch.i18n import LOCALE_COOKIE
 from tests.factories import District
-from tests.web.conftest import Browser, log_in
+from tests.pages import Browser, log_in
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "riderwatch"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sdr]")

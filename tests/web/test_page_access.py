@@ -35,7 +35,7 @@ from riderwatch.models import AuditEntry
 from riderwatch.models.tracking import POSTGRESQL_ONLY
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON
-from tests.web.conftest import Browser, form_csrf
+from tests.pages import Browser, form_csrf
 
 ROLES = ["admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"]
 ANON = "anonymous"

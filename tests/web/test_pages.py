@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import User
 from tests.factories import District
-from tests.web.conftest import Browser
+from tests.pages import Browser
 
 ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
 PAGES: dict[str, set[str]] = {

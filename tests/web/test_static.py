@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from riderwatch.web.templating import STATIC_DIR
 from tests.factories import District
-from tests.web.conftest import Browser
+from tests.pages import Browser
 
 EXTERNAL = re.compile(r"https?://", re.I)
 OWN_STATIC = [

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Clue
 from tests.factories import CENTER_LAT, CENTER_LON, District
-from tests.web.conftest import Browser
+from tests.pages import Browser
 
 
 def _rows(html: str) -> list[int]:

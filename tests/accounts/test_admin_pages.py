@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import ApiKey, AuditEntry, Category, Rider, User
 from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, District
-from tests.web.conftest import Browser, form_csrf, log_in, scalar
+from tests.pages import Browser, form_csrf, log_in, scalar
 
 ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
 NEW_PASSWORD = "a-new-password-42"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import Clue, ClueEvent
 from tests.factories import District, token
-from tests.web.conftest import Browser, scalar
+from tests.pages import Browser, scalar
 
 
 def _status(db: Session, clue_id: int) -> str:

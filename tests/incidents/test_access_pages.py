@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import Incident
 from tests.factories import District
-from tests.web.conftest import Browser, log_in, scalar
+from tests.pages import Browser, log_in, scalar
 
 GOOD = (
     "\ufeffsource,external_ref,category,lat,lon,occurred_at,note\n"

@@ -21,8 +21,8 @@ from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry, PatrolTask, PatrolTaskCheckpoint, PatrolTaskInvite, PatrolTaskRule
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON, District
+from tests.pages import Browser, scalar
 from tests.tasks.test_tasks import NORTH, checkpoints_task, on_duty, publish, walk
-from tests.web.conftest import Browser, scalar
 
 ROLES = ("admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider")
 READERS = {"admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager"}

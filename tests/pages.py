@@ -1,4 +1,5 @@
-"""Helpers for the page tests: browsers (TestClients with cookies) logged in as a given user."""
+"""Page tests' helpers: browsers (TestClients with cookies) logged in as a given user, the CSRF token,
+clues reported through the API; `browser` and `report` are fixtures (registered in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from tests.factories import PASSWORD, District, clue_body, make_district, token
+from tests.factories import PASSWORD, District, clue_body, token
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 CSRF_BODY = re.compile(r'data-csrf="([^"]*)"')
@@ -46,11 +47,6 @@ def log_in(client: TestClient, username: str, password: str = PASSWORD) -> Brows
     match = CSRF_BODY.search(home.text)
     assert match and match.group(1), "no CSRF token after login"
     return Browser(client=client, csrf=match.group(1))
-
-
-@pytest.fixture
-def district(db: Session) -> District:
-    return make_district(db)
 
 
 @pytest.fixture

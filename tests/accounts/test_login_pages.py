@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.models import Clue, LoginFailure
 from tests.factories import PASSWORD, District
-from tests.web.conftest import Browser, form_csrf, log_in, scalar
+from tests.pages import Browser, form_csrf, log_in, scalar
 
 
 @pytest.mark.parametrize(
