@@ -7,17 +7,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.config import Settings
 from riderwatch.errors import N_, Forbidden, NotAuthenticated
+from riderwatch.infra.fields import MAX_ID
 from riderwatch.infra.files import FileStore
 from riderwatch.models import User
 from riderwatch.security import read_token
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A row id in a path: beyond what the databases store it names nothing (422, never a database error).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_settings(request: Request) -> Settings:

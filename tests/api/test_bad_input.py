@@ -264,3 +264,64 @@ def test_nul_characters_anywhere_are_client_errors(api: Api, db: Session) -> Non
     assert_problem(res, 422)
     assert db.scalar(select(Clue.status).where(Clue.id == clue_id)) == "submitted"
     db.rollback()
+
+
+OUT_OF_UTC = ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00")  # valid times UTC cannot hold
+
+
+@pytest.mark.parametrize(
+    ("who", "url"),
+    [
+        ("dispatcher", f"/api/v1/clues?observed_to={OUT_OF_UTC[0]}"),
+        ("dispatcher", f"/api/v1/clues?observed_from={OUT_OF_UTC[1]}"),
+        ("dispatcher", "/api/v1/clues?observed_to=0.5"),  # not 1970 plus half a second
+        ("dispatcher", f"/api/v1/incidents?from={OUT_OF_UTC[0]}"),
+        ("dispatcher", "/api/v1/incidents?to=1e9"),
+        ("dispatcher", f"/api/v1/riders/rider/track?from={OUT_OF_UTC[0]}&to=2026-01-01T00:00:00%2B08:00"),
+        ("dispatcher", "/api/v1/clues/9223372036854775808"),  # 2^63: beyond SQLite's integers
+        ("dispatcher", "/api/v1/clues/1/photos/99999999999999999999"),
+        ("admin", "/api/v1/admin/users/9223372036854775808"),
+    ],
+)
+def test_times_and_ids_out_of_range_are_refused(api: Api, who: str, url: str) -> None:
+    assert_problem(api.client.get(url.replace("+", "%2B"), headers=api.auth(who)), 422)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/coverage/query", "/api/v1/hotspots/query"])
+@pytest.mark.parametrize("start", [*OUT_OF_UTC, 1764547200])
+def test_query_windows_out_of_range_are_refused(api: Api, path: str, start: Any) -> None:
+    body = {"area": {"zone": "jinding"}, "from": start, "to": "2026-12-01T00:00:00+08:00"}
+    assert_problem(api.client.post(path, json=body, headers=api.auth("dispatcher")), 422)
+
+
+def test_a_clue_seen_at_a_time_utc_cannot_hold_is_refused(api: Api, db: Session, app: FastAPI) -> None:
+    for when in OUT_OF_UTC:
+        res = api.client.post("/api/v1/clues", json=clue_body(observed_at=when), headers=api.auth("rider"))
+        assert_problem(res, 422)
+    _assert_nothing_stored(db, app)
+
+
+def test_deeply_nested_json_is_refused(api: Api, db: Session, app: FastAPI) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    headers = {**api.auth("rider"), "Content-Type": "application/json"}
+    assert_problem(api.client.post("/api/v1/clues", content=deep, headers=headers), 422)
+    deep_object = '{"a":' * 100_000 + "1" + "}" * 100_000
+    assert api.client.post("/api/v1/clues", content=deep_object, headers=headers).status_code in (400, 422)
+    _assert_nothing_stored(db, app)
+
+
+def test_pings_are_sent_as_json(api: Api) -> None:
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        res = api.client.post(
+            "/api/v1/tracking/pings", content=b'{"pings": []}', headers={**api.auth("rider"), "Content-Type": ctype}
+        )
+        assert_problem(res, 415)
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [("dispatcher", "/clues/9223372036854775808"), ("admin", "/admin/users/9223372036854775808")],
+)
+def test_pages_refuse_ids_beyond_the_databases(browser: Any, who: str, path: str) -> None:
+    res = browser(who).client.get(path)
+    assert res.status_code == 422 and 'data-testid="error-page"' in res.text

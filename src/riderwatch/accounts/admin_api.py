@@ -21,7 +21,7 @@ from riderwatch.accounts.schemas import (
     UserUpdate,
 )
 from riderwatch.audit.service import AuditFilters
-from riderwatch.deps import DbSession, require
+from riderwatch.deps import DbSession, PathId, require
 from riderwatch.models import User
 from riderwatch.models.accounts import Role
 
@@ -66,12 +66,12 @@ def create_user(body: UserCreate, db: DbSession, admin: UserManager) -> UserRead
 
 
 @router.get("/users/{user_id}", response_model=UserRead, summary="One user (admin)")
-def get_user(user_id: int, db: DbSession, _admin: UserManager) -> UserRead:
+def get_user(user_id: PathId, db: DbSession, _admin: UserManager) -> UserRead:
     return _read(db, service.get_user(db, user_id=user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserRead, summary="Edit a user's name, phone, links, rider status")
-def update_user(user_id: int, body: UserUpdate, db: DbSession, admin: UserManager) -> UserRead:
+def update_user(user_id: PathId, body: UserUpdate, db: DbSession, admin: UserManager) -> UserRead:
     return _read(db, service.update_user(db, actor=admin, user_id=user_id, values=body.changes()))
 
 
@@ -80,7 +80,7 @@ def update_user(user_id: int, body: UserUpdate, db: DbSession, admin: UserManage
     response_model=UserRead,
     summary="Deactivate (ends every session and token at once) or reactivate a user",
 )
-def set_active(user_id: int, body: ActiveChange, db: DbSession, admin: UserManager) -> UserRead:
+def set_active(user_id: PathId, body: ActiveChange, db: DbSession, admin: UserManager) -> UserRead:
     return _read(db, service.set_user_active(db, actor=admin, user_id=user_id, active=body.active))
 
 
@@ -90,7 +90,7 @@ def set_active(user_id: int, body: ActiveChange, db: DbSession, admin: UserManag
     response_class=Response,
     summary="Set a new password (ends the user's sessions and tokens)",
 )
-def reset_password(user_id: int, body: PasswordReset, db: DbSession, admin: UserManager) -> Response:
+def reset_password(user_id: PathId, body: PasswordReset, db: DbSession, admin: UserManager) -> Response:
     service.reset_password(db, actor=admin, user_id=user_id, password=body.password)
     return Response(status_code=204)
 
@@ -113,7 +113,7 @@ def create_api_key(body: ApiKeyCreate, db: DbSession, admin: KeyManager, respons
 
 
 @router.post("/api-keys/{key_id}/revoke", response_model=ApiKeyRead, summary="Revoke an Open311 API key at once")
-def revoke_api_key(key_id: int, db: DbSession, admin: KeyManager) -> ApiKeyRead:
+def revoke_api_key(key_id: PathId, db: DbSession, admin: KeyManager) -> ApiKeyRead:
     return ApiKeyRead.model_validate(service.revoke_api_key(db, actor=admin, key_id=key_id))
 
 

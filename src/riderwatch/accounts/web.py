@@ -22,7 +22,7 @@ from riderwatch.accounts import service as accounts
 from riderwatch.accounts.schemas import UserCreate
 from riderwatch.accounts.service import authenticate
 from riderwatch.audit.service import AuditFilters, vocabulary
-from riderwatch.deps import DbSession, OptionalUser, SettingsDep, client_id, require
+from riderwatch.deps import DbSession, OptionalUser, PathId, SettingsDep, client_id, require
 from riderwatch.errors import (
     DomainError,
     InvalidInput,
@@ -275,14 +275,14 @@ def _user_page(
 
 
 @router.get("/admin/users/{user_id}")
-def user_page(request: Request, user_id: int, db: DbSession, admin: UserManager, done: str = "") -> HTMLResponse:
+def user_page(request: Request, user_id: PathId, db: DbSession, admin: UserManager, done: str = "") -> HTMLResponse:
     return _user_page(request, db, admin, user_id, **done_message(request, done, DONE_MESSAGES))
 
 
 @router.post("/admin/users/{user_id}")
 def update_user(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     db: DbSession,
     admin: UserManager,
     display_name: Annotated[str, form_text()] = "",
@@ -315,7 +315,7 @@ def update_user(
 @router.post("/admin/users/{user_id}/password")
 def reset_password(
     request: Request,
-    user_id: int,
+    user_id: PathId,
     db: DbSession,
     admin: UserManager,
     password: Annotated[str, form_text(2000)] = "",
@@ -370,25 +370,25 @@ def _activation(request: Request, db: Session, admin: User, user_id: int, *, act
 
 
 @router.get("/admin/users/{user_id}/deactivate")
-def confirm_deactivate(request: Request, user_id: int, db: DbSession, admin: UserManager) -> Response:
+def confirm_deactivate(request: Request, user_id: PathId, db: DbSession, admin: UserManager) -> Response:
     return _activation(request, db, admin, user_id, active=False, confirm="")
 
 
 @router.post("/admin/users/{user_id}/deactivate")
 def deactivate_user(
-    request: Request, user_id: int, db: DbSession, admin: UserManager, confirm: Annotated[str, form_text()] = ""
+    request: Request, user_id: PathId, db: DbSession, admin: UserManager, confirm: Annotated[str, form_text()] = ""
 ) -> Response:
     return _activation(request, db, admin, user_id, active=False, confirm=confirm)
 
 
 @router.get("/admin/users/{user_id}/reactivate")
-def confirm_reactivate(request: Request, user_id: int, db: DbSession, admin: UserManager) -> Response:
+def confirm_reactivate(request: Request, user_id: PathId, db: DbSession, admin: UserManager) -> Response:
     return _activation(request, db, admin, user_id, active=True, confirm="")
 
 
 @router.post("/admin/users/{user_id}/reactivate")
 def reactivate_user(
-    request: Request, user_id: int, db: DbSession, admin: UserManager, confirm: Annotated[str, form_text()] = ""
+    request: Request, user_id: PathId, db: DbSession, admin: UserManager, confirm: Annotated[str, form_text()] = ""
 ) -> Response:
     return _activation(request, db, admin, user_id, active=True, confirm=confirm)
 
@@ -431,13 +431,13 @@ def create_key(
 
 
 @router.get("/admin/keys/{key_id}/revoke")
-def confirm_revoke(request: Request, key_id: int, db: DbSession, _admin: KeyManager) -> Response:
+def confirm_revoke(request: Request, key_id: PathId, db: DbSession, _admin: KeyManager) -> Response:
     return _revocation(request, db, _admin, key_id, confirm="")
 
 
 @router.post("/admin/keys/{key_id}/revoke")
 def revoke_key(
-    request: Request, key_id: int, db: DbSession, admin: KeyManager, confirm: Annotated[str, form_text()] = ""
+    request: Request, key_id: PathId, db: DbSession, admin: KeyManager, confirm: Annotated[str, form_text()] = ""
 ) -> Response:
     return _revocation(request, db, admin, key_id, confirm=confirm)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -30,6 +30,7 @@ from riderwatch.clues.schemas import (
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, StoreDep, require
 from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
 from riderwatch.i18n import request_locale
+from riderwatch.infra.fields import UtcDateTime
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
@@ -84,6 +85,8 @@ async def read_clue_submission(
             raw: Any = await request.json()
         except ValueError as exc:
             raise InvalidInput(N_("the body is not valid JSON")) from exc
+        except RecursionError as exc:  # nested deeper than the decoder goes: no clue looks like that
+            raise InvalidInput(N_("the body is nested too deeply to be a clue")) from exc
         if not isinstance(raw, dict):
             raise InvalidInput(N_("the body must be a JSON object"))
     elif ctype.startswith("multipart/form-data"):
@@ -177,9 +180,9 @@ def list_clues(
     overdue: bool | None = None,
     mine: bool = False,
     observed_from: Annotated[
-        AwareDatetime | None, Query(description="seen at or after (ISO 8601 with a timezone)")
+        UtcDateTime | None, Query(description="seen at or after (ISO 8601 with a timezone)")
     ] = None,
-    observed_to: Annotated[AwareDatetime | None, Query(description="seen before (ISO 8601 with a timezone)")] = None,
+    observed_to: Annotated[UtcDateTime | None, Query(description="seen before (ISO 8601 with a timezone)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ClueList:
@@ -270,7 +273,12 @@ def routing(clue_id: ClueId, db: DbSession, user: Annotated[User, Depends(requir
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
 )
 def get_photo(
-    clue_id: ClueId, position: int, db: DbSession, store: StoreDep, user: CurrentUser, original: bool = False
+    clue_id: ClueId,
+    position: Annotated[int, Path(ge=0, le=100)],
+    db: DbSession,
+    store: StoreDep,
+    user: CurrentUser,
+    original: bool = False,
 ) -> Response:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     if not policy.may_view_photo(user, clue, original=original):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from riderwatch.infra.fields import UtcDateTime
 
 # Row ids are 32-bit integers in the database; a larger number can name no row, and SQLite refuses
 # to even bind one above 2**63, so ids from clients are held to this range at the edge.
@@ -27,7 +29,7 @@ class ClueCreate(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     crs: Literal["wgs84", "gcj02"] | None = Field(default=None, description="coordinates' datum; default WGS-84")
-    observed_at: AwareDatetime = Field(description="when the reporter saw it, ISO 8601 with a timezone")
+    observed_at: UtcDateTime = Field(description="when the reporter saw it, ISO 8601 with a timezone")
     anonymous: bool = False
     urgent: bool = False
     address: str = Field(default="", max_length=300)

@@ -18,7 +18,7 @@ from riderwatch.clues import service, workflow
 from riderwatch.clues.present import category_name, present_clues
 from riderwatch.clues.schemas import ActionBody, ClueRead
 from riderwatch.config import Settings
-from riderwatch.deps import CurrentUser, DbSession, OptionalUser, SettingsDep, require
+from riderwatch.deps import CurrentUser, DbSession, OptionalUser, PathId, SettingsDep, require
 from riderwatch.errors import (
     N_,
     Conflict,
@@ -245,7 +245,7 @@ def _clue_page(
 
 
 @router.get("/clues/{clue_id}")
-def clue_page(request: Request, clue_id: int, db: DbSession, user: ClueReader, done: str = "") -> HTMLResponse:
+def clue_page(request: Request, clue_id: PathId, db: DbSession, user: ClueReader, done: str = "") -> HTMLResponse:
     message = None
     if done in workflow.ACTIONS:
         fmt = Formatter(request_locale(request), request.app.state.settings.timezone)
@@ -277,7 +277,7 @@ def _action_error_message(request: Request, exc: DomainError | ValidationError, 
 @router.post("/clues/{clue_id}/actions/{action}")
 def clue_action(
     request: Request,
-    clue_id: int,
+    clue_id: PathId,
     action: str,
     db: DbSession,
     user: CurrentUser,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from riderwatch.coverage import service
 from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.infra.fields import UtcDateTime
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"])
@@ -20,8 +21,8 @@ class CoverageQuery(BaseModel):
         description='GeoJSON Polygon/MultiPolygon, {"type": "Circle", "center": [lon, lat], "radius_m": R}, '
         'or a stored area: {"zone": code}, {"grid": code}, {"community": code}'
     )
-    start: AwareDatetime = Field(alias="from")
-    end: AwareDatetime = Field(alias="to")
+    start: UtcDateTime = Field(alias="from")
+    end: UtcDateTime = Field(alias="to")
     resolution: int | None = Field(default=None, description="H3 resolution; one of the configured ones (9, 10)")
     min_passes: int = Field(default=1, ge=1, le=1_000_000, description="a cell with fewer passes is blind")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from riderwatch.coverage import hotspots_service as service
 from riderwatch.coverage.service import CoverageLimits
 from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.infra.fields import UtcDateTime
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"])
@@ -26,8 +27,8 @@ class HotspotQuery(BaseModel):
         description='GeoJSON Polygon/MultiPolygon, {"type": "Circle", "center": [lon, lat], "radius_m": R}, '
         'or a stored area: {"zone": code}, {"grid": code}, {"community": code}'
     )
-    start: AwareDatetime = Field(alias="from", description="clues observed from (inclusive)")
-    end: AwareDatetime = Field(alias="to", description="clues observed until (exclusive)")
+    start: UtcDateTime = Field(alias="from", description="clues observed from (inclusive)")
+    end: UtcDateTime = Field(alias="to", description="clues observed until (exclusive)")
     resolution: int | None = Field(
         default=None, description="H3 resolution; one of the configured ones (9, 10); default the finest (10)"
     )

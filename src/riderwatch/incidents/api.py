@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from riderwatch.deps import DbSession, SettingsDep, require
 from riderwatch.incidents import rows, service
 from riderwatch.incidents.schemas import ROW_DESCRIPTION, ImportAnswer, ImportBody
 from riderwatch.incidents.upload import read_upload
+from riderwatch.infra.fields import UtcDateTime
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -82,8 +82,8 @@ async def import_file(request: Request, db: DbSession, settings: SettingsDep, us
 def list_incidents(
     db: DbSession,
     _user: Reader,
-    start: Annotated[AwareDatetime | None, Query(alias="from", description="occurred from (inclusive)")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="occurred until (exclusive)")] = None,
+    start: Annotated[UtcDateTime | None, Query(alias="from", description="occurred from (inclusive)")] = None,
+    end: Annotated[UtcDateTime | None, Query(alias="to", description="occurred until (exclusive)")] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=rows.MAX_LIST)] = 100,
 ) -> dict[str, Any]:

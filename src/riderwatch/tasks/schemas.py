@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from riderwatch.infra.fields import UtcDateTime
 
 MAX_TITLE = 120
 
@@ -30,8 +32,8 @@ class TaskDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(max_length=MAX_TITLE)
     note: str = Field(default="", max_length=2000)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: UtcDateTime
+    ends_at: UtcDateTime
     cells: list[str] | None = Field(default=None, description="H3 cells (strings), all of one configured resolution")
     area: dict[str, Any] | None = Field(
         default=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from riderwatch.config import Settings
 from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
+from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.fields import UtcDateTime
 from riderwatch.models import Position, User
 from riderwatch.tracking import duty, service, views
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
@@ -139,7 +140,7 @@ def _ingest_read(result: IngestResult) -> IngestRead:
     "/tracking/pings",
     response_model=IngestRead,
     summary="Send positions in bulk (a rider's own, or a platform's riders')",
-    responses={413: {"description": "too many pings in one batch"}},
+    responses={413: {"description": "too many pings in one batch"}, 415: {"description": "not application/json"}},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": PING_BATCH_SCHEMA}}}},
 )
 async def post_pings(
@@ -151,6 +152,8 @@ async def post_pings(
     # The body is read here and decoded and checked in one go (parse_pings: msgspec, or pydantic-core
     # for a batch msgspec refuses) rather than by FastAPI (json.loads, then a model over dicts): for
     # thousands of pings that is several times faster.
+    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+        raise UnsupportedMedia(N_("send the pings as application/json"))
     body = await request.body()
     return await run_in_threadpool(_ingest_pings, body, db, user, settings)
 
@@ -181,8 +184,8 @@ def _feature(p: Position | views.LivePosition, **props: Any) -> dict[str, Any]:
 @api_router.get("/riders/{username}/track", summary="A rider's track (dispatchers; every view is audited)")
 def rider_track(
     username: Annotated[str, Path(max_length=64)],
-    start: Annotated[datetime, Query(alias="from", description="ISO 8601 with a timezone")],
-    end: Annotated[datetime, Query(alias="to", description="ISO 8601 with a timezone")],
+    start: Annotated[UtcDateTime, Query(alias="from", description="ISO 8601 with a timezone")],
+    end: Annotated[UtcDateTime, Query(alias="to", description="ISO 8601 with a timezone")],
     db: DbSession,
     user: Dispatcher,
 ) -> dict[str, Any]:
