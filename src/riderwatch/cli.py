@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -313,7 +313,9 @@ def serve(
     _ensure_dir(settings)
     settings.signing_key  # noqa: B018  generate the key file once, before workers race for it
     if osmand_port is None:
-        uvicorn.run("riderwatch.asgi:app", host=host, port=port, workers=workers, proxy_headers=True, log_level="info")
+        uvicorn.run(
+            "riderwatch.asgi:app", host=host, port=port, workers=workers, log_level="info", **proxy_options(settings)
+        )
         return
     import asyncio
 
@@ -323,12 +325,20 @@ def serve(
     main = create_app(settings)
     settle_heap()
     servers = [
-        uvicorn.Server(uvicorn.Config(main, host=host, port=port, proxy_headers=True, log_level="info")),
+        uvicorn.Server(uvicorn.Config(main, host=host, port=port, log_level="info", **proxy_options(settings))),
         uvicorn.Server(
             uvicorn.Config(create_osmand_app(main), host=host, port=osmand_port, lifespan="off", log_level="info")
         ),
     ]
     asyncio.run(_serve_together(servers))
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: the client's address comes from X-Forwarded-For only on requests from a
+    configured reverse proxy (`RIDERWATCH_TRUSTED_PROXIES`), never from anyone who sets the header."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 async def _serve_together(servers: list[uvicorn.Server]) -> None:

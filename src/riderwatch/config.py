@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # deleted after the retention period; anonymous per-cell counts are kept.
     position_retention_days: int = Field(default=30, ge=1, le=3650)
     location_consent_text_version: str = "v1"
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the audit log and the
+    # login limits take the client's address from it only for requests that come from one of these.
+    trusted_proxies: tuple[str, ...] = ()
     # H3 resolutions aggregated at ingest; the finest one is also stored with each raw position.
     coverage_resolutions: tuple[int, ...] = (9, 10)
     # Pings recorded longer ago than this are refused (a phone that buffered offline sends them late).
