@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +16,7 @@ from sqlalchemy.orm import Session
 from riderwatch.models import Clue, ClueEvent, CluePhoto
 from tests.api.helpers import Api, assert_problem
 from tests.factories import clue_body, image_bytes
+from tests.live import served
 
 CONCURRENT = 20
 
@@ -85,28 +83,11 @@ def test_bad_keys_are_refused(api: Api, db: Session, key: str) -> None:
     assert _count(db, Clue) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live_url(app: FastAPI, api: Api) -> Iterator[str]:
     """The app served by a real uvicorn on a free loopback port, against the test database."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-    assert not thread.is_alive(), "uvicorn did not stop"
+    with served(app) as url:
+        yield url
 
 
 def _fire(url: str, headers: dict[str, str], send: dict[str, Any]) -> list[httpx.Response]:
