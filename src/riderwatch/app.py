@@ -20,6 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from riderwatch import __version__
 from riderwatch.accounts import web as accounts_pages
 from riderwatch.accounts.api import router as accounts_router
+from riderwatch.bodies import MIB, BodyLimits, BodyTooLarge
 from riderwatch.clues import web as clue_pages
 from riderwatch.clues.api import router as clues_router
 from riderwatch.config import Settings
@@ -38,6 +39,7 @@ from riderwatch.errors import (
     problem_response,
 )
 from riderwatch.i18n import LOCALE_COOKIE, pick_locale
+from riderwatch.incidents import rows as incident_rows
 from riderwatch.incidents import web as incident_pages
 from riderwatch.incidents.api import router as incidents_router
 from riderwatch.infra.files import FileStore
@@ -72,6 +74,18 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
+    """The routes that take more than `bodies.DEFAULT_LIMIT`: photos, ping batches, incident files."""
+    upload = incident_rows.MAX_FILE_BYTES + MIB  # the file, and the form around it
+    return {
+        ("POST", "/api/v1/clues"): settings.max_photos * settings.max_photo_bytes + MIB,
+        ("POST", "/api/v1/tracking/pings"): settings.max_pings_per_batch * 1024 + MIB,
+        ("POST", "/api/v1/incidents"): incident_rows.MAX_ROWS * 1024 + MIB,
+        ("POST", "/api/v1/incidents/import"): upload,
+        ("POST", "/incidents/import"): upload,
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -97,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.photo_store = FileStore(settings.photo_dir)
+    app.add_middleware(BodyLimits, limits=body_limits(settings))
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.signing_key,
@@ -141,6 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc, BodyTooLarge):
+            return await domain_error(request, exc.error)
         detail = str(exc.detail)
         if request.url.path.startswith("/open311/"):
             return open311_error_response(request, exc.status_code, detail)
