@@ -152,7 +152,8 @@ async def post_pings(
     # The body is read here and decoded and checked in one go (parse_pings: msgspec, or pydantic-core
     # for a batch msgspec refuses) rather than by FastAPI (json.loads, then a model over dicts): for
     # thousands of pings that is several times faster.
-    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type and not content_type.startswith("application/json"):  # none at all is read as JSON
         raise UnsupportedMedia(N_("send the pings as application/json"))
     body = await request.body()
     return await run_in_threadpool(_ingest_pings, body, db, user, settings)
