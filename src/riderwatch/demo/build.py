@@ -46,9 +46,6 @@ from riderwatch.models import (
     Zone,
 )
 
-# ---------------------------------------------------------------------------------------------
-# Entry point
-
 
 def _counts(session: Session) -> dict[str, int]:
     def count(model: Any, *where: Any) -> int:

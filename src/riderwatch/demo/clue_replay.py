@@ -45,9 +45,6 @@ from riderwatch.models import (
     Zone,
 )
 
-# ---------------------------------------------------------------------------------------------
-# Clues
-
 
 @dataclass
 class Step:

@@ -12,9 +12,6 @@ from shapely.geometry.polygon import orient
 
 from riderwatch.demo.seed import COMMUNITIES, OUTLINE
 
-# ---------------------------------------------------------------------------------------------
-# Geometry
-
 
 def polygon_geojson(poly: Polygon) -> dict[str, Any]:
     """RFC 7946: exterior ring counter-clockwise, positions [lon, lat] rounded to ~0.1 m."""

@@ -17,9 +17,6 @@ from riderwatch.models import (
 from riderwatch.sim.incidents import default_hotspots, generate_incidents
 from riderwatch.sim.world import ZHENHAI
 
-# ---------------------------------------------------------------------------------------------
-# Incidents: the police's own recorded cases, with the simulator's planted hotspots
-
 INCIDENT_SOURCE = "110"
 # External references of demo incidents start with this; their presence means they are loaded.
 INCIDENT_REF_PREFIX = "demo-"

@@ -43,9 +43,6 @@ from riderwatch.models import (
 from riderwatch.security import hash_password, verify_password
 from riderwatch.tracking.duty import set_location_consent
 
-# ---------------------------------------------------------------------------------------------
-# Organisations and people
-
 
 def _get_or_add(session: Session, model: Any, code: str, counter: Counter[str], **values: Any) -> Any:
     row = session.scalar(select(model).where(model.code == code))

@@ -25,10 +25,6 @@ from riderwatch.tasks.schemas import CheckpointDraft, RuleDraft, TaskDraft
 from riderwatch.tasks.service import TaskLimits, publish_task
 from riderwatch.tasks.verification import verify_due
 
-# ---------------------------------------------------------------------------------------------
-# Patrol tasks: a rule for the evening gaps, and tasks of yesterday, now and tomorrow
-
-
 DEMO_RULE = "梅峰社区晚间补盲"
 CHECKPOINT_RADIUS_M = 80.0
 

@@ -28,9 +28,6 @@ from riderwatch.sim.feed import FeedStats
 from riderwatch.sim.run import RunPlan, run_in_process
 from riderwatch.sim.world import ZHENHAI
 
-# ---------------------------------------------------------------------------------------------
-# Tracks
-
 PLATFORM_ACCOUNTS = tuple(f"{code}-api" for code, _zh, _en in PLATFORMS)
 TRACK_INTERVAL_S = 30.0
 
