@@ -17,7 +17,6 @@ from riderwatch.clues import service
 from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.clues.present import person, present_clues
 from riderwatch.clues.schemas import (
-    MAX_ID,
     ActionBody,
     ClueCreate,
     ClueCreated,
@@ -27,14 +26,14 @@ from riderwatch.clues.schemas import (
     PersonRef,
     SuggestedDuplicate,
 )
-from riderwatch.deps import CurrentUser, DbSession, SettingsDep, StoreDep, require
+from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, require
 from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
 from riderwatch.i18n import request_locale
-from riderwatch.infra.fields import UtcDateTime
+from riderwatch.infra.fields import MAX_ID, UtcDateTime
 from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
-ClueId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ClueId = PathId
 RowIdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 _CLUE_FORM_SCHEMA: dict[str, Any] = {

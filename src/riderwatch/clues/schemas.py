@@ -7,11 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from riderwatch.infra.fields import UtcDateTime
+from riderwatch.infra.fields import MAX_ID, UtcDateTime
 
 # Row ids are 32-bit integers in the database; a larger number can name no row, and SQLite refuses
 # to even bind one above 2**63, so ids from clients are held to this range at the edge.
-MAX_ID = 2**31 - 1
 
 
 def _no_nul(value: object) -> object:

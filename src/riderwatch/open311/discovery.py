@@ -23,7 +23,6 @@ MAX_WINDOW = timedelta(days=90)
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 1_000_000
 MAX_DESCRIPTION = 4000
-MAX_ID = 2**31 - 1  # clue ids are 32-bit integers on PostgreSQL
 # Clue.attributes keys that hold request fields rather than attribute answers.
 MEDIA_URL_KEY = "media_url"
 ADDRESS_ID_KEY = "address_id"

@@ -15,8 +15,9 @@ from riderwatch.clues import workflow
 from riderwatch.config import Settings
 from riderwatch.errors import InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.fields import MAX_ID
 from riderwatch.models import Category, Clue
-from riderwatch.open311.discovery import _LOST_PLUS, MAX_ID, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOW, check_jurisdiction
+from riderwatch.open311.discovery import _LOST_PLUS, MAX_PAGE, MAX_PAGE_SIZE, MAX_WINDOW, check_jurisdiction
 from riderwatch.open311.present import present_requests
 
 # --- reading requests ----------------------------------------------------------------------------

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
-from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.deps import DbSession, PathId, SettingsDep, require
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import coordinates_ok, to_wgs84
 from riderwatch.models import User
@@ -20,8 +20,8 @@ Manager = Annotated[User, Depends(require("task.manage"))]
 Reader = Annotated[User, Depends(require("task.read"))]
 RiderSelf = Annotated[User, Depends(require("task.self"))]
 # Ids within what both databases store; a bigger one is refused (422), not passed to the database.
-TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-RuleId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+TaskId = PathId
+RuleId = PathId
 
 
 class RulePatch(BaseModel):

@@ -8,7 +8,6 @@ tasks/verification.py proves from their positions that they did; tasks/views.py 
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,8 +43,6 @@ from riderwatch.models import (
     User,
 )
 from riderwatch.tasks.schemas import MAX_TITLE, CheckpointDraft, TaskDraft
-
-log = logging.getLogger(__name__)
 
 Phase = Literal["upcoming", "active", "ended", "cancelled"]
 PHASES: tuple[Phase, ...] = ("upcoming", "active", "ended", "cancelled")

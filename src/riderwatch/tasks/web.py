@@ -347,22 +347,22 @@ def publish(
 # --- rules ---------------------------------------------------------------------------------------
 
 
-# A rule's defaults, as the form first shows them.
-RULE_DEFAULTS = RuleDraft.model_construct(name="", area_kind=cast(Any, ""), area_code="")
+def _rule_default(name: str) -> Any:
+    """A rule's field as the form first shows it: the schema's default."""
+    return RuleDraft.model_fields[name].default
 
 
 def _rule_defaults(request: Request) -> dict[str, Any]:
-    draft = RULE_DEFAULTS
     return {
         "name": "",
         "area": "",
-        "top_n": str(draft.top_n),
+        "top_n": str(_rule_default("top_n")),
         "resolution": str(request.app.state.settings.coverage_resolutions[0]),
-        "publish_at": draft.publish_at,
-        "window_start": draft.window_start,
-        "window_hours": str(draft.window_hours),
-        "lookback_days": str(draft.lookback_days),
-        "points": str(draft.points),
+        "publish_at": _rule_default("publish_at"),
+        "window_start": _rule_default("window_start"),
+        "window_hours": str(_rule_default("window_hours")),
+        "lookback_days": str(_rule_default("lookback_days")),
+        "points": str(_rule_default("points")),
     }
 
 
@@ -437,24 +437,25 @@ def create_rule(
         "lookback_days": lookback_days,
         "points": points,
     }
-    defaults = RULE_DEFAULTS
     try:
         kind, _sep, code = area.partition(":")
         draft = RuleDraft.model_construct(
             name=name,
             area_kind=cast(Any, kind),  # the service names a wrong kind in the reader's language
             area_code=code,
-            top_n=_number(top_n, N_("top N: give a whole number"), default=defaults.top_n) or 0,
+            top_n=_number(top_n, N_("top N: give a whole number"), default=_rule_default("top_n")) or 0,
             resolution=_number(resolution, N_("resolution: give a whole number")),
             publish_at=publish_at.strip(),
             window_start=window_start.strip(),
-            window_hours=_number(window_hours, N_("window hours: give a whole number"), default=defaults.window_hours)
-            or 0,
-            lookback_days=_number(
-                lookback_days, N_("lookback days: give a whole number"), default=defaults.lookback_days
+            window_hours=_number(
+                window_hours, N_("window hours: give a whole number"), default=_rule_default("window_hours")
             )
             or 0,
-            points=_number(points, N_("points: give a whole number"), default=defaults.points) or 0,
+            lookback_days=_number(
+                lookback_days, N_("lookback days: give a whole number"), default=_rule_default("lookback_days")
+            )
+            or 0,
+            points=_number(points, N_("points: give a whole number"), default=_rule_default("points")) or 0,
         )
         rules.create_rule(db, actor=user, draft=draft, limits=_limits(request))
     except DomainError as exc:
