@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -24,8 +25,15 @@ class Settings(BaseSettings):
     tile_attribution: str = ""
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos: int = 6
-    login_max_failures: int = 5
-    login_window_seconds: int = 900
+    # Failed logins in the window after which each further try waits longer (1 s, 2 s, 4 s … up to the
+    # window): per account name from one client address, per address over all names, per name over
+    # all addresses. The real user, on their own address, is slowed only by a flood from many addresses.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_address_max_failures: int = Field(default=20, ge=1)
+    login_account_max_failures: int = Field(default=50, ge=1)
+    login_window_seconds: int = Field(default=900, ge=60)
+    # Password hashes (argon2: about 0.1 s of a core and 64 MiB each) checked at once per server process.
+    login_hashes_at_once: int = Field(default=max(1, (os.cpu_count() or 2) // 2), ge=1)
     token_ttl_seconds: int = 12 * 3600
     # Cookies marked Secure; off by default because intranet deployments often serve plain HTTP.
     secure_cookies: bool = False

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
@@ -91,10 +92,10 @@ def identify_caller(request: Request, db: DbSession, settings: SettingsDep) -> C
         if user is None:
             raise NotAuthenticated(N_("the token is invalid or expired; log in again"))
         return Caller(user=user, via_session=False)
-    uid, version = request.session.get("uid"), request.session.get("v")
-    if not isinstance(uid, int) or not isinstance(version, int):
+    uid, version, key = request.session.get("uid"), request.session.get("v"), request.session.get("sid")
+    if not isinstance(uid, int) or not isinstance(version, int) or not isinstance(key, str):
         return Caller(user=None, via_session=False)
-    user = policy.signed_in_user(db, user_id=uid, token_version=version)
+    user = policy.signed_in_user(db, user_id=uid, token_version=version, session_key=key)
     if user is None:
         request.session.clear()
     return Caller(user=user, via_session=True)
@@ -115,6 +116,15 @@ async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> 
     if user is None:
         raise NotAuthenticated(N_("log in first"))
     return user
+
+
+def login_hashes(request: Request) -> anyio.CapacityLimiter:
+    """The process's slots for checking passwords (settings.login_hashes_at_once)."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "login_hashes", None)
+    if limiter is None:
+        slots = request.app.state.settings.login_hashes_at_once
+        limiter = request.app.state.login_hashes = anyio.CapacityLimiter(slots)
+    return limiter
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]

@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from riderwatch.errors import N_, Forbidden
-from riderwatch.models import Category, Clue, User
+from riderwatch.models import Category, Clue, User, UserSession
 from riderwatch.models.accounts import ROLES
+from riderwatch.security import hash_session_key
 
 HANDLER_ROLES = frozenset({"police", "grid_staff", "patrol"})
 ALL_ROLES = frozenset(ROLES)
@@ -80,13 +81,23 @@ def ensure(user: User, permission: str) -> None:
         raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission=permission)
 
 
-def signed_in_user(session: Session, *, user_id: int, token_version: int) -> User | None:
-    """The user a session cookie or token stands for, while their account is active and the token's
-    version is current (a password change or an administrator's reset raises it)."""
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or user.token_version != token_version:
-        return None
-    return user
+def signed_in_user(
+    session: Session, *, user_id: int, token_version: int, session_key: str | None = None
+) -> User | None:
+    """The user a bearer token or a session cookie stands for, while their account is active and the
+    token's version is current (a password change, a reset or deactivation raises it); for a cookie
+    (`session_key` given) also while its session has not been ended by logging out. One query."""
+    query = select(User).where(User.id == user_id, User.is_active.is_(True), User.token_version == token_version)
+    if session_key is not None:
+        query = query.join(
+            UserSession,
+            and_(
+                UserSession.user_id == User.id,
+                UserSession.key_hash == hash_session_key(session_key),
+                UserSession.ended_at.is_(None),
+            ),
+        )
+    return session.scalar(query)
 
 
 def may_see_inactive_categories(user: User) -> bool:

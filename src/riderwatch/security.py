@@ -53,5 +53,13 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def new_session_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_session_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)

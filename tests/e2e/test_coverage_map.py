@@ -243,11 +243,15 @@ def test_rider_consents_goes_on_duty_shares_and_withdraws(
     ended = read_db(db, lambda s: s.scalar(select(DutyShift.ended_by).where(DutyShift.rider_id == rider_id)))
     assert ended == "rider"
 
-    # A Traccar Client device, registered through the page.
-    page.get_by_test_id("device-id").fill("rw-phone-7")
+    # A Traccar Client device: RiderWatch issues the identifier, shown large to be typed into the app.
+    page.get_by_test_id("device-label").fill("Redmi")
     page.get_by_test_id("device-submit").click()
-    expect(page.get_by_test_id("device")).to_have_attribute("data-device-id", "rw-phone-7")
-    assert read_db(db, lambda s: s.get(TrackingDevice, "rw-phone-7")) is not None
+    expect(page.get_by_test_id("device")).to_have_attribute("data-new", "1")
+    issued = page.get_by_test_id("device").get_attribute("data-device-id")
+    assert issued and issued.startswith("rw-")
+    device = read_db(db, lambda s: s.get(TrackingDevice, issued))
+    assert device is not None and device.issued and device.label == "Redmi"
+    expect(page.get_by_test_id("device-code")).to_have_text(issued)
     expect(page.get_by_test_id("osmand-url")).to_contain_text("/osmand")
 
     # "My data": the count, and the position on a small map without tiles.

@@ -264,3 +264,42 @@ def test_devices(api: Api, db: Session, district: District) -> None:
     assert api.client.delete("/api/v1/me/devices/abc-1", headers=api.auth("rider2")).status_code == 404
     assert api.client.delete("/api/v1/me/devices/abc-1", headers=api.auth("rider")).status_code == 204
     assert count(db, TrackingDevice) == 0
+
+
+def test_riderwatch_issues_device_ids_and_still_takes_the_apps_own(api: Api, db: Session, district: District) -> None:
+    headers = api.auth("rider")
+    res = api.client.post("/api/v1/me/devices", json={"label": "工作手机"}, headers=headers)
+    assert res.status_code == 201, res.text
+    issued = res.json()
+    assert issued["issued"] is True and issued["label"] == "工作手机"
+    assert len(issued["device_id"]) == 22 and issued["device_id"].startswith("rw-")
+    # Two requests, two ids: issuing is not idempotent on the label.
+    again = api.client.post("/api/v1/me/devices", json={}, headers=headers).json()
+    assert again["device_id"] != issued["device_id"] and again["label"] is None
+    # CONTRACT.md: {"device_id"} registers the app's own id, as before.
+    own = api.client.post("/api/v1/me/devices", json={"device_id": DEVICE}, headers=headers)
+    assert own.status_code == 201 and own.json()["issued"] is False
+    for body in ({"label": ""}, {"label": "x" * 65}, {"device_id": "bad id"}, {"label": 5}):
+        res = api.client.post("/api/v1/me/devices", json=body, headers=headers)
+        assert res.status_code == 422, body
+    assert len(list(db.scalars(select(TrackingDevice)))) == 3
+
+
+def test_positions_go_through_under_an_issued_id(api: Api, db: Session, district: District) -> None:
+    device_id = api.client.post("/api/v1/me/devices", json={}, headers=api.auth("rider")).json()["device_id"]
+    ready(api)
+    backdate(db, district.users["rider"].id)
+    assert api.client.post("/osmand", params={**_fields(recent()), "id": device_id}).status_code == 200
+    assert len(stored(db)) == 1
+
+
+def test_an_address_guessing_device_ids_is_made_to_wait(api: Api, db: Session, device: str) -> None:
+    """Ten unknown ids from one address, then every request from it waits (even under a real id, so a
+    guess that hits is not told apart); the wait doubles with each further miss."""
+    for n in range(10):
+        res = api.client.post("/osmand", params={**_fields(recent()), "id": f"guess{n}"})
+        assert res.status_code == 404, res.text
+    res = api.client.post("/osmand", params=_fields(recent()))
+    assert res.status_code == 429 and res.headers["retry-after"] == "1"
+    assert "try again" in res.text
+    assert stored(db) == []

@@ -165,9 +165,11 @@ def test_registering_and_removing_a_traccar_device(
     assert scalar(db, select(func.count()).select_from(TrackingDevice)) == 0
 
     res = rider.post("/duty/devices", {"device_id": "rw-phone-1"}, follow_redirects=False)
-    assert res.status_code == 303 and res.headers["location"] == "/duty?done=device"
-    page = rider.client.get("/duty").text
-    assert 'data-device-id="rw-phone-1"' in page
+    assert res.status_code == 303 and res.headers["location"] == "/duty?done=device&device=rw-phone-1#devices"
+    page = rider.client.get(res.headers["location"]).text
+    assert 'data-device-id="rw-phone-1" class="highlight"' in page
+    # An id chosen in the app works, and the rider is asked to replace it with an issued one.
+    assert 'data-testid="device-chosen"' in page
     # Somebody else's id is refused, and stays theirs.
     res = other.post("/duty/devices", {"device_id": "rw-phone-1"})
     assert res.status_code == 409 and "another rider" in res.text
@@ -176,6 +178,30 @@ def test_registering_and_removing_a_traccar_device(
     res = rider.post("/duty/devices/rw-phone-1/remove", follow_redirects=False)
     assert res.headers["location"] == "/duty?done=device-removed"
     assert scalar(db, select(func.count()).select_from(TrackingDevice)) == 0
+
+
+def test_a_device_identifier_is_issued_with_the_riders_label(
+    browser: Callable[[str], Browser], db: Session, district: District
+) -> None:
+    rider = browser("rider")
+    res = rider.post("/duty/devices", {"label": "  红米 Note  "}, follow_redirects=False)
+    assert res.status_code == 303
+    device_id, issued, label = db.execute(
+        select(TrackingDevice.device_id, TrackingDevice.issued, TrackingDevice.label)
+    ).one()
+    db.rollback()
+    assert re.fullmatch(r"rw(-[2-9a-hjkmnp-z]{4}){4}", device_id), device_id
+    assert issued and label == "红米 Note"
+    page = rider.client.get(res.headers["location"]).text
+    assert f'data-device-id="{device_id}" class="highlight"' in page
+    assert "红米 Note" in page and 'data-testid="device-chosen"' not in page
+    # Another rider's id in the address is not listed on this rider's page, nor anything picked out.
+    other = browser("rider2").client.get(f"/duty?done=device&device={device_id}").text
+    assert f'data-device-id="{device_id}"' not in other and 'class="highlight"' not in other
+    # A label longer than the column is refused, and nothing is stored.
+    res = rider.post("/duty/devices", {"label": "x" * 65})
+    assert res.status_code == 422
+    assert scalar(db, select(func.count()).select_from(TrackingDevice)) == 1
 
 
 def test_my_data_shows_what_was_collected_and_who_looked(

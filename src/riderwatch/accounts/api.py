@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from riderwatch.accounts import service
 from riderwatch.accounts.admin_api import router as admin_router
-from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id
+from riderwatch.accounts.login import LoginLimits, sign_in
+from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id, login_hashes
 from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.models import Rider
 from riderwatch.security import issue_token
@@ -46,21 +47,27 @@ class Me(BaseModel):
     responses={401: {"description": "wrong credentials"}},
     summary="OAuth2 password flow: a bearer token",
 )
-def login_for_token(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DbSession, settings: SettingsDep
+async def login_for_token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    settings: SettingsDep,
+    hashes: Annotated[anyio.CapacityLimiter, Depends(login_hashes)],
 ) -> Token | JSONResponse:
-    user = service.authenticate(
-        db,
+    # No request transaction: sign_in keeps its own two short ones, and checks the password between them.
+    result = await sign_in(
+        request.app.state.session_factory,
+        hashes,
         username=form.username,
         password=form.password,
         client=client_id(request),
-        max_failures=settings.login_max_failures,
-        window_seconds=settings.login_window_seconds,
+        limits=LoginLimits.of(settings),
+        start_session=False,
+        session_ttl=settings.token_ttl_seconds,
     )
-    if isinstance(user, NotAuthenticated):
-        return problem_response(user)  # returned, not raised: the recorded failure must be committed
+    if isinstance(result, NotAuthenticated):
+        return problem_response(result)
     return Token(
-        access_token=issue_token(settings.signing_key, user.id, user.token_version),
+        access_token=issue_token(settings.signing_key, result.user.id, result.user.token_version),
         expires_in=settings.token_ttl_seconds,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from riderwatch import policy
 from riderwatch.audit.service import AuditFilters, AuditRow, list_entries, record
 from riderwatch.db import atomic
-from riderwatch.errors import N_, Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
+from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import ApiKey, Clue, Community, Grid, LoginFailure, PatrolUnit, Platform, Rider, Station, User
 from riderwatch.models.accounts import RIDER_STATUSES, ROLES
-from riderwatch.security import hash_api_key, hash_password, new_api_key, verify_password
+from riderwatch.security import hash_api_key, hash_password, new_api_key
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1000
@@ -367,56 +367,6 @@ def reset_password(session: Session, *, actor: User, user_id: int, password: str
     session.execute(delete(LoginFailure).where(LoginFailure.username == user.username[:64]))
     session.flush()
     record(session, actor=actor, action="user.reset_password", object_type="user", object_id=user.id)
-    return user
-
-
-def _recent_failures(session: Session, username: str, since: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.username == username, LoginFailure.at >= since)
-        )
-        or 0
-    )
-
-
-def authenticate(
-    session: Session,
-    *,
-    username: str,
-    password: str,
-    client: str,
-    max_failures: int,
-    window_seconds: int,
-    now: datetime | None = None,
-) -> User | NotAuthenticated:
-    """The user for these credentials, or the error to show.
-
-    A failure is recorded (and must be committed by the caller) rather than raised, so that the
-    rate limit counts it; too many recent failures lock the name for the window.
-    """
-    now = now or utcnow()
-    since = now - timedelta(seconds=window_seconds)
-    # Failures are stored under the name cut to the column's width: count them the same way, or
-    # a longer name would never be locked.
-    key = username[:64]
-    if _recent_failures(session, key, since) >= max_failures:
-        raise TooManyRequests(
-            N_("too many failed logins for %(username)r; try again in %(minutes)d minutes"),
-            username=username,
-            minutes=window_seconds // 60,
-            retry_after=window_seconds,
-        )
-    user = session.scalar(select(User).where(User.username == username))
-    # Always verify (against a dummy hash for unknown names) so timing does not reveal usernames.
-    password_ok = verify_password(user.password_hash if user else None, password)
-    if user is None or not password_ok or not user.is_active:
-        session.add(LoginFailure(username=key, client=client[:64], at=now))
-        session.flush()
-        return NotAuthenticated(N_("wrong username or password"))
-    session.execute(delete(LoginFailure).where(LoginFailure.username == key))
-    record(session, actor=user, action="user.login", object_type="user", object_id=user.id, client=client)
     return user
 
 

@@ -8,10 +8,12 @@ change shows its reason on the page and stores nothing; changes that end someone
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
@@ -19,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.accounts import service as accounts
+from riderwatch.accounts.login import LoginLimits, end_session, sign_in
 from riderwatch.accounts.schemas import UserCreate
-from riderwatch.accounts.service import authenticate
 from riderwatch.audit.service import AuditFilters, vocabulary
-from riderwatch.deps import DbSession, OptionalUser, PathId, SettingsDep, client_id, require
+from riderwatch.deps import DbSession, OptionalUser, PathId, SettingsDep, client_id, login_hashes, require
 from riderwatch.errors import (
     DomainError,
     InvalidInput,
@@ -81,10 +83,10 @@ def login_page(request: Request, user: OptionalUser, next: str = "") -> Response
 
 
 @router.post("/login")
-def login(
+async def login(
     request: Request,
-    db: DbSession,
     settings: SettingsDep,
+    hashes: Annotated[anyio.CapacityLimiter, Depends(login_hashes)],
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
@@ -101,33 +103,41 @@ def login(
         context["message"] = _("Enter your username and password.")
         return render(request, "auth/login.html", context, status=422)
     try:
-        result = authenticate(
-            db,
+        # No request transaction: sign_in keeps its own two short ones, and checks the password between them.
+        result = await sign_in(
+            request.app.state.session_factory,
+            hashes,
             username=username.strip(),
             password=password,
             client=client_id(request),
-            max_failures=settings.login_max_failures,
-            window_seconds=settings.login_window_seconds,
+            limits=LoginLimits.of(settings),
+            start_session=True,
+            session_ttl=settings.token_ttl_seconds,
         )
     except TooManyRequests as exc:
-        minutes = max(1, settings.login_window_seconds // 60)
-        context["message"] = _("Too many failed logins. Try again in %(minutes)d minutes.") % {"minutes": minutes}
-        headers = {"Retry-After": str(exc.extra.get("retry_after", settings.login_window_seconds))}
-        return render(request, "auth/login.html", context, status=429, headers=headers)
+        seconds = int(exc.extra.get("retry_after", settings.login_window_seconds))
+        if seconds < 120:
+            wait = _("Too many failed logins. Try again in %(seconds)d seconds.") % {"seconds": seconds}
+        else:
+            wait = _("Too many failed logins. Try again in %(minutes)d minutes.") % {"minutes": math.ceil(seconds / 60)}
+        context["message"] = wait
+        return render(request, "auth/login.html", context, status=429, headers={"Retry-After": str(seconds)})
     if isinstance(result, NotAuthenticated):
-        # Returned normally so the request commits the recorded failure (the rate limit counts it).
         context["message"] = _("Wrong username or password.")
         return render(request, "auth/login.html", context)
     request.session.clear()
-    request.session["uid"] = result.id
-    request.session["v"] = result.token_version
+    request.session["uid"] = result.user.id
+    request.session["v"] = result.user.token_version
+    request.session["sid"] = result.session_key
     request.session["csrf"] = new_csrf_token()
-    return see_other(safe_next(next, home_path(result) or "/"))
+    return see_other(safe_next(next, home_path(result.user) or "/"))
 
 
 @router.post("/logout")
-def logout(request: Request, user: OptionalUser) -> Response:
+def logout(request: Request, db: DbSession, user: OptionalUser) -> Response:
     # optional_user has already refused a logged-in session without the CSRF token.
+    if user is not None:
+        end_session(db, user=user, session_key=request.session.get("sid"))
     request.session.clear()
     return see_other("/login")
 

@@ -1,6 +1,6 @@
 """All models, imported here so metadata is complete for Alembic and tests."""
 
-from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User
+from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User, UserSession
 from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.coverage import CoverageDay as CoverageDay
@@ -63,6 +63,7 @@ __all__ = [
     "Station",
     "TrackingDevice",
     "User",
+    "UserSession",
     "Zone",
     "coverage_cell_deltas",
 ]

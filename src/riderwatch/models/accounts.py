@@ -1,4 +1,4 @@
-"""People and machine accounts: users with one role, rider profiles, API keys, login failures."""
+"""People and machine accounts: users with one role, rider profiles, API keys, login failures, sessions."""
 
 from __future__ import annotations
 
@@ -80,11 +80,27 @@ class LoginFailure(Base):
     """A failed login, kept for rate limiting (shared by every server process through the database)."""
 
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_username_at", "username", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_username_at", "username", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
     client: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser. The session cookie carries the key (only its SHA-256 is stored): logging
+    out ends the row, and a cookie whose row has ended signs nobody in, however long it is still valid."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client: Mapped[str] = mapped_column(String(64), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
 
 
 class ApiKey(Base):

@@ -61,12 +61,19 @@ class DutyShift(Base):
 
 
 class TrackingDevice(Base):
-    """A Traccar Client device id (OsmAnd protocol `id`), registered by the rider who carries it."""
+    """A Traccar Client device id (OsmAnd protocol `id`), registered by the rider who carries it.
+
+    The id stands in for a login, so RiderWatch issues it (`issued`: long and random); an id the rider
+    chose in the app (the API still takes one) is easier to guess. `label` is the rider's own name for
+    the phone, shown to them only.
+    """
 
     __tablename__ = "tracking_devices"
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     rider_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    issued: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(64))
 
 
 class Position(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -13,10 +14,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from riderwatch.config import Settings
-from riderwatch.deps import DbSession, SettingsDep, require
-from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
+from riderwatch.deps import DbSession, SettingsDep, client_id, require
+from riderwatch.errors import N_, DomainError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.fields import UtcDateTime
+from riderwatch.infra.throttle import MissThrottle
 from riderwatch.models import Position, User
 from riderwatch.tracking import duty, service, views
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
@@ -87,11 +89,11 @@ def put_duty(body: DutyBody, db: DbSession, user: RiderSelf, settings: SettingsD
     "/me/devices",
     response_model=DeviceRead,
     status_code=201,
-    summary="Register a Traccar Client device id (rider)",
+    summary="Register a Traccar Client device id, or have one issued (rider)",
     responses={200: {"description": "already registered to the caller", "model": DeviceRead}},
 )
 def post_device(body: DeviceBody, db: DbSession, user: RiderSelf, response: Response) -> DeviceRead:
-    device, created = duty.register_device(db, rider_user=user, device_id=body.device_id)
+    device, created = duty.register_device(db, rider_user=user, device_id=body.device_id, label=body.label)
     if not created:
         response.status_code = 200
     return DeviceRead.model_validate(device)
@@ -268,6 +270,17 @@ def refusals(
 @osmand_router.api_route("/osmand", methods=["GET", "POST"], include_in_schema=False)
 @osmand_router.api_route("/osmand/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
 async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Response:
+    misses = _unknown_devices(request)
+    client = client_id(request)
+    wait = misses.wait(client)
+    if wait > 0:
+        # Before anything is looked up: while it waits, a guesser learns nothing, not even a hit.
+        seconds = math.ceil(wait)
+        return PlainTextResponse(
+            f"too many unknown device ids from this address; try again in {seconds} s",
+            status_code=429,
+            headers={"Retry-After": str(seconds)},
+        )
     body = await request.body()
     if len(body) > MAX_OSMAND_BYTES:
         return PlainTextResponse("request too large", status_code=413)
@@ -282,6 +295,8 @@ async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Resp
     try:
         result = await run_in_threadpool(service.ingest_osmand, db, reports=reports, rules=rules, now=now)
     except DomainError as exc:
+        if isinstance(exc, NotFound):
+            misses.miss(client)
         return PlainTextResponse(exc.detail, status_code=exc.status)
     if not result.rejections:
         return Response(status_code=200)
@@ -296,6 +311,22 @@ async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Resp
 
 
 REFUSED_HEADER = "X-RiderWatch-Refused"
+# Unknown device ids from one address, per server process: past 10 in 10 minutes each further request
+# from it waits 1 s, 2 s, 4 s … (up to 10 minutes) after the latest miss. A phone with a mistyped id
+# sends one position every half minute or so, and Traccar Client keeps its points until answered 200.
+UNKNOWN_DEVICES_BEFORE_WAITING = 10
+UNKNOWN_DEVICES_WINDOW_SECONDS = 600
+
+
+def _unknown_devices(request: Request) -> MissThrottle:
+    throttle: MissThrottle | None = getattr(request.app.state, "unknown_devices", None)
+    if throttle is None:
+        throttle = request.app.state.unknown_devices = MissThrottle(
+            threshold=UNKNOWN_DEVICES_BEFORE_WAITING,
+            window_seconds=UNKNOWN_DEVICES_WINDOW_SECONDS,
+            longest_wait=UNKNOWN_DEVICES_WINDOW_SECONDS,
+        )
+    return throttle
 
 
 # The one router the app includes: the JSON API and the OsmAnd endpoint.

@@ -3,6 +3,7 @@ or a late "off duty" deletes."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -227,16 +228,33 @@ def _delete_after(session: Session, *, rider_id: int, after: datetime) -> int:
     return int(getattr(deleted, "rowcount", 0) or 0)
 
 
+# Issued device ids: "rw-" and four groups of four from an alphabet without look-alikes (0/o, 1/l/i),
+# 80 random bits, typed into Traccar Client by hand on a phone.
+ISSUED_ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+ISSUED_ID_GROUPS = 4
+
+
+def new_device_id() -> str:
+    groups = ("".join(secrets.choice(ISSUED_ID_ALPHABET) for _ in range(4)) for _ in range(ISSUED_ID_GROUPS))
+    return "rw-" + "-".join(groups)
+
+
 @atomic
-def register_device(session: Session, *, rider_user: User, device_id: str) -> tuple[TrackingDevice, bool]:
-    """Link a Traccar Client device id to the rider; returns (device, created)."""
+def register_device(
+    session: Session, *, rider_user: User, device_id: str | None, label: str | None = None
+) -> tuple[TrackingDevice, bool]:
+    """Link a Traccar Client device id to the rider: one RiderWatch issues (`device_id` None), or, as the
+    API has always allowed, the one set in the app. Returns (device, created)."""
     _rider(session, rider_user)
-    existing = session.get(TrackingDevice, device_id)
-    if existing is not None:
-        if existing.rider_id != rider_user.id:
-            raise Conflict(N_("this device id is registered to another rider; choose another id in the app"))
-        return existing, False
-    device = TrackingDevice(device_id=device_id, rider_id=rider_user.id)
+    if device_id is not None:
+        existing = session.get(TrackingDevice, device_id)
+        if existing is not None:
+            if existing.rider_id != rider_user.id:
+                raise Conflict(N_("this device id is registered to another rider; choose another id in the app"))
+            return existing, False
+    device = TrackingDevice(
+        device_id=device_id or new_device_id(), rider_id=rider_user.id, issued=device_id is None, label=label
+    )
     session.add(device)
     session.flush()
     record(session, actor=rider_user, action="tracking.device_added", object_type="rider", object_id=rider_user.id)

@@ -8,7 +8,16 @@ from datetime import date, datetime
 from typing import Annotated, Any, NotRequired, cast
 
 import msgspec
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 
@@ -56,15 +65,29 @@ class DutyRead(BaseModel):
 
 class DeviceBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    device_id: str = Field(
-        pattern=r"^[A-Za-z0-9._:\-]{1,64}$", description="the 'Device identifier' set in the Traccar Client app"
+    device_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._:\-]{1,64}$",
+        description="the 'Device identifier' set in the Traccar Client app; leave it out and RiderWatch issues "
+        "a long random one to set in the app instead (an id chosen in the app is easier to guess)",
     )
+    label: str | None = Field(
+        default=None, min_length=1, max_length=64, description="your own name for the phone, shown only to you"
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        value = value.strip() if value is not None else None
+        return value or None
 
 
 class DeviceRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     device_id: str
     created_at: datetime
+    issued: bool = Field(description="issued by RiderWatch (else chosen in the app)")
+    label: str | None
 
 
 # A TypedDict, not a model: a batch holds thousands of pings, and pydantic-core builds plain dicts fastest.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -43,7 +44,7 @@ DONE_MESSAGES: dict[str, str] = {
     "consent": N_("Thank you. Your consent is recorded; you can go on duty now."),
     "on": N_("You are on duty. Keep this page open to share your position, or use Traccar Client."),
     "off": N_("You are off duty. No positions are taken until you go on duty again."),
-    "device": N_("The device is registered. Enter the server address below in Traccar Client."),
+    "device": N_("The device is registered. Enter its identifier and the server address below in Traccar Client."),
     "device-removed": N_("The device was removed; positions from it are refused from now on."),
 }
 RECENT_POINTS = 100
@@ -67,6 +68,8 @@ def _duty_context(request: Request, db: DbSession, user: User) -> dict[str, Any]
         "retention_days": settings.position_retention_days,
         "osmand_url": settings.public_base_url.rstrip("/") + "/osmand",
         "device_value": "",
+        "label_value": "",
+        "new_device": "",
     }
 
 
@@ -96,7 +99,14 @@ def _refused(request: Request, db: DbSession, user: User, exc: DomainError | Val
 
 
 @router.get("/duty")
-def duty_page(request: Request, db: DbSession, user: RiderSelf, done: str = "", deleted: int = 0) -> HTMLResponse:
+def duty_page(
+    request: Request,
+    db: DbSession,
+    user: RiderSelf,
+    done: str = "",
+    deleted: int = 0,
+    device: Annotated[str, Query(max_length=64)] = "",
+) -> HTMLResponse:
     _ = formatter(request)._
     extra: dict[str, Any] = {}
     if done in DONE_MESSAGES:
@@ -104,7 +114,8 @@ def duty_page(request: Request, db: DbSession, user: RiderSelf, done: str = "", 
     elif done == "withdrawn":
         text = _("Your consent is withdrawn and you are off duty. %(n)d stored positions were deleted.")
         extra = {"message": text % {"n": max(deleted, 0)}, "message_kind": "success"}
-    return _duty_page(request, db, user, **extra)
+    # The device just registered is picked out in the list (only one of the rider's own, never any text).
+    return _duty_page(request, db, user, new_device=device, **extra)
 
 
 @router.post("/duty/consent")
@@ -175,13 +186,14 @@ def add_device(
     db: DbSession,
     user: RiderSelf,
     device_id: Annotated[str, Form(max_length=200)] = "",
+    label: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     try:
-        body = DeviceBody(device_id=device_id.strip())
-        duty.register_device(db, rider_user=user, device_id=body.device_id)
+        body = DeviceBody(device_id=device_id.strip() or None, label=label.strip() or None)
+        device, _created = duty.register_device(db, rider_user=user, device_id=body.device_id, label=body.label)
     except (ValidationError, DomainError) as exc:
-        return _refused(request, db, user, exc, device_value=device_id)
-    return see_other("/duty?done=device")
+        return _refused(request, db, user, exc, device_value=device_id, label_value=label)
+    return see_other(f"/duty?done=device&device={quote(device.device_id)}#devices")
 
 
 @router.post("/duty/devices/{device_id}/remove")

@@ -304,8 +304,15 @@
       });
     },
     device: function (form) {
-      return api('POST', '/api/v1/me/devices', { device_id: valueOf(form, 'device_id').trim() })
-        .then(function () { return '/duty?done=device'; });
+      // Without an id of the rider's own, RiderWatch issues one (long and random: hard to guess).
+      var body = {};
+      var id = valueOf(form, 'device_id').trim();
+      var label = valueOf(form, 'label').trim();
+      if (id) { body.device_id = id; }
+      if (label) { body.label = label; }
+      return api('POST', '/api/v1/me/devices', body).then(function (device) {
+        return '/duty?done=device&device=' + encodeURIComponent(device.device_id) + '#devices';
+      });
     },
     'device-remove': function (form) {
       var id = form.getAttribute('data-device-id');
