@@ -17,7 +17,7 @@ from riderwatch.app import body_limits
 from riderwatch.bodies import DEFAULT_LIMIT
 from riderwatch.models import Clue, PatrolTask, Position
 from tests.api.helpers import Api, assert_problem
-from tests.factories import clue_body
+from tests.factories import clue_body, image_bytes
 from tests.live import served
 
 
@@ -71,4 +71,29 @@ def test_a_slow_upload_holds_up_no_one_else(app: FastAPI, api: Api, db: Session)
             assert time.monotonic() - started < 20  # SQLite's busy timeout is 30 s
         finally:
             stalled.close()
+    assert _count(db, Clue) == 1
+
+
+def test_a_nul_character_in_json_or_a_form_is_refused_on_both_databases(api: Api, db: Session, browser: Any) -> None:
+    """PostgreSQL cannot store NUL in text and SQLite would: both refuse it at the door, with the same 422."""
+    headers = api.auth("dispatcher")
+    for body in ({"title": "巡逻\x00"}, {"title": "ok", "note": "a\x00b"}):
+        res = api.client.post("/api/v1/tasks", json=body, headers=headers)
+        problem = assert_problem(res, 422)
+        assert "NUL" in problem["detail"]
+    res = api.client.post("/api/v1/categories", json={"code": "x", "name": "火\x00灾"}, headers=api.auth("admin"))
+    assert_problem(res, 422)
+    # Forms: the page says why, in the reader's language.
+    dispatcher = browser("dispatcher")
+    res = dispatcher.post("/tasks", data={"title": "巡\x00逻"})
+    assert res.status_code == 422 and 'data-testid="error-page"' in res.text and "NUL" in res.text
+    assert _count(db, PatrolTask) == 0
+    # A photo's bytes hold NULs and are still taken (multipart is checked by the routes' own schemas).
+    res = api.client.post(
+        "/api/v1/clues",
+        data={key: str(value) for key, value in clue_body().items()},
+        files=[("photos", ("a.png", image_bytes(), "image/png"))],
+        headers={**api.auth("rider"), "Idempotency-Key": "nul-photo"},
+    )
+    assert res.status_code == 201, res.text
     assert _count(db, Clue) == 1

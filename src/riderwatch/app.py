@@ -20,7 +20,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from riderwatch import __version__
 from riderwatch.accounts import web as accounts_pages
 from riderwatch.accounts.api import router as accounts_router
-from riderwatch.bodies import MIB, BodyLimits, BodyTooLarge
+from riderwatch.bodies import MIB, BodyLimits, BodyRefused
 from riderwatch.clues import web as clue_pages
 from riderwatch.clues.api import router as clues_router
 from riderwatch.config import Settings
@@ -156,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if isinstance(exc, BodyTooLarge):
+        if isinstance(exc, BodyRefused):
             return await domain_error(request, exc.error)
         detail = str(exc.detail)
         if request.url.path.startswith("/open311/"):

@@ -1,4 +1,4 @@
-"""Request bodies: read whole before the app sees a request, and limited in size per route.
+"""Request bodies: read whole before the app sees a request, limited in size per route, and free of NUL.
 
 A body larger than its route's limit is refused (413) as soon as its declared length or the bytes that
 arrived show it, so nothing reads or buffers a 200 MB upload. The refusal is raised while the app reads
@@ -7,6 +7,11 @@ error, which the app answers like every other (problem+json under /api/, a page 
 
 FastAPI's own `max_body_size` takes one fixed number per route when the route is declared; these limits
 follow the settings (photos per clue and their size, pings per batch).
+
+A JSON or form body that holds a NUL character anywhere is refused (422) the same way: PostgreSQL cannot
+store one in text, SQLite would, and no honest input holds one; so the answer is the same on both.
+(Multipart bodies carry photos and files, where NUL bytes belong; their text fields are checked by their
+routes' schemas.)
 """
 
 from __future__ import annotations
@@ -16,20 +21,40 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from riderwatch.errors import N_, PayloadTooLarge
+from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
 
 MIB = 1024 * 1024
 DEFAULT_LIMIT = MIB  # forms and JSON bodies: far more than any of them holds
 
 
-class BodyTooLarge(HTTPException):
-    """The body passed its route's limit; `error` is the refusal to answer with."""
+class BodyRefused(HTTPException):
+    """The body is refused before the app reads it; `error` is the refusal to answer with."""
 
+    def __init__(self, error: DomainError) -> None:
+        self.error = error
+        super().__init__(error.status, detail=str(error))
+
+
+class BodyTooLarge(BodyRefused):
     def __init__(self, limit: int) -> None:
-        self.error = PayloadTooLarge(
-            N_("the request body is larger than this address takes (%(max)d bytes)"), max=limit
+        super().__init__(
+            PayloadTooLarge(N_("the request body is larger than this address takes (%(max)d bytes)"), max=limit)
         )
-        super().__init__(413, detail=str(self.error))
+
+
+class NulInBody(BodyRefused):
+    def __init__(self) -> None:
+        super().__init__(InvalidInput(N_("text must not contain NUL characters")))
+
+
+def _holds_nul(content_type: bytes, body: bytes) -> bool:
+    """A NUL in a JSON body (only escaped, as \\u0000) or a form body (raw or as %00)."""
+    kind = content_type.split(b";")[0].strip().lower()
+    if kind == b"application/json" or kind.endswith(b"+json"):
+        return b"\\u0000" in body or b"\x00" in body
+    if kind == b"application/x-www-form-urlencoded":
+        return b"%00" in body or b"\x00" in body
+    return False
 
 
 class BodyLimits:
@@ -66,13 +91,24 @@ class BodyLimits:
                     break
                 chunks.append(chunk)
                 if not message.get("more_body", False):
-                    await self.app(scope, _replay(b"".join(chunks), receive), send)
+                    body = b"".join(chunks)
+                    content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+                    if _holds_nul(content_type, body):
+                        await self.app(scope, _refusal(NulInBody()), send)
+                    else:
+                        await self.app(scope, _replay(body, receive), send)
                     return
 
-        async def refuse() -> Message:
-            raise BodyTooLarge(limit)
+        await self.app(scope, _refusal(BodyTooLarge(limit)), send)
 
-        await self.app(scope, refuse, send)
+
+def _refusal(error: BodyRefused) -> Receive:
+    """A body that refuses to be read: the app answers `error` when it reads it."""
+
+    async def refuse() -> Message:
+        raise error
+
+    return refuse
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

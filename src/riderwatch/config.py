@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     tile_attribution: str = ""
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos: int = 6
+    # Clues one rider may send in an hour (an offline phone's queue of a shift's reports fits easily);
+    # more are answered 429, and the report page keeps them queued and sends them later.
+    clues_per_rider_per_hour: int = Field(default=30, ge=1)
     # Failed logins in the window after which each further try waits longer (1 s, 2 s, 4 s … up to the
     # window): per account name from one client address, per address over all names, per name over
     # all addresses. The real user, on their own address, is slowed only by a flood from many addresses.

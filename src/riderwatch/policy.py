@@ -105,6 +105,11 @@ def may_see_inactive_categories(user: User) -> bool:
     return has_permission(user, "category.manage")
 
 
+def paces_clue_reports(user: User) -> bool:
+    """Riders' clue reports are limited per hour; staff entering reports (a call, a walk-in) are not."""
+    return user.role == "rider"
+
+
 def sends_own_positions_only(user: User) -> bool:
     """A rider's positions are their own; a platform account names the rider of each ping."""
     return user.role == "rider"

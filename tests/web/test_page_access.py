@@ -307,7 +307,14 @@ CASES: list[Case] = [
         "without the confirmation: back to the confirmation page, nothing deleted",
     ),
     Case("POST", "/duty/state", lambda w: "/duty/state", _only(RIDER, ok=INVALID), "neither on nor off"),
-    Case("POST", "/duty/devices", lambda w: "/duty/devices", _only(RIDER, ok=INVALID), "no device id"),
+    Case(
+        "POST",
+        "/duty/devices",
+        lambda w: "/duty/devices",
+        _only(RIDER, ok=INVALID),
+        "a label too long (without one, an identifier is issued)",
+        form={"label": "x" * 65},
+    ),
     Case(
         "POST",
         "/duty/devices/{device_id}/remove",
@@ -504,8 +511,8 @@ CASES: list[Case] = [
         "POST",
         "/logout",
         lambda w: "/logout",
-        _everyone(SeeOther(to="/login"), anonymous=SeeOther(to="/login")),
-        "takes no form; ends the session, so it comes last",
+        _everyone(SeeOther(to="/login", changes=True), anonymous=SeeOther(to="/login")),
+        "takes no form; ends the session (its row, audited), so it comes last",
     ),
 ]
 

@@ -160,6 +160,7 @@ async def create_clue(
         store=store,
         max_photos=settings.max_photos,
         idempotency_key=idempotency_key,
+        hourly_limit=settings.clues_per_rider_per_hour if policy.paces_clue_reports(user) else None,
     )
     if not created:
         response.status_code = 200

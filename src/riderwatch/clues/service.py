@@ -22,7 +22,7 @@ from riderwatch.clues import workflow
 from riderwatch.clues.photos import CheckedPhoto
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.db import atomic
-from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, TransitionNotAllowed
 from riderwatch.geo.coords import haversine_m, to_wgs84
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
@@ -31,6 +31,8 @@ from riderwatch.org import service as org_service
 
 FUTURE_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=90)
+# A reporter's pace is counted over the last hour (settings.clues_per_rider_per_hour).
+PACE_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,13 @@ def submit_clue(
     source: str = "app",
     contact: dict[str, str] | None = None,
     attributes: dict[str, object] | None = None,
+    hourly_limit: int | None = None,
     now: datetime | None = None,
 ) -> tuple[Clue, bool]:
-    """Record a reported clue. With an idempotency key a retry returns the first clue (created=False)."""
+    """Record a reported clue. With an idempotency key a retry returns the first clue (created=False).
+
+    With `hourly_limit`, a reporter who has sent that many clues in the last hour is refused (429) until
+    the oldest of them is an hour old; a retry of a clue already stored is answered all the same."""
     now = now or utcnow()
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
         raise InvalidInput(N_("Idempotency-Key must be 1 to 128 characters"))
@@ -125,6 +131,8 @@ def submit_clue(
         existing = _by_idempotency_key(session, reporter, idempotency_key)
         if existing is not None:
             return _replay(existing, fingerprint), False
+    if reporter is not None and hourly_limit is not None:
+        _check_pace(session, reporter, hourly_limit, now)
     category = get_category(session, data.category)
     try:
         lat, lon = to_wgs84(data.lat, data.lon, data.crs)
@@ -186,6 +194,22 @@ def submit_clue(
     _append(session, clue, actor=reporter, action="submit", from_status=None, at=now, photos=len(photos), source=source)
     session.flush()
     return clue, True
+
+
+def _check_pace(session: Session, reporter: User, limit: int, now: datetime) -> None:
+    sent, oldest = session.execute(
+        select(func.count(), func.min(Clue.reported_at)).where(
+            Clue.reporter_id == reporter.id, Clue.reported_at > now - PACE_WINDOW
+        )
+    ).one()
+    if sent >= limit and oldest is not None:
+        seconds = max(1, math.ceil((oldest + PACE_WINDOW - now).total_seconds()))
+        raise TooManyRequests(
+            N_("at most %(n)d clues an hour from one reporter; try again in %(minutes)d minutes"),
+            n=limit,
+            minutes=math.ceil(seconds / 60),
+            retry_after=seconds,
+        )
 
 
 def _by_idempotency_key(session: Session, reporter: User, key: str) -> Clue | None:
