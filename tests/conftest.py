@@ -219,6 +219,7 @@ def app(settings: Settings, engine: Engine) -> Any:
     application.state.engine.dispose()
     application.state.engine = engine
     application.state.session_factory = make_session_factory(engine)
+    application.state.read_session_factory = make_session_factory(engine, read_only=True)
     return application
 
 

@@ -11,7 +11,7 @@ follow the settings (photos per clue and their size, pings per batch).
 A JSON or form body that holds a NUL character anywhere is refused (422) the same way: PostgreSQL cannot
 store one in text, SQLite would, and no honest input holds one; so the answer is the same on both.
 (Multipart bodies carry photos and files, where NUL bytes belong; their text fields are checked by their
-routes' schemas.)
+routes' schemas, as are the bodies of routes that answer a NUL more precisely themselves.)
 """
 
 from __future__ import annotations
@@ -67,10 +67,19 @@ class BodyLimits:
     whose body refuses to be read (413).
     """
 
-    def __init__(self, app: ASGIApp, *, limits: Mapping[tuple[str, str], int], default: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limits: Mapping[tuple[str, str], int],
+        default: int = DEFAULT_LIMIT,
+        own_text_checks: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.limits = dict(limits)
         self.default = default
+        # Paths (prefixes) whose routes check for NUL themselves, with a finer answer.
+        self.own_text_checks = own_text_checks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -93,7 +102,8 @@ class BodyLimits:
                 if not message.get("more_body", False):
                     body = b"".join(chunks)
                     content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
-                    if _holds_nul(content_type, body):
+                    checked_here = not scope["path"].startswith(self.own_text_checks)
+                    if checked_here and _holds_nul(content_type, body):
                         await self.app(scope, _refusal(NulInBody()), send)
                     else:
                         await self.app(scope, _replay(body, receive), send)

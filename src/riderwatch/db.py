@@ -78,8 +78,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers take the lock at BEGIN, so two transactions never deadlock on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock at BEGIN, so two transactions never deadlock on upgrade. Readers
+            # (READ_ONLY) begin deferred and take no lock at all: in WAL mode they read a snapshot
+            # while a writer goes on, and SQLite refuses any write they try (query_only).
+            read_only = bool(conn.get_execution_options().get(READ_ONLY))
+            info = conn.connection.info
+            if info.get("query_only", False) != read_only:
+                conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+                info["query_only"] = read_only
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -89,11 +96,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # backend each time, with its caches and prepared statements cold.
         kwargs.setdefault("pool_size", PG_POOL_SIZE)
         kwargs.setdefault("max_overflow", PG_POOL_OVERFLOW)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "begin")
+    def _pg_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+# An execution option: the transactions of a session made with `read_only=True` may not write.
+READ_ONLY = "riderwatch_read_only"
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; with `read_only`, their transactions read and the database refuses writes
+    (on SQLite they also take no lock: see make_engine)."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager

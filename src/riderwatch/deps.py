@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import anyio
 from fastapi import Depends, Path, Request
@@ -19,6 +19,8 @@ from riderwatch.infra.files import FileStore
 from riderwatch.models import User
 from riderwatch.security import read_token
 
+P = ParamSpec("P")
+R = TypeVar("R")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A row id in a path: beyond what the databases store it names nothing (422, never a database error).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -34,9 +36,25 @@ def get_store(request: Request) -> FileStore:
     return store
 
 
+READS = frozenset({"GET", "HEAD"})
+
+
+def writes_on_read(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Mark a GET route that writes (an audited view of personal data, OsmAnd's GET positions): its
+    transaction may write. Every other GET reads in a read-only transaction (see get_db)."""
+    setattr(endpoint, "riderwatch_writes", True)  # noqa: B010  (an attribute the type does not declare)
+    return endpoint
+
+
 def get_db(request: Request) -> Iterator[Session]:
-    """One session per request; committed when the route returns, before the response is sent."""
-    session: Session = request.app.state.session_factory()
+    """One session per request; committed when the route returns, before the response is sent.
+
+    A GET or HEAD reads in a read-only transaction, unless its route is marked `writes_on_read`: the
+    database refuses a write there, and on SQLite such a request takes no lock, so pages and lists go on
+    while positions and clues are written."""
+    reads = request.method in READS and not getattr(request.scope.get("endpoint"), "riderwatch_writes", False)
+    factory = request.app.state.read_session_factory if reads else request.app.state.session_factory
+    session: Session = factory()
     try:
         yield session
         session.commit()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -113,7 +114,10 @@ def test_tiles_from_the_configured_server(browser: Callable[[str], Browser], app
     assert "http://tiles.intranet" in res.headers["content-security-policy"]
 
 
-def test_queue_pages_through_many_clues(browser: Callable[[str], Browser], report: Callable[..., int]) -> None:
+def test_queue_pages_through_many_clues(
+    browser: Callable[[str], Browser], report: Callable[..., int], app: FastAPI
+) -> None:
+    app.state.settings.clues_per_rider_per_hour = 100  # one rider reports them all
     ids = [report(description=f"线索 {i}") for i in range(52)]
     dispatcher = browser("dispatcher")
     first = dispatcher.client.get("/desk").text

@@ -25,9 +25,7 @@ def test_a_riders_reports_are_paced_per_hour(api: Api, app: FastAPI, db: Session
     app.state.settings.clues_per_rider_per_hour = 3
     with clock.frozen(TEST_NOW, tick=False):
         assert [_post(api, "rider", f"k{n}") for n in range(3)] == [201, 201, 201]
-        res = api.client.post(
-            "/api/v1/clues", json=clue_body(), headers={**api.auth("rider"), "Idempotency-Key": "k3"}
-        )
+        res = api.client.post("/api/v1/clues", json=clue_body(), headers={**api.auth("rider"), "Idempotency-Key": "k3"})
         problem = assert_problem(res, 429)
         assert res.headers["retry-after"] == "3600"
         assert "3" in problem["detail"]

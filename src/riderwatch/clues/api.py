@@ -26,7 +26,7 @@ from riderwatch.clues.schemas import (
     PersonRef,
     SuggestedDuplicate,
 )
-from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, require
+from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, require, writes_on_read
 from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
 from riderwatch.i18n import request_locale
 from riderwatch.infra.fields import MAX_ID, UtcDateTime
@@ -211,6 +211,7 @@ def list_clues(
 
 
 @router.get("/clues/{clue_id}", response_model=ClueRead, summary="One clue with its timeline")
+@writes_on_read
 def get_clue(clue_id: ClueId, request: Request, db: DbSession, user: CurrentUser) -> ClueRead:
     clue = service.get_clue(db, user=user, clue_id=clue_id)
     return present_clues(db, user=user, clues=[clue], locale=request_locale(request), with_timeline=True)[0]
@@ -272,6 +273,7 @@ def routing(clue_id: ClueId, db: DbSession, user: Annotated[User, Depends(requir
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}},
 )
+@writes_on_read
 def get_photo(
     clue_id: ClueId,
     position: Annotated[int, Path(ge=0, le=100)],

@@ -18,7 +18,7 @@ from riderwatch.clues import service, workflow
 from riderwatch.clues.present import category_name, present_clues
 from riderwatch.clues.schemas import ActionBody, ClueRead
 from riderwatch.config import Settings
-from riderwatch.deps import CurrentUser, DbSession, OptionalUser, PathId, SettingsDep, require
+from riderwatch.deps import CurrentUser, DbSession, OptionalUser, PathId, SettingsDep, require, writes_on_read
 from riderwatch.errors import (
     N_,
     Conflict,
@@ -245,6 +245,7 @@ def _clue_page(
 
 
 @router.get("/clues/{clue_id}")
+@writes_on_read
 def clue_page(request: Request, clue_id: PathId, db: DbSession, user: ClueReader, done: str = "") -> HTMLResponse:
     message = None
     if done in workflow.ACTIONS:

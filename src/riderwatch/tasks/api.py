@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
-from riderwatch.deps import DbSession, PathId, SettingsDep, require
+from riderwatch.deps import DbSession, PathId, SettingsDep, require, writes_on_read
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import coordinates_ok, to_wgs84
 from riderwatch.models import User
@@ -66,6 +66,7 @@ def tasks_map(
     "/tasks/{task_id}",
     summary="A task as GeoJSON: its cells or checkpoints with how many riders passed each, and the results",
 )
+@writes_on_read
 def get_task(task_id: TaskId, db: DbSession, user: Reader) -> dict[str, Any]:
     return _detail(db, user, task_id)
 

@@ -24,7 +24,7 @@ from riderwatch import policy
 from riderwatch.accounts.service import link_options
 from riderwatch.coverage.service import cell_feature
 from riderwatch.coverage.web import AREA_KIND_LABELS, AREA_KINDS, area_choices
-from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.deps import DbSession, SettingsDep, require, writes_on_read
 from riderwatch.errors import DomainError, InvalidInput, NotFound
 from riderwatch.i18n import request_locale
 from riderwatch.infra.clock import utcnow
@@ -546,6 +546,7 @@ def _detail_page(
 
 
 @router.get("/tasks/{task_id}")
+@writes_on_read
 def task_page(
     request: Request, task_id: TaskId, db: DbSession, user: Reader, done: Annotated[str, Query(max_length=32)] = ""
 ) -> HTMLResponse:

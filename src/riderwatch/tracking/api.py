@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from riderwatch.config import Settings
-from riderwatch.deps import DbSession, SettingsDep, client_id, require
+from riderwatch.deps import DbSession, SettingsDep, client_id, require, writes_on_read
 from riderwatch.errors import N_, DomainError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.fields import UtcDateTime
@@ -185,6 +185,7 @@ def _feature(p: Position | views.LivePosition, **props: Any) -> dict[str, Any]:
 
 
 @api_router.get("/riders/{username}/track", summary="A rider's track (dispatchers; every view is audited)")
+@writes_on_read
 def rider_track(
     username: Annotated[str, Path(max_length=64)],
     start: Annotated[UtcDateTime, Query(alias="from", description="ISO 8601 with a timezone")],
@@ -209,6 +210,7 @@ def rider_track(
 
 
 @api_router.get("/tracking/live", summary="Last position of each rider on duty (dispatchers; audited)")
+@writes_on_read
 def live(
     db: DbSession,
     user: Dispatcher,
@@ -269,6 +271,7 @@ def refusals(
 # id stands in for a login, as in Traccar; answers are short plain texts the app can show.
 @osmand_router.api_route("/osmand", methods=["GET", "POST"], include_in_schema=False)
 @osmand_router.api_route("/osmand/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+@writes_on_read
 async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Response:
     misses = _unknown_devices(request)
     client = client_id(request)

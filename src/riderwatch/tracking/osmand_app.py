@@ -23,7 +23,7 @@ def create_osmand_app(main: FastAPI) -> FastAPI:
     `main` owns the engine: its lifespan disposes of it, so this app runs without one.
     """
     app = FastAPI(title="RiderWatch OsmAnd", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    for name in ("settings", "engine", "session_factory"):
+    for name in ("settings", "engine", "session_factory", "read_session_factory"):
         setattr(app.state, name, getattr(main.state, name))
     app.include_router(router)
     return app

@@ -24,12 +24,12 @@ def _viewer(request: Request) -> User | None:
     user: User | None = getattr(request.state, "user", None)
     if user is None or not inspect(user).unloaded:
         return user
-    uid, version = request.session.get("uid"), request.session.get("v")
-    if not isinstance(uid, int) or not isinstance(version, int):
+    uid, version, key = request.session.get("uid"), request.session.get("v"), request.session.get("sid")
+    if not isinstance(uid, int) or not isinstance(version, int) or not isinstance(key, str):
         return None
-    factory: sessionmaker[Session] = request.app.state.session_factory
+    factory: sessionmaker[Session] = request.app.state.read_session_factory
     with factory() as session:
-        return policy.signed_in_user(session, user_id=uid, token_version=version)
+        return policy.signed_in_user(session, user_id=uid, token_version=version, session_key=key)
 
 
 def render_error(request: Request, status: int, detail: str | DomainError) -> Response:

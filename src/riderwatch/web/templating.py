@@ -114,8 +114,8 @@ class Formatter:
             return ""
         return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
 
-    def iso(self, value: datetime | None) -> str:
-        return value.astimezone(self.zone).isoformat(timespec="seconds") if value else ""
+    def iso(self, value: datetime | None, timespec: str = "seconds") -> str:
+        return value.astimezone(self.zone).isoformat(timespec=timespec) if value else ""
 
     def status(self, code: str) -> str:
         return self._(labels.STATUS_LABELS.get(code, code))
