@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Receive, Scope, Send
 
 from riderwatch import __version__
 from riderwatch.accounts import web as accounts_pages
@@ -51,6 +52,7 @@ from riderwatch.org.api import router as org_router
 from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
 from riderwatch.tracking import web as tracking_pages
+from riderwatch.tracking.api import OSMAND_ROUTES
 from riderwatch.tracking.api import router as tracking_router
 from riderwatch.web import render_error, shell
 
@@ -91,6 +93,18 @@ def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
 OWN_TEXT_CHECKS = ("/open311/", "/api/v1/incidents")
 
 
+class Sessions(SessionMiddleware):
+    """Browser sessions, left out for OsmAnd: phones send no cookie, and a request per position pays for
+    every layer it passes (an empty session keeps `request.session` working there)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/osmand"):
+            scope["session"] = {}
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -111,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Delivery riders as a community public-safety team: clue desk, closed loop, Open311.",
         lifespan=lifespan,
+        # No OpenTelemetry: nothing is exported from the intranet, and looking for providers costs each request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
@@ -119,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.photo_store = FileStore(settings.photo_dir)
     app.add_middleware(BodyLimits, limits=body_limits(settings), own_text_checks=OWN_TEXT_CHECKS)
     app.add_middleware(
-        SessionMiddleware,
+        Sessions,
         secret_key=settings.signing_key,
         session_cookie="rw_session",
         max_age=settings.token_ttl_seconds,
@@ -182,6 +198,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return document_problems(fastapi_openapi())  # FastAPI caches the document; this edit is idempotent
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # First: routing tries the routes in order, and OsmAnd takes a request per position from every phone.
+    app.router.routes.extend(OSMAND_ROUTES)
     app.include_router(accounts_router)
     app.include_router(clues_router)
     app.include_router(org_router)

@@ -26,12 +26,14 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def get_settings(request: Request) -> Settings:
+# Plain lookups are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop that
+# costs more than the lookup.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> FileStore:
+async def get_store(request: Request) -> FileStore:
     store: FileStore = request.app.state.photo_store
     return store
 

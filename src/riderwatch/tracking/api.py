@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -10,19 +11,22 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from riderwatch.config import Settings
+from riderwatch.db import unit_of_work
 from riderwatch.deps import DbSession, SettingsDep, client_id, require, writes_on_read
 from riderwatch.errors import N_, DomainError, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.fields import UtcDateTime
+from riderwatch.infra.groupcommit import GroupCommit
 from riderwatch.infra.throttle import MissThrottle
 from riderwatch.models import Position, User
 from riderwatch.tracking import duty, service, views
 from riderwatch.tracking.ingest import REASONS, IngestResult, IngestRules
-from riderwatch.tracking.osmand import OsmAndError, parse_request
+from riderwatch.tracking.osmand import OsmAndError, Report, parse_request
 from riderwatch.tracking.schemas import (
     PING_BATCH_SCHEMA,
     CollectedRead,
@@ -46,7 +50,6 @@ from riderwatch.tracking.schemas import (
 )
 
 api_router = APIRouter(prefix="/api/v1", tags=["positions"])
-osmand_router = APIRouter(tags=["positions"])
 
 RiderSelf = Annotated[User, Depends(require("tracking.self"))]
 Dispatcher = Annotated[User, Depends(require("tracking.view_positions"))]
@@ -269,10 +272,10 @@ def refusals(
 
 # OsmAnd: Traccar Client ignores the path, so everything below /osmand is accepted too. The device
 # id stands in for a login, as in Traccar; answers are short plain texts the app can show.
-@osmand_router.api_route("/osmand", methods=["GET", "POST"], include_in_schema=False)
-@osmand_router.api_route("/osmand/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
-@writes_on_read
-async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Response:
+async def osmand(request: Request) -> Response:
+    # A plain Starlette endpoint (OSMAND_ROUTES), without FastAPI's dependencies and checks: a phone
+    # sends a request per position, and what each request costs is paid thousands of times a second.
+    settings: Settings = request.app.state.settings
     misses = _unknown_devices(request)
     client = client_id(request)
     wait = misses.wait(client)
@@ -294,9 +297,9 @@ async def osmand(request: Request, db: DbSession, settings: SettingsDep) -> Resp
         return PlainTextResponse(str(exc), status_code=exc.status)
     if len(reports) > settings.max_pings_per_batch:
         return PlainTextResponse("too many positions in one request", status_code=413)
-    rules = IngestRules.from_settings(settings)
     try:
-        result = await run_in_threadpool(service.ingest_osmand, db, reports=reports, rules=rules, now=now)
+        # Written with the requests that arrive meanwhile, in one transaction; answered once it committed.
+        result = await _osmand_writer(request).submit(reports)
     except DomainError as exc:
         if isinstance(exc, NotFound):
             misses.miss(client)
@@ -321,6 +324,21 @@ UNKNOWN_DEVICES_BEFORE_WAITING = 10
 UNKNOWN_DEVICES_WINDOW_SECONDS = 600
 
 
+def _osmand_writer(request: Request) -> GroupCommit[Sequence[Report], IngestResult]:
+    """The process's group-commit writer for OsmAnd requests (infra/groupcommit.py)."""
+    writer: GroupCommit[Sequence[Report], IngestResult] | None = getattr(request.app.state, "osmand_writer", None)
+    if writer is None:
+        factory: sessionmaker[Session] = request.app.state.session_factory
+        rules = IngestRules.from_settings(request.app.state.settings)
+
+        def write(requests: Sequence[Sequence[Report]]) -> list[IngestResult | NotFound]:
+            with unit_of_work(factory) as session:
+                return service.ingest_osmand_requests(session, requests=requests, rules=rules)
+
+        writer = request.app.state.osmand_writer = GroupCommit(write)
+    return writer
+
+
 def _unknown_devices(request: Request) -> MissThrottle:
     throttle: MissThrottle | None = getattr(request.app.state, "unknown_devices", None)
     if throttle is None:
@@ -332,7 +350,12 @@ def _unknown_devices(request: Request) -> MissThrottle:
     return throttle
 
 
-# The one router the app includes: the JSON API and the OsmAnd endpoint.
+# The JSON API's router.
 router = APIRouter()
 router.include_router(api_router)
-router.include_router(osmand_router)
+
+# OsmAnd's routes, which the app puts first of all (routing tries routes in order).
+OSMAND_ROUTES = [
+    Route("/osmand", osmand, methods=["GET", "POST"], include_in_schema=False),
+    Route("/osmand/{rest:path}", osmand, methods=["GET", "POST"], include_in_schema=False),
+]

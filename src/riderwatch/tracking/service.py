@@ -32,7 +32,14 @@ from riderwatch.models import (
     TrackingDevice,
     User,
 )
-from riderwatch.tracking.ingest import IngestResult, IngestRules, PingColumns, record_refusals, store_positions
+from riderwatch.tracking.ingest import (
+    IngestResult,
+    IngestRules,
+    PingColumns,
+    Rejection,
+    record_refusals,
+    store_positions,
+)
 from riderwatch.tracking.osmand import Report
 from riderwatch.tracking.schemas import ParsedPings
 
@@ -115,23 +122,59 @@ def ingest_osmand(
     session: Session, *, reports: Sequence[Report], rules: IngestRules, now: datetime | None = None
 ) -> IngestResult:
     """Positions from Traccar Client devices; every device must be registered (else nothing is stored)."""
+    answer = ingest_osmand_requests(session, requests=[reports], rules=rules, now=now)[0]
+    if isinstance(answer, NotFound):
+        raise answer
+    return answer
+
+
+def ingest_osmand_requests(
+    session: Session, *, requests: Sequence[Sequence[Report]], rules: IngestRules, now: datetime | None = None
+) -> list[IngestResult | NotFound]:
+    """Several OsmAnd requests in one transaction (group commit): each gets its own result, with
+    rejections indexed within its own reports, or NotFound when one of its devices is unknown (then
+    none of its reports is stored, as when it is written alone)."""
     now = now or utcnow()
-    ids = {r.device_id for r in reports}
+    ids = {r.device_id for reports in requests for r in reports}
     owners: dict[str, int] = {
         device_id: rider_id
         for device_id, rider_id in session.execute(
-            select(TrackingDevice.device_id, TrackingDevice.rider_id).where(TrackingDevice.device_id.in_(ids))
+            select(TrackingDevice.device_id, TrackingDevice.rider_id).where(
+                one_of(session, TrackingDevice.device_id.expression, ids)
+            )
         )
     }
-    unknown = ids - owners.keys()
-    if unknown:
-        raise NotFound(
-            N_("unknown device %(device)r: register it first in RiderWatch (my devices)"), device=sorted(unknown)[0]
-        )
-    pings = PingColumns.of([owners[r.device_id] for r in reports], [r.ping for r in reports])
-    result = store_positions(session, pings=pings, rules=rules, now=now)
+    answers: list[IngestResult | NotFound] = []
+    riders: list[int] = []
+    pings: list[Any] = []
+    spans: list[tuple[int, int, int]] = []  # (answer, first ping, ping count) of each request taken
+    for reports in requests:
+        unknown = sorted({r.device_id for r in reports} - owners.keys())
+        if unknown:
+            answers.append(
+                NotFound(
+                    N_("unknown device %(device)r: register it first in RiderWatch (my devices)"), device=unknown[0]
+                )
+            )
+            continue
+        spans.append((len(answers), len(pings), len(reports)))
+        answers.append(IngestResult())
+        riders.extend(owners[r.device_id] for r in reports)
+        pings.extend(r.ping for r in reports)
+    if not pings:
+        return answers
+    result = store_positions(session, pings=PingColumns.of(riders, pings), rules=rules, now=now)
     record_refusals(session, result.rejections, day=rules.day_of(now))
-    return result
+    by_ping = {r.index: r for r in result.rejections}
+    for answer, first, count in spans:
+        mine = answers[answer]
+        assert isinstance(mine, IngestResult)
+        for offset in range(count):
+            refused = by_ping.get(first + offset)
+            if refused is not None:
+                mine.rejections.append(Rejection(offset, refused.reason, refused.rider_id))
+        mine.accepted = count - len(mine.rejections)
+    return answers
 
 
 def purge_expired(session: Session, *, retention_days: int, now: datetime | None = None) -> dict[str, int]:
