@@ -48,13 +48,23 @@ def writes_on_read(endpoint: Callable[P, R]) -> Callable[P, R]:
     return endpoint
 
 
+def reads_only(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Mark a writing route whose writes go through a group-commit writer (infra/groupcommit.py): its own
+    transaction only reads (who the caller is), so it holds no lock while the writer works."""
+    setattr(endpoint, "riderwatch_reads_only", True)  # noqa: B010  (an attribute the type does not declare)
+    return endpoint
+
+
 def get_db(request: Request) -> Iterator[Session]:
     """One session per request; committed when the route returns, before the response is sent.
 
     A GET or HEAD reads in a read-only transaction, unless its route is marked `writes_on_read`: the
     database refuses a write there, and on SQLite such a request takes no lock, so pages and lists go on
     while positions and clues are written."""
-    reads = request.method in READS and not getattr(request.scope.get("endpoint"), "riderwatch_writes", False)
+    endpoint = request.scope.get("endpoint")
+    reads = (request.method in READS and not getattr(endpoint, "riderwatch_writes", False)) or getattr(
+        endpoint, "riderwatch_reads_only", False
+    )
     factory = request.app.state.read_session_factory if reads else request.app.state.session_factory
     session: Session = factory()
     try:

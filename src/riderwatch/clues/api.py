@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import UploadFile
 
 from riderwatch import policy
@@ -26,11 +27,14 @@ from riderwatch.clues.schemas import (
     PersonRef,
     SuggestedDuplicate,
 )
-from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, require, writes_on_read
+from riderwatch.db import unit_of_work
+from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, reads_only, require, writes_on_read
 from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
 from riderwatch.i18n import request_locale
 from riderwatch.infra.fields import MAX_ID, UtcDateTime
-from riderwatch.models import User
+from riderwatch.infra.files import FileStore
+from riderwatch.infra.groupcommit import GroupCommit
+from riderwatch.models import Clue, User
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
 ClueId = PathId
@@ -139,6 +143,7 @@ async def read_clue_submission(
     },
     responses={200: {"description": "a retry with a known Idempotency-Key: the first clue", "model": ClueCreated}},
 )
+@reads_only
 async def create_clue(
     request: Request,
     response: Response,
@@ -148,24 +153,48 @@ async def create_clue(
     user: Annotated[User, Depends(require("clue.report"))],
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> ClueCreated:
+    # The caller is known: the request's own (read-only) transaction ends and its pooled connection goes
+    # back before the report waits for the writer, which needs one (the user's loaded fields stay).
+    await anyio.to_thread.run_sync(db.close)
     data, photos = await read_clue_submission(request, settings.max_photos, settings.max_photo_bytes)
-    # In a worker thread, like every database wait (see deps.identify_caller): a retry racing the
-    # first request waits here on the unique key or SQLite's lock, never on the event loop.
-    clue, created = await run_in_threadpool(
-        service.submit_clue,
-        db,
-        reporter=user,
-        data=data,
-        photos=photos,
-        store=store,
-        max_photos=settings.max_photos,
-        idempotency_key=idempotency_key,
-        hourly_limit=settings.clues_per_rider_per_hour if policy.paces_clue_reports(user) else None,
+    if photos:
+        # Content-addressed and atomic, before the clue is written: a refused clue leaves an orphan file.
+        await anyio.to_thread.run_sync(_store_photos, store, photos)
+    # Written with the reports that arrive meanwhile, in one transaction, each in a savepoint of its own;
+    # answered once that transaction has committed (infra/groupcommit.py).
+    clue, created = await _clue_writer(request).submit(
+        service.Submission(
+            reporter=user,
+            data=data,
+            photos=photos,
+            idempotency_key=idempotency_key,
+            hourly_limit=settings.clues_per_rider_per_hour if policy.paces_clue_reports(user) else None,
+            max_photos=settings.max_photos,
+        )
     )
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/clues/{clue.id}"
     return ClueCreated(id=clue.id, status=clue.status)
+
+
+def _store_photos(store: FileStore, photos: list[CheckedPhoto]) -> None:
+    for photo in photos:
+        store.put(photo.sha256, photo.data)
+
+
+def _clue_writer(request: Request) -> GroupCommit[service.Submission, tuple[Clue, bool]]:
+    """The process's group-commit writer for reported clues."""
+    writer: GroupCommit[service.Submission, tuple[Clue, bool]] | None = getattr(request.app.state, "clue_writer", None)
+    if writer is None:
+        factory: sessionmaker[Session] = request.app.state.session_factory
+
+        def write(submissions: Sequence[service.Submission]) -> list[tuple[Clue, bool] | Exception]:
+            with unit_of_work(factory) as session:
+                return service.submit_clues(session, submissions)
+
+        writer = request.app.state.clue_writer = GroupCommit(write)
+    return writer
 
 
 @router.get("/clues", response_model=ClueList, summary="Clues the caller may see")

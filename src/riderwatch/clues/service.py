@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -108,7 +109,7 @@ def submit_clue(
     reporter: User | None,
     data: ClueCreate,
     photos: list[CheckedPhoto],
-    store: FileStore,
+    store: FileStore | None,
     max_photos: int,
     idempotency_key: str | None = None,
     source: str = "app",
@@ -165,9 +166,10 @@ def submit_clue(
         community_id=place.community.id if place.community else None,
         deadline_at=deadline_for(category, start=now, urgent=data.urgent),
     )
-    for photo in photos:
-        # Content-addressed and atomic: a rolled-back clue leaves only an orphan file.
-        store.put(photo.sha256, photo.data)
+    if store is not None:  # else the caller has stored the photos already
+        for photo in photos:
+            # Content-addressed and atomic: a rolled-back clue leaves only an orphan file.
+            store.put(photo.sha256, photo.data)
     try:
         with session.begin_nested():
             session.add(clue)
@@ -194,6 +196,44 @@ def submit_clue(
     _append(session, clue, actor=reporter, action="submit", from_status=None, at=now, photos=len(photos), source=source)
     session.flush()
     return clue, True
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One reported clue, checked and with its photos stored, waiting to be written (group commit)."""
+
+    reporter: User
+    data: ClueCreate
+    photos: list[CheckedPhoto]
+    idempotency_key: str | None
+    hourly_limit: int | None
+    max_photos: int
+
+
+def submit_clues(session: Session, submissions: Sequence[Submission]) -> list[tuple[Clue, bool] | Exception]:
+    """Several reports in the caller's transaction, each in a savepoint of its own: one that is refused
+    (or fails) is undone alone and answered with its error, and the others are written."""
+    now = utcnow()
+    answers: list[tuple[Clue, bool] | Exception] = []
+    for item in submissions:
+        try:
+            with session.begin_nested():
+                answers.append(
+                    submit_clue(
+                        session,
+                        reporter=item.reporter,
+                        data=item.data,
+                        photos=item.photos,
+                        store=None,
+                        max_photos=item.max_photos,
+                        idempotency_key=item.idempotency_key,
+                        hourly_limit=item.hourly_limit,
+                        now=now,
+                    )
+                )
+        except Exception as exc:  # the report's own failure, answered to its request alone
+            answers.append(exc)
+    return answers
 
 
 def _check_pace(session: Session, reporter: User, limit: int, now: datetime) -> None:
