@@ -1,9 +1,10 @@
 """Signing in, built so that a flood of logins costs the server little and locks no one out.
 
-A login is three steps, and this module owns both of its transactions (the route holds none):
-1. a short transaction checks the limits and records the attempt as a failure before the password is
-   checked, so attempts running side by side count each other (on PostgreSQL an advisory lock on the
-   name makes the count exact);
+A login is three steps, and this module owns its transactions (the route holds none):
+1. a read-only look answers 429 at once while a limit says wait; else a short transaction checks the
+   limits again and records the attempt as a failure before the password is checked, so attempts
+   running side by side count each other (on PostgreSQL an advisory lock on the name makes the count
+   exact);
 2. the password is checked (argon2: about 0.1 s of a core, 64 MiB) outside any transaction, in a worker
    thread, a bounded number at once per process;
 3. a short transaction turns a success into a login: the failures of that name from that address go,
@@ -97,10 +98,9 @@ def _name_lock(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def begin_attempt(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> Attempt:
-    """Step 1: refuse with 429 while a limit says wait; else record the attempt as a failure."""
+def check_wait(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> None:
+    """Raise 429 while a limit says this name from this address must wait."""
     name, client = username[:NAME_WIDTH], client[:CLIENT_WIDTH]
-    _name_lock(session, name)
     F = LoginFailure
     pair = and_(F.username == name, F.client == client)
     row = session.execute(
@@ -124,6 +124,13 @@ def begin_attempt(session: Session, *, username: str, client: str, limits: Login
         raise TooManyRequests(
             N_("too many failed logins; try again in %(seconds)d seconds"), seconds=seconds, retry_after=seconds
         )
+
+
+def begin_attempt(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> Attempt:
+    """Step 1: refuse with 429 while a limit says wait; else record the attempt as a failure."""
+    name, client = username[:NAME_WIDTH], client[:CLIENT_WIDTH]
+    _name_lock(session, name)
+    check_wait(session, username=username, client=client, limits=limits, now=now)
     user = session.execute(select(User.id, User.password_hash).where(User.username == username)).one_or_none()
     failure = LoginFailure(username=name, client=client, at=now)
     session.add(failure)
@@ -176,6 +183,7 @@ def _in_transaction(factory: sessionmaker[Session], step: Callable[[Session], T]
 
 async def sign_in(
     factory: sessionmaker[Session],
+    read_factory: sessionmaker[Session],
     hashes: anyio.CapacityLimiter,
     *,
     username: str,
@@ -187,6 +195,13 @@ async def sign_in(
 ) -> SignedIn | NotAuthenticated:
     """The three steps; raises TooManyRequests while a limit says wait."""
     now = utcnow()
+    # First a look in a read-only transaction (on SQLite without the write lock): during a flood most
+    # tries are answered here, at the cost of one query.
+    await anyio.to_thread.run_sync(
+        _in_transaction,
+        read_factory,
+        partial(check_wait, username=username, client=client, limits=limits, now=now),
+    )
     attempt = await anyio.to_thread.run_sync(
         _in_transaction,
         factory,

@@ -106,6 +106,7 @@ async def login(
         # No request transaction: sign_in keeps its own two short ones, and checks the password between them.
         result = await sign_in(
             request.app.state.session_factory,
+            request.app.state.read_session_factory,
             hashes,
             username=username.strip(),
             password=password,
