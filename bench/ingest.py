@@ -535,6 +535,7 @@ async def drive_batches(
     time_cap_s: float,
     meter: CpuMeter,
     fold: Callable[[], int],
+    rate: float | None = None,
 ) -> Phase:
     """Each client sends its bodies in order; the first one of each is a warm-up outside the measure.
 
@@ -570,10 +571,17 @@ async def drive_batches(
         deadline = started + time_cap_s
 
         async def client_loop(own: list[bytes]) -> None:
+            sent = 0
             for body in own[1:]:
                 if time.perf_counter() >= deadline:
                     return
-                phase.sent_pings += body.count(b'"ts"')
+                if rate is not None:
+                    # At most `rate` pings/s in all: each client keeps to its share.
+                    due = started + sent / (rate / len(bodies))
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                pings = body.count(b'"ts"')
+                sent += pings
+                phase.sent_pings += pings
                 await post(body, True)
 
         async def timed_fold() -> None:

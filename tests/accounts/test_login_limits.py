@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.accounts import login as login_module
-from riderwatch.accounts.login import LoginLimits, begin_attempt
+from riderwatch.accounts.login import REMEMBERED_WAIT_SECONDS, KnownWaits, LoginLimits, begin_attempt
 from riderwatch.errors import TooManyRequests
 from riderwatch.infra import clock
 from riderwatch.models import LoginFailure, UserSession
@@ -208,3 +208,44 @@ def test_logging_in_again_tidies_the_ended_sessions(
 def test_a_wrong_password_is_a_401_problem_and_is_recorded(api: Api, db: Session) -> None:
     assert_problem(api.client.post("/api/v1/auth/token", data={"username": "rider", "password": "nope"}), 401)
     assert db.scalar(select(func.count()).select_from(LoginFailure)) == 1
+
+
+def test_a_refused_try_is_remembered_a_few_seconds_without_asking_the_database(
+    api: Api, app: FastAPI, db: Session, district: District
+) -> None:
+    app.state.settings.login_max_failures = 2
+    for _ in range(2):
+        assert_problem(api.client.post("/api/v1/auth/token", data={"username": "rider", "password": "nope"}), 401)
+    assert_problem(api.client.post("/api/v1/auth/token", data={"username": "rider", "password": PASSWORD}), 429)
+    # An administrator lifts the lock (as a password reset does): this process still answers from memory
+    # for a few seconds, with no query, and then asks the database again.
+    db.execute(delete(LoginFailure))
+    db.commit()
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.get_bind(), "before_cursor_execute", seen)
+    try:
+        res = api.client.post("/api/v1/auth/token", data={"username": "rider", "password": PASSWORD})
+    finally:
+        event.remove(db.get_bind(), "before_cursor_execute", seen)
+    assert_problem(res, 429)
+    assert not [s for s in statements if "login_failures" in s]
+    with clock.frozen(clock.utcnow() + timedelta(seconds=REMEMBERED_WAIT_SECONDS + 1)):
+        assert (
+            api.client.post("/api/v1/auth/token", data={"username": "rider", "password": PASSWORD}).status_code == 200
+        )
+
+
+def test_known_waits_keep_each_scope_apart_and_forget_the_oldest() -> None:
+    known = KnownWaits(max_scopes=2)
+    known.note({"pair 10.0.0.1 rider": 3.0}, TEST_NOW)
+    assert known.left("rider", "10.0.0.1", TEST_NOW) == 3.0
+    assert known.left("rider", "10.0.0.2", TEST_NOW) == 0.0
+    assert known.left("rider2", "10.0.0.1", TEST_NOW) == 0.0
+    known.note({"address 10.0.0.9": 600.0}, TEST_NOW)
+    assert known.left("anyone", "10.0.0.9", TEST_NOW) == REMEMBERED_WAIT_SECONDS
+    known.note({"name police": 1.0, "name admin": 1.0}, TEST_NOW)
+    assert known.left("anyone", "10.0.0.9", TEST_NOW) == 0.0

@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from riderwatch.accounts.admin_api import router as admin_router
-from riderwatch.accounts.login import LoginLimits, sign_in
+from riderwatch.accounts.login import LoginLimits, known_waits, sign_in
 from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id, login_hashes
 from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.models import Rider
@@ -58,6 +58,7 @@ async def login_for_token(
         request.app.state.session_factory,
         request.app.state.read_session_factory,
         hashes,
+        known_waits(request.app.state),
         username=form.username,
         password=form.password,
         client=client_id(request),

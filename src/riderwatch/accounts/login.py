@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import and_, delete, func, or_, select, text, update
@@ -98,8 +100,14 @@ def _name_lock(session: Session, name: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def check_wait(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> None:
-    """Raise 429 while a limit says this name from this address must wait."""
+def _scopes(username: str, client: str) -> tuple[str, str, str]:
+    """Keys of the three scopes a failure counts in: name from address, address, name."""
+    name, client = username[:NAME_WIDTH], client[:CLIENT_WIDTH]
+    return f"pair {client} {name}", f"address {client}", f"name {name}"
+
+
+def waits(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> dict[str, float]:
+    """The scopes that must still wait, with the seconds left (none: go on)."""
     name, client = username[:NAME_WIDTH], client[:CLIENT_WIDTH]
     F = LoginFailure
     pair = and_(F.username == name, F.client == client)
@@ -114,16 +122,67 @@ def check_wait(session: Session, *, username: str, client: str, limits: LoginLim
         ).where(F.at >= now - timedelta(seconds=limits.window_seconds), or_(F.username == name, F.client == client))
     ).one()
     longest = limits.window_seconds
-    wait = max(
-        _wait(row[0], limits.per_name_and_address, row[1], now, longest),
-        _wait(row[2], limits.per_address, row[3], now, longest),
-        _wait(row[4], limits.per_name, row[5], now, longest),
+    found = zip(
+        _scopes(username, client),
+        (
+            _wait(row[0], limits.per_name_and_address, row[1], now, longest),
+            _wait(row[2], limits.per_address, row[3], now, longest),
+            _wait(row[4], limits.per_name, row[5], now, longest),
+        ),
+        strict=True,
     )
-    if wait > 0:
-        seconds = math.ceil(wait)
-        raise TooManyRequests(
-            N_("too many failed logins; try again in %(seconds)d seconds"), seconds=seconds, retry_after=seconds
-        )
+    return {scope: seconds for scope, seconds in found if seconds > 0}
+
+
+def too_many(seconds: float) -> TooManyRequests:
+    wait = math.ceil(seconds)
+    return TooManyRequests(
+        N_("too many failed logins; try again in %(seconds)d seconds"), seconds=wait, retry_after=wait
+    )
+
+
+REMEMBERED_WAIT_SECONDS = 5.0
+
+
+class KnownWaits:
+    """Waits the database has imposed, remembered by this server process: a try that comes back before its
+    time is answered with no query at all. The database stays the authority (a try let through here is
+    checked there again), so several processes each remembering their own is harmless."""
+
+    def __init__(self, max_scopes: int = 10_000) -> None:
+        self._until: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_scopes = max_scopes
+
+    def left(self, username: str, client: str, now: datetime) -> float:
+        with self._lock:
+            until = [self._until.get(scope) for scope in _scopes(username, client)]
+        return max([(u - now).total_seconds() for u in until if u is not None], default=0.0)
+
+    def note(self, found: dict[str, float], now: datetime) -> None:
+        with self._lock:
+            for scope, seconds in found.items():
+                # Remembered a few seconds at most: an administrator's password reset lifts a lock in the
+                # database, and the user should not wait long for this process to notice.
+                self._until[scope] = now + timedelta(seconds=min(seconds, REMEMBERED_WAIT_SECONDS))
+                self._until.move_to_end(scope)
+            while len(self._until) > self.max_scopes:
+                self._until.popitem(last=False)
+
+
+def known_waits(state: Any) -> KnownWaits:
+    """The server process's KnownWaits, kept on `state` (the app's)."""
+    known: KnownWaits | None = getattr(state, "known_login_waits", None)
+    if known is None:
+        known = state.known_login_waits = KnownWaits()
+    return known
+
+
+def check_wait(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> None:
+    """Raise 429 while a limit says this name from this address must wait."""
+    found = waits(session, username=username, client=client, limits=limits, now=now)
+    if found:
+        raise too_many(max(found.values()))
 
 
 def begin_attempt(session: Session, *, username: str, client: str, limits: LoginLimits, now: datetime) -> Attempt:
@@ -185,6 +244,7 @@ async def sign_in(
     factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
     hashes: anyio.CapacityLimiter,
+    known: KnownWaits,
     *,
     username: str,
     password: str,
@@ -195,13 +255,19 @@ async def sign_in(
 ) -> SignedIn | NotAuthenticated:
     """The three steps; raises TooManyRequests while a limit says wait."""
     now = utcnow()
-    # First a look in a read-only transaction (on SQLite without the write lock): during a flood most
-    # tries are answered here, at the cost of one query.
-    await anyio.to_thread.run_sync(
+    # During a flood most tries are answered here: from what this process already knows (no query at
+    # all), else from a look in a read-only transaction (on SQLite without the write lock).
+    left = known.left(username, client, now)
+    if left > 0:
+        raise too_many(left)
+    found = await anyio.to_thread.run_sync(
         _in_transaction,
         read_factory,
-        partial(check_wait, username=username, client=client, limits=limits, now=now),
+        partial(waits, username=username, client=client, limits=limits, now=now),
     )
+    if found:
+        known.note(found, now)
+        raise too_many(max(found.values()))
     attempt = await anyio.to_thread.run_sync(
         _in_transaction,
         factory,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.accounts import service as accounts
-from riderwatch.accounts.login import LoginLimits, end_session, sign_in
+from riderwatch.accounts.login import LoginLimits, end_session, known_waits, sign_in
 from riderwatch.accounts.schemas import UserCreate
 from riderwatch.audit.service import AuditFilters, vocabulary
 from riderwatch.deps import DbSession, OptionalUser, PathId, SettingsDep, client_id, login_hashes, require
@@ -108,6 +108,7 @@ async def login(
             request.app.state.session_factory,
             request.app.state.read_session_factory,
             hashes,
+            known_waits(request.app.state),
             username=username.strip(),
             password=password,
             client=client_id(request),
