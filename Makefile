@@ -63,6 +63,7 @@ bench: install services
 	$(BIN)/python -m bench.ingest --pg-url $(PG_URL)
 	$(BIN)/python -m bench.coverage --pg-url $(PG_URL)
 	$(BIN)/python -m bench.tasks --pg-url $(PG_URL)
+	$(BIN)/python -m bench.desk --pg-url $(PG_URL)
 
 # Refresh the catalogues after changing UI strings; then translate the new msgids in locale/zh.
 messages: $(VENV)/.installed
