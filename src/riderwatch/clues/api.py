@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from riderwatch import policy
 from riderwatch.audit.service import record
-from riderwatch.clues import service
+from riderwatch.clues import intake, service
 from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.clues.present import person, present_clues
 from riderwatch.clues.schemas import (
@@ -34,7 +34,7 @@ from riderwatch.i18n import request_locale
 from riderwatch.infra.fields import MAX_ID, UtcDateTime
 from riderwatch.infra.files import FileStore
 from riderwatch.infra.groupcommit import GroupCommit
-from riderwatch.models import Clue, User
+from riderwatch.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
 ClueId = PathId
@@ -162,8 +162,8 @@ async def create_clue(
         await anyio.to_thread.run_sync(_store_photos, store, photos)
     # Written with the reports that arrive meanwhile, in one transaction, each in a savepoint of its own;
     # answered once that transaction has committed (infra/groupcommit.py).
-    clue, created = await _clue_writer(request).submit(
-        service.Submission(
+    reported = await _clue_writer(request).submit(
+        intake.Submission(
             reporter=user,
             data=data,
             photos=photos,
@@ -172,10 +172,10 @@ async def create_clue(
             max_photos=settings.max_photos,
         )
     )
-    if not created:
+    if not reported.created:
         response.status_code = 200
-    response.headers["Location"] = f"/api/v1/clues/{clue.id}"
-    return ClueCreated(id=clue.id, status=clue.status)
+    response.headers["Location"] = f"/api/v1/clues/{reported.id}"
+    return ClueCreated(id=reported.id, status=reported.status)
 
 
 def _store_photos(store: FileStore, photos: list[CheckedPhoto]) -> None:
@@ -183,15 +183,15 @@ def _store_photos(store: FileStore, photos: list[CheckedPhoto]) -> None:
         store.put(photo.sha256, photo.data)
 
 
-def _clue_writer(request: Request) -> GroupCommit[service.Submission, tuple[Clue, bool]]:
+def _clue_writer(request: Request) -> GroupCommit[intake.Submission, intake.Reported]:
     """The process's group-commit writer for reported clues."""
-    writer: GroupCommit[service.Submission, tuple[Clue, bool]] | None = getattr(request.app.state, "clue_writer", None)
+    writer: GroupCommit[intake.Submission, intake.Reported] | None = getattr(request.app.state, "clue_writer", None)
     if writer is None:
         factory: sessionmaker[Session] = request.app.state.session_factory
 
-        def write(submissions: Sequence[service.Submission]) -> list[tuple[Clue, bool] | Exception]:
+        def write(submissions: Sequence[intake.Submission]) -> list[intake.Reported | Exception]:
             with unit_of_work(factory) as session:
-                return service.submit_clues(session, submissions)
+                return intake.submit_clues(session, submissions)
 
         writer = request.app.state.clue_writer = GroupCommit(write)
     return writer

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -62,7 +63,7 @@ def deadline_for(category: Category, *, start: datetime, urgent: bool) -> dateti
     return start + timedelta(hours=category.urgent_deadline_hours if urgent else category.deadline_hours)
 
 
-def _fingerprint(data: ClueCreate, photos: list[CheckedPhoto]) -> str:
+def request_fingerprint(data: ClueCreate, photos: list[CheckedPhoto]) -> str:
     payload = data.model_dump(mode="json")
     payload["photos"] = [p.sha256 for p in photos]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -117,54 +118,36 @@ def submit_clue(
     attributes: dict[str, object] | None = None,
     hourly_limit: int | None = None,
     now: datetime | None = None,
+    locator: org_service.Locator | None = None,
 ) -> tuple[Clue, bool]:
     """Record a reported clue. With an idempotency key a retry returns the first clue (created=False).
 
     With `hourly_limit`, a reporter who has sent that many clues in the last hour is refused (429) until
     the oldest of them is an hour old; a retry of a clue already stored is answered all the same."""
     now = now or utcnow()
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
-        raise InvalidInput(N_("Idempotency-Key must be 1 to 128 characters"))
-    if len(photos) > max_photos:
-        raise InvalidInput(N_("at most %(max)d photos per clue; %(n)d were sent"), max=max_photos, n=len(photos))
-    fingerprint = _fingerprint(data, photos)
+    check_submission(data, photos, idempotency_key=idempotency_key, max_photos=max_photos)
+    fingerprint = request_fingerprint(data, photos)
     if reporter is not None and idempotency_key:
         existing = _by_idempotency_key(session, reporter, idempotency_key)
         if existing is not None:
-            return _replay(existing, fingerprint), False
+            return replay(existing, fingerprint), False
     if reporter is not None and hourly_limit is not None:
         _check_pace(session, reporter, hourly_limit, now)
-    category = get_category(session, data.category)
-    try:
-        lat, lon = to_wgs84(data.lat, data.lon, data.crs)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
-    if data.observed_at > now + FUTURE_SKEW:
-        raise InvalidInput(N_("observed_at is in the future"))
-    if data.observed_at < now - MAX_AGE:
-        raise InvalidInput(N_("observed_at is more than 90 days ago; report recent observations only"))
-    place = org_service.locate(session, lat=lat, lon=lon)
     clue = Clue(
-        category_code=category.code,
-        description=data.description,
-        lat=lat,
-        lon=lon,
-        address=data.address,
-        observed_at=data.observed_at,
-        reported_at=now,
-        updated_at=now,
-        reporter_id=reporter.id if reporter else None,
-        anonymous=data.anonymous or reporter is None,
-        source=source,
-        contact=contact or {},
-        attributes=attributes or {},
-        idempotency_key=idempotency_key if reporter is not None else None,
-        request_fingerprint=fingerprint,
-        urgent=data.urgent,
-        status="submitted",
-        grid_id=place.grid.id if place.grid else None,
-        community_id=place.community.id if place.community else None,
-        deadline_at=deadline_for(category, start=now, urgent=data.urgent),
+        **clue_row(
+            get_category(session, data.category),
+            data,
+            reporter=reporter,
+            now=now,
+            place=lambda lat, lon: (
+                locator.locate(lat=lat, lon=lon) if locator else org_service.locate(session, lat=lat, lon=lon)
+            ),
+            fingerprint=fingerprint,
+            idempotency_key=idempotency_key,
+            source=source,
+            contact=contact,
+            attributes=attributes,
+        )
     )
     if store is not None:  # else the caller has stored the photos already
         for photo in photos:
@@ -179,7 +162,7 @@ def submit_clue(
         if reporter is not None and idempotency_key:
             existing = _by_idempotency_key(session, reporter, idempotency_key)
             if existing is not None:
-                return _replay(existing, fingerprint), False
+                return replay(existing, fingerprint), False
         raise
     for position, photo in enumerate(photos):
         session.add(
@@ -198,42 +181,75 @@ def submit_clue(
     return clue, True
 
 
-@dataclass(frozen=True)
-class Submission:
-    """One reported clue, checked and with its photos stored, waiting to be written (group commit)."""
-
-    reporter: User
-    data: ClueCreate
-    photos: list[CheckedPhoto]
-    idempotency_key: str | None
-    hourly_limit: int | None
-    max_photos: int
+def check_submission(
+    data: ClueCreate, photos: list[CheckedPhoto], *, idempotency_key: str | None, max_photos: int
+) -> None:
+    """What a report must be before anything is looked up."""
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
+        raise InvalidInput(N_("Idempotency-Key must be 1 to 128 characters"))
+    if len(photos) > max_photos:
+        raise InvalidInput(N_("at most %(max)d photos per clue; %(n)d were sent"), max=max_photos, n=len(photos))
 
 
-def submit_clues(session: Session, submissions: Sequence[Submission]) -> list[tuple[Clue, bool] | Exception]:
-    """Several reports in the caller's transaction, each in a savepoint of its own: one that is refused
-    (or fails) is undone alone and answered with its error, and the others are written."""
-    now = utcnow()
-    answers: list[tuple[Clue, bool] | Exception] = []
-    for item in submissions:
-        try:
-            with session.begin_nested():
-                answers.append(
-                    submit_clue(
-                        session,
-                        reporter=item.reporter,
-                        data=item.data,
-                        photos=item.photos,
-                        store=None,
-                        max_photos=item.max_photos,
-                        idempotency_key=item.idempotency_key,
-                        hourly_limit=item.hourly_limit,
-                        now=now,
-                    )
-                )
-        except Exception as exc:  # the report's own failure, answered to its request alone
-            answers.append(exc)
-    return answers
+def clue_row(
+    category: Category,
+    data: ClueCreate,
+    *,
+    reporter: User | None,
+    now: datetime,
+    place: Callable[[float, float], org_service.Place],
+    fingerprint: str,
+    idempotency_key: str | None,
+    source: str = "app",
+    contact: dict[str, str] | None = None,
+    attributes: dict[str, object] | None = None,
+) -> dict[str, Any]:
+    """A new clue's columns, or the refusal of its place or time (one writer of a clue's row, alone or in a
+    group)."""
+    try:
+        lat, lon = to_wgs84(data.lat, data.lon, data.crs)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if data.observed_at > now + FUTURE_SKEW:
+        raise InvalidInput(N_("observed_at is in the future"))
+    if data.observed_at < now - MAX_AGE:
+        raise InvalidInput(N_("observed_at is more than 90 days ago; report recent observations only"))
+    found = place(lat, lon)
+    return {
+        "category_code": category.code,
+        "description": data.description,
+        "lat": lat,
+        "lon": lon,
+        "address": data.address,
+        "observed_at": data.observed_at,
+        "reported_at": now,
+        "updated_at": now,
+        "reporter_id": reporter.id if reporter else None,
+        "anonymous": data.anonymous or reporter is None,
+        "source": source,
+        "contact": contact or {},
+        "attributes": attributes or {},
+        "idempotency_key": idempotency_key if reporter is not None else None,
+        "request_fingerprint": fingerprint,
+        "urgent": data.urgent,
+        "status": "submitted",
+        "grid_id": found.grid.id if found.grid else None,
+        "community_id": found.community.id if found.community else None,
+        "deadline_at": deadline_for(category, start=now, urgent=data.urgent),
+    }
+
+
+def pace_refusal(limit: int, sent: int, oldest: datetime | None, now: datetime) -> TooManyRequests | None:
+    """The refusal for a reporter who sent `sent` clues in the last hour, the oldest at `oldest`, if any."""
+    if sent < limit or oldest is None:
+        return None
+    seconds = max(1, math.ceil((oldest + PACE_WINDOW - now).total_seconds()))
+    return TooManyRequests(
+        N_("at most %(n)d clues an hour from one reporter; try again in %(minutes)d minutes"),
+        n=limit,
+        minutes=math.ceil(seconds / 60),
+        retry_after=seconds,
+    )
 
 
 def _check_pace(session: Session, reporter: User, limit: int, now: datetime) -> None:
@@ -242,21 +258,16 @@ def _check_pace(session: Session, reporter: User, limit: int, now: datetime) -> 
             Clue.reporter_id == reporter.id, Clue.reported_at > now - PACE_WINDOW
         )
     ).one()
-    if sent >= limit and oldest is not None:
-        seconds = max(1, math.ceil((oldest + PACE_WINDOW - now).total_seconds()))
-        raise TooManyRequests(
-            N_("at most %(n)d clues an hour from one reporter; try again in %(minutes)d minutes"),
-            n=limit,
-            minutes=math.ceil(seconds / 60),
-            retry_after=seconds,
-        )
+    refusal = pace_refusal(limit, sent, oldest, now)
+    if refusal is not None:
+        raise refusal
 
 
 def _by_idempotency_key(session: Session, reporter: User, key: str) -> Clue | None:
     return session.scalar(select(Clue).where(Clue.reporter_id == reporter.id, Clue.idempotency_key == key))
 
 
-def _replay(existing: Clue, fingerprint: str) -> Clue:
+def replay(existing: Clue, fingerprint: str) -> Clue:
     if existing.request_fingerprint != fingerprint:
         raise InvalidInput(N_("this Idempotency-Key was already used for a different report"))
     return existing
