@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, ParamSpec, TypeVar
 
@@ -55,12 +55,16 @@ def reads_only(endpoint: Callable[P, R]) -> Callable[P, R]:
     return endpoint
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """One session per request; committed when the route returns, before the response is sent.
 
     A GET or HEAD reads in a read-only transaction, unless its route is marked `writes_on_read`: the
     database refuses a write there, and on SQLite such a request takes no lock, so pages and lists go on
-    while positions and clues are written."""
+    while positions and clues are written.
+
+    `async def`, with the database work in worker threads: making a session touches no database (it
+    connects when first used), so only a commit or a rollback is worth a thread hop, and a request whose
+    session was never used or was closed by its route (`reads_only`) makes none."""
     endpoint = request.scope.get("endpoint")
     reads = (request.method in READS and not getattr(endpoint, "riderwatch_writes", False)) or getattr(
         endpoint, "riderwatch_reads_only", False
@@ -69,12 +73,15 @@ def get_db(request: Request) -> Iterator[Session]:
     session: Session = factory()
     try:
         yield session
-        session.commit()
+        if session.in_transaction():
+            await anyio.to_thread.run_sync(session.commit)
     except BaseException:
-        session.rollback()
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):  # a client that left still gets its transaction undone
+                await anyio.to_thread.run_sync(session.rollback)
         raise
     finally:
-        session.close()
+        session.close()  # no transaction is open here: nothing to wait for
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -161,10 +168,10 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def require(permission: str) -> Callable[[User], User]:
+def require(permission: str) -> Callable[[User], Awaitable[User]]:
     """A dependency that lets through only users holding `permission` (see policy.PERMISSIONS)."""
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:  # no I/O: a thread hop would cost more than the check
         policy.ensure(user, permission)
         return user
 
