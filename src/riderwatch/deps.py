@@ -117,8 +117,18 @@ def identify_caller(request: Request, db: DbSession, settings: SettingsDep) -> C
 
     A plain `def` on purpose: FastAPI runs it in a worker thread. Its query opens the request's
     transaction, which on SQLite waits for the write lock (BEGIN IMMEDIATE); waiting on the event
-    loop instead would freeze every other request, including the one holding the lock.
+    loop instead would freeze every other request, including the one holding the lock. For a route
+    marked `reads_only` that transaction also ends here, in the same thread, and its connection goes back
+    to the pool before the route waits for a group-commit writer (which needs one).
     """
+    try:
+        return _identify(request, db, settings)
+    finally:
+        if getattr(request.scope.get("endpoint"), "riderwatch_reads_only", False):
+            db.close()
+
+
+def _identify(request: Request, db: Session, settings: Settings) -> Caller:
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _, token = auth.partition(" ")

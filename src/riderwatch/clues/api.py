@@ -147,15 +147,13 @@ async def read_clue_submission(
 async def create_clue(
     request: Request,
     response: Response,
-    db: DbSession,
     settings: SettingsDep,
     store: StoreDep,
     user: Annotated[User, Depends(require("clue.report"))],
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> ClueCreated:
-    # The caller is known: the request's own (read-only) transaction ends and its pooled connection goes
-    # back before the report waits for the writer, which needs one (the user's loaded fields stay).
-    await anyio.to_thread.run_sync(db.close)
+    # `reads_only`: the caller was identified in a read-only transaction that has ended, and its pooled
+    # connection went back, before the report waits for the writer (which needs one).
     data, photos = await read_clue_submission(request, settings.max_photos, settings.max_photo_bytes)
     if photos:
         # Content-addressed and atomic, before the clue is written: a refused clue leaves an orphan file.
