@@ -35,6 +35,7 @@ from riderwatch.errors import (
     DomainError,
     InvalidInput,
     NotAuthenticated,
+    PasswordChangeRequired,
     document_problems,
     problem,
     problem_response,
@@ -47,8 +48,11 @@ from riderwatch.infra.files import FileStore
 from riderwatch.jobs import job_loop
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
+from riderwatch.org import boundary_files
 from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
+from riderwatch.riders import imports as rider_imports
+from riderwatch.riders.api import router as riders_router
 from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
 from riderwatch.tracking import web as tracking_pages
@@ -85,6 +89,11 @@ def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
         ("POST", "/api/v1/incidents"): incident_rows.MAX_ROWS * 1024 + MIB,
         ("POST", "/api/v1/incidents/import"): upload,
         ("POST", "/incidents/import"): upload,
+        ("POST", "/api/v1/riders/import"): rider_imports.MAX_FILE_BYTES + MIB,
+        **{
+            ("POST", f"/api/v1/org/{kind}/import"): boundary_files.MAX_FILE_BYTES + MIB
+            for kind in ("jurisdictions", "communities", "grids", "zones")
+        },
     }
 
 
@@ -150,6 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if _wants_page(request):
             if isinstance(exc, NotAuthenticated):
                 return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            if isinstance(exc, PasswordChangeRequired) and request.method in ("GET", "HEAD"):
+                return RedirectResponse(f"/account?next={request.url.path}", status_code=303)
             return render_error(request, exc.status, exc)
         # The user's own setting is not read here (their session is closed by now): the pages' scripts
         # send the page's language, and a choice made with the switch is in the cookie.
@@ -203,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts_router)
     app.include_router(clues_router)
     app.include_router(org_router)
+    app.include_router(riders_router)
     app.include_router(open311_router)
     app.include_router(tracking_router)
     app.include_router(coverage_router)

@@ -22,12 +22,18 @@ open311_app = typer.Typer(help="Open311 GeoReport v2.", no_args_is_help=True)
 open311_key_app = typer.Typer(help="Open311 API keys.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Periodic jobs.", no_args_is_help=True)
 incidents_app = typer.Typer(help="The police's recorded cases (incidents) for hotspots.", no_args_is_help=True)
+org_app = typer.Typer(
+    help="The district: communities, grids, zones, stations, platforms, patrol units.", no_args_is_help=True
+)
+riders_app = typer.Typer(help="The riders' programme.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(open311_app, name="open311")
 open311_app.add_typer(open311_key_app, name="key")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(org_app, name="org")
+app.add_typer(riders_app, name="riders")
 
 console = Console()
 err = Console(stderr=True)
@@ -160,6 +166,138 @@ def incidents_import(
     console.print(f"updated: {result.updated}")
     console.print(f"unchanged: {result.unchanged}")
     console.print("errors: 0")
+
+
+def _read(file: str, limit: int) -> bytes:
+    from pathlib import Path
+
+    path = Path(file)
+    try:
+        if path.stat().st_size > limit:
+            _fail(f"{file} is larger than {limit // (1024 * 1024)} MiB; split it")
+        return path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+        raise  # _fail has exited
+
+
+@org_app.command("list")
+def org_list(
+    kind: Annotated[
+        str, typer.Argument(help="jurisdictions, communities, grids, zones, stations, platforms, patrol-units")
+    ],
+    retired: Annotated[bool, typer.Option(help="list retired ones too")] = False,
+) -> None:
+    """The district's organisations or areas of one kind: code, name, English name (and what each belongs to)."""
+    from riderwatch.org import district
+
+    with unit_of_work(_factory(Settings())) as session:
+        try:
+            found = district.kind_of(kind)
+        except DomainError as exc:
+            _fail(exc.detail)
+        for row in district.list_rows(session, found, include_retired=retired):
+            shown = district.present(session, found, row)
+            extra = [
+                f"{k}={shown[k]}" for k in ("community", "platform", "jurisdiction", "rollout_stage") if shown.get(k)
+            ]
+            mark = " (retired)" if shown["retired"] else ""
+            typer.echo("\t".join([shown["code"], shown["name"], shown["name_en"], *extra]) + mark)
+
+
+@org_app.command("import")
+def org_import(
+    kind: Annotated[str, typer.Argument(help="jurisdictions, communities, grids or zones")],
+    file: Annotated[str, typer.Argument(help="GeoJSON, KML or KMZ; each area's code and name as properties")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report, store nothing")] = False,
+    crs: Annotated[str, typer.Option(help="the file's datum: wgs84, or gcj02 (converted)")] = "wgs84",
+) -> None:
+    """Create or update areas from a boundary file: every area checked, all stored or none."""
+    from pathlib import Path
+
+    from riderwatch.org import boundary_files, district
+
+    data = _read(file, boundary_files.MAX_FILE_BYTES)
+    try:
+        features = boundary_files.read_file(data, filename=Path(file).name, crs=crs)
+        with unit_of_work(_factory(Settings())) as session:
+            result = district.import_areas(session, actor=None, kind_name=kind, features=features, dry_run=dry_run)
+    except district.AreasRefused as exc:
+        for problem in exc.problems:
+            err.print(f"feature {problem.feature} ({problem.code or 'no code'}): {problem.reason}", markup=False)
+        _fail(exc.detail)
+    except DomainError as exc:
+        _fail(exc.detail)
+    for warning in result.warnings:
+        err.print(f"feature {warning['feature']} ({warning['code']}) overlaps {warning['overlaps']}", markup=False)
+    prefix = "would be " if dry_run else ""
+    console.print(f"{prefix}created: {result.created}")
+    console.print(f"{prefix}updated: {result.updated}")
+    console.print(f"unchanged: {result.unchanged}")
+
+
+@riders_app.command("import")
+def riders_import(
+    file: Annotated[str, typer.Argument(help="XLSX or CSV: 姓名/name, 手机号/phone, 站点/station[, 平台/platform]")],
+    codes: Annotated[
+        str | None, typer.Option("--codes", help="write the new riders' one-time codes to this CSV file")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and report, store nothing")] = False,
+    active: Annotated[bool, typer.Option(help="new riders start active (default: applied, until trained)")] = False,
+) -> None:
+    """Import a platform's rider list: all rows or none; riders matched by mobile number."""
+    import csv
+    from pathlib import Path
+
+    import anyio
+
+    from riderwatch.db import make_engine, make_session_factory
+    from riderwatch.riders import imports
+
+    if codes and Path(codes).exists():
+        _fail(f"{codes} exists; name a new file for the codes")
+    data = _read(file, imports.MAX_FILE_BYTES)
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+
+    async def run() -> imports.Imported:
+        return await imports.import_riders(
+            make_session_factory(engine),
+            make_session_factory(engine, read_only=True),
+            anyio.CapacityLimiter(settings.login_hashes_at_once),
+            importer=None,
+            data=data,
+            filename=Path(file).name,
+            content_type="",
+            dry_run=dry_run,
+            rider_status="active" if active else "applied",
+        )
+
+    try:
+        result = anyio.run(run)
+    except imports.RidersRefused as exc:
+        for problem in exc.problems:
+            where = f"row {problem.row}" + (f", {problem.column}" if problem.column else "")
+            err.print(f"{where}: {problem.reason}", markup=False, highlight=False)
+        _fail(exc.detail)
+    except DomainError as exc:
+        _fail(exc.detail)
+    finally:
+        engine.dispose()
+    prefix = "would be " if dry_run else ""
+    console.print(f"{prefix}created: {result.created}")
+    console.print(f"{prefix}updated: {result.updated}")
+    console.print(f"unchanged: {result.unchanged}")
+    if result.accounts and codes:
+        with open(codes, "x", newline="", encoding="utf-8-sig") as out:  # Excel and WPS read the BOM as UTF-8
+            writer = csv.writer(out)
+            writer.writerow(["行", "姓名", "登录名", "一次性验证码", "有效期至"])
+            for a in result.accounts:
+                writer.writerow([a.row, a.name, a.username, a.code, a.expires_at.isoformat()])
+        console.print(f"one-time codes: {codes}")
+    elif result.accounts:
+        for a in result.accounts:
+            typer.echo(f"{a.username}\t{a.code}\t{a.name}")
 
 
 @app.command("purge")

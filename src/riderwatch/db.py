@@ -157,3 +157,10 @@ def atomic(fn: Callable[Concatenate[Session, P], R]) -> Callable[Concatenate[Ses
             return fn(session, *args, **kwargs)
 
     return run
+
+
+def in_transaction(factory: sessionmaker[Session], step: Callable[[Session], R]) -> R:
+    """`step(session)` in a unit of work of its own: for a route or a step of a longer job that keeps its
+    transactions short (run in a worker thread, e.g. `anyio.to_thread.run_sync(in_transaction, f, step)`)."""
+    with unit_of_work(factory) as session:
+        return step(session)

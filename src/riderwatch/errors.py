@@ -6,9 +6,10 @@ A message is an English template marked with `N_` and filled with named paramete
 
 The API's `detail` is the English text (`message % params`); pages show `exc.translated(_)`, the
 template in the reader's language filled with the same parameters. Parameters are user data (codes,
-names, numbers) and are never translated. A message without parameters is used as it is (no
-`%` formatting), so plain strings keep working. Keywords the message does not name are extra
-problem fields for API clients (`errors`, `retry_after`, …), as before: `exc.extra`.
+names, numbers) and are never translated, except words of RiderWatch's own marked as `Term`. A
+message without parameters is used as it is (no `%` formatting), so plain strings keep working.
+Keywords the message does not name are extra problem fields for API clients (`errors`, `retry_after`,
+…), as before: `exc.extra`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from riderwatch.i18n import N_ as N_
 from riderwatch.i18n import translations
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)")
+
+
+class Term(str):
+    """A word of RiderWatch's own vocabulary used as a parameter ("community", "grid"): unlike user data,
+    it is translated with the message that names it."""
 
 
 class DomainError(Exception):
@@ -44,7 +50,9 @@ class DomainError(Exception):
     def translated(self, gettext: Callable[[str], str]) -> str:
         """The message in the reader's language (through `gettext`), filled with the untranslated parameters."""
         text = gettext(self.message)
-        return text % self.params if self.params else text
+        if not self.params:
+            return text
+        return text % {k: gettext(v) if isinstance(v, Term) else v for k, v in self.params.items()}
 
 
 class InvalidInput(DomainError):
@@ -63,6 +71,13 @@ class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
     type_ = "/problems/forbidden"
+
+
+class PasswordChangeRequired(Forbidden):
+    """The user signs in with a password someone else chose and must choose their own first (pages go to
+    the password form)."""
+
+    type_ = "/problems/password-change-required"
 
 
 class NotFound(DomainError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from riderwatch.errors import N_, Forbidden
+from riderwatch.errors import N_, Forbidden, PasswordChangeRequired
 from riderwatch.models import Category, Clue, User, UserSession
 from riderwatch.models.accounts import ROLES
 from riderwatch.security import hash_session_key
@@ -21,6 +21,8 @@ ALL_ROLES = frozenset(ROLES)
 # Permission → roles that hold it. Object-level rules come on top (see the functions below).
 PERMISSIONS: dict[str, frozenset[str]] = {
     "clue.report": frozenset({"rider", "dispatcher"}),
+    # Reading what one reported stays open to a rider whose membership is not active (MEMBERS_ONLY).
+    "clue.own_reports": frozenset({"rider", "dispatcher"}),
     "clue.list": frozenset({"rider", "dispatcher", "admin"} | HANDLER_ROLES),
     "clue.triage": frozenset({"dispatcher"}),
     # The command-centre queue page: dispatchers work it, admins watch it (read-only: no workflow actions).
@@ -34,6 +36,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "apikey.manage": frozenset({"admin"}),
     "audit.read": frozenset({"admin"}),
     "org.read": ALL_ROLES,
+    # The district's organisations and areas: administrators set them up; the command centre reads them.
+    "org.manage": frozenset({"admin"}),
+    "org.list": frozenset({"admin", "dispatcher"}),
+    # A platform's rider list: administrators import any station's riders, station managers their own.
+    "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees
     # what was collected about them; riders and platform accounts send positions (object rule:
     # may_send_positions_for); only dispatchers see a rider's track or live positions (audited).
@@ -71,14 +78,58 @@ ACTION_ACTORS: dict[str, str] = {
 }
 
 
+# What a rider does for the programme (report clues, take patrol tasks; going on duty is checked by the
+# duty service, which also reads consent) needs an active membership. A rider who applied, is suspended
+# or has left still signs in: to read their own clues and what was collected about them, to withdraw
+# consent, to take training.
+MEMBERS_ONLY: frozenset[str] = frozenset({"clue.report", "task.self"})
+
+_NOT_A_MEMBER: dict[str, str] = {
+    "applied": N_(
+        "your membership of the rider team is not active yet: you can report clues, go on duty and take patrol "
+        "tasks once your station activates it (after the required training)"
+    ),
+    "suspended": N_(
+        "your membership of the rider team is suspended: you cannot report clues, go on duty or take patrol "
+        "tasks; ask your station manager"
+    ),
+    "left": N_(
+        "you have left the rider team: you cannot report clues, go on duty or take patrol tasks; "
+        "ask your station manager to rejoin"
+    ),
+}
+
+
+def member_refusal(user: User) -> Forbidden | None:
+    """Why a rider may not act for the programme now (403), or None for an active member and for staff."""
+    if user.role != "rider":
+        return None
+    return membership_refusal(user.membership.status if user.membership is not None else "applied")
+
+
+def membership_refusal(status: str) -> Forbidden | None:
+    """The refusal for a rider whose membership stands at `status`, or None when it is active."""
+    if status == "active":
+        return None
+    return Forbidden(_NOT_A_MEMBER.get(status, _NOT_A_MEMBER["suspended"]), rider_status=status)
+
+
 def has_permission(user: User, permission: str) -> bool:
-    return user.is_active and user.role in PERMISSIONS[permission]
+    if not (user.is_active and user.role in PERMISSIONS[permission]) or user.must_change_password:
+        return False
+    return permission not in MEMBERS_ONLY or member_refusal(user) is None
 
 
 def ensure(user: User, permission: str) -> None:
-    """Refuse (403) a user who does not hold `permission`."""
-    if not has_permission(user, permission):
+    """Refuse (403) a user who does not hold `permission`, a user who must first choose their own
+    password, or a rider whose membership is not active."""
+    if not (user.is_active and user.role in PERMISSIONS[permission]):
         raise Forbidden(N_("a %(role)s may not do this (%(permission)s)"), role=user.role, permission=permission)
+    if user.must_change_password:
+        raise PasswordChangeRequired(N_("choose your own password first (PUT /api/v1/me/password)"))
+    refusal = member_refusal(user) if permission in MEMBERS_ONLY else None
+    if refusal is not None:
+        raise refusal
 
 
 def signed_in_user(

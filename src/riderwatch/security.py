@@ -45,6 +45,16 @@ def read_token(secret: str, token: str, max_age: int) -> dict[str, Any] | None:
     return data
 
 
+# No 0/O, 1/I/L: a one-time code is read out over the phone or copied from a note.
+_CODE_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_one_time_code() -> str:
+    """A password an administrator hands over, to be replaced at first login: 12 letters in 3 groups (59 bits)."""
+    letters = "".join(secrets.choice(_CODE_LETTERS) for _ in range(12))
+    return "-".join(letters[i : i + 4] for i in range(0, 12, 4))
+
+
 def new_api_key() -> str:
     return "rw_" + secrets.token_urlsafe(32)
 

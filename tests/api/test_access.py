@@ -6,6 +6,7 @@ so a new route without an entry here fails `test_every_api_route_has_an_entry`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry
 from tests.api.helpers import Api, drive
-from tests.factories import PASSWORD, image_bytes
+from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, image_bytes, square
 
 ROLES = ["admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"]
 ANON = "anonymous"
@@ -75,6 +76,70 @@ NEW_CATEGORY = {
 }
 
 TASK_READERS = ("dispatcher", "admin", "station_manager", "police", "grid_staff", "patrol")
+RIDER_LIST = "姓名,手机号,站点\n张伟,13800138001,mt-jinding\n".encode()
+# For each kind of the district: a code the world has, and a new row an administrator may add.
+ORG_NEW: dict[str, tuple[str, dict[str, Any]]] = {
+    "jurisdictions": ("zhenhai", {"code": "j2", "name": "二号派出所"}),
+    "communities": (
+        "jinding",
+        {
+            "code": "c2",
+            "name": "二号社区",
+            "jurisdiction": "zhenhai",
+            "boundary": square(CENTER_LAT + 0.05, CENTER_LON, 0.01),
+        },
+    ),
+    "grids": (
+        "jinding-w",
+        {
+            "code": "g2",
+            "name": "二号网格",
+            "community": "jinding",
+            "boundary": square(CENTER_LAT, CENTER_LON + 0.005, 0.004),
+        },
+    ),
+    "zones": ("world-zone", {"code": "z2", "name": "二号商圈", "boundary": square(CENTER_LAT, CENTER_LON, 0.002)}),
+    "stations": ("mt-jinding", {"code": "s2", "name": "二号站", "platform": "meituan"}),
+    "platforms": ("meituan", {"code": "p2", "name": "二号平台"}),
+    "patrol-units": ("patrol-1", {"code": "u2", "name": "二号巡防队", "jurisdiction": "zhenhai"}),
+}
+
+
+def _org_cases(kind: str, new: tuple[str, dict[str, Any]]) -> list[Case]:
+    code, body = new
+    readers = ("admin", "dispatcher")
+    return [
+        Case("GET", f"/api/v1/org/{kind}", lambda w: (f"/api/v1/org/{kind}", {}), _only(*readers)),
+        Case("GET", f"/api/v1/org/{kind}/{{code}}", lambda w: (f"/api/v1/org/{kind}/{code}", {}), _only(*readers)),
+        Case("POST", f"/api/v1/org/{kind}", lambda w: (f"/api/v1/org/{kind}", {"json": body}), _only("admin")),
+        Case(
+            "PATCH",
+            f"/api/v1/org/{kind}/{{code}}",
+            lambda w: (f"/api/v1/org/{kind}/{code}", {"json": {"name_en": "Matrix"}}),
+            _only("admin"),
+        ),
+        *(
+            [
+                Case(
+                    "POST",
+                    f"/api/v1/org/{kind}/import",
+                    lambda w: (f"/api/v1/org/{kind}/import", _area_file(code, body)),
+                    _only("admin"),
+                    "the file's one area exists: a dry run previews its update",
+                )
+            ]
+            if "boundary" in body or kind == "jurisdictions"
+            else []
+        ),
+    ]
+
+
+def _area_file(code: str, body: dict[str, Any]) -> dict[str, Any]:
+    boundary = body.get("boundary") or square(CENTER_LAT, CENTER_LON, 0.1)
+    feature = {"type": "Feature", "geometry": boundary, "properties": {"code": code, "name": body["name"]}}
+    data = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
+    return {"files": {"file": ("a.geojson", data, "application/geo+json")}, "data": {"dry_run": "true"}}
+
 
 CASES: list[Case] = [
     Case(
@@ -355,6 +420,34 @@ CASES: list[Case] = [
         _only("admin"),
     ),
     Case("GET", "/api/v1/admin/audit", lambda w: ("/api/v1/admin/audit", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/admin/users/{user_id}/one-time-code",
+        lambda w: (f"/api/v1/admin/users/{w.user_id}/one-time-code", {}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/riders/import",
+        lambda w: ("/api/v1/riders/import", {"files": {"file": ("r.csv", RIDER_LIST, "text/csv")}}),
+        _only("admin", "station_manager"),
+        "a station manager imports riders of their own station (the district's one)",
+    ),
+    *[case for kind, new in ORG_NEW.items() for case in _org_cases(kind, new)],
+    Case(
+        "PUT",
+        "/api/v1/me/password",
+        lambda w: ("/api/v1/me/password", {"json": {"current_password": "not-it", "new_password": "x" * 12}}),
+        _everyone(422),
+        "every user may try; the wrong current password is answered after the login check",
+    ),
+    Case(
+        "POST",
+        "/api/v1/me/sign-out-everywhere",
+        lambda w: ("/api/v1/me/sign-out-everywhere", {}),
+        _everyone(OK),
+        "ends the caller's token too, so it comes last",
+    ),
 ]
 
 
@@ -433,6 +526,8 @@ def _world(api: Api) -> World:
     rule_body = {"name": "world", "area_kind": "grid", "area_code": "jinding-w"}
     rule = api.client.post("/api/v1/task-rules", json=rule_body, headers=dispatcher)
     assert rule.status_code == 201, rule.text
+    zone = {"code": "world-zone", "name": "世界商圈", "boundary": square(CENTER_LAT, CENTER_LON, 0.003)}
+    assert api.client.post("/api/v1/org/zones", json=zone, headers=admin).status_code == 201
     return World(
         clue_id=clue_id,
         user_id=users[0]["id"],

@@ -144,7 +144,7 @@ def test_riders_consent_and_go_on_and_off_duty_through_the_api(app: Any, db: Ses
     assert after["on_duty"] is False and after["position_count"] == 1
     assert feeder.stats.accepted == 1 and feeder.stats.rejected == {}
     # The suspended rider cannot go on duty: they sit the run out, and none of their points is sent.
-    assert "duty refused: 409" in feeder.stats.riders_dropped["rider2"]
+    assert "duty refused: 403" in feeder.stats.riders_dropped["rider2"]
     assert feeder.stats.sent == 1
 
 

@@ -65,7 +65,7 @@ def test_suspended_rider_cannot_go_on_duty(api: Api, db: Session, district: Dist
     assert rider is not None
     rider.status = "suspended"
     db.commit()
-    assert_problem(api.client.put("/api/v1/me/duty", json={"on_duty": True}, headers=api.auth("rider")), 409)
+    assert_problem(api.client.put("/api/v1/me/duty", json={"on_duty": True}, headers=api.auth("rider")), 403)
 
 
 def test_consent_text_version(api: Api) -> None:

@@ -117,7 +117,7 @@ def test_a_suspended_rider_cannot_go_on_duty(
     page = rider.client.get("/duty").text
     assert 'data-testid="membership-note"' in page
     res = rider.post("/duty/state", {"on_duty": "yes"})
-    assert res.status_code == 409 and "suspended" in res.text
+    assert res.status_code == 403 and "suspended" in res.text
     assert _open_shifts(db, district.users["rider"].id) == 0
 
 

@@ -188,6 +188,7 @@ class Case:
     note: str = ""
     form: dict[str, str] = field(default_factory=dict)  # what the form holds (empty unless named here)
     files: bool = False  # send the form as multipart/form-data (an upload form), with an empty file
+    fresh: bool = False  # sent from a browser logged in for this case alone (it ends every session)
 
 
 def _everyone(outcome: Outcome, anonymous: Outcome = LOGIN, **overrides: Outcome) -> dict[str, Outcome]:
@@ -423,6 +424,21 @@ CASES: list[Case] = [
         _only(ADMIN, ok=MISSING),
     ),
     Case(
+        "POST",
+        "/admin/users/{user_id}/one-time-code",
+        lambda w: f"/admin/users/{w.user_id}/one-time-code",
+        _only(ADMIN, ok=Shown("one-time-code", changes=True)),
+        "the code is shown in the answer, once",
+    ),
+    Case(
+        "POST",
+        "/admin/users/{user_id}/one-time-code",
+        lambda w: f"/admin/users/{MISSING_ID}/one-time-code",
+        _only(ADMIN, ok=MISSING),
+    ),
+    Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
+    Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),
+    Case(
         "GET",
         "/admin/users/{user_id}/deactivate",
         lambda w: f"/admin/users/{w.user_id}/deactivate",
@@ -512,7 +528,15 @@ CASES: list[Case] = [
         "/logout",
         lambda w: "/logout",
         _everyone(SeeOther(to="/login", changes=True), anonymous=SeeOther(to="/login")),
-        "takes no form; ends the session (its row, audited), so it comes last",
+        "takes no form; ends the session (its row, audited)",
+    ),
+    Case(
+        "POST",
+        "/account/sign-out-everywhere",
+        lambda w: "/account/sign-out-everywhere",
+        _everyone(SeeOther(to=r"/login\?done=everywhere", changes=True)),
+        "ends every session of the user: last, from a browser of its own",
+        fresh=True,
     ),
 ]
 
@@ -666,6 +690,9 @@ def test_page_access_matrix(app: FastAPI, api: Api, browser: Callable[[str], Bro
         for case in CASES:
             url = case.url(world)
             path = url.split("?")[0]
+            if case.fresh and role != ANON:
+                user = browser(role)
+                state = _state(engine)
             tries = [(True, case.expect[role])]
             if case.method == "POST" and case.expect[role] != FORBIDDEN:
                 # Where the token is what stands between the form and its effect, it is tried without it first.

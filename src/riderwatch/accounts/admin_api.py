@@ -14,6 +14,7 @@ from riderwatch.accounts.schemas import (
     ApiKeyRead,
     AuditEntryRead,
     AuditPage,
+    OneTimeCode,
     PasswordReset,
     UserCreate,
     UserList,
@@ -88,11 +89,25 @@ def set_active(user_id: PathId, body: ActiveChange, db: DbSession, admin: UserMa
     "/users/{user_id}/password",
     status_code=204,
     response_class=Response,
-    summary="Set a new password (ends the user's sessions and tokens)",
+    summary="Set a new password (ends the user's sessions and tokens; the user must choose their own at login)",
 )
 def reset_password(user_id: PathId, body: PasswordReset, db: DbSession, admin: UserManager) -> Response:
     service.reset_password(db, actor=admin, user_id=user_id, password=body.password)
     return Response(status_code=204)
+
+
+@router.post(
+    "/users/{user_id}/one-time-code",
+    response_model=OneTimeCode,
+    status_code=201,
+    summary="Issue a one-time code to sign in with (ends the user's sessions; the user then chooses a password)",
+)
+def issue_one_time_code(user_id: PathId, db: DbSession, admin: UserManager, response: Response) -> OneTimeCode:
+    code = service.reset_password(db, actor=admin, user_id=user_id, password=None)
+    user = service.get_user(db, user_id=user_id)
+    assert code is not None and user.password_expires_at is not None
+    response.headers["Cache-Control"] = "no-store"
+    return OneTimeCode(code=code, expires_at=user.password_expires_at)
 
 
 @router.get("/api-keys", response_model=list[ApiKeyRead], summary="Open311 API keys, newest first (admin)")

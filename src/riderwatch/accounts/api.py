@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
+from riderwatch.accounts import service
 from riderwatch.accounts.admin_api import router as admin_router
-from riderwatch.accounts.login import LoginLimits, known_waits, sign_in
-from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id, login_hashes
+from riderwatch.accounts.login import LoginLimits, change_own_password, known_waits, sign_in
+from riderwatch.accounts.schemas import PasswordChange
+from riderwatch.deps import CurrentUser, DbSession, SettingsDep, client_id, login_hashes, reads_only
 from riderwatch.errors import NotAuthenticated, problem_response
 from riderwatch.models import Rider
 from riderwatch.security import issue_token
@@ -39,6 +41,7 @@ class Me(BaseModel):
     patrol_unit_id: int | None
     rider_status: str | None = None
     location_consent: bool | None = None
+    must_change_password: bool = False
 
 
 @router.post(
@@ -90,7 +93,49 @@ def me(user: CurrentUser, db: DbSession) -> Me:
         patrol_unit_id=user.patrol_unit_id,
         rider_status=rider.status if rider else None,
         location_consent=rider.location_consent if rider else None,
+        must_change_password=user.must_change_password,
     )
+
+
+@router.put(
+    "/me/password",
+    status_code=204,
+    response_class=Response,
+    summary="Change my password: every session and token ends (sign in again with the new one)",
+)
+@reads_only
+async def change_my_password(
+    request: Request,
+    body: PasswordChange,
+    user: CurrentUser,
+    settings: SettingsDep,
+    hashes: Annotated[anyio.CapacityLimiter, Depends(login_hashes)],
+) -> Response:
+    # `reads_only`: who the caller is was read in a transaction that has ended; the change keeps its own
+    # short ones and hashes between them (see change_own_password).
+    await change_own_password(
+        request.app.state.session_factory,
+        request.app.state.read_session_factory,
+        hashes,
+        known_waits(request.app.state),
+        user=user,
+        current=body.current_password,
+        new=body.new_password,
+        client=client_id(request),
+        limits=LoginLimits.of(settings),
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/me/sign-out-everywhere",
+    status_code=204,
+    response_class=Response,
+    summary="End every session and token of mine (a lost phone, a shared computer)",
+)
+def sign_out_everywhere(user: CurrentUser, db: DbSession) -> Response:
+    service.sign_out_everywhere(db, user=user)
+    return Response(status_code=204)
 
 
 # Administration lives in its own module; it shares this router's /api/v1 prefix.

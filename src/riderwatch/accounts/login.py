@@ -23,25 +23,23 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch.accounts import service
 from riderwatch.audit.service import record
 from riderwatch.config import Settings
-from riderwatch.db import unit_of_work
-from riderwatch.errors import N_, NotAuthenticated, TooManyRequests
+from riderwatch.db import in_transaction
+from riderwatch.errors import N_, InvalidInput, NotAuthenticated, TooManyRequests
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import LoginFailure, User, UserSession
-from riderwatch.security import hash_session_key, new_session_key, verify_password
-
-T = TypeVar("T")
+from riderwatch.security import hash_password, hash_session_key, new_session_key, verify_password
 
 # Stored under the columns' widths: a longer name or address is counted by its first 64 characters.
 NAME_WIDTH = 64
@@ -204,7 +202,14 @@ def begin_attempt(session: Session, *, username: str, client: str, limits: Login
 
 
 def finish_attempt(
-    session: Session, *, attempt: Attempt, password_ok: bool, start_session: bool, now: datetime, session_ttl: int
+    session: Session,
+    *,
+    attempt: Attempt,
+    password_ok: bool,
+    start_session: bool,
+    now: datetime,
+    session_ttl: int,
+    audit_action: str | None = "user.login",
 ) -> SignedIn | NotAuthenticated:
     """Step 3: a checked password becomes a login (the attempt's failure, and that address's others for
     the name, are deleted); anything else leaves the failure recorded."""
@@ -212,6 +217,8 @@ def finish_attempt(
     # The account may have been deactivated, or its password reset, while the hash was checked.
     if not password_ok or user is None or not user.is_active or user.password_hash != attempt.password_hash:
         return NotAuthenticated(N_("wrong username or password"))
+    if user.password_expires_at is not None and user.password_expires_at <= now:
+        return NotAuthenticated(N_("this one-time code has run out: ask your administrator for a new one"))
     session.execute(
         delete(LoginFailure).where(
             or_(
@@ -220,7 +227,8 @@ def finish_attempt(
             )
         )
     )
-    record(session, actor=user, action="user.login", object_type="user", object_id=user.id, client=attempt.client)
+    if audit_action is not None:
+        record(session, actor=user, action=audit_action, object_type="user", object_id=user.id, client=attempt.client)
     key = None
     if start_session:
         key = new_session_key()
@@ -235,11 +243,6 @@ def finish_attempt(
     return SignedIn(user=user, session_key=key)
 
 
-def _in_transaction(factory: sessionmaker[Session], step: Callable[[Session], T]) -> T:
-    with unit_of_work(factory) as session:
-        return step(session)
-
-
 async def sign_in(
     factory: sessionmaker[Session],
     read_factory: sessionmaker[Session],
@@ -252,8 +255,11 @@ async def sign_in(
     limits: LoginLimits,
     start_session: bool,
     session_ttl: int,
+    audit_action: str | None = "user.login",
 ) -> SignedIn | NotAuthenticated:
-    """The three steps; raises TooManyRequests while a limit says wait."""
+    """The three steps; raises TooManyRequests while a limit says wait. Also checks the current password
+        before a change of password (then `audit_action` is None: the change is what the log records), under
+    the same limits."""
     now = utcnow()
     # During a flood most tries are answered here: from what this process already knows (no query at
     # all), else from a look in a read-only transaction (on SQLite without the write lock).
@@ -261,7 +267,7 @@ async def sign_in(
     if left > 0:
         raise too_many(left)
     found = await anyio.to_thread.run_sync(
-        _in_transaction,
+        in_transaction,
         read_factory,
         partial(waits, username=username, client=client, limits=limits, now=now),
     )
@@ -269,14 +275,14 @@ async def sign_in(
         known.note(found, now)
         raise too_many(max(found.values()))
     attempt = await anyio.to_thread.run_sync(
-        _in_transaction,
+        in_transaction,
         factory,
         partial(begin_attempt, username=username, client=client, limits=limits, now=now),
     )
     # An unknown name is checked against a dummy hash, so its answer takes as long as a wrong password.
     password_ok = await anyio.to_thread.run_sync(verify_password, attempt.password_hash, password, limiter=hashes)
     return await anyio.to_thread.run_sync(
-        _in_transaction,
+        in_transaction,
         factory,
         partial(
             finish_attempt,
@@ -285,6 +291,7 @@ async def sign_in(
             start_session=start_session,
             now=now,
             session_ttl=session_ttl,
+            audit_action=audit_action,
         ),
     )
 
@@ -304,3 +311,45 @@ def end_session(session: Session, *, user: User, session_key: str | None) -> Non
     )
     if getattr(ended, "rowcount", 0):
         record(session, actor=user, action="user.logout", object_type="user", object_id=user.id)
+
+
+async def change_own_password(
+    factory: sessionmaker[Session],
+    read_factory: sessionmaker[Session],
+    hashes: anyio.CapacityLimiter,
+    known: KnownWaits,
+    *,
+    user: User,
+    current: str,
+    new: str,
+    client: str,
+    limits: LoginLimits,
+) -> int:
+    """A user's change of their own password; the token version their sessions must carry from now on.
+
+    The current password is checked as a login is (same limits: a stolen session cannot guess it), and
+    both hashes are made outside any transaction; only the short compare-and-set write takes a lock.
+    """
+    service.check_new_password(current, new)
+    checked = await sign_in(
+        factory,
+        read_factory,
+        hashes,
+        known,
+        username=user.username,
+        password=current,
+        client=client,
+        limits=limits,
+        start_session=False,
+        session_ttl=0,
+        audit_action=None,
+    )
+    if isinstance(checked, NotAuthenticated):
+        raise InvalidInput(N_("the current password is wrong"), field="current_password")
+    new_hash = await anyio.to_thread.run_sync(hash_password, new, limiter=hashes)
+    changed = await anyio.to_thread.run_sync(
+        in_transaction,
+        factory,
+        partial(service.change_password, user_id=user.id, checked_hash=checked.user.password_hash, new_hash=new_hash),
+    )
+    return changed.token_version

@@ -108,6 +108,18 @@ class PasswordReset(_Strict):
     password: str = Field(min_length=8, max_length=1000)
 
 
+class OneTimeCode(BaseModel):
+    """A password an administrator hands to a user, who must replace it at first login; shown once."""
+
+    code: str
+    expires_at: datetime
+
+
+class PasswordChange(_Strict):
+    current_password: str = Field(min_length=1, max_length=1000)
+    new_password: str = Field(min_length=1, max_length=1000)
+
+
 class ActiveChange(_Strict):
     active: bool
 

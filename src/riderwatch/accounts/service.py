@@ -5,22 +5,36 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.audit.service import AuditFilters, AuditRow, list_entries, record
 from riderwatch.db import atomic
-from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
+from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, Term
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import ApiKey, Clue, Community, Grid, LoginFailure, PatrolUnit, Platform, Rider, Station, User
+from riderwatch.models import (
+    ApiKey,
+    Clue,
+    Community,
+    Grid,
+    LoginFailure,
+    PatrolUnit,
+    Platform,
+    Rider,
+    Station,
+    User,
+    UserSession,
+)
 from riderwatch.models.accounts import RIDER_STATUSES, ROLES
-from riderwatch.security import hash_api_key, hash_password, new_api_key
+from riderwatch.security import hash_api_key, hash_password, new_api_key, new_one_time_code
 
 MIN_PASSWORD = 8
+# An administrator's one-time code is read out or sent to the user, who signs in with it the same day.
+ONE_TIME_CODE_TTL = timedelta(hours=24)
 MAX_PASSWORD = 1000
 _PHONE = re.compile(r"^[0-9+\-() ]{1,32}$")
 
@@ -42,6 +56,13 @@ _LINK_MODELS: dict[str, Any] = {
     "station": Station,
     "platform": Platform,
 }
+LINK_TERMS: dict[str, str] = {
+    "community": N_("community"),
+    "grid": N_("grid"),
+    "patrol_unit": N_("patrol unit"),
+    "station": N_("station"),
+    "platform": N_("platform"),
+}
 LINKS = tuple(LINK_ROLES)
 
 
@@ -51,7 +72,9 @@ def create_user(
     *,
     username: str,
     role: str,
-    password: str,
+    password: str | None = None,
+    password_hash: str | None = None,
+    password_expires_at: datetime | None = None,
     display_name: str = "",
     station_code: str | None = None,
     actor: User | None = None,
@@ -59,18 +82,25 @@ def create_user(
     rider_status: str = "active",
     joined_on: date | None = None,
     links: Mapping[str, str | None] | None = None,
+    must_change_password: bool = False,
 ) -> User:
-    """An active account that can act at once; a rider also gets a team membership.
+    """An active account that can act at once (or, with `must_change_password`, once its user has chosen
+    their own password); a rider also gets a team membership.
 
     `links` names, by code, what the user belongs to (see LINK_ROLES); only links that fit the role
-    are accepted.
+    are accepted. The password comes in clear (checked, then hashed here), or already hashed outside the
+    transaction (`password_hash`: an import hashes a hundred one-time codes without holding a lock).
     """
     username = username.strip()
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise InvalidInput(N_("username must be 1 to 64 characters without spaces"))
     if role not in ROLES:
         raise InvalidInput(N_("unknown role %(role)r; roles are: %(choices)s"), role=role, choices=", ".join(ROLES))
-    _check_password(password)
+    if (password is None) == (password_hash is None):
+        raise ValueError("give the password or its hash")
+    if password is not None:
+        _check_password(password)
+        password_hash = hash_password(password)
     if rider_status not in RIDER_STATUSES:
         raise InvalidInput(
             N_("unknown rider status %(status)r; statuses are: %(choices)s"),
@@ -89,11 +119,16 @@ def create_user(
         station = session.scalar(select(Station).where(Station.code == station_code))
         if station is None:
             raise InvalidInput(N_("no station %(code)r"), code=station_code)
+        if station.retired_at is not None:
+            raise InvalidInput(
+                N_("the %(kind)s %(code)r is retired"), kind=Term(LINK_TERMS["station"]), code=station_code
+            )
     platform = resolved.get("platform")
     user = User(
         username=username,
         role=role,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
+        password_expires_at=password_expires_at,
         display_name=display_name or username,
         phone=phone,
         station_id=station.id if station else None,
@@ -101,6 +136,7 @@ def create_user(
         community_id=resolved["community"].id if "community" in resolved else None,
         grid_id=resolved["grid"].id if "grid" in resolved else None,
         patrol_unit_id=resolved["patrol_unit"].id if "patrol_unit" in resolved else None,
+        must_change_password=must_change_password,
     )
     session.add(user)
     session.flush()
@@ -158,13 +194,15 @@ def _resolve_links(session: Session, role: str, links: Mapping[str, str | None])
             raise InvalidInput(
                 N_("a %(role)s cannot be linked to a %(kind)s (only: %(allowed)s)"),
                 role=role,
-                kind=kind.replace("_", " "),
+                kind=Term(LINK_TERMS[kind]),
                 allowed=allowed,
             )
         model = _LINK_MODELS[kind]
         row = session.scalar(select(model).where(model.code == code))
         if row is None:
-            raise InvalidInput(N_("no %(kind)s %(code)r"), kind=kind.replace("_", " "), code=code)
+            raise InvalidInput(N_("no %(kind)s %(code)r"), kind=Term(LINK_TERMS[kind]), code=code)
+        if row.retired_at is not None:
+            raise InvalidInput(N_("the %(kind)s %(code)r is retired"), kind=Term(LINK_TERMS[kind]), code=code)
         resolved[kind] = row
     return resolved
 
@@ -193,6 +231,7 @@ class OrgRef:
     code: str
     name: str
     name_en: str
+    retired: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,7 +247,7 @@ def _org_refs(session: Session) -> dict[str, dict[int, OrgRef]]:
     refs: dict[str, dict[int, OrgRef]] = {}
     for kind, model in _LINK_MODELS.items():
         refs[kind] = {
-            row.id: OrgRef(row.code, row.name, getattr(row, "name_en", "") or "")
+            row.id: OrgRef(row.code, row.name, row.name_en or "", row.retired_at is not None)
             for row in session.scalars(select(model))
         }
     return refs
@@ -232,7 +271,10 @@ def summarise_users(session: Session, users: list[User]) -> list[UserSummary]:
 
 def link_options(session: Session) -> dict[str, list[OrgRef]]:
     """Everything a user can be linked to, by kind, in code order (for forms)."""
-    return {kind: sorted(rows.values(), key=lambda r: r.code) for kind, rows in _org_refs(session).items()}
+    return {
+        kind: sorted((r for r in rows.values() if not r.retired), key=lambda r: r.code)
+        for kind, rows in _org_refs(session).items()
+    }
 
 
 def _like(text: str) -> str:
@@ -284,7 +326,7 @@ USER_FIELDS = ("display_name", "phone", "rider_status", *LINKS)
 
 
 @atomic
-def update_user(session: Session, *, actor: User, user_id: int, values: Mapping[str, Any]) -> User:
+def update_user(session: Session, *, actor: User | None, user_id: int, values: Mapping[str, Any]) -> User:
     """Edit a user's name, phone, links and (riders) team status; every change is audited.
 
     `values` holds only the fields to change; a link given as None or "" is removed.
@@ -358,16 +400,72 @@ def set_user_active(session: Session, *, actor: User, user_id: int, active: bool
 
 
 @atomic
-def reset_password(session: Session, *, actor: User, user_id: int, password: str) -> User:
-    """Set a new password; the user's sessions and tokens end, and a login lock on the name is lifted."""
+def reset_password(
+    session: Session, *, actor: User, user_id: int, password: str | None, code_ttl: timedelta = ONE_TIME_CODE_TTL
+) -> str | None:
+    """Set a password the user must replace at their next login; their sessions and tokens end, and a
+    login lock on the name is lifted. Without `password`, a one-time code is made, returned (shown to
+    the administrator once, never stored in clear) and runs out after `code_ttl`."""
     user = _user(session, user_id)
-    _check_password(password)
+    code = None
+    if password is None:
+        code = password = new_one_time_code()
+        user.password_expires_at = utcnow() + code_ttl
+    else:
+        _check_password(password)
+        user.password_expires_at = None
     user.password_hash = hash_password(password)
+    user.must_change_password = True
     user.token_version += 1
     session.execute(delete(LoginFailure).where(LoginFailure.username == user.username[:64]))
     session.flush()
-    record(session, actor=actor, action="user.reset_password", object_type="user", object_id=user.id)
+    record(
+        session,
+        actor=actor,
+        action="user.reset_password",
+        object_type="user",
+        object_id=user.id,
+        one_time_code=code is not None,
+    )
+    return code
+
+
+def check_new_password(current: str, new: str) -> None:
+    """The rules a password a user chooses must meet (checked before it is hashed)."""
+    _check_password(new)
+    if new == current:
+        raise InvalidInput(N_("the new password must differ from the current one"))
+
+
+@atomic
+def change_password(session: Session, *, user_id: int, checked_hash: str, new_hash: str) -> User:
+    """The user's own change, their current password already checked against `checked_hash`: every other
+    session and token ends (the version rises); refused if the password changed meanwhile."""
+    user = _user(session, user_id)
+    if user.password_hash != checked_hash:
+        raise Conflict(N_("your password was changed meanwhile; sign in again"))
+    user.password_hash = new_hash
+    user.must_change_password = False
+    user.password_expires_at = None
+    user.token_version += 1
+    session.flush()
+    record(session, actor=user, action="user.change_password", object_type="user", object_id=user.id)
     return user
+
+
+@atomic
+def sign_out_everywhere(session: Session, *, user: User) -> int:
+    """End every session and token of the user (a lost phone, a shared computer); the new token version."""
+    target = _user(session, user.id)
+    target.token_version += 1
+    session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == target.id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    session.flush()
+    record(session, actor=target, action="user.sign_out_everywhere", object_type="user", object_id=target.id)
+    return target.token_version
 
 
 @atomic

@@ -21,10 +21,20 @@ from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.accounts import service as accounts
-from riderwatch.accounts.login import LoginLimits, end_session, known_waits, sign_in
+from riderwatch.accounts.login import LoginLimits, change_own_password, end_session, known_waits, sign_in
 from riderwatch.accounts.schemas import UserCreate
 from riderwatch.audit.service import AuditFilters, vocabulary
-from riderwatch.deps import DbSession, OptionalUser, PathId, SettingsDep, client_id, login_hashes, require
+from riderwatch.deps import (
+    CurrentUser,
+    DbSession,
+    OptionalUser,
+    PathId,
+    SettingsDep,
+    client_id,
+    login_hashes,
+    reads_only,
+    require,
+)
 from riderwatch.errors import (
     DomainError,
     InvalidInput,
@@ -65,7 +75,9 @@ LINK_LABELS: dict[str, str] = {
 DONE_MESSAGES: dict[str, str] = {
     "user-created": N_("The user was created and can log in now."),
     "user-updated": N_("The user was saved."),
-    "password": N_("The new password is set; the user's sessions and tokens have ended."),
+    "password": N_(
+        "The new password is set; the user's sessions and tokens have ended. They choose their own at their next login."
+    ),
     "deactivated": N_("The user was deactivated; their sessions and tokens have ended."),
     "reactivated": N_("The user was reactivated and can log in again."),
     "revoked": N_("The key was revoked; requests with it are refused from now on."),
@@ -75,11 +87,20 @@ DONE_MESSAGES: dict[str, str] = {
 # --- signing in and out ----------------------------------------------------------------------
 
 
+LOGIN_MESSAGES: dict[str, str] = {
+    "everywhere": N_("You are signed out everywhere: every session and token of yours has ended."),
+}
+ACCOUNT_MESSAGES: dict[str, str] = {
+    "changed": N_("Your password is changed. Your other sessions and devices are signed out."),
+}
+
+
 @router.get("/login")
-def login_page(request: Request, user: OptionalUser, next: str = "") -> Response:
+def login_page(request: Request, user: OptionalUser, next: str = "", done: str = "") -> Response:
     if user is not None:
         return see_other(safe_next(next, home_path(user) or "/"))
-    return render(request, "auth/login.html", {"next": safe_next(next, ""), "username": ""})
+    context = {"next": safe_next(next, ""), "username": "", **done_message(request, done, LOGIN_MESSAGES)}
+    return render(request, "auth/login.html", context)
 
 
 @router.post("/login")
@@ -133,6 +154,80 @@ async def login(
     request.session["sid"] = result.session_key
     request.session["csrf"] = new_csrf_token()
     return see_other(safe_next(next, home_path(result.user) or "/"))
+
+
+def _account_page(
+    request: Request,
+    user: User,
+    *,
+    next: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    context = {
+        "forced": user.must_change_password,
+        "expires_at": user.password_expires_at,
+        "next": safe_next(next, ""),
+        "min_length": accounts.MIN_PASSWORD,
+        "done_changed": False,
+        **extra,
+    }
+    return render(request, "auth/account.html", context, status=status, headers=headers)
+
+
+@router.get("/account")
+def account_page(request: Request, user: CurrentUser, next: str = "", done: str = "") -> HTMLResponse:
+    message = done_message(request, done, ACCOUNT_MESSAGES)
+    return _account_page(request, user, next=next, done_changed=bool(message), **message)
+
+
+@router.post("/account/password")
+@reads_only
+async def change_password(
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+    hashes: Annotated[anyio.CapacityLimiter, Depends(login_hashes)],
+    current_password: Annotated[str, Form(max_length=1000)] = "",
+    new_password: Annotated[str, Form(max_length=1000)] = "",
+    confirm_password: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    # `reads_only`: the caller was read in a transaction that has ended; the change keeps its own short
+    # ones and hashes outside them (change_own_password).
+    _ = formatter(request)._
+    if new_password != confirm_password:
+        lead, detail = _("Please correct the form."), _("The two new passwords differ.")
+        return _account_page(
+            request, user, next=next, status=422, message=lead, message_detail=detail, message_kind="error"
+        )
+    try:
+        version = await change_own_password(
+            request.app.state.session_factory,
+            request.app.state.read_session_factory,
+            hashes,
+            known_waits(request.app.state),
+            user=user,
+            current=current_password,
+            new=new_password,
+            client=client_id(request),
+            limits=LoginLimits.of(settings),
+        )
+    except DomainError as exc:
+        message, status = refusal(request, exc)
+        headers = {"Retry-After": str(exc.extra["retry_after"])} if "retry_after" in exc.extra else None
+        return _account_page(request, user, next=next, status=status, headers=headers, **message)
+    # This browser's session goes on under the new version; every other one has ended.
+    request.session["v"] = version
+    return see_other("/account?" + urlencode({"done": "changed", **({"next": next} if safe_next(next, "") else {})}))
+
+
+@router.post("/account/sign-out-everywhere")
+def sign_out_everywhere(request: Request, db: DbSession, user: CurrentUser) -> Response:
+    accounts.sign_out_everywhere(db, user=user)
+    request.session.clear()
+    return see_other("/login?done=everywhere")
 
 
 @router.post("/logout")
@@ -280,6 +375,7 @@ def _user_page(
         "own_links": [kind for kind in accounts.LINKS if user.role in accounts.LINK_ROLES[kind]],
         "linked": {kind: ref.code for kind, ref in summary.links.items()},
         "open_assignments": accounts.open_assignments(db, user_id=user.id) if user.role in policy.HANDLER_ROLES else 0,
+        "one_time_code": None,
         **_user_choices(request, db),
         **message,
     }
@@ -340,6 +436,18 @@ def reset_password(
         message, status = refusal(request, exc)
         return _user_page(request, db, admin, user_id, status=status, **message)
     return see_other(f"/admin/users/{user_id}?done=password")
+
+
+@router.post("/admin/users/{user_id}/one-time-code")
+def issue_one_time_code(request: Request, user_id: PathId, db: DbSession, admin: UserManager) -> HTMLResponse:
+    # The code is shown in this answer only (not through a redirect: it must not sit in an address or
+    # the browser's history), and never stored in clear.
+    code = accounts.reset_password(db, actor=admin, user_id=user_id, password=None)
+    _ = formatter(request)._
+    message = _("Give the user this one-time code. They sign in with it and choose their own password.")
+    page = _user_page(request, db, admin, user_id, one_time_code=code, message=message, message_kind="success")
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 def _confirm_page(request: Request, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:

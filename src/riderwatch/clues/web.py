@@ -40,6 +40,7 @@ router = APIRouter(include_in_schema=False)
 DeskUser = Annotated[User, Depends(require("clue.desk"))]
 HandlerUser = Annotated[User, Depends(require("clue.handle"))]
 ReporterUser = Annotated[User, Depends(require("clue.report"))]
+OwnReportsReader = Annotated[User, Depends(require("clue.own_reports"))]
 ClueReader = Annotated[User, Depends(require("clue.list"))]
 
 DESK_PAGE_SIZE = 50
@@ -374,7 +375,7 @@ def report_page(request: Request, db: DbSession, settings: SettingsDep, user: Re
 
 @router.get("/my/reports")
 def my_reports(
-    request: Request, db: DbSession, user: ReporterUser, done: str = "", clue: int | None = None
+    request: Request, db: DbSession, user: OwnReportsReader, done: str = "", clue: int | None = None
 ) -> HTMLResponse:
     filters = service.ClueFilters(reporter_id=user.id, limit=LIST_LIMIT)
     clues, total, _counts, _overdue = service.list_clues(db, user=user, filters=filters)
@@ -382,6 +383,7 @@ def my_reports(
     context = {
         "clues": items,
         "total": total,
+        "membership_refusal": policy.member_refusal(user),
         "message": _done_message(request, done, clue),
         "message_kind": "success",
     }

@@ -22,6 +22,7 @@ from riderwatch.demo.seed import (
     GIVEN_MALE,
     JURISDICTION_CODE,
     NUMERALS,
+    OUTLINE,
     PATROL_UNITS,
     PLATFORMS,
     RIDER_COUNT,
@@ -29,92 +30,69 @@ from riderwatch.demo.seed import (
     SURNAMES,
     ZONES,
 )
-from riderwatch.geo.areas import bbox
-from riderwatch.models import (
-    Community,
-    Grid,
-    Jurisdiction,
-    PatrolUnit,
-    Platform,
-    Station,
-    User,
-    Zone,
-)
+from riderwatch.models import Community, Grid, PatrolUnit, Platform, User
+from riderwatch.org import district
 from riderwatch.security import hash_password, verify_password
 from riderwatch.tracking.duty import set_location_consent
 
 
-def _get_or_add(session: Session, model: Any, code: str, counter: Counter[str], **values: Any) -> Any:
-    row = session.scalar(select(model).where(model.code == code))
-    if row is None:
-        row = model(code=code, **values)
-        session.add(row)
-        session.flush()
-        counter[model.__tablename__] += 1
-    return row
+def _add(session: Session, kind: str, counter: Counter[str], values: dict[str, Any]) -> None:
+    """Create the row through the district service an administrator uses, unless its code exists."""
+    found = district.kind_of(kind)
+    if session.scalar(select(found.model.id).where(found.model.code == values["code"])) is None:
+        district.create(session, actor=None, kind_name=kind, values=values)
+        counter[found.model.__tablename__] += 1
 
 
 def ensure_org(session: Session, geometry: Geometry, added: Counter[str]) -> None:
-    jurisdiction = _get_or_add(
-        session,
-        Jurisdiction,
-        JURISDICTION_CODE,
-        added,
-        name="莆田市公安局荔城分局镇海派出所",
-        name_en="Zhenhai Police Station",
-    )
+    """The demo district, built as an administrator would build it (every boundary checked, every change
+    audited): the jurisdiction with its outline, its communities and their grids, the pilot zones, the
+    patrol units, the platforms and their stations."""
+    jurisdiction = {
+        "code": JURISDICTION_CODE,
+        "name": "莆田市公安局荔城分局镇海派出所",
+        "name_en": "Zhenhai Police Station",
+        "boundary": polygon_geojson(Polygon(OUTLINE)),
+    }
+    _add(session, "jurisdictions", added, jurisdiction)
     for spec in COMMUNITIES:
-        community = _get_or_add(
+        _add(
             session,
-            Community,
-            spec.code,
+            "communities",
             added,
-            name=spec.name,
-            name_en=spec.name_en,
-            jurisdiction_id=jurisdiction.id,
-            boundary=geometry.communities[spec.code],
+            {
+                "code": spec.code,
+                "name": spec.name,
+                "name_en": spec.name_en,
+                "boundary": geometry.communities[spec.code],
+            },
         )
         for n, boundary in enumerate(geometry.grids[spec.code], start=1):
-            min_lat, min_lon, max_lat, max_lon = bbox(boundary)
-            _get_or_add(
-                session,
-                Grid,
-                f"{spec.code}-g{n}",
-                added,
-                name=f"{spec.name}第{NUMERALS[n - 1]}网格",
-                community_id=community.id,
-                boundary=boundary,
-                min_lat=min_lat,
-                min_lon=min_lon,
-                max_lat=max_lat,
-                max_lon=max_lon,
-            )
+            grid = {"code": f"{spec.code}-g{n}", "name": f"{spec.name}第{NUMERALS[n - 1]}网格", "community": spec.code}
+            _add(session, "grids", added, {**grid, "boundary": boundary})
     for zone in ZONES:
-        _get_or_add(
-            session,
-            Zone,
-            zone.code,
-            added,
-            name=zone.name,
-            name_en=zone.name_en,
-            kind="pilot",
-            rollout_stage="pilot",
-            boundary=polygon_geojson(Polygon(zone.ring)),
-        )
+        values: dict[str, Any] = {
+            "code": zone.code,
+            "name": zone.name,
+            "name_en": zone.name_en,
+            "kind": "commercial",
+            "rollout_stage": "pilot",
+            "boundary": polygon_geojson(Polygon(zone.ring)),
+        }
+        _add(session, "zones", added, values)
     for code, name, _size in PATROL_UNITS:
-        _get_or_add(session, PatrolUnit, code, added, name=name, jurisdiction_id=jurisdiction.id)
-    platforms = {code: _get_or_add(session, Platform, code, added, name=zh, name_en=en) for code, zh, en in PLATFORMS}
+        _add(session, "patrol-units", added, {"code": code, "name": name})
+    for code, zh, en in PLATFORMS:
+        _add(session, "platforms", added, {"code": code, "name": zh, "name_en": en})
     for st in STATIONS:
-        _get_or_add(
-            session,
-            Station,
-            st.code,
-            added,
-            name=st.name,
-            platform_id=platforms[st.platform].id,
-            lat=st.lat,
-            lon=st.lon,
-        )
+        values = {
+            "code": st.code,
+            "name": st.name,
+            "platform": st.platform,
+            "lat": st.lat,
+            "lon": st.lon,
+        }
+        _add(session, "stations", added, values)
 
 
 def load_organisation(session: Session) -> None:

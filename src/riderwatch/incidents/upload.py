@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
+from riderwatch.bodies import BodyRefused
 from riderwatch.errors import N_, InvalidInput, UnsupportedMedia
 from riderwatch.incidents import rows
 
@@ -25,6 +26,8 @@ async def read_upload(request: Request) -> Upload:
         raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
     try:
         form = await request.form(max_files=1, max_fields=5)
+    except BodyRefused:
+        raise  # too large, or not text: answered by the door's own status (413, 422)
     except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
         raise InvalidInput(N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)) from exc
     upload = form.get("file")

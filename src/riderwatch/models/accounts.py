@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from riderwatch.db import Base
 from riderwatch.infra.clock import utcnow
@@ -58,7 +58,14 @@ class User(Base):
     platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id"))
     # Bumped to invalidate every token and session of the user (password change, deactivation).
     token_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Set for a password someone else chose (an import, an administrator's one-time code): the user must
+    # choose their own before anything else (policy.ensure). A one-time code also runs out.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A rider's membership, loaded with the user (one outer join on its key), so that a user read in one
+    # transaction still tells, later, where they stand in the programme (policy.member_refusal).
+    membership: Mapped[Rider | None] = relationship(viewonly=True, uselist=False, lazy="joined")
 
 
 class Rider(Base):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riderwatch.db import Base
+
+# Every kind can be retired: the row stays (old clues keep their place names, the audit log its
+# references), but a retired area takes no new clue, link or task, and lists leave it out.
+ZONE_KINDS: tuple[str, ...] = ("commercial", "residential", "school", "industrial", "transport", "other")
+ROLLOUT_STAGES: tuple[str, ...] = ("planned", "pilot", "rolled_out")
 
 
 class Jurisdiction(Base):
@@ -18,6 +24,9 @@ class Jurisdiction(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200), default="")
+    # The station's area (GeoJSON Polygon); when set, every community, grid and zone lies inside it.
+    boundary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    retired_at: Mapped[datetime | None]
 
 
 class Community(Base):
@@ -31,6 +40,7 @@ class Community(Base):
     jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id"))
     # GeoJSON Polygon geometry (WGS-84).
     boundary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    retired_at: Mapped[datetime | None]
 
 
 class Grid(Base):
@@ -40,6 +50,7 @@ class Grid(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
     boundary: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Bounding box, kept to find candidate grids for a point without loading every polygon.
@@ -47,6 +58,7 @@ class Grid(Base):
     min_lon: Mapped[float] = mapped_column(Float)
     max_lat: Mapped[float] = mapped_column(Float)
     max_lon: Mapped[float] = mapped_column(Float)
+    retired_at: Mapped[datetime | None]
 
 
 class PatrolUnit(Base):
@@ -56,7 +68,9 @@ class PatrolUnit(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
     jurisdiction_id: Mapped[int] = mapped_column(ForeignKey("jurisdictions.id"))
+    retired_at: Mapped[datetime | None]
 
 
 class Platform(Base):
@@ -67,6 +81,7 @@ class Platform(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200), default="")
+    retired_at: Mapped[datetime | None]
 
 
 class Station(Base):
@@ -76,9 +91,11 @@ class Station(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200), default="")
     platform_id: Mapped[int | None] = mapped_column(ForeignKey("platforms.id"))
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
+    retired_at: Mapped[datetime | None]
 
 
 class Zone(Base):
@@ -89,6 +106,10 @@ class Zone(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200), default="")
-    kind: Mapped[str] = mapped_column(String(32), default="pilot")
+    kind: Mapped[str] = mapped_column(String(32), default="commercial")
     rollout_stage: Mapped[str] = mapped_column(String(32), default="pilot")
     boundary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # When the zone's pilot began and when the programme was rolled out there (either may lie ahead).
+    pilot_on: Mapped[date | None]
+    rolled_out_on: Mapped[date | None]
+    retired_at: Mapped[datetime | None]

@@ -28,8 +28,14 @@ class Locator:
     reported clues) without a query or a geometry built per point; `locate` answers as `locate()` does."""
 
     def __init__(self, session: Session) -> None:
-        self.communities = {c.id: c for c in session.scalars(select(Community).order_by(Community.id))}
-        self.grids = [(g, prep(shape(g.boundary))) for g in session.scalars(select(Grid).order_by(Grid.id))]
+        self.communities = {
+            c.id: c
+            for c in session.scalars(select(Community).where(Community.retired_at.is_(None)).order_by(Community.id))
+        }
+        self.grids = [
+            (g, prep(shape(g.boundary)))
+            for g in session.scalars(select(Grid).where(Grid.retired_at.is_(None)).order_by(Grid.id))
+        ]
         self.community_areas = [(c, prep(shape(c.boundary))) for c in self.communities.values()]
 
     def locate(self, *, lat: float, lon: float) -> Place:
@@ -46,12 +52,18 @@ class Locator:
 def locate(session: Session, *, lat: float, lon: float) -> Place:
     """The grid (and so the community) containing a point; else the community alone, else none."""
     candidates = session.scalars(
-        select(Grid).where(Grid.min_lat <= lat, Grid.max_lat >= lat, Grid.min_lon <= lon, Grid.max_lon >= lon)
+        select(Grid).where(
+            Grid.min_lat <= lat,
+            Grid.max_lat >= lat,
+            Grid.min_lon <= lon,
+            Grid.max_lon >= lon,
+            Grid.retired_at.is_(None),
+        )
     ).all()
     for grid in candidates:
         if contains(grid.boundary, lat, lon):
             return Place(grid=grid, community=session.get(Community, grid.community_id))
-    for community in session.scalars(select(Community)).all():
+    for community in session.scalars(select(Community).where(Community.retired_at.is_(None))).all():
         if contains(community.boundary, lat, lon):
             return Place(grid=None, community=community)
     return Place(grid=None, community=None)
@@ -157,7 +169,7 @@ def update_category(session: Session, *, actor: User, code: str, values: dict[st
 def areas_geojson(session: Session) -> dict[str, Any]:
     """Zones, communities and grids for the map (WGS-84 GeoJSON)."""
     features: list[dict[str, Any]] = []
-    for zone in session.scalars(select(Zone).order_by(Zone.id)):
+    for zone in session.scalars(select(Zone).where(Zone.retired_at.is_(None)).order_by(Zone.id)):
         features.append(
             {
                 "type": "Feature",
@@ -171,7 +183,7 @@ def areas_geojson(session: Session) -> dict[str, Any]:
                 },
             }
         )
-    for community in session.scalars(select(Community).order_by(Community.id)):
+    for community in session.scalars(select(Community).where(Community.retired_at.is_(None)).order_by(Community.id)):
         features.append(
             {
                 "type": "Feature",
@@ -185,7 +197,7 @@ def areas_geojson(session: Session) -> dict[str, Any]:
                 },
             }
         )
-    for grid in session.scalars(select(Grid).order_by(Grid.id)):
+    for grid in session.scalars(select(Grid).where(Grid.retired_at.is_(None)).order_by(Grid.id)):
         features.append(
             {
                 "type": "Feature",

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound
@@ -166,8 +167,9 @@ def set_duty(
     if on_duty:
         if not rider.location_consent:
             raise Conflict(N_("consent to location sharing first (PUT /api/v1/me/location-consent)"))
-        if rider.status != "active":
-            raise Conflict(N_("a rider whose membership is %(status)s cannot go on duty"), status=rider.status)
+        refusal = policy.membership_refusal(rider.status)
+        if refusal is not None:
+            raise refusal
         if shift is not None and when >= shift.started_at:
             return DutyState(shift)
         if at is not None and _switched_at(session, rider.user_id, DutyShift.started_at, when):

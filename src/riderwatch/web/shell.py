@@ -19,7 +19,10 @@ router = APIRouter(include_in_schema=False)
 
 
 def home_path(user: User) -> str | None:
-    """The first page of the user's role: the queue, their assignments, or the report form."""
+    """The first page of the user's role: the queue, their assignments, or the report form; for a user
+    who must first choose their own password, the form for it."""
+    if user.must_change_password:
+        return "/account"
     nav = navigation(user)
     return nav[0][0] if nav else None
 

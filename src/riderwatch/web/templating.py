@@ -150,6 +150,7 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/my/assignments", labels.N_("My assignments"), "nav-assignments"))
     if policy.has_permission(user, "clue.report"):
         items.append(("/report", labels.N_("Report a clue"), "nav-report"))
+    if policy.has_permission(user, "clue.own_reports"):
         items.append(("/my/reports", labels.N_("My reports"), "nav-my-reports"))
     if policy.has_permission(user, "tracking.self"):
         items.append(("/duty", labels.N_("On duty"), "nav-duty"))

@@ -10,6 +10,11 @@
       });
     }).catch(function () { /* no cache storage: nothing to clear */ });
   }
+  // A form with data-confirm asks before it is sent (its text is in the page's language).
+  document.addEventListener('submit', function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute('data-confirm');
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
 })();
 
 /* Shared by the page scripts (deferred scripts run in order, and this one comes first). */

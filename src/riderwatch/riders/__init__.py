@@ -1,0 +1,1 @@
+"""The riders' programme: joining it (imported lists), and their path through it."""
