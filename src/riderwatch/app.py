@@ -52,6 +52,7 @@ from riderwatch.org import boundary_files
 from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
 from riderwatch.riders import imports as rider_imports
+from riderwatch.riders import web as rider_pages
 from riderwatch.riders.api import router as riders_router
 from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
@@ -90,6 +91,8 @@ def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
         ("POST", "/api/v1/incidents/import"): upload,
         ("POST", "/incidents/import"): upload,
         ("POST", "/api/v1/riders/import"): rider_imports.MAX_FILE_BYTES + MIB,
+        ("POST", "/riders/import"): rider_imports.MAX_FILE_BYTES + MIB,
+        ("POST", "/admin/district/import"): boundary_files.MAX_FILE_BYTES + MIB,
         **{
             ("POST", f"/api/v1/org/{kind}/import"): boundary_files.MAX_FILE_BYTES + MIB
             for kind in ("jurisdictions", "communities", "grids", "zones")
@@ -225,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shell,
         accounts_pages,
         org_pages,
+        rider_pages,
         clue_pages,
         tracking_pages,
         coverage_pages,

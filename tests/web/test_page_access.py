@@ -216,6 +216,7 @@ COVERAGE = ("dispatcher", "admin", "station_manager", *HANDLERS)
 TASK_READERS = ("dispatcher", "admin", "station_manager", *HANDLERS)
 DISPATCHER = ("dispatcher",)
 IMPORTERS = ("dispatcher", "admin")
+RIDER_IMPORTERS = ("admin", "station_manager")
 # Each role's start page (the first of its navigation); a platform account has none.
 HOMES = {
     "admin": SeeOther(to="/desk"),
@@ -335,6 +336,16 @@ CASES: list[Case] = [
         "an empty file",
         files=True,
     ),
+    # --- riders
+    Case("GET", "/riders/import", lambda w: "/riders/import", _only(RIDER_IMPORTERS)),
+    Case(
+        "POST",
+        "/riders/import",
+        lambda w: "/riders/import",
+        _only(RIDER_IMPORTERS, ok=INVALID),
+        "an empty file",
+        files=True,
+    ),
     # --- patrol tasks
     Case("GET", "/tasks", lambda w: "/tasks", _only(TASK_READERS)),
     Case("GET", "/tasks/new", lambda w: "/tasks/new", _only(DISPATCHER)),
@@ -435,6 +446,40 @@ CASES: list[Case] = [
         "/admin/users/{user_id}/one-time-code",
         lambda w: f"/admin/users/{MISSING_ID}/one-time-code",
         _only(ADMIN, ok=MISSING),
+    ),
+    # --- the district
+    Case("GET", "/admin/district", lambda w: "/admin/district", _only(ADMIN, ok=Shown("district-map"))),
+    Case(
+        "POST",
+        "/admin/district/import",
+        lambda w: "/admin/district/import",
+        _only(ADMIN, ok=INVALID),
+        "an empty file",
+        files=True,
+    ),
+    Case("POST", "/admin/district/{kind}", lambda w: "/admin/district/platforms", _only(ADMIN, ok=INVALID), "no code"),
+    Case("GET", "/admin/district/{kind}/{code}", lambda w: "/admin/district/platforms/meituan", _only(ADMIN)),
+    Case("GET", "/admin/district/{kind}/{code}", lambda w: "/admin/district/zones/nowhere", _only(ADMIN, ok=MISSING)),
+    Case(
+        "POST",
+        "/admin/district/{kind}/{code}",
+        lambda w: "/admin/district/platforms/meituan",
+        _only(ADMIN, ok=SeeOther(to=r"/admin/district/platforms/meituan\?done=saved")),
+        "an empty form changes nothing",
+    ),
+    Case(
+        "POST",
+        "/admin/district/{kind}/{code}/retire",
+        lambda w: "/admin/district/platforms/meituan/retire",
+        _only(ADMIN, ok=FormError(409)),
+        "its station is in use",
+    ),
+    Case(
+        "POST",
+        "/admin/district/{kind}/{code}/restore",
+        lambda w: "/admin/district/platforms/meituan/restore",
+        _only(ADMIN, ok=SeeOther(to=r"/admin/district/platforms/meituan\?done=restored")),
+        "in use already: nothing changes",
     ),
     Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
     Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),

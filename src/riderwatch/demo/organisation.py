@@ -30,6 +30,7 @@ from riderwatch.demo.seed import (
     SURNAMES,
     ZONES,
 )
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import Community, Grid, PatrolUnit, Platform, User
 from riderwatch.org import district
 from riderwatch.security import hash_password, verify_password
@@ -77,6 +78,8 @@ def ensure_org(session: Session, geometry: Geometry, added: Counter[str]) -> Non
             "name_en": zone.name_en,
             "kind": "commercial",
             "rollout_stage": "pilot",
+            # The pilot began a season before the demo's "now" (the article's first phase).
+            "pilot_on": utcnow().date() - timedelta(days=90),
             "boundary": polygon_geojson(Polygon(zone.ring)),
         }
         _add(session, "zones", added, values)

@@ -1,23 +1,29 @@
-"""The administrator's pages for the clue categories and their routing rules."""
+"""The administrator's pages for the clue categories and their routing rules, and for the district: its
+organisations and areas, added by form, drawn on the map or imported from a GIS file, edited and retired."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from riderwatch import policy
+from riderwatch.bodies import BodyRefused
 from riderwatch.deps import DbSession, require
-from riderwatch.errors import DomainError, NotFound
+from riderwatch.errors import DomainError, InvalidInput, NotFound
 from riderwatch.models import Category, User
 from riderwatch.models.accounts import ROLES
+from riderwatch.org import boundary_files, district
 from riderwatch.org import service as org_service
-from riderwatch.org.schemas import CategoryCreate, CategoryUpdate
-from riderwatch.web.forms import LONG, done_message, form_text, refusal, see_other
+from riderwatch.org.schemas import ORG_BODIES, CategoryCreate, CategoryUpdate
+from riderwatch.web.forms import LONG, done_message, form_text, formatter, labels_in, refusal, see_other
 from riderwatch.web.labels import GROUP_LABELS, N_
 from riderwatch.web.templating import render
 
@@ -155,3 +161,292 @@ def update_category(
         message, status = refusal(request, exc)
         return _category_form(request, {"code": category.code, **fields}, is_new=False, status=status, **message)
     return see_other(f"/admin/categories?{urlencode({'done': 'category-updated', 'code': category.code})}")
+
+
+# --- the district (organisations and areas) --------------------------------------------------------
+
+DistrictManager = Annotated[User, Depends(require("org.manage"))]
+DISTRICT_DONE: dict[str, str] = {
+    "created": N_("Added."),
+    "saved": N_("Saved."),
+    "retired": N_("Retired: kept for history, no longer offered for new clues, links or tasks."),
+    "restored": N_("Restored: in use again."),
+}
+AREA_KINDS = tuple(k for k, kind in district.KINDS.items() if kind.boundary)
+# The kinds added with a form of their own (areas come from a drawing or a file as well).
+KIND_LABELS: dict[str, str] = {
+    "jurisdictions": N_("Jurisdictions"),
+    "communities": N_("Communities"),
+    "grids": N_("Grids"),
+    "zones": N_("Zones"),
+    "stations": N_("Delivery stations"),
+    "platforms": N_("Platforms"),
+    "patrol-units": N_("Patrol units"),
+}
+STAGE_LABELS: dict[str, str] = {"planned": N_("Planned"), "pilot": N_("Pilot"), "rolled_out": N_("Rolled out")}
+ZONE_KIND_LABELS: dict[str, str] = {
+    "commercial": N_("Commercial district"),
+    "residential": N_("Residential area"),
+    "school": N_("School area"),
+    "industrial": N_("Industrial park"),
+    "transport": N_("Transport hub"),
+    "other": N_("Other"),
+}
+
+
+def _feature(geometry: dict[str, Any], kind: str, code: str, name: str) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": geometry, "properties": {"kind": kind, "code": code, "name": name}}
+
+
+def _area_features(rows: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The live areas (each as the API shows it, by kind) as map features."""
+    return [
+        _feature(row["boundary"], name, row["code"], row["name"])
+        for name in AREA_KINDS
+        for row in rows.get(name, [])
+        if row.get("boundary") and not row["retired"]
+    ]
+
+
+def _live_rows(db: Session, kind: str) -> list[dict[str, Any]]:
+    found = district.KINDS[kind]
+    return [district.present(db, found, row) for row in district.list_rows(db, found)]
+
+
+def _district_page(request: Request, db: Session, *, status: int = 200, **extra: Any) -> HTMLResponse:
+    rows = {
+        name: [district.present(db, kind, row) for row in district.list_rows(db, kind, include_retired=True)]
+        for name, kind in district.KINDS.items()
+    }
+    features = _area_features(rows)
+    context: dict[str, Any] = {
+        "rows": rows,
+        "names": {kind: {r["code"]: r["name"] for r in rows[kind]} for kind in ("communities", "platforms")},
+        "kinds": list(district.KINDS),
+        "area_kinds": AREA_KINDS,
+        "kind_labels": labels_in(request, KIND_LABELS),
+        "stage_labels": labels_in(request, STAGE_LABELS),
+        "zone_kind_labels": labels_in(request, ZONE_KIND_LABELS),
+        "areas": {"type": "FeatureCollection", "features": features},
+        "result": None,
+        "problems": [],
+        "values": {},
+        "max_mib": boundary_files.MAX_FILE_BYTES // (1024 * 1024),
+    }
+    context.update(extra)
+    return render(request, "admin/district.html", context, status=status)
+
+
+@router.get("/admin/district")
+def district_page(request: Request, db: DbSession, _admin: DistrictManager, done: str = "") -> HTMLResponse:
+    return _district_page(request, db, **done_message(request, done, DISTRICT_DONE))
+
+
+@router.post("/admin/district/import")
+async def import_areas(request: Request, db: DbSession, admin: DistrictManager) -> Response:
+    _ = formatter(request)._
+    try:
+        try:
+            form = await request.form(max_files=1, max_fields=8)
+        except BodyRefused:
+            raise
+        except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
+            raise InvalidInput(
+                N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)
+            ) from exc
+        kind = str(form.get("kind") or "")
+        if kind not in AREA_KINDS:
+            raise InvalidInput(N_("choose what the file holds: %(choices)s"), choices=", ".join(AREA_KINDS))
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InvalidInput(N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
+        check = form.get("action") == "check"
+        data = await upload.read(boundary_files.MAX_FILE_BYTES + 1)
+        features = await run_in_threadpool(
+            boundary_files.read_file, data, filename=upload.filename, crs=str(form.get("crs") or "wgs84")
+        )
+        result = await run_in_threadpool(
+            district.import_areas, db, actor=admin, kind_name=kind, features=features, dry_run=check
+        )
+    except district.AreasRefused as exc:
+        problems = [{"feature": p.feature, "code": p.code, "reason": p.reason} for p in exc.problems]
+        message = _("Nothing was imported: correct the areas below and upload the file again.")
+        return await run_in_threadpool(
+            _district_page,
+            request,
+            db,
+            status=exc.status,
+            problems=problems,
+            message=message,
+            message_detail=exc.translated(_),
+            message_kind="error",
+        )
+    except DomainError as exc:
+        message = _("Nothing was imported.")
+        return await run_in_threadpool(
+            _district_page,
+            request,
+            db,
+            status=exc.status,
+            message=message,
+            message_detail=exc.translated(_),
+            message_kind="error",
+        )
+    counts = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    if result.dry_run:
+        text = _(
+            "The file is correct: %(created)d areas would be added, %(updated)d changed, %(unchanged)d left as "
+            "they are. Check them on the map, then import."
+        )
+    else:
+        text = _("Imported: %(created)d areas added, %(updated)d changed, %(unchanged)d unchanged.")
+    preview = {
+        "type": "FeatureCollection",
+        "features": [_feature(a["boundary"], "preview", a["code"], a["name"]) for a in result.areas],
+    }
+    return await run_in_threadpool(
+        _district_page, request, db, result=result, preview=preview, message=text % counts, message_kind="success"
+    )
+
+
+def _org_form(
+    name: Annotated[str, form_text()] = "",
+    name_en: Annotated[str, form_text()] = "",
+    boundary: Annotated[str, form_text(512 * 1024)] = "",
+    community: Annotated[str, form_text()] = "",
+    platform: Annotated[str, form_text()] = "",
+    jurisdiction: Annotated[str, form_text()] = "",
+    zone_kind: Annotated[str, form_text()] = "",
+    rollout_stage: Annotated[str, form_text()] = "",
+    pilot_on: Annotated[str, form_text()] = "",
+    rolled_out_on: Annotated[str, form_text()] = "",
+    lat: Annotated[str, form_text()] = "",
+    lon: Annotated[str, form_text()] = "",
+) -> dict[str, Any]:
+    """The fields the forms send, blanks left out (a blank is "not given", as in a PATCH)."""
+    values: dict[str, Any] = {
+        "name": name.strip(),
+        "name_en": name_en.strip(),
+        "community": community.strip(),
+        "platform": platform.strip(),
+        "jurisdiction": jurisdiction.strip(),
+        "kind": zone_kind.strip(),
+        "rollout_stage": rollout_stage.strip(),
+        "pilot_on": pilot_on.strip(),
+        "rolled_out_on": rolled_out_on.strip(),
+        "lat": lat.strip(),
+        "lon": lon.strip(),
+    }
+    found = {k: v for k, v in values.items() if v}
+    if "name_en" not in found and name_en == "" and name:
+        found["name_en"] = ""
+    if boundary.strip():
+        try:
+            found["boundary"] = json.loads(boundary)
+        except ValueError as exc:
+            raise InvalidInput(N_("the boundary must be a GeoJSON Polygon")) from exc
+    return found
+
+
+OrgFields = Annotated[dict[str, Any], Depends(_org_form)]
+
+
+def _checked(kind: str, values: dict[str, Any], *, new: bool) -> dict[str, Any]:
+    create_body, update_body = ORG_BODIES[kind]
+    fields = set((create_body if new else update_body).model_fields)
+    body = (create_body if new else update_body).model_validate({k: v for k, v in values.items() if k in fields})
+    return body.model_dump(exclude_unset=not new)
+
+
+@router.post("/admin/district/{kind}")
+def add_org(
+    request: Request,
+    kind: str,
+    db: DbSession,
+    admin: DistrictManager,
+    fields: OrgFields,
+    code: Annotated[str, form_text()] = "",
+) -> Response:
+    district.kind_of(kind)
+    values = {"code": code.strip(), **fields}
+    try:
+        district.create(db, actor=admin, kind_name=kind, values=_checked(kind, values, new=True))
+    except (ValidationError, DomainError) as exc:
+        message, status = refusal(request, exc)
+        return _district_page(request, db, status=status, values={kind: values}, open_kind=kind, **message)
+    return see_other(f"/admin/district/{kind}/{quote(values['code'])}?done=created")
+
+
+def _org_page(
+    request: Request,
+    db: Session,
+    kind: str,
+    code: str,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    found = district.kind_of(kind)
+    shown = district.present(db, found, district.get_row(db, found, code))
+    context: dict[str, Any] = {
+        "kind": kind,
+        "kind_label": formatter(request)._(KIND_LABELS[kind]),
+        "row": shown,
+        "values": {**shown, **(values or {})},
+        "has_boundary": found.boundary,
+        "communities": district.list_rows(db, district.KINDS["communities"]),
+        "platforms": district.list_rows(db, district.KINDS["platforms"]),
+        "stage_labels": labels_in(request, STAGE_LABELS),
+        "zone_kind_labels": labels_in(request, ZONE_KIND_LABELS),
+        # The district around it, for orientation, and the area itself highlighted.
+        "area": {
+            "type": "FeatureCollection",
+            "features": [
+                *(_area_features({k: _live_rows(db, k) for k in AREA_KINDS}) if found.boundary else []),
+                *([_feature(shown["boundary"], "preview", code, shown["name"])] if shown.get("boundary") else []),
+            ],
+        },
+        **extra,
+    }
+    return render(request, "admin/district_item.html", context, status=status)
+
+
+@router.get("/admin/district/{kind}/{code}")
+def org_page(
+    request: Request, kind: str, code: str, db: DbSession, _admin: DistrictManager, done: str = ""
+) -> HTMLResponse:
+    return _org_page(request, db, kind, code, **done_message(request, done, DISTRICT_DONE))
+
+
+@router.post("/admin/district/{kind}/{code}")
+def edit_org(
+    request: Request, kind: str, code: str, db: DbSession, admin: DistrictManager, fields: OrgFields
+) -> Response:
+    district.get_row(db, district.kind_of(kind), code)  # 404 before anything else
+    try:
+        district.update(db, actor=admin, kind_name=kind, code=code, values=_checked(kind, fields, new=False))
+    except (ValidationError, DomainError) as exc:
+        message, status = refusal(request, exc)
+        return _org_page(request, db, kind, code, status=status, values=fields, **message)
+    return see_other(f"/admin/district/{kind}/{quote(code)}?done=saved")
+
+
+@router.post("/admin/district/{kind}/{code}/retire")
+def retire_org(request: Request, kind: str, code: str, db: DbSession, admin: DistrictManager) -> Response:
+    return _set_retired(request, db, admin, kind, code, retired=True)
+
+
+@router.post("/admin/district/{kind}/{code}/restore")
+def restore_org(request: Request, kind: str, code: str, db: DbSession, admin: DistrictManager) -> Response:
+    return _set_retired(request, db, admin, kind, code, retired=False)
+
+
+def _set_retired(request: Request, db: Session, admin: User, kind: str, code: str, *, retired: bool) -> Response:
+    district.get_row(db, district.kind_of(kind), code)
+    try:
+        district.update(db, actor=admin, kind_name=kind, code=code, values={"retired": retired})
+    except DomainError as exc:
+        message, status = refusal(request, exc)
+        return _org_page(request, db, kind, code, status=status, **message)
+    return see_other(f"/admin/district/{kind}/{quote(code)}?done={'retired' if retired else 'restored'}")

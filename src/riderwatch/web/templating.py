@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -114,6 +115,13 @@ class Formatter:
             return ""
         return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
 
+    def date(self, value: date | str | None) -> str:
+        """A calendar day in the reader's words: 2026年3月1日, Mar 1, 2026."""
+        if not value:
+            return ""
+        day = value if isinstance(value, date) else date.fromisoformat(value)
+        return format_date(day, format="medium", locale="zh_Hans_CN" if self.locale == "zh" else "en")
+
     def iso(self, value: datetime | None, timespec: str = "seconds") -> str:
         return value.astimezone(self.zone).isoformat(timespec=timespec) if value else ""
 
@@ -161,10 +169,14 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "task.read"):
         items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
+    if policy.has_permission(user, "rider.import"):
+        items.append(("/riders/import", labels.N_("Import riders"), "nav-riders-import"))
     if policy.has_permission(user, "incident.import"):
         items.append(("/incidents/import", labels.N_("Import incidents"), "nav-incidents-import"))
     if policy.has_permission(user, "user.manage"):
         items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
+    if policy.has_permission(user, "org.manage"):
+        items.append(("/admin/district", labels.N_("District"), "nav-admin-district"))
     if policy.has_permission(user, "category.manage"):
         items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
     if policy.has_permission(user, "apikey.manage"):
