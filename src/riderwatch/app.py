@@ -54,6 +54,7 @@ from riderwatch.org.api import router as org_router
 from riderwatch.riders import imports as rider_imports
 from riderwatch.riders import web as rider_pages
 from riderwatch.riders.api import router as riders_router
+from riderwatch.stats.api import router as stats_router
 from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
 from riderwatch.tracking import web as tracking_pages
@@ -218,6 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clues_router)
     app.include_router(org_router)
     app.include_router(riders_router)
+    app.include_router(stats_router)
     app.include_router(open311_router)
     app.include_router(tracking_router)
     app.include_router(coverage_router)

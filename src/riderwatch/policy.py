@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The district's organisations and areas: administrators set them up; the command centre reads them.
     "org.manage": frozenset({"admin"}),
     "org.list": frozenset({"admin", "dispatcher"}),
+    # The programme's figures: the command centre for the district, a station manager for their station.
+    "stats.read": frozenset({"dispatcher", "admin", "station_manager"}),
     # A platform's rider list: administrators import any station's riders, station managers their own.
     "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees

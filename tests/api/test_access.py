@@ -162,6 +162,13 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/clues", {}),
         _only("rider", "dispatcher", "admin", "police", "grid_staff", "patrol"),
     ),
+    Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
+    Case(
+        "GET",
+        "/api/v1/clues/export",
+        lambda w: ("/api/v1/clues/export", {"params": {"format": "csv"}}),
+        _only("rider", "dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
     Case(
         "GET",
         "/api/v1/clues/{clue_id}",

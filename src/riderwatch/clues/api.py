@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,7 +17,7 @@ from starlette.datastructures import UploadFile
 
 from riderwatch import policy
 from riderwatch.audit.service import record
-from riderwatch.clues import intake, service
+from riderwatch.clues import export, intake, service
 from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.clues.present import person, present_clues
 from riderwatch.clues.schemas import (
@@ -30,11 +33,14 @@ from riderwatch.clues.schemas import (
 from riderwatch.db import unit_of_work
 from riderwatch.deps import CurrentUser, DbSession, PathId, SettingsDep, StoreDep, reads_only, require, writes_on_read
 from riderwatch.errors import N_, Forbidden, InvalidInput, NotFound, UnsupportedMedia
-from riderwatch.i18n import request_locale
+from riderwatch.i18n import request_locale, translations
+from riderwatch.infra import sheets
+from riderwatch.infra.clock import utcnow
 from riderwatch.infra.fields import MAX_ID, UtcDateTime
 from riderwatch.infra.files import FileStore
 from riderwatch.infra.groupcommit import GroupCommit
 from riderwatch.models import User
+from riderwatch.web.labels import GRADE_LABELS, ROLE_LABELS, STATUS_LABELS
 
 router = APIRouter(prefix="/api/v1", tags=["clues"])
 ClueId = PathId
@@ -195,11 +201,37 @@ def _clue_writer(request: Request) -> GroupCommit[intake.Submission, intake.Repo
     return writer
 
 
-@router.get("/clues", response_model=ClueList, summary="Clues the caller may see")
-def list_clues(
-    request: Request,
-    db: DbSession,
-    user: Annotated[User, Depends(require("clue.list"))],
+@dataclass(frozen=True)
+class ListQuery:
+    """The filters of the clue list, shared by the list and its export (so both count the same clues)."""
+
+    status: list[str]
+    category: str | None
+    community_id: int | None
+    grid_id: int | None
+    overdue: bool | None
+    mine: bool
+    observed_from: datetime | None
+    observed_to: datetime | None
+    q: str | None
+
+    def filters(self, user: User, *, limit: int, offset: int) -> service.ClueFilters:
+        return service.ClueFilters(
+            status=self.status,
+            category=self.category,
+            community_id=self.community_id,
+            grid_id=self.grid_id,
+            overdue=self.overdue,
+            assignee_id=user.id if self.mine else None,
+            observed_from=self.observed_from,
+            observed_to=self.observed_to,
+            query=self.q,
+            limit=limit,
+            offset=offset,
+        )
+
+
+def list_query(
     status: Annotated[list[str] | None, Query()] = None,
     category: str | None = None,
     community_id: RowIdFilter = None,
@@ -210,9 +242,11 @@ def list_clues(
         UtcDateTime | None, Query(description="seen at or after (ISO 8601 with a timezone)")
     ] = None,
     observed_to: Annotated[UtcDateTime | None, Query(description="seen before (ISO 8601 with a timezone)")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> ClueList:
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="words a clue's number, description or address must all hold"),
+    ] = None,
+) -> ListQuery:
     from riderwatch.models.clues import STATUSES
 
     bad = [s for s in status or [] if s not in STATUSES]
@@ -220,21 +254,113 @@ def list_clues(
         raise InvalidInput(
             N_("unknown status %(status)r; statuses are: %(choices)s"), status=bad[0], choices=", ".join(STATUSES)
         )
-    filters = service.ClueFilters(
-        status=status or [],
-        category=category,
-        community_id=community_id,
-        grid_id=grid_id,
-        overdue=overdue,
-        assignee_id=user.id if mine else None,
-        observed_from=observed_from,
-        observed_to=observed_to,
-        limit=limit,
-        offset=offset,
+    return ListQuery(status or [], category, community_id, grid_id, overdue, mine, observed_from, observed_to, q)
+
+
+ListQueryDep = Annotated[ListQuery, Depends(list_query)]
+EXPORT_HEADERS: dict[str, str] = {
+    "number": N_("Number"),
+    "category": N_("Category"),
+    "status": N_("Status"),
+    "urgent": N_("Urgent"),
+    "observed_at": N_("Seen at"),
+    "reported_at": N_("Reported at"),
+    "deadline_at": N_("Deadline"),
+    "overdue": N_("Overdue"),
+    "community": N_("Community"),
+    "grid": N_("Grid"),
+    "address": N_("Address"),
+    "lat": N_("Latitude"),
+    "lon": N_("Longitude"),
+    "description": N_("Description"),
+    "handled_by": N_("Handled by"),
+    "outcome": N_("Outcome"),
+    "value_grade": N_("Value"),
+    "rating": N_("Reporter's rating"),
+    "anonymous": N_("Anonymous"),
+    "source": N_("Source"),
+}
+
+
+def export_labels(locale: str) -> export.ExportLabels:
+    _ = translations(locale).gettext
+    return export.ExportLabels(
+        header={k: _(v) for k, v in EXPORT_HEADERS.items()},
+        status={k: _(v) for k, v in STATUS_LABELS.items()},
+        role={k: _(v) for k, v in ROLE_LABELS.items()},
+        grade={k: _(v) for k, v in GRADE_LABELS.items()},
+        yes=_("yes"),
+        no=_("no"),
+        sheet=_("Clues"),
+        zh=locale == "zh",
     )
+
+
+ClueReader = Annotated[User, Depends(require("clue.list"))]
+
+
+@router.get("/clues", response_model=ClueList, summary="Clues the caller may see")
+def list_clues(
+    request: Request,
+    db: DbSession,
+    user: ClueReader,
+    query: ListQueryDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> ClueList:
+    filters = query.filters(user, limit=limit, offset=offset)
     clues, total, counts, n_overdue = service.list_clues(db, user=user, filters=filters)
     items = present_clues(db, user=user, clues=clues, locale=request_locale(request))
     return ClueList(items=items, total=total, counts=counts, overdue=n_overdue)
+
+
+@router.get(
+    "/clues/export",
+    summary="The clues of the list (same filters) as CSV or Excel, one row per clue, a header row first",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}, sheets.XLSX_TYPE: {}}, "description": "the file"},
+        422: {"description": "more clues than one file takes: narrow the filters"},
+    },
+)
+@writes_on_read
+def export_clues(
+    request: Request,
+    db: DbSession,
+    user: ClueReader,
+    query: ListQueryDep,
+    format: Annotated[Literal["csv", "xlsx"], Query(description="csv (UTF-8 with BOM) or xlsx")] = "csv",
+) -> Response:
+    locale = request_locale(request)
+    filters = query.filters(user, limit=export.MAX_ROWS + 1, offset=0)
+    header, rows = export.clue_table(
+        db, user=user, filters=filters, labels=export_labels(locale), timezone=request.app.state.settings.timezone
+    )
+    record(
+        db,
+        actor=user,
+        action="clue.export",
+        object_type="clue",
+        object_id="*",
+        rows=len(rows),
+        format=format,
+        filters={k: v for k, v in dataclasses.asdict(query).items() if v not in (None, [], False)},
+    )
+    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    if format == "xlsx":
+        data = sheets.write_xlsx(header, rows, sheet=export_labels(locale).sheet)
+        media = sheets.XLSX_TYPE
+    else:
+        data = sheets.write_csv(header, rows)
+        media = "text/csv; charset=utf-8"
+    return Response(
+        data,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="clues-{stamp}.{format}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/clues/{clue_id}", response_model=ClueRead, summary="One clue with its timeline")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -48,8 +48,27 @@ class ClueFilters:
     reporter_id: int | None = None
     observed_from: datetime | None = None
     observed_to: datetime | None = None
+    query: str | None = None  # words, all of which a clue's number, description or address holds
     limit: int = 100
     offset: int = 0
+
+
+MAX_QUERY_WORDS = 8
+
+
+def matches_words(query: str) -> ColumnElement[bool]:
+    """Clues whose number, description or address hold every word of `query` (any case; Chinese words
+    match as substrings, so 盗窃 finds 电动车盗窃). A word like 123 or #123 also matches clue 123."""
+    words = query.split()[:MAX_QUERY_WORDS]
+    conditions = []
+    for word in words:
+        pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = or_(Clue.description.ilike(pattern, escape="\\"), Clue.address.ilike(pattern, escape="\\"))
+        number = word.lstrip("#")
+        if number.isdigit() and len(number) <= 18:
+            found = or_(found, Clue.id == int(number))
+        conditions.append(found)
+    return and_(*conditions) if conditions else true()
 
 
 def get_category(session: Session, code: str) -> Category:
@@ -298,6 +317,8 @@ def list_clues(
         stmt = stmt.where(Clue.observed_at >= filters.observed_from)
     if filters.observed_to is not None:
         stmt = stmt.where(Clue.observed_at < filters.observed_to)
+    if filters.query and filters.query.strip():
+        stmt = stmt.where(matches_words(filters.query))
     counts_stmt = stmt
     if filters.status:
         stmt = stmt.where(Clue.status.in_(filters.status))

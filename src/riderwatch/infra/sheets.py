@@ -128,3 +128,48 @@ def file_format(data: bytes, *, filename: str = "", content_type: str = "") -> s
     if filename.lower().endswith((".xlsx", ".xls")) or content_type.split(";")[0].strip().lower() == XLSX_TYPE:
         return "xlsx"  # named a workbook but not one: the workbook reader says why
     return "csv"
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+
+def _cell_text(value: Any) -> str:
+    """A cell as CSV text; text that a spreadsheet would run as a formula is quoted with an apostrophe."""
+    text = "" if value is None else str(value)
+    if isinstance(value, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def write_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """UTF-8 with a BOM (so Excel and WPS read Chinese right), CRLF line ends."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell_text(v) for v in row])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def write_xlsx(header: Sequence[str], rows: Sequence[Sequence[Any]], *, sheet: str) -> bytes:
+    """One sheet with a bold, frozen header row; numbers stay numbers, text stays text (never a formula)."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import TYPE_STRING
+    from openpyxl.styles import Font
+
+    book = Workbook(write_only=False)
+    page = book.active
+    assert page is not None
+    page.title = sheet[:31]
+    page.append(list(header))
+    for cell in page[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        page.append(list(row))
+        for cell in page[page.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = TYPE_STRING  # "=…" typed by a reporter stays text
+    page.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""The programme's figures for the command centre and station managers."""
