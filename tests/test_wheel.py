@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO / "src" / "riderwatch" / "static" / "vendor"
 NODE_MODULES = REPO / "node_modules"
 # static/vendor/<dir> ← node_modules/<package>/dist (and the package's LICENSE), as `make vendor` copies.
-NPM_PACKAGES = {"leaflet": "leaflet", "htmx": "htmx.org"}
+NPM_PACKAGES = {"leaflet": "leaflet", "htmx": "htmx.org", "chartjs": "chart.js"}
 VENDORED = {
+    "chartjs/LICENSE.md",
+    "chartjs/chart.umd.min.js",
     "htmx/LICENSE",
     "htmx/htmx.min.js",
     "leaflet/LICENSE",
@@ -63,7 +65,7 @@ def _git(*args: str) -> str:
 def _npm_source(rel: str) -> Path:
     top, _, rest = rel.partition("/")
     package = NODE_MODULES / NPM_PACKAGES[top]
-    return package / rest if rest == "LICENSE" else package / "dist" / rest
+    return package / rest if rest.startswith("LICENSE") else package / "dist" / rest
 
 
 # --- the committed front-end libraries --------------------------------------------------------------

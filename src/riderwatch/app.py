@@ -54,6 +54,7 @@ from riderwatch.org.api import router as org_router
 from riderwatch.riders import imports as rider_imports
 from riderwatch.riders import web as rider_pages
 from riderwatch.riders.api import router as riders_router
+from riderwatch.stats import web as stats_pages
 from riderwatch.stats.api import router as stats_router
 from riderwatch.tasks import web as task_pages
 from riderwatch.tasks.api import router as tasks_router
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_pages,
         org_pages,
         rider_pages,
+        stats_pages,
         clue_pages,
         tracking_pages,
         coverage_pages,

@@ -217,6 +217,7 @@ TASK_READERS = ("dispatcher", "admin", "station_manager", *HANDLERS)
 DISPATCHER = ("dispatcher",)
 IMPORTERS = ("dispatcher", "admin")
 RIDER_IMPORTERS = ("admin", "station_manager")
+FIGURES = ("dispatcher", "admin", "station_manager")
 # Each role's start page (the first of its navigation); a platform account has none.
 HOMES = {
     "admin": SeeOther(to="/desk"),
@@ -335,6 +336,14 @@ CASES: list[Case] = [
         _only(IMPORTERS, ok=INVALID),
         "an empty file",
         files=True,
+    ),
+    # --- the programme's figures
+    Case("GET", "/stats", lambda w: "/stats", _only(FIGURES, ok=Shown("kpis"))),
+    Case(
+        "GET",
+        "/stats/export",
+        lambda w: "/stats/export?format=csv",
+        _only(FIGURES, ok=Served("text/csv", audits=("stats.export",))),
     ),
     # --- riders
     Case("GET", "/riders/import", lambda w: "/riders/import", _only(RIDER_IMPORTERS)),

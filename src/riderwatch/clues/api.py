@@ -275,7 +275,7 @@ EXPORT_HEADERS: dict[str, str] = {
     "description": N_("Description"),
     "handled_by": N_("Handled by"),
     "outcome": N_("Outcome"),
-    "value_grade": N_("Value"),
+    "value_grade": N_("Value grade"),
     "rating": N_("Reporter's rating"),
     "anonymous": N_("Anonymous"),
     "source": N_("Source"),

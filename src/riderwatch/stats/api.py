@@ -29,4 +29,10 @@ def stats(
         UtcDateTime | None, Query(alias="to", description="before this time (ISO 8601 with a timezone)")
     ] = None,
 ) -> dict[str, Any]:
-    return service.figures(db, user=user, period=service.Period(start, end), locale=request_locale(request))
+    return service.figures(
+        db,
+        user=user,
+        period=service.Period(start, end),
+        locale=request_locale(request),
+        timezone=request.app.state.settings.timezone,
+    )

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
@@ -72,8 +73,10 @@ def _rider_scope(user: User) -> ColumnElement[bool]:
     return true()
 
 
-def figures(session: Session, *, user: User, period: Period, locale: str = "zh") -> dict[str, Any]:
-    """Every figure of the dashboard, as the API answers it."""
+def figures(
+    session: Session, *, user: User, period: Period, locale: str = "zh", timezone: str = "Asia/Shanghai"
+) -> dict[str, Any]:
+    """Every figure of the dashboard, as the API answers it (days are the programme's local days)."""
     period.check()
     now = utcnow()
     in_window = _clue_scope(user)
@@ -88,6 +91,7 @@ def figures(session: Session, *, user: User, period: Period, locale: str = "zh")
             Clue.category_code,
             Clue.community_id,
             Clue.reported_at,
+            Clue.observed_at,
             Clue.closed_at,
             Clue.deadline_at,
         ).where(in_window)
@@ -111,6 +115,8 @@ def figures(session: Session, *, user: User, period: Period, locale: str = "zh")
     ]
     to_close = [(c.closed_at - c.reported_at).total_seconds() / 3600 for c in clues if c.closed_at is not None]
     overdue = sum(1 for c in clues if c.status in workflow.OPEN_STATUSES and c.deadline_at < now)
+    zone = ZoneInfo(timezone)
+    by_day = Counter(c.observed_at.astimezone(zone).date().isoformat() for c in clues)
     return {
         "from": period.start.isoformat() if period.start else None,
         "to": period.end.isoformat() if period.end else None,
@@ -120,6 +126,7 @@ def figures(session: Session, *, user: User, period: Period, locale: str = "zh")
             "by_status": dict(sorted(by_status.items())),
             "by_category": dict(by_category.most_common()),
             "by_community": {k or "-": v for k, v in by_community.most_common()},
+            "by_day": dict(sorted(by_day.items())),
             "open": sum(by_status[s] for s in workflow.OPEN_STATUSES),
             "overdue": overdue,
             "verified_share": round(supported / triaged, 4) if triaged else None,

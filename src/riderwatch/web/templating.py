@@ -169,6 +169,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "task.read"):
         items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
+    if policy.has_permission(user, "stats.read"):
+        items.append(("/stats", labels.N_("Figures"), "nav-stats"))
     if policy.has_permission(user, "rider.import"):
         items.append(("/riders/import", labels.N_("Import riders"), "nav-riders-import"))
     if policy.has_permission(user, "incident.import"):

@@ -10,6 +10,11 @@
       });
     }).catch(function () { /* no cache storage: nothing to clear */ });
   }
+  // A button with data-print prints the page (inline handlers are not allowed by the pages' CSP).
+  document.addEventListener('click', function (event) {
+    var target = event.target && event.target.closest && event.target.closest('[data-print]');
+    if (target) { window.print(); }
+  });
   // A form with data-confirm asks before it is sent (its text is in the page's language).
   document.addEventListener('submit', function (event) {
     var question = event.target.getAttribute && event.target.getAttribute('data-confirm');
