@@ -41,6 +41,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "org.list": frozenset({"admin", "dispatcher"}),
     # The programme's figures: the command centre for the district, a station manager for their station.
     "stats.read": frozenset({"dispatcher", "admin", "station_manager"}),
+    # The riders' roster (no positions): the command centre and administrators all, a station manager their
+    # station's, a platform account its own riders; administrators and station managers change standing.
+    "rider.roster": frozenset({"admin", "dispatcher", "station_manager", "platform"}),
+    "rider.manage": frozenset({"admin", "station_manager"}),
     # A platform's rider list: administrators import any station's riders, station managers their own.
     "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees

@@ -38,11 +38,12 @@ def test_login_sends_each_role_to_its_page(client: TestClient, district: Distric
     assert client.get(home).status_code == 200
 
 
-def test_roles_without_pages_get_a_welcome_page(client: TestClient, district: District) -> None:
+def test_a_platform_account_starts_on_its_riders(client: TestClient, district: District) -> None:
     log_in(client, "platform")
     res = client.get("/", follow_redirects=False)
-    assert res.status_code == 200
-    assert 'data-testid="home"' in res.text
+    assert res.status_code == 303 and res.headers["location"] == "/riders"
+    page = client.get("/riders")
+    assert page.status_code == 200 and 'data-testid="roster"' in page.text
 
 
 def test_anonymous_visitors_go_to_login(client: TestClient, district: District) -> None:

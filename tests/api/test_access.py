@@ -39,6 +39,8 @@ class World:
     api_key_id: int = 0
     task_id: int = 0
     rule_id: int = 0
+    rider_id: int = 0
+    link_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,55 @@ CASES: list[Case] = [
         "/api/v1/clues",
         lambda w: ("/api/v1/clues", {}),
         _only("rider", "dispatcher", "admin", "police", "grid_staff", "patrol"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/riders",
+        lambda w: ("/api/v1/riders", {}),
+        _only("admin", "dispatcher", "station_manager", "platform"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/riders/{rider_id}",
+        lambda w: (f"/api/v1/riders/{w.rider_id}", {}),
+        _only("admin", "dispatcher", "station_manager", "platform"),
+        "the district's rider: of the station manager's station and of the platform",
+    ),
+    Case(
+        "POST",
+        "/api/v1/riders/{rider_id}/status",
+        lambda w: (f"/api/v1/riders/{w.rider_id}/status", {"json": {"status": "active"}}),
+        _only("admin", "station_manager"),
+        "active already: nothing changes",
+    ),
+    Case("GET", "/api/v1/join-links", lambda w: ("/api/v1/join-links", {}), _only("admin", "station_manager")),
+    Case(
+        "POST",
+        "/api/v1/join-links",
+        lambda w: ("/api/v1/join-links", {"json": {"station": "mt-jinding"}}),
+        _only("admin", "station_manager"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/join-links/{link_id}/qr.svg",
+        lambda w: (f"/api/v1/join-links/{w.link_id}/qr.svg", {}),
+        _only("admin", "station_manager"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/join-links/{link_id}/withdraw",
+        lambda w: (f"/api/v1/join-links/{w.link_id}/withdraw", {}),
+        _only("admin", "station_manager"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/join/{code}",
+        lambda w: (
+            "/api/v1/join/no-such-code",
+            {"json": {"name": "x", "phone": "13900139999", "password": "pw-long-enough", "agree": True}},
+        ),
+        _everyone(404, anonymous=404),
+        "no login needed: an unknown code is answered the same to all",
     ),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
     Case(
@@ -533,6 +584,8 @@ def _world(api: Api) -> World:
     rule_body = {"name": "world", "area_kind": "grid", "area_code": "jinding-w"}
     rule = api.client.post("/api/v1/task-rules", json=rule_body, headers=dispatcher)
     assert rule.status_code == 201, rule.text
+    link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
+    assert link.status_code == 201, link.text
     zone = {"code": "world-zone", "name": "世界商圈", "boundary": square(CENTER_LAT, CENTER_LON, 0.003)}
     assert api.client.post("/api/v1/org/zones", json=zone, headers=admin).status_code == 201
     return World(
@@ -541,6 +594,8 @@ def _world(api: Api) -> World:
         api_key_id=key.json()["id"],
         task_id=task.json()["task"]["id"],
         rule_id=rule.json()["id"],
+        rider_id=api.client.get("/api/v1/me", headers=api.auth("rider")).json()["id"],
+        link_id=link.json()["id"],
     )
 
 

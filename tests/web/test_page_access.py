@@ -175,6 +175,9 @@ class World:
     key_id: int
     task_id: int
     rule_id: int
+    rider_id: int = 0
+    link_id: int = 0  # a join link that the rows below withdraw
+    join_code: str = ""  # another one's code, which stays open
     device_id: str = "matrix-phone"
     category: str = "fire_hazard"
 
@@ -217,6 +220,7 @@ TASK_READERS = ("dispatcher", "admin", "station_manager", *HANDLERS)
 DISPATCHER = ("dispatcher",)
 IMPORTERS = ("dispatcher", "admin")
 RIDER_IMPORTERS = ("admin", "station_manager")
+ROSTER = ("admin", "dispatcher", "station_manager", "platform")
 FIGURES = ("dispatcher", "admin", "station_manager")
 # Each role's start page (the first of its navigation); a platform account has none.
 HOMES = {
@@ -226,10 +230,10 @@ HOMES = {
     "grid_staff": SeeOther(to="/my/assignments"),
     "patrol": SeeOther(to="/my/assignments"),
     "station_manager": SeeOther(to="/coverage"),
-    "platform": PAGE,
+    "platform": SeeOther(to="/riders"),
     "rider": SeeOther(to="/report"),
 }
-LOGIN_HOMES = {**HOMES, "platform": SeeOther(to="/")}
+LOGIN_HOMES = HOMES
 # Who sees the world's clue: dispatchers and admins all, its assignee, its reporter. Handlers it is not
 # assigned to are told it does not exist; those who may not list clues at all are refused the page.
 # Its reporter asked for no anonymity: the page names them, and showing them to anyone else is audited.
@@ -346,6 +350,45 @@ CASES: list[Case] = [
         _only(FIGURES, ok=Served("text/csv", audits=("stats.export",))),
     ),
     # --- riders
+    Case("GET", "/riders", lambda w: "/riders", _only(ROSTER, ok=Shown("roster"))),
+    Case(
+        "GET",
+        "/join/{code}",
+        lambda w: f"/join/{w.join_code}",
+        _everyone(Shown("join-form"), anonymous=Shown("join-form")),
+        "the station's open link: anyone may read the form",
+    ),
+    Case(
+        "POST",
+        "/join/{code}",
+        lambda w: f"/join/{w.join_code}",
+        _everyone(INVALID, anonymous=INVALID),
+        "an empty application; without the form's token it is refused (403)",
+    ),
+    Case("GET", "/riders/join-links", lambda w: "/riders/join-links", _only(RIDER_IMPORTERS)),
+    Case(
+        "POST",
+        "/riders/join-links",
+        lambda w: "/riders/join-links",
+        _only(RIDER_IMPORTERS, ok=INVALID),
+        "no station chosen",
+    ),
+    Case(
+        "POST",
+        "/riders/join-links/{link_id}/withdraw",
+        lambda w: f"/riders/join-links/{w.link_id}/withdraw",
+        _only(RIDER_IMPORTERS, ok=SeeOther(to=r"/riders/join-links\?done=withdrawn", changes=True)),
+        "the station's link is withdrawn (audited)",
+    ),
+    Case("GET", "/riders/{rider_id}", lambda w: f"/riders/{w.rider_id}", _only(ROSTER, ok=Shown("rider-path"))),
+    Case("GET", "/riders/{rider_id}", lambda w: f"/riders/{MISSING_ID}", _only(ROSTER, ok=MISSING)),
+    Case(
+        "POST",
+        "/riders/{rider_id}/status",
+        lambda w: f"/riders/{w.rider_id}/status",
+        _only(RIDER_IMPORTERS, ok=INVALID),
+        "no standing chosen",
+    ),
     Case("GET", "/riders/import", lambda w: "/riders/import", _only(RIDER_IMPORTERS)),
     Case(
         "POST",
@@ -649,12 +692,18 @@ def _world(api: Api) -> World:
     rule_body = {"name": "matrix", "area_kind": "grid", "area_code": "jinding-w"}
     rule = api.client.post("/api/v1/task-rules", json=rule_body, headers=dispatcher)
     assert rule.status_code == 201, rule.text
+    link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
+    spare = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
+    assert link.status_code == spare.status_code == 201, link.text
     world = World(
         clue_id=clue_id,
         user_id=users[0]["id"],
         key_id=key.json()["id"],
         task_id=task.json()["task"]["id"],
         rule_id=rule.json()["id"],
+        rider_id=api.client.get("/api/v1/me", headers=rider).json()["id"],
+        link_id=spare.json()["id"],
+        join_code=link.json()["code"],
     )
     device = api.client.post("/api/v1/me/devices", json={"device_id": world.device_id}, headers=rider)
     assert device.status_code in (200, 201), device.text
@@ -723,6 +772,8 @@ def _without_token(case: Case, role: str) -> Outcome:
     login form refuses it too; without a login, the other forms send the visitor to the login page."""
     if case.path == "/login":
         return FormError(403)
+    if case.path == "/join/{code}":
+        return FORBIDDEN
     return case.expect[ANON] if role == ANON else FORBIDDEN
 
 

@@ -25,6 +25,7 @@ from riderwatch.models import (
     PatrolUnit,
     Platform,
     Rider,
+    RiderStatusChange,
     Station,
     User,
     UserSession,
@@ -83,6 +84,7 @@ def create_user(
     joined_on: date | None = None,
     links: Mapping[str, str | None] | None = None,
     must_change_password: bool = False,
+    status_reason: str = "",
 ) -> User:
     """An active account that can act at once (or, with `must_change_password`, once its user has chosen
     their own password); a rider also gets a team membership.
@@ -150,6 +152,7 @@ def create_user(
                 joined_on=joined_on or utcnow().date(),
             )
         )
+        note_status_change(session, rider_id=user.id, old=None, new=rider_status, actor=actor, reason=status_reason)
     given = {kind: row.code for kind, row in resolved.items()}
     record(session, actor=actor, action="user.create", object_type="user", object_id=user.id, role=role, **given)
     session.flush()
@@ -217,6 +220,22 @@ def _apply_links(session: Session, user: User, resolved: Mapping[str, Any]) -> N
     if rider is not None and "station" in resolved:
         rider.station_id = user.station_id
         rider.platform_id = user.platform_id
+
+
+def note_status_change(
+    session: Session, *, rider_id: int, old: str | None, new: str, actor: User | None, reason: str
+) -> None:
+    """One step of the rider's path, kept for good (riders/path.py shows it)."""
+    session.add(
+        RiderStatusChange(
+            rider_id=rider_id,
+            at=utcnow(),
+            from_status=old,
+            to_status=new,
+            actor_id=actor.id if actor is not None else None,
+            reason=reason,
+        )
+    )
 
 
 def _user(session: Session, user_id: int) -> User:
@@ -374,6 +393,9 @@ def update_user(session: Session, *, actor: User | None, user_id: int, values: M
         user.phone = changes["phone"][1]
     if "rider_status" in changes and rider is not None:
         rider.status = changes["rider_status"][1]
+        note_status_change(
+            session, rider_id=user.id, old=changes["rider_status"][0], new=rider.status, actor=actor, reason=""
+        )
     _apply_links(session, user, resolved)
     session.flush()
     if changes:

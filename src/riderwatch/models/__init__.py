@@ -7,6 +7,7 @@ from riderwatch.models.coverage import CoverageDay as CoverageDay
 from riderwatch.models.incidents import Incident
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
+from riderwatch.models.riders import JoinLink, RiderStatusChange
 from riderwatch.models.tasks import (
     PatrolTask,
     PatrolTaskCell,
@@ -43,6 +44,7 @@ __all__ = [
     "Grid",
     "Incident",
     "JobLease",
+    "JoinLink",
     "Jurisdiction",
     "LastPosition",
     "LocationConsent",
@@ -60,6 +62,7 @@ __all__ = [
     "Position",
     "PositionRefusal",
     "Rider",
+    "RiderStatusChange",
     "Station",
     "TrackingDevice",
     "User",

@@ -171,6 +171,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
     if policy.has_permission(user, "stats.read"):
         items.append(("/stats", labels.N_("Figures"), "nav-stats"))
+    if policy.has_permission(user, "rider.roster"):
+        items.append(("/riders", labels.N_("Riders"), "nav-riders"))
     if policy.has_permission(user, "rider.import"):
         items.append(("/riders/import", labels.N_("Import riders"), "nav-riders-import"))
     if policy.has_permission(user, "incident.import"):
@@ -207,7 +209,8 @@ def render(
         "locale": locale,
         "html_lang": HTML_LANG.get(locale, locale),
         "user": user,
-        "csrf_token": csrf_token(request) if user is not None or template.startswith("auth/") else "",
+        # Forms sent without a login (signing in, applying to join) carry a token of the session too.
+        "csrf_token": csrf_token(request) if user is not None or template.startswith(("auth/", "riders/join")) else "",
         "settings": settings,
         "static": static_url,
         "asset_version": asset_version(),

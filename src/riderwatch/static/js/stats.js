@@ -37,9 +37,13 @@
   var statuses = Object.keys(figures.clues.by_status);
   bars('chart-status', statuses.map(function (s) { return text.status[s] || s; }),
     statuses.map(function (s) { return figures.clues.by_status[s]; }));
-  var categories = Object.keys(figures.clues.by_category);
+  // The page's JSON comes with its keys sorted: order the bars by count, largest first.
+  function largestFirst(counts) {
+    return Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; });
+  }
+  var categories = largestFirst(figures.clues.by_category);
   bars('chart-category', categories, categories.map(function (k) { return figures.clues.by_category[k]; }), { horizontal: true });
-  var communities = Object.keys(figures.clues.by_community);
+  var communities = largestFirst(figures.clues.by_community);
   bars('chart-community', communities, communities.map(function (k) { return figures.clues.by_community[k]; }), { horizontal: true });
   var stations = Object.keys(figures.riders.by_station);
   var stationCanvas = document.getElementById('chart-stations');
