@@ -39,6 +39,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The district's organisations and areas: administrators set them up; the command centre reads them.
     "org.manage": frozenset({"admin"}),
     "org.list": frozenset({"admin", "dispatcher"}),
+    # Routing rules: administrators keep them; the command centre reads them and asks where a clue would go.
+    "routing.read": frozenset({"admin", "dispatcher"}),
+    "routing.manage": frozenset({"admin"}),
     # The programme's figures: the command centre for the district, a station manager for their station.
     "stats.read": frozenset({"dispatcher", "admin", "station_manager"}),
     # The riders' roster (no positions): the command centre and administrators all, a station manager their

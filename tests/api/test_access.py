@@ -41,6 +41,7 @@ class World:
     rule_id: int = 0
     rider_id: int = 0
     link_id: int = 0
+    routing_rule_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,25 @@ CASES: list[Case] = [
         ),
         _everyone(404, anonymous=404),
         "no login needed: an unknown code is answered the same to all",
+    ),
+    Case("GET", "/api/v1/routing-rules", lambda w: ("/api/v1/routing-rules", {}), _only("admin", "dispatcher")),
+    Case(
+        "POST",
+        "/api/v1/routing-rules",
+        lambda w: ("/api/v1/routing-rules", {"json": {"party": "police", "category": "theft"}}),
+        _only("admin"),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/routing-rules/{rule_id}",
+        lambda w: (f"/api/v1/routing-rules/{w.routing_rule_id}", {"json": {"active": True}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/routing/test",
+        lambda w: ("/api/v1/routing/test", {"json": {"category": "theft", "lat": CENTER_LAT, "lon": CENTER_LON}}),
+        _only("admin", "dispatcher"),
     ),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
     Case(
@@ -586,6 +606,10 @@ def _world(api: Api) -> World:
     assert rule.status_code == 201, rule.text
     link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     assert link.status_code == 201, link.text
+    routing_rule = api.client.post(
+        "/api/v1/routing-rules", json={"party": "patrol", "category": "drugs"}, headers=admin
+    )
+    assert routing_rule.status_code == 201, routing_rule.text
     zone = {"code": "world-zone", "name": "世界商圈", "boundary": square(CENTER_LAT, CENTER_LON, 0.003)}
     assert api.client.post("/api/v1/org/zones", json=zone, headers=admin).status_code == 201
     return World(
@@ -596,6 +620,7 @@ def _world(api: Api) -> World:
         rule_id=rule.json()["id"],
         rider_id=api.client.get("/api/v1/me", headers=api.auth("rider")).json()["id"],
         link_id=link.json()["id"],
+        routing_rule_id=routing_rule.json()["id"],
     )
 
 

@@ -533,6 +533,21 @@ CASES: list[Case] = [
         _only(ADMIN, ok=SeeOther(to=r"/admin/district/platforms/meituan\?done=restored")),
         "in use already: nothing changes",
     ),
+    # --- routing rules
+    Case("GET", "/admin/routing", lambda w: "/admin/routing", _only(DESK, ok=Shown("routing-test"))),
+    Case("POST", "/admin/routing", lambda w: "/admin/routing", _only(ADMIN, ok=INVALID), "no party"),
+    Case(
+        "POST",
+        "/admin/routing/{rule_id}/move",
+        lambda w: f"/admin/routing/{MISSING_ID}/move",
+        _only(ADMIN, ok=MISSING),
+    ),
+    Case(
+        "POST",
+        "/admin/routing/{rule_id}/active",
+        lambda w: f"/admin/routing/{MISSING_ID}/active",
+        _only(ADMIN, ok=MISSING),
+    ),
     Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
     Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),
     Case(

@@ -29,6 +29,7 @@ from riderwatch.geo.coords import haversine_m, to_wgs84
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
 from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
+from riderwatch.org import routing
 from riderwatch.org import service as org_service
 
 FUTURE_SKEW = timedelta(minutes=10)
@@ -443,6 +444,12 @@ def take_action(
         clue.assignee_id = assignee.id
         data["assignee"] = assignee.username
         data["assignee_role"] = assignee.role
+        # The clue keeps the routing rule whose proposal the dispatcher followed (none if they chose another).
+        proposal = propose_routing(session, clue=clue)[0]
+        followed = proposal.assignee is not None and proposal.assignee.id == assignee.id
+        clue.routing_rule_id = proposal.rule_id if followed else None
+        if clue.routing_rule_id is not None:
+            data["routing_rule"] = clue.routing_rule_id
         note = body.note or ""
     elif action == "accept":
         note = body.note or ""
@@ -509,15 +516,13 @@ def suggest_duplicates(
 
 
 def propose_routing(session: Session, *, clue: Clue) -> tuple[org_service.Proposal, Grid | None, Community | None]:
-    """Who the routing rules send this clue to, with the reason."""
+    """Who the routing rules send this clue to, with the reason (org/routing.py)."""
     category = session.get(Category, clue.category_code)
     assert category is not None
     grid = session.get(Grid, clue.grid_id) if clue.grid_id else None
     community = session.get(Community, clue.community_id) if clue.community_id else None
-    proposal = org_service.propose_handler(
-        session, handler_role=category.handler_role, place=org_service.Place(grid=grid, community=community)
-    )
-    return proposal, grid, community
+    at = routing.Where(org_service.Place(grid=grid, community=community), routing.zones_at(session, clue.lat, clue.lon))
+    return routing.propose(session, category=category, at=at), grid, community
 
 
 def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:

@@ -6,7 +6,16 @@ from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.coverage import CoverageDay as CoverageDay
 from riderwatch.models.incidents import Incident
 from riderwatch.models.jobs import JobLease
-from riderwatch.models.org import Community, Grid, Jurisdiction, PatrolUnit, Platform, Station, Zone
+from riderwatch.models.org import (
+    Community,
+    Grid,
+    Jurisdiction,
+    PatrolUnit,
+    Platform,
+    RoutingRule,
+    Station,
+    Zone,
+)
 from riderwatch.models.riders import JoinLink, RiderStatusChange
 from riderwatch.models.tasks import (
     PatrolTask,
@@ -63,6 +72,7 @@ __all__ = [
     "PositionRefusal",
     "Rider",
     "RiderStatusChange",
+    "RoutingRule",
     "Station",
     "TrackingDevice",
     "User",

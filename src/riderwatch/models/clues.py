@@ -91,6 +91,9 @@ class Clue(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # last reject / reopen reason
     value_grade: Mapped[str | None] = mapped_column(String(4))
     rating: Mapped[int | None] = mapped_column(Integer)
+    # The routing rule that proposed the handler it was dispatched to (None: the category's fallback, or
+    # the dispatcher chose someone else).
+    routing_rule_id: Mapped[int | None] = mapped_column(ForeignKey("routing_rules.id"))
 
     photos: Mapped[list[CluePhoto]] = relationship(
         back_populates="clue", order_by="CluePhoto.position", cascade="all, delete-orphan"

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riderwatch.db import Base
+from riderwatch.infra.clock import utcnow
 
 # Every kind can be retired: the row stays (old clues keep their place names, the audit log its
 # references), but a retired area takes no new clue, link or task, and lists leave it out.
@@ -113,3 +114,28 @@ class Zone(Base):
     pilot_on: Mapped[date | None]
     rolled_out_on: Mapped[date | None]
     retired_at: Mapped[datetime | None]
+
+
+# Who a routing rule sends a clue to: the place's community police or grid staff, any patrol member, the
+# members of one patrol unit, or one named person.
+ROUTING_PARTIES: tuple[str, ...] = ("police", "grid_staff", "patrol", "patrol_unit", "person")
+ROUTING_AREAS: tuple[str, ...] = ("any", "grid", "community", "zone")
+
+
+class RoutingRule(Base):
+    """Category × area → party, tried in `position` order; the first that names someone proposes the
+    handler, else the category's own handler role does (the fallback). Rules are retired, not deleted:
+    clues keep the rule that proposed their handler."""
+
+    __tablename__ = "routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(default=100)
+    category_code: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))  # None: any category
+    area_kind: Mapped[str] = mapped_column(String(16), default="any")
+    area_code: Mapped[str | None] = mapped_column(String(64))
+    party: Mapped[str] = mapped_column(String(16))
+    patrol_unit_id: Mapped[int | None] = mapped_column(ForeignKey("patrol_units.id"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,19 +8,22 @@ and FastAPI reads each route's body type from its annotation, which must then be
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from riderwatch import policy
 from riderwatch.bodies import BodyRefused
 from riderwatch.db import in_transaction
-from riderwatch.deps import CurrentUser, DbSession, reads_only, require
+from riderwatch.deps import CurrentUser, DbSession, PathId, reads_only, require
 from riderwatch.errors import N_, InvalidInput, UnsupportedMedia
-from riderwatch.models import User
-from riderwatch.org import boundary_files, district, service
+from riderwatch.geo.coords import to_wgs84
+from riderwatch.i18n import request_locale, translations
+from riderwatch.models import Category, PatrolUnit, User
+from riderwatch.org import boundary_files, district, routing, service
 from riderwatch.org.schemas import ORG_BODIES, CategoryCreate, CategoryRead, CategoryUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["organisation"])
@@ -201,3 +204,100 @@ for _kind, (_create_body, _update_body) in ORG_BODIES.items():
     _district_routes(_kind, _create_body, _update_body)
     if district.KINDS[_kind].boundary:
         _import_route(_kind)
+
+
+# --- routing rules -----------------------------------------------------------------------------------------
+
+RoutingReader = Annotated[User, Depends(require("routing.read"))]
+RoutingManager = Annotated[User, Depends(require("routing.manage"))]
+
+
+class RoutingRuleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str | None = Field(default=None, max_length=64, description="a category code; none: any category")
+    area_kind: Literal["any", "grid", "community", "zone"] = "any"
+    area_code: str | None = Field(default=None, max_length=64)
+    party: Literal["police", "grid_staff", "patrol", "patrol_unit", "person"]
+    patrol_unit: str | None = Field(default=None, max_length=64, description="the unit's code (party patrol_unit)")
+    person: str | None = Field(default=None, max_length=64, description="a username (party person)")
+    position: int | None = Field(default=None, ge=0, le=100_000, description="the order: lower first")
+    note: str = Field(default="", max_length=200)
+
+
+class RoutingRuleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    active: bool | None = None
+
+
+class RoutingTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str = Field(max_length=64)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    crs: Literal["wgs84", "gcj02"] = "wgs84"
+
+
+def _rule(db: DbSession, rule: Any) -> dict[str, Any]:
+    unit = db.get(PatrolUnit, rule.patrol_unit_id) if rule.patrol_unit_id else None
+    person = db.get(User, rule.person_id) if rule.person_id else None
+    return {
+        "id": rule.id,
+        "position": rule.position,
+        "category": rule.category_code,
+        "area_kind": rule.area_kind,
+        "area_code": rule.area_code,
+        "party": rule.party,
+        "patrol_unit": unit.code if unit else None,
+        "person": person.username if person else None,
+        "note": rule.note,
+        "active": rule.active,
+    }
+
+
+@router.get("/routing-rules", summary="The routing rules in the order they are tried")
+def list_routing_rules(db: DbSession, _user: RoutingReader, include_retired: bool = False) -> list[dict[str, Any]]:
+    return [_rule(db, r) for r in routing.list_rules(db, include_retired=include_retired)]
+
+
+@router.post("/routing-rules", status_code=201, summary="Add a routing rule (admin)")
+def create_routing_rule(body: RoutingRuleCreate, db: DbSession, user: RoutingManager) -> dict[str, Any]:
+    return _rule(db, routing.create_rule(db, actor=user, values=body.model_dump()))
+
+
+@router.patch("/routing-rules/{rule_id}", summary="Move, retire or restore a routing rule (admin)")
+def update_routing_rule(
+    rule_id: PathId, body: RoutingRuleUpdate, db: DbSession, user: RoutingManager
+) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True)
+    return _rule(db, routing.update_rule(db, actor=user, rule_id=rule_id, values=values))
+
+
+@router.post("/routing/test", summary="Where would a clue of this category at this point go?")
+def test_routing(body: RoutingTest, request: Request, db: DbSession, _user: RoutingReader) -> dict[str, Any]:
+    category = db.get(Category, body.category)
+    if category is None:
+        raise InvalidInput(
+            N_("unknown category %(code)r: use a service_code from the Open311 service list"), code=body.category
+        )
+    lat, lon = to_wgs84(body.lat, body.lon, body.crs)
+    at = routing.where(db, lat=lat, lon=lon)
+    proposal = routing.propose(db, category=category, at=at)
+    gettext = translations(request_locale(request)).gettext
+    return {
+        "rule": proposal.rule_id,
+        "role": proposal.role,
+        "assignee": (
+            {
+                "username": proposal.assignee.username,
+                "name": proposal.assignee.display_name or proposal.assignee.username,
+            }
+            if proposal.assignee
+            else None
+        ),
+        "grid": at.place.grid.code if at.place.grid else None,
+        "community": at.place.community.code if at.place.community else None,
+        "zones": sorted(at.zones),
+        "explanation": proposal.explanation,
+        "localized_explanation": proposal.translated(gettext),
+    }

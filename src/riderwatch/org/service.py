@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from shapely.geometry import Point, shape
@@ -80,41 +81,65 @@ def _open_load(session: Session, users: list[User]) -> dict[int, int]:
     return {uid: n for uid, n in rows if uid is not None}
 
 
-def _least_loaded(session: Session, users: list[User]) -> User | None:
+def least_loaded(session: Session, users: list[User]) -> User | None:
     load = _open_load(session, users)
     return min(users, key=lambda u: (load.get(u.id, 0), u.id)) if users else None
 
 
 @dataclass(frozen=True)
 class Proposal:
+    """Who the routing proposes for a clue, and why: `reason` is a message template (translated on pages,
+    filled with `params`), `rule_id` the rule that proposed them (None: the category's own handler role)."""
+
     role: str
     assignee: User | None
-    explanation: str
+    reason: str
+    params: dict[str, Any] = field(default_factory=dict)
+    rule_id: int | None = None
+
+    @property
+    def explanation(self) -> str:
+        return self.translated(lambda text: text)
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """The reason in the reader's language (a nested proposal, the `why` of a rule, is translated too)."""
+        if not self.params:
+            return gettext(self.reason)
+        filled = {k: v.translated(gettext) if isinstance(v, Proposal) else v for k, v in self.params.items()}
+        return gettext(self.reason) % filled
+
+
+def active_of_role(role: str) -> Any:
+    return select(User).where(User.is_active.is_(True), User.role == role).order_by(User.id)
 
 
 def propose_handler(session: Session, *, handler_role: str, place: Place) -> Proposal:
-    """Apply the routing rule: the category names the party; the place names the person."""
-    active = select(User).where(User.is_active.is_(True), User.role == handler_role)
+    """The category's own rule (the fallback): its party, and the person the place names."""
     if handler_role == "grid_staff":
         if place.grid is None:
-            return Proposal(handler_role, None, "the place is outside every grid: choose grid staff by hand")
-        staff = list(session.scalars(active.where(User.grid_id == place.grid.id).order_by(User.id)))
-        chosen = _least_loaded(session, staff)
-        why = f"grid {place.grid.name} → its grid staff" if chosen else f"grid {place.grid.name} has no grid staff"
-        return Proposal(handler_role, chosen, why)
+            return Proposal(handler_role, None, N_("the place is outside every grid: choose grid staff by hand"))
+        chosen = least_loaded(
+            session, list(session.scalars(active_of_role("grid_staff").where(User.grid_id == place.grid.id)))
+        )
+        if chosen is None:
+            return Proposal(handler_role, None, N_("grid %(grid)s has no grid staff"), {"grid": place.grid.name})
+        return Proposal(handler_role, chosen, N_("grid %(grid)s → its grid staff"), {"grid": place.grid.name})
     if handler_role == "police":
         if place.community is None:
-            return Proposal(handler_role, None, "the place is outside every community: choose police by hand")
-        police = list(session.scalars(active.where(User.community_id == place.community.id).order_by(User.id)))
-        chosen = _least_loaded(session, police)
-        name = place.community.name
-        why = f"community {name} → its community police" if chosen else f"community {name} has no police"
-        return Proposal(handler_role, chosen, why)
+            return Proposal(handler_role, None, N_("the place is outside every community: choose police by hand"))
+        police = session.scalars(active_of_role("police").where(User.community_id == place.community.id))
+        chosen = least_loaded(session, list(police))
+        name = {"community": place.community.name}
+        if chosen is None:
+            return Proposal(handler_role, None, N_("community %(community)s has no police"), name)
+        return Proposal(handler_role, chosen, N_("community %(community)s → its community police"), name)
     # Patrol: the least-loaded member of any patrol unit (units cover the whole jurisdiction).
-    patrol = list(session.scalars(active.where(User.patrol_unit_id.is_not(None)).order_by(User.id)))
-    chosen = _least_loaded(session, patrol)
-    why = "patrol → the patrol member with the fewest open clues" if chosen else "no patrol member is active"
-    return Proposal(handler_role, chosen, why)
+    chosen = least_loaded(
+        session, list(session.scalars(active_of_role("patrol").where(User.patrol_unit_id.is_not(None))))
+    )
+    if chosen is None:
+        return Proposal(handler_role, None, N_("no patrol member is active"))
+    return Proposal(handler_role, chosen, N_("patrol → the patrol member with the fewest open clues"))
 
 
 def list_categories(session: Session, *, include_inactive: bool = False) -> list[Category]:

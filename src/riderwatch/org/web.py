@@ -7,20 +7,21 @@ import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from riderwatch import policy
 from riderwatch.bodies import BodyRefused
-from riderwatch.deps import DbSession, require
+from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import DomainError, InvalidInput, NotFound
 from riderwatch.models import Category, User
 from riderwatch.models.accounts import ROLES
-from riderwatch.org import boundary_files, district
+from riderwatch.org import boundary_files, district, routing
 from riderwatch.org import service as org_service
 from riderwatch.org.schemas import ORG_BODIES, CategoryCreate, CategoryUpdate
 from riderwatch.web.forms import LONG, done_message, form_text, formatter, labels_in, refusal, see_other
@@ -450,3 +451,176 @@ def _set_retired(request: Request, db: Session, admin: User, kind: str, code: st
         message, status = refusal(request, exc)
         return _org_page(request, db, kind, code, status=status, **message)
     return see_other(f"/admin/district/{kind}/{quote(code)}?done={'retired' if retired else 'restored'}")
+
+
+# --- routing rules ----------------------------------------------------------------------------------------
+
+RoutingReader = Annotated[User, Depends(require("routing.read"))]
+RoutingManager = Annotated[User, Depends(require("routing.manage"))]
+PARTY_LABELS: dict[str, str] = {
+    "police": N_("the place's community police"),
+    "grid_staff": N_("the place's grid staff"),
+    "patrol": N_("any patrol member"),
+    "patrol_unit": N_("a patrol unit"),
+    "person": N_("a named person"),
+}
+AREA_LABELS: dict[str, str] = {
+    "any": N_("anywhere"),
+    "grid": N_("in the grid"),
+    "community": N_("in the community"),
+    "zone": N_("in the zone"),
+}
+ROUTING_DONE: dict[str, str] = {
+    "added": N_("The rule was added."),
+    "moved": N_("The order was changed."),
+    "retired": N_("The rule no longer applies (it is kept: clues name it)."),
+    "restored": N_("The rule applies again."),
+}
+
+
+def _routing_page(
+    request: Request,
+    db: Session,
+    user: User,
+    *,
+    status: int = 200,
+    test: dict[str, Any] | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    rules = routing.list_rules(db, include_retired=True)
+    names: dict[str, dict[str, str]] = {
+        kind: {r.code: r.name for r in district.list_rows(db, district.KINDS[plural], include_retired=True)}
+        for kind, plural in (("grid", "grids"), ("community", "communities"), ("zone", "zones"))
+    }
+    units = {u.id: u for u in district.list_rows(db, district.KINDS["patrol-units"], include_retired=True)}
+    people = {u.id: u for u in db.scalars(select(User).where(User.id.in_([r.person_id for r in rules if r.person_id])))}
+    categories = org_service.list_categories(db, include_inactive=True)
+    zh = formatter(request).locale == "zh"
+    context: dict[str, Any] = {
+        "rules": [
+            {
+                "rule": r,
+                "area": names.get(r.area_kind, {}).get(r.area_code or "", r.area_code or ""),
+                "unit": units[r.patrol_unit_id].name if r.patrol_unit_id in units else "",
+                "person": (people[r.person_id].display_name or people[r.person_id].username)
+                if r.person_id in people
+                else "",
+            }
+            for r in rules
+        ],
+        "category_names": {c.code: (c.name_zh if zh else c.name_en) for c in categories},
+        "categories": [c for c in categories if c.active],
+        "areas": {kind: sorted(found.items(), key=lambda kv: kv[1]) for kind, found in names.items()},
+        "units": [u for u in units.values() if u.retired_at is None],
+        "handlers": list(
+            db.scalars(
+                select(User)
+                .where(User.is_active.is_(True), User.role.in_(("police", "grid_staff", "patrol")))
+                .order_by(User.role, User.display_name)
+            )
+        ),
+        "party_labels": labels_in(request, PARTY_LABELS),
+        "area_labels": labels_in(request, AREA_LABELS),
+        "may_manage": policy.has_permission(user, "routing.manage"),
+        "test": test,
+        "map_areas": {
+            "type": "FeatureCollection",
+            "features": _area_features({k: _live_rows(db, k) for k in AREA_KINDS}),
+        },
+        **extra,
+    }
+    return render(request, "admin/routing.html", context, status=status)
+
+
+@router.get("/admin/routing")
+def routing_page(
+    request: Request,
+    db: DbSession,
+    user: RoutingReader,
+    done: str = "",
+    category: Annotated[str, Query(max_length=64)] = "",
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+) -> HTMLResponse:
+    test = None
+    if category and lat is not None and lon is not None:
+        found = db.get(Category, category)
+        if found is None:
+            raise InvalidInput(
+                N_("unknown category %(code)r: use a service_code from the Open311 service list"), code=category
+            )
+        at = routing.where(db, lat=lat, lon=lon)
+        proposal = routing.propose(db, category=found, at=at)
+        test = {
+            "category": category,
+            "lat": lat,
+            "lon": lon,
+            "proposal": proposal,
+            "reason": proposal.translated(formatter(request)._),
+            "grid": at.place.grid.name if at.place.grid else "",
+            "community": at.place.community.name if at.place.community else "",
+        }
+    return _routing_page(request, db, user, test=test, **done_message(request, done, ROUTING_DONE))
+
+
+@router.post("/admin/routing")
+def add_routing_rule(
+    request: Request,
+    db: DbSession,
+    admin: RoutingManager,
+    category: Annotated[str, form_text()] = "",
+    area: Annotated[str, form_text()] = "any:",
+    party: Annotated[str, form_text()] = "",
+    patrol_unit: Annotated[str, form_text()] = "",
+    person: Annotated[str, form_text()] = "",
+    note: Annotated[str, form_text()] = "",
+) -> Response:
+    kind, _, code = area.partition(":")
+    values = {
+        "category": category or None,
+        "area_kind": kind or "any",
+        "area_code": code or None,
+        "party": party,
+        "patrol_unit": patrol_unit or None,
+        "person": person or None,
+        "note": note,
+    }
+    try:
+        routing.create_rule(db, actor=admin, values=values)
+    except DomainError as exc:
+        message, status = refusal(request, exc)
+        return _routing_page(request, db, admin, status=status, **message)
+    return see_other("/admin/routing?done=added")
+
+
+@router.post("/admin/routing/{rule_id}/move")
+def move_routing_rule(
+    request: Request,
+    rule_id: PathId,
+    db: DbSession,
+    admin: RoutingManager,
+    direction: Annotated[str, form_text()] = "up",
+) -> Response:
+    rules = routing.list_rules(db)
+    ids = [r.id for r in rules]
+    if rule_id not in ids:
+        raise NotFound(N_("no routing rule %(id)d"), id=rule_id)
+    i = ids.index(rule_id)
+    j = i - 1 if direction == "up" else i + 1
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+        for position, rid in enumerate(ids, start=1):
+            routing.update_rule(db, actor=admin, rule_id=rid, values={"position": position * 10})
+    return see_other("/admin/routing?done=moved")
+
+
+@router.post("/admin/routing/{rule_id}/active")
+def set_routing_rule_active(
+    request: Request,
+    rule_id: PathId,
+    db: DbSession,
+    admin: RoutingManager,
+    active: Annotated[str, form_text()] = "",
+) -> Response:
+    routing.update_rule(db, actor=admin, rule_id=rule_id, values={"active": active == "yes"})
+    return see_other(f"/admin/routing?done={'restored' if active == 'yes' else 'retired'}")

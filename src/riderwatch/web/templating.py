@@ -181,6 +181,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/users", labels.N_("Users"), "nav-admin-users"))
     if policy.has_permission(user, "org.manage"):
         items.append(("/admin/district", labels.N_("District"), "nav-admin-district"))
+    if policy.has_permission(user, "routing.read"):
+        items.append(("/admin/routing", labels.N_("Routing rules"), "nav-admin-routing"))
     if policy.has_permission(user, "category.manage"):
         items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
     if policy.has_permission(user, "apikey.manage"):

@@ -37,6 +37,9 @@
     if (bounds.isValid()) { map.fitBounds(bounds, { padding: [12, 12] }); } else { map.setView([25.43, 119.01], 13); }
     var input = box.getAttribute('data-draw-input');
     if (input) { drawing(map, box, document.getElementById(input)); }
+    var lat = document.getElementById(box.getAttribute('data-pick-lat') || '');
+    var lon = document.getElementById(box.getAttribute('data-pick-lon') || '');
+    if (lat && lon) { picking(map, lat, lon); }
     return map;
   }
 
@@ -76,6 +79,22 @@
     map.on('click', function (e) { if (active) { points.push(e.latlng); update(); } });
     undo.addEventListener('click', function () { points.pop(); update(); });
     clear.addEventListener('click', function () { points = []; update(); });
+  }
+
+  // A map that fills two inputs with the place tapped (the routing tester), and shows it.
+  function picking(map, lat, lon) {
+    var marker = null;
+    function show() {
+      var at = [Number(lat.value), Number(lon.value)];
+      if (!lat.value || !lon.value || isNaN(at[0]) || isNaN(at[1])) { return; }
+      if (marker) { marker.setLatLng(at); } else { marker = L.circleMarker(at, { radius: 7, color: '#d81b60', weight: 3 }).addTo(map); }
+    }
+    map.on('click', function (e) {
+      lat.value = e.latlng.lat.toFixed(6);
+      lon.value = e.latlng.lng.toFixed(6);
+      show();
+    });
+    show();
   }
 
   function whenVisible(box) {
