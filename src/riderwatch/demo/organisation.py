@@ -31,8 +31,9 @@ from riderwatch.demo.seed import (
     ZONES,
 )
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import Community, Grid, PatrolUnit, Platform, User
-from riderwatch.org import district
+from riderwatch.models import Community, Grid, JoinLink, PatrolUnit, Platform, RoutingRule, User
+from riderwatch.org import district, routing
+from riderwatch.riders import path
 from riderwatch.security import hash_password, verify_password
 from riderwatch.tracking.duty import set_location_consent
 
@@ -264,3 +265,33 @@ def ensure_people(
         progress.advance(task)
     session.flush()
     return resets
+
+
+def ensure_programme(session: Session, added: Counter[str]) -> None:
+    """What a station sets up in its first week, through the same services: routing rules for the pilot
+    zones (suspicious persons and fights there go to the first patrol unit, which walks them) and a join
+    link per delivery station, made by its manager. Skipped once any rule or link exists."""
+    if session.scalar(select(RoutingRule.id).limit(1)) is None:
+        admin = session.scalar(select(User).where(User.username == "admin"))
+        unit = PATROL_UNITS[0][0]
+        for position, (category, zone) in enumerate(
+            (("suspicious", ZONES[0].code), ("fight_dispute", ZONES[0].code), ("suspicious", ZONES[1].code)), start=1
+        ):
+            values = {
+                "category": category,
+                "area_kind": "zone",
+                "area_code": zone,
+                "party": "patrol_unit",
+                "patrol_unit": unit,
+                "position": position * 10,
+                "note": "试点商圈由巡防一队步巡",
+            }
+            if admin is not None:
+                routing.create_rule(session, actor=admin, values=values)
+                added["routing_rules"] += 1
+    if session.scalar(select(JoinLink.id).limit(1)) is None:
+        for st in STATIONS:
+            manager = session.scalar(select(User).where(User.username == f"mgr-{st.code}"))
+            if manager is not None:
+                path.create_join_link(session, actor=manager, station_code=st.code, days=30, max_uses=50)
+                added["join_links"] += 1

@@ -40,13 +40,25 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", riderwatch.db.UTCDateTime(timezone=True), nullable=False),
     )
-    with op.batch_alter_table("clues") as batch:
-        batch.add_column(sa.Column("routing_rule_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key("fk_clues_routing_rule_id_routing_rules", "routing_rules", ["routing_rule_id"], ["id"])
+    # `clues` gets its column in place: rebuilding it on SQLite, as a batch would, cannot drop a table that
+    # clue events and photos refer to; SQLite takes the reference inside ADD COLUMN, PostgreSQL after it.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "ALTER TABLE clues ADD COLUMN routing_rule_id INTEGER "
+            "CONSTRAINT fk_clues_routing_rule_id_routing_rules REFERENCES routing_rules (id)"
+        )
+    else:
+        op.add_column("clues", sa.Column("routing_rule_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(
+            "fk_clues_routing_rule_id_routing_rules", "clues", "routing_rules", ["routing_rule_id"], ["id"]
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("clues") as batch:
-        batch.drop_constraint("fk_clues_routing_rule_id_routing_rules", type_="foreignkey")
-        batch.drop_column("routing_rule_id")
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table("clues") as batch:
+            batch.drop_column("routing_rule_id")  # the rebuilt table leaves the column's reference out too
+    else:
+        op.drop_constraint("fk_clues_routing_rule_id_routing_rules", "clues", type_="foreignkey")
+        op.drop_column("clues", "routing_rule_id")
     op.drop_table("routing_rules")
