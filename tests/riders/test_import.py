@@ -182,3 +182,13 @@ def test_a_station_manager_imports_their_own_station_only(api: Api) -> None:
 )
 def test_mobile_numbers_are_read_as_people_write_them(typed: Any, number: str | None) -> None:
     assert normalise_phone(typed) == number
+
+
+def test_a_station_manager_moves_nobody_from_another_station(api: Api) -> None:
+    admin = api.auth("admin")
+    station = {"code": "mt-dongyang", "name": "美团东阳站", "platform": "meituan"}
+    assert api.client.post("/api/v1/org/stations", json=station, headers=admin).status_code == 201
+    assert _send(api, _csv("张伟,13800138001,美团,美团东阳站")).json()["created"] == 1
+    problem = assert_problem(_send(api, _csv("张伟,13800138001,美团,美团金鼎站"), who="station_manager"), 422)
+    assert problem["errors"][0]["reason"] == "this rider belongs to another station; an administrator can move them"
+    assert _send(api, _csv("张伟,13800138001,美团,美团金鼎站")).json()["updated"] == 1  # an administrator may

@@ -270,6 +270,18 @@ def plan(session: Session, records: sheets.Records, *, importer: User | None) ->
         if len(problems) == before and phone is not None and station is not None:
             checked.append(RiderRow(number, name, phone, station))
     existing = _existing(session, [r.phone for r in checked], problems, {r.phone: r.row for r in checked})
+    if importer is not None and importer.role == "station_manager":
+        # A station manager moves nobody over from another station: that takes an administrator.
+        for item in checked:
+            user = existing.get(item.phone)
+            if user is not None and user.station_id is not None and user.station_id != importer.station_id:
+                problems.append(
+                    RowProblem(
+                        item.row,
+                        "station",
+                        N_("this rider belongs to another station; an administrator can move them"),
+                    )
+                )
     if problems:
         raise RidersRefused(sorted(problems, key=lambda p: p.row), rows)
     result = Plan(rows=rows)

@@ -1,0 +1,97 @@
+"""A rider joins from a phone by the station's QR link, and the station manager activates them: the join
+link with its QR code, the join form with what the data is for, the roster and the rider's path, and the
+rider's pages before and after activation — in Chromium, at a phone's size where riders are."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riderwatch.models import Rider, User
+from tests.e2e.conftest import log_in, read_db
+from tests.factories import make_district
+
+pytestmark = pytest.mark.e2e
+
+PHONE = {"width": 360, "height": 740}
+
+
+def _fits_the_screen(page: Page) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{page.url} scrolls sideways by {overflow} px on a phone"
+
+
+def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Callable[..., BrowserContext]) -> None:
+    make_district(db)
+    manager = new_context().new_page()
+    log_in(manager, "station_manager")
+    manager.goto("/riders/join-links")
+    manager.get_by_test_id("join-link-create").click()
+    expect(manager.get_by_test_id("page-message")).to_contain_text("加入链接已生成")
+    qr = manager.locator("img.qr").first
+    expect(qr).to_be_visible()
+    assert manager.evaluate("img => img.naturalWidth", qr.element_handle()) > 0, "the QR code did not load"
+    url = manager.locator("code.url").first.inner_text()
+    code = re.sub(r".*/join/", "", url)
+
+    phone = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    phone.goto(f"/join/{code}")
+    expect(phone.get_by_test_id("join-purpose")).to_be_visible()
+    _fits_the_screen(phone)
+    phone.locator("#join-name").fill("周小明")
+    phone.locator("#join-phone").fill("139 0013 9088")
+    phone.locator("#join-password").fill("zhou-xiaoming-2026")
+    phone.locator("#join-password-again").fill("zhou-xiaoming-2026")
+    phone.get_by_test_id("join-agree").check()
+    phone.get_by_test_id("join-submit").click()
+    expect(phone.get_by_test_id("joined")).to_contain_text("13900139088")
+
+    # Signed in as an applicant: their own pages, with the reason they cannot report yet.
+    phone.goto("/login")
+    phone.get_by_test_id("login-username").fill("13900139088")
+    phone.get_by_test_id("login-password").fill("zhou-xiaoming-2026")
+    phone.get_by_test_id("login-submit").click()
+    expect(phone.get_by_test_id("current-user")).to_contain_text("周小明")
+    expect(phone.get_by_test_id("nav-report")).to_have_count(0)
+    phone.goto("/my/reports")
+    expect(phone.get_by_test_id("membership-note")).to_contain_text("尚未激活")
+    _fits_the_screen(phone)
+
+    manager.goto("/riders?status=applied")
+    manager.get_by_role("link", name="周小明").click()
+    manager.locator("#status-new").select_option("active")
+    manager.locator("#status-reason").fill("已完成法律常识培训")
+    manager.get_by_test_id("status-save").click()
+    expect(manager.get_by_test_id("rider-status")).to_contain_text("正式队员")
+    expect(manager.get_by_test_id("rider-path")).to_contain_text("已完成法律常识培训")
+
+    phone.goto("/my/reports")
+    expect(phone.get_by_test_id("link-report")).to_be_visible()
+    phone.get_by_test_id("link-report").click()
+    expect(phone).to_have_url(re.compile(r"/report$"))
+    status = read_db(
+        db,
+        lambda s: s.scalar(
+            select(Rider.status).join(User, User.id == Rider.user_id).where(User.username == "13900139088")
+        ),
+    )
+    assert status == "active"
+
+
+def test_the_district_page_draws_the_areas_on_a_phone(db: Session, new_context: Callable[..., BrowserContext]) -> None:
+    make_district(db)
+    page = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    log_in(page, "admin")
+    page.goto("/admin/district")
+    expect(page.locator("#district-map path.leaflet-interactive").first).to_be_visible()
+    _fits_the_screen(page)
+    page.goto("/stats")
+    expect(page.locator("#chart-days")).to_be_visible()
+    drawn = page.evaluate("document.getElementById('chart-days').width")
+    assert drawn > 0, "the chart was not drawn"
+    _fits_the_screen(page)
