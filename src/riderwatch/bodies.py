@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge
+from riderwatch.errors import N_, DomainError, InvalidInput, PayloadTooLarge, UnsupportedMedia
 
 MIB = 1024 * 1024
 DEFAULT_LIMIT = MIB  # forms and JSON bodies: far more than any of them holds
@@ -133,3 +135,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+async def upload_form(request: Request, *, max_fields: int = 8) -> FormData:
+    """A multipart form carrying one file in the field `file` (an upload page or API): read within the
+    route's body limit; a body that is not multipart, or broken, is refused with the reason."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
+    try:
+        return await request.form(max_files=1, max_fields=max_fields)
+    except BodyRefused:
+        raise  # too large, or not text: answered by the door's own status (413, 422)
+    except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
+        raise InvalidInput(N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)) from exc
+
+
+def uploaded_file(form: FormData, *, missing: str) -> UploadFile:
+    """The form's file, or the refusal `missing` (which names the kinds of file the route takes)."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidInput(missing)
+    return upload

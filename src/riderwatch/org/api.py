@@ -13,13 +13,12 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
 
 from riderwatch import policy
-from riderwatch.bodies import BodyRefused
+from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.db import in_transaction
 from riderwatch.deps import CurrentUser, DbSession, PathId, reads_only, require
-from riderwatch.errors import N_, InvalidInput, UnsupportedMedia
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.geo.coords import to_wgs84
 from riderwatch.i18n import request_locale, translations
 from riderwatch.models import Category, PatrolUnit, User
@@ -181,17 +180,8 @@ class _Fields:
 
 
 async def _upload(request: Request) -> _Fields:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
-    try:
-        form = await request.form(max_files=1, max_fields=5)
-    except BodyRefused:
-        raise
-    except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
-        raise InvalidInput(N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)) from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput(N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
+    form = await upload_form(request)
+    upload = uploaded_file(form, missing=N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
     dry_run = str(form.get("dry_run") or "false").lower()
     if dry_run not in ("true", "false", "1", "0"):
         raise InvalidInput(N_("%(name)r must be true or false"), name="dry_run")

@@ -13,10 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from riderwatch import policy
-from riderwatch.bodies import BodyRefused
+from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import DomainError, InvalidInput, NotFound
 from riderwatch.models import Category, User
@@ -247,24 +246,15 @@ def district_page(request: Request, db: DbSession, _admin: DistrictManager, done
 async def import_areas(request: Request, db: DbSession, admin: DistrictManager) -> Response:
     _ = formatter(request)._
     try:
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except BodyRefused:
-            raise
-        except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
-            raise InvalidInput(
-                N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)
-            ) from exc
+        form = await upload_form(request)
         kind = str(form.get("kind") or "")
         if kind not in AREA_KINDS:
             raise InvalidInput(N_("choose what the file holds: %(choices)s"), choices=", ".join(AREA_KINDS))
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidInput(N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
+        upload = uploaded_file(form, missing=N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
         check = form.get("action") == "check"
         data = await upload.read(boundary_files.MAX_FILE_BYTES + 1)
         features = await run_in_threadpool(
-            boundary_files.read_file, data, filename=upload.filename, crs=str(form.get("crs") or "wgs84")
+            boundary_files.read_file, data, filename=upload.filename or "", crs=str(form.get("crs") or "wgs84")
         )
         result = await run_in_threadpool(
             district.import_areas, db, actor=admin, kind_name=kind, features=features, dry_run=check

@@ -11,11 +11,10 @@ import segno
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastPath
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
 
-from riderwatch.bodies import BodyRefused
+from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.deps import DbSession, PathId, client_id, login_hashes, reads_only, require
-from riderwatch.errors import N_, InvalidInput, UnsupportedMedia
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.models import User
 from riderwatch.models.accounts import RiderStatus
 from riderwatch.riders import imports, path
@@ -67,17 +66,8 @@ async def import_riders(
 ) -> dict[str, Any]:
     # `reads_only`: the caller was read in a transaction that has ended; the import keeps its own (a
     # read-only one to check, one short one to store) and hashes the new riders' codes between them.
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
-    try:
-        form = await request.form(max_files=1, max_fields=5)
-    except BodyRefused:
-        raise  # too large, or not text: answered by the door's own status (413, 422)
-    except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
-        raise InvalidInput(N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)) from exc
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput(N_("send the file (CSV or .xlsx) in the field 'file'"))
+    form = await upload_form(request)
+    upload = uploaded_file(form, missing=N_("send the file (CSV or .xlsx) in the field 'file'"))
     dry_run = _flag(form.get("dry_run"), "dry_run")
     status = form.get("rider_status") or "applied"
     if not isinstance(status, str):

@@ -17,13 +17,12 @@ from fastapi import Path as FastPath
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from riderwatch import policy
-from riderwatch.bodies import BodyRefused
+from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.db import in_transaction
 from riderwatch.deps import DbSession, PathId, check_form_token, client_id, login_hashes, reads_only, require
-from riderwatch.errors import N_, DomainError, InvalidInput, UnsupportedMedia
+from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import User
 from riderwatch.org import district
@@ -62,19 +61,8 @@ async def import_upload(
     # `reads_only`: the caller was read in a transaction that has ended; the import keeps its own.
     _ = formatter(request)._
     try:
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise UnsupportedMedia(N_("send the file as multipart/form-data in the field 'file'"))
-        try:
-            form = await request.form(max_files=1, max_fields=6)
-        except BodyRefused:
-            raise
-        except Exception as exc:  # Starlette raises assorted errors for broken or over-limit bodies
-            raise InvalidInput(
-                N_("malformed multipart body (one file in 'file'): %(reason)s"), reason=str(exc)
-            ) from exc
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidInput(N_("send the file (CSV or .xlsx) in the field 'file'"))
+        form = await upload_form(request)
+        upload = uploaded_file(form, missing=N_("send the file (CSV or .xlsx) in the field 'file'"))
         check = form.get("action") == "check"
         status = "active" if form.get("rider_status") == "active" else "applied"
         data = await upload.read(imports.MAX_FILE_BYTES + 1)
