@@ -248,6 +248,7 @@ def riders_import(
     """Import a platform's rider list: all rows or none; riders matched by mobile number."""
     import csv
     from pathlib import Path
+    from zoneinfo import ZoneInfo
 
     import anyio
 
@@ -293,7 +294,8 @@ def riders_import(
             writer = csv.writer(out)
             writer.writerow(["行", "姓名", "登录名", "一次性验证码", "有效期至"])
             for a in result.accounts:
-                writer.writerow([a.row, a.name, a.username, a.code, a.expires_at.isoformat()])
+                local = a.expires_at.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M")
+                writer.writerow([a.row, a.name, a.username, a.code, local])
         console.print(f"one-time codes: {codes}")
     elif result.accounts:
         for a in result.accounts:

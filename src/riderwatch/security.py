@@ -15,8 +15,19 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("riderwatch-dummy-password")
 
 
+# One-time codes (an import's, an administrator's) are random, 59 bits, and run out within days: nobody
+# guesses one offline even from a light hash, and a hundred riders imported at once must not take half a
+# minute of argon2 at full strength. Verification reads the parameters from the hash, as for any password.
+_code_hasher = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def hash_one_time_code(code: str) -> str:
+    """The hash of a code `new_one_time_code` made (never of a password a person chose)."""
+    return _code_hasher.hash(code)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -31,7 +31,7 @@ from riderwatch.models import (
     UserSession,
 )
 from riderwatch.models.accounts import RIDER_STATUSES, ROLES
-from riderwatch.security import hash_api_key, hash_password, new_api_key, new_one_time_code
+from riderwatch.security import hash_api_key, hash_one_time_code, hash_password, new_api_key, new_one_time_code
 
 MIN_PASSWORD = 8
 # An administrator's one-time code is read out or sent to the user, who signs in with it the same day.
@@ -431,12 +431,13 @@ def reset_password(
     user = _user(session, user_id)
     code = None
     if password is None:
-        code = password = new_one_time_code()
+        code = new_one_time_code()
+        user.password_hash = hash_one_time_code(code)
         user.password_expires_at = utcnow() + code_ttl
     else:
         _check_password(password)
+        user.password_hash = hash_password(password)
         user.password_expires_at = None
-    user.password_hash = hash_password(password)
     user.must_change_password = True
     user.token_version += 1
     session.execute(delete(LoginFailure).where(LoginFailure.username == user.username[:64]))

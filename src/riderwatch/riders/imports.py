@@ -30,7 +30,7 @@ from riderwatch.errors import N_, InvalidInput
 from riderwatch.infra import sheets
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Platform, Station, User
-from riderwatch.security import hash_password, new_one_time_code
+from riderwatch.security import hash_one_time_code, new_one_time_code
 
 MAX_ROWS = 5_000
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -403,7 +403,7 @@ async def import_riders(
         return Imported(len(planned.create), len(planned.update), planned.unchanged, [])
     codes = {item.phone: new_one_time_code() for item in planned.create}
     hashed = await anyio.to_thread.run_sync(
-        lambda: {phone: (code, hash_password(code)) for phone, code in codes.items()}, limiter=hashes
+        lambda: {phone: (code, hash_one_time_code(code)) for phone, code in codes.items()}, limiter=hashes
     )
     return await anyio.to_thread.run_sync(
         in_transaction,
