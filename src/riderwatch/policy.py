@@ -48,6 +48,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # station's, a platform account its own riders; administrators and station managers change standing.
     "rider.roster": frozenset({"admin", "dispatcher", "station_manager", "platform"}),
     "rider.manage": frozenset({"admin", "station_manager"}),
+    # Training: administrators write the courses; riders (applicants too) take them; everyone may read
+    # the material; completion per station for those who look after riders.
+    "training.manage": frozenset({"admin"}),
+    "training.take": frozenset({"rider"}),
+    "training.read": ALL_ROLES,
+    "training.completion": frozenset({"admin", "dispatcher", "station_manager", "platform"}),
     # A platform's rider list: administrators import any station's riders, station managers their own.
     "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees

@@ -233,6 +233,43 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/routing/test", {"json": {"category": "theft", "lat": CENTER_LAT, "lon": CENTER_LON}}),
         _only("admin", "dispatcher"),
     ),
+    Case("GET", "/api/v1/courses", lambda w: ("/api/v1/courses", {}), _everyone(OK)),
+    Case(
+        "POST",
+        "/api/v1/courses",
+        lambda w: ("/api/v1/courses", {"json": {"code": "matrix", "title": "矩阵课"}}),
+        _only("admin"),
+    ),
+    Case("GET", "/api/v1/courses/{code}", lambda w: ("/api/v1/courses/world", {}), _everyone(OK)),
+    Case(
+        "PATCH",
+        "/api/v1/courses/{code}",
+        lambda w: ("/api/v1/courses/world", {"json": {"title_en": "World"}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/courses/{code}/questions",
+        lambda w: (
+            "/api/v1/courses/world/questions",
+            {"json": {"questions": [{"text": "q", "options": ["a", "b"], "correct": [0]}]}},
+        ),
+        _only("admin"),
+    ),
+    Case("POST", "/api/v1/courses/{code}/quiz", lambda w: ("/api/v1/courses/world/quiz", {}), _only("rider")),
+    Case(
+        "POST",
+        "/api/v1/quiz-attempts/{attempt_id}",
+        lambda w: ("/api/v1/quiz-attempts/999999", {"json": {"answers": {}}}),
+        _only("rider", rider=INVISIBLE),
+        "nobody's quiz: the rider is told it does not exist",
+    ),
+    Case(
+        "GET",
+        "/api/v1/training/completion",
+        lambda w: ("/api/v1/training/completion", {}),
+        _only("admin", "dispatcher", "station_manager", "platform"),
+    ),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
     Case(
         "GET",
@@ -606,6 +643,10 @@ def _world(api: Api) -> World:
     assert rule.status_code == 201, rule.text
     link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     assert link.status_code == 201, link.text
+    course = {"code": "world", "title": "世界课", "questions_per_quiz": 1}
+    assert api.client.post("/api/v1/courses", json=course, headers=admin).status_code == 201
+    bank = {"questions": [{"text": "问", "options": ["是", "否"], "correct": [0]}]}
+    assert api.client.post("/api/v1/courses/world/questions", json=bank, headers=admin).status_code == 201
     routing_rule = api.client.post(
         "/api/v1/routing-rules", json={"party": "patrol", "category": "drugs"}, headers=admin
     )

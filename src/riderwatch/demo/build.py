@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from riderwatch.db import make_engine, make_session_factory, unit_of_work
 from riderwatch.demo.clue_replay import local_midnight, plan_clues, run_clues
 from riderwatch.demo.geometry import district_geometry
 from riderwatch.demo.incident_cases import load_incidents
-from riderwatch.demo.organisation import ensure_org, ensure_people, ensure_programme, plan_people
+from riderwatch.demo.organisation import ensure_courses, ensure_org, ensure_people, ensure_programme, plan_people
 from riderwatch.demo.patrol_tasks import load_tasks
 from riderwatch.demo.seed import CLUE_KEY_PREFIX
 from riderwatch.demo.tracks import TrackLoad, load_tracks
@@ -154,6 +155,7 @@ def build_demo(
                 ensure_org(session, geometry, added)
                 resets = ensure_people(session, plan_people(seed, end.astimezone(tz).date()), password, added, progress)
                 ensure_programme(session, added)
+                ensure_courses(session, added, rng=random.Random(seed))
             with unit_of_work(factory) as session:
                 loaded = session.scalar(
                     select(func.count()).select_from(Clue).where(Clue.idempotency_key.like(f"{CLUE_KEY_PREFIX}%"))

@@ -31,9 +31,9 @@ from riderwatch.demo.seed import (
     ZONES,
 )
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import Community, Grid, JoinLink, PatrolUnit, Platform, RoutingRule, User
+from riderwatch.models import Community, Course, Grid, JoinLink, PatrolUnit, Platform, Rider, RoutingRule, User
 from riderwatch.org import district, routing
-from riderwatch.riders import path
+from riderwatch.riders import path, training
 from riderwatch.security import hash_password, verify_password
 from riderwatch.tracking.duty import set_location_consent
 
@@ -295,3 +295,92 @@ def ensure_programme(session: Session, added: Counter[str]) -> None:
             if manager is not None:
                 path.create_join_link(session, actor=manager, station_code=st.code, days=30, max_uses=50)
                 added["join_links"] += 1
+
+
+# The article's training: legal basics, recognising hazards, anti-fraud (question, options, right options).
+COURSES: list[tuple[str, str, str, str, list[tuple[str, list[str], list[int]]]]] = [
+    (
+        "legal-basics",
+        "法律常识",
+        "Legal basics",
+        "骑手发现违法犯罪线索，应当及时、如实上报，不得擅自抓捕、跟踪或对质；上报时只写看到的事实。"
+        "匿名上报受到保护，只有指挥中心能看到上报人。",
+        [
+            ("发现有人盗窃电动车，骑手应当怎么做？", ["上前制止并扣留", "拍照记录后及时上报", "装作没看见"], [1]),
+            ("上报线索时应当写什么？", ["看到的事实", "自己的猜测", "道听途说"], [0]),
+            ("哪些人能看到匿名上报人的身份？", ["所有民警", "指挥中心调度员", "站点负责人"], [1]),
+            ("以下哪些属于应当上报的线索？", ["可疑人员踩点", "楼道堆放电池充电", "顾客差评"], [0, 1]),
+            ("上报后骑手能查看处理结果吗？", ["能，在“我的上报”中", "不能"], [0]),
+        ],
+    ),
+    (
+        "hazards",
+        "隐患识别",
+        "Recognising hazards",
+        "常见隐患包括：楼道内电动车充电、消防通道堵塞、井盖缺失、路灯损坏。发现后拍照、标明位置上报。",
+        [
+            ("以下哪个是消防隐患？", ["楼道内给电动车电池充电", "在室外充电桩充电"], [0]),
+            ("发现井盖缺失，应当上报哪一类？", ["公共设施损坏", "涉毒线索"], [0]),
+            ("拍照上报隐患时应当注意什么？", ["拍清隐患和周边位置", "只拍自己"], [0]),
+            ("消防通道被堵属于隐患吗？", ["是", "不是"], [0]),
+        ],
+    ),
+    (
+        "anti-fraud",
+        "反诈宣传",
+        "Anti-fraud",
+        "刷单返利、冒充公检法、冒充客服退款是最常见的电信诈骗。送餐时可向顾客发放反诈宣传单。",
+        [
+            ("以下哪些是诈骗手法？", ["刷单返利", "冒充公检法", "正常外卖退款"], [0, 1]),
+            ("接到“公安局”电话要求转账到“安全账户”，应当？", ["立即转账", "挂断并拨打 110 核实"], [1]),
+            ("反诈宣传单可以在什么时候发放？", ["送餐时", "任何时候都不行"], [0]),
+            ("陌生人要求提供验证码，应当？", ["告诉他", "拒绝"], [1]),
+        ],
+    ),
+]
+
+
+def ensure_courses(session: Session, added: Counter[str], *, rng: random.Random) -> None:
+    """The programme's three courses with their question banks, and the active riders' passes (taken the
+    day they joined, through the quiz service), so that the roster and the figures show training. Skipped
+    once any course exists."""
+    if session.scalar(select(Course.id).limit(1)) is not None:
+        return
+    admin = session.scalar(select(User).where(User.username == "admin"))
+    if admin is None:
+        return
+    for position, (code, title, title_en, body, questions) in enumerate(COURSES, start=1):
+        training.create_course(
+            session,
+            actor=admin,
+            values={
+                "code": code,
+                "title": title,
+                "title_en": title_en,
+                "body": body,
+                "position": position,
+                "questions_per_quiz": len(questions),
+                "valid_months": 12,
+            },
+        )
+        training.add_questions(
+            session,
+            actor=admin,
+            code=code,
+            questions=[{"text": q, "options": o, "correct": c, "multiple": len(c) > 1} for q, o, c in questions],
+        )
+        added["courses"] += 1
+    riders = session.execute(
+        select(User, Rider).join(Rider, Rider.user_id == User.id).where(Rider.status == "active").order_by(User.id)
+    ).all()
+    for user, member in riders:
+        day = datetime.combine(member.joined_on or utcnow().date(), time(10), UTC)
+        for code, *_rest in COURSES:
+            attempt, drawn = training.start_quiz(
+                session, rider=user, code=code, timezone="Asia/Shanghai", now=day, rng=rng
+            )
+            answers = {str(q.id): q.correct for q in drawn}
+            training.submit_quiz(
+                session, rider=user, attempt_id=attempt.id, answers=answers, now=day + timedelta(minutes=8)
+            )
+            added["course passes"] += 1

@@ -38,6 +38,7 @@ from riderwatch.models.tracking import (
     TrackingDevice,
     coverage_cell_deltas,
 )
+from riderwatch.models.training import Course, CourseQuestion, QuizAttempt
 
 __all__ = [
     "ApiKey",
@@ -47,6 +48,8 @@ __all__ = [
     "ClueEvent",
     "CluePhoto",
     "Community",
+    "Course",
+    "CourseQuestion",
     "CoverageCell",
     "CoverageRiderCell",
     "DutyShift",
@@ -70,6 +73,7 @@ __all__ = [
     "Platform",
     "Position",
     "PositionRefusal",
+    "QuizAttempt",
     "Rider",
     "RiderStatusChange",
     "RoutingRule",

@@ -31,6 +31,7 @@ from riderwatch.errors import N_, Conflict, DomainError, Forbidden, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.throttle import MissThrottle
 from riderwatch.models import Clue, DutyShift, JoinLink, Platform, Rider, RiderStatusChange, Station, User
+from riderwatch.riders import training
 from riderwatch.riders.imports import normalise_phone
 from riderwatch.security import hash_password
 
@@ -66,7 +67,7 @@ def _may_manage(viewer: User, rider: Rider) -> bool:
     return viewer.role == "station_manager" and viewer.station_id is not None and rider.station_id == viewer.station_id
 
 
-def _scope(viewer: User) -> Any:
+def rider_scope(viewer: User) -> Any:
     """The riders a viewer may list: all (command centre, administrators), a station's, a platform's."""
     if viewer.role == "station_manager":
         return Rider.station_id == viewer.station_id if viewer.station_id is not None else Rider.user_id.is_(None)
@@ -86,7 +87,7 @@ def roster(
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[list[RosterRow], int]:
-    stmt = select(Rider, User).join(User, User.id == Rider.user_id).where(_scope(viewer))
+    stmt = select(Rider, User).join(User, User.id == Rider.user_id).where(rider_scope(viewer))
     if rider_id is not None:
         stmt = stmt.where(Rider.user_id == rider_id)
     if status:
@@ -148,7 +149,7 @@ def rider_of(session: Session, *, viewer: User, rider_id: int) -> tuple[User, Ri
     if (
         rider is None
         or user is None
-        or session.scalar(select(Rider.user_id).where(Rider.user_id == rider_id, _scope(viewer))) is None
+        or session.scalar(select(Rider.user_id).where(Rider.user_id == rider_id, rider_scope(viewer))) is None
     ):
         raise NotFound(N_("no rider %(id)d"), id=rider_id)
     return user, rider
@@ -193,6 +194,13 @@ def change_status(session: Session, *, actor: User, rider_id: int, status: str, 
         )
     if status in NEEDS_REASON and not reason:
         raise InvalidInput(N_("say why: the rider and their station will see the reason"))
+    if rider.status == "applied" and status == "active":
+        missing = training.missing_required(session, rider_id=rider.user_id)
+        if missing:
+            raise Conflict(
+                N_("the rider has not passed these required courses yet: %(courses)s"),
+                courses=", ".join(c.title for c in missing),
+            )
     old = rider.status
     rider.status = status
     accounts.note_status_change(session, rider_id=rider.user_id, old=old, new=status, actor=actor, reason=reason)
