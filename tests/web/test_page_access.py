@@ -548,6 +548,30 @@ CASES: list[Case] = [
         lambda w: f"/admin/routing/{MISSING_ID}/active",
         _only(ADMIN, ok=MISSING),
     ),
+    # --- training
+    Case("GET", "/training", lambda w: "/training", _only(RIDER, ok=Shown("courses"))),
+    Case("GET", "/training/{code}", lambda w: "/training/world", _only(RIDER, ok=Shown("course-body"))),
+    Case("GET", "/training/{code}", lambda w: "/training/nowhere", _only(RIDER, ok=MISSING)),
+    Case(
+        "POST",
+        "/training/{code}/quiz",
+        lambda w: "/training/world/quiz",
+        _only(RIDER, ok=Shown("quiz-form", changes=True)),
+        "a quiz is drawn (an attempt is kept)",
+    ),
+    Case(
+        "POST",
+        "/training/attempts/{attempt_id}",
+        lambda w: f"/training/attempts/{MISSING_ID}",
+        _only(RIDER, ok=MISSING),
+    ),
+    Case(
+        "GET",
+        "/training/{code}/certificate",
+        lambda w: "/training/world/certificate",
+        _only(RIDER, ok=MISSING),
+        "not passed: no certificate",
+    ),
     Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
     Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),
     Case(
@@ -707,6 +731,10 @@ def _world(api: Api) -> World:
     rule_body = {"name": "matrix", "area_kind": "grid", "area_code": "jinding-w"}
     rule = api.client.post("/api/v1/task-rules", json=rule_body, headers=dispatcher)
     assert rule.status_code == 201, rule.text
+    course = {"code": "world", "title": "世界课", "questions_per_quiz": 1}
+    assert api.client.post("/api/v1/courses", json=course, headers=admin).status_code == 201
+    bank = {"questions": [{"text": "问", "options": ["是", "否"], "correct": [0]}]}
+    assert api.client.post("/api/v1/courses/world/questions", json=bank, headers=admin).status_code == 201
     link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     spare = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     assert link.status_code == spare.status_code == 201, link.text

@@ -165,6 +165,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/my/data", labels.N_("My location data"), "nav-my-data"))
     if policy.has_permission(user, "task.self"):
         items.append(("/my/tasks", labels.N_("My tasks"), "nav-my-tasks"))
+    if policy.has_permission(user, "training.take"):
+        items.append(("/training", labels.N_("Training"), "nav-training"))
     if policy.has_permission(user, "coverage.read"):
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "task.read"):
