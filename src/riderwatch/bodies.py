@@ -17,6 +17,7 @@ routes' schemas, as are the bodies of routes that answer a NUL more precisely th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -156,3 +157,26 @@ def uploaded_file(form: FormData, *, missing: str) -> UploadFile:
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput(missing)
     return upload
+
+
+def form_flag(form: FormData, name: str) -> bool:
+    """A yes/no field of a form (true/false, 1/0, yes/no, on/off; missing is no), or a refusal naming it."""
+    value = form.get(name)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if value is None or text == "":
+        return False
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise InvalidInput(N_("%(name)r must be true or false"), name=name)
+
+
+def upload_openapi(**fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI description of an upload form: the file in `file`, and the other fields given."""
+    schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+    }
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from riderwatch.errors import N_, Forbidden, PasswordChangeRequired
-from riderwatch.models import Category, Clue, User, UserSession
+from riderwatch.models import Category, Clue, Rider, User, UserSession
 from riderwatch.models.accounts import ROLES
 from riderwatch.security import hash_session_key
 
@@ -252,6 +252,34 @@ def may_send_positions_for(user: User, *, rider_id: int, rider_platform_id: int 
     if user.role == "rider":
         return rider_id == user.id
     return user.platform_id is not None and rider_platform_id == user.platform_id
+
+
+def visible_riders_filter(user: User) -> ColumnElement[bool]:
+    """The riders a user may list or count (never their positions): all for the command centre and
+    administrators, a station manager their station's, a platform account its own riders."""
+    if user.role == "station_manager":
+        return Rider.station_id == user.station_id if user.station_id is not None else false()
+    if user.role == "platform":
+        return Rider.platform_id == user.platform_id if user.platform_id is not None else false()
+    return true()
+
+
+def may_manage_station(user: User, station_id: int | None) -> bool:
+    """Changing riders of a station (their standing, a list import, join links): administrators for any
+    station, a station manager for their own."""
+    if user.role == "admin":
+        return True
+    return user.role == "station_manager" and user.station_id is not None and station_id == user.station_id
+
+
+def figures_clues_filter(user: User) -> ColumnElement[bool]:
+    """The clues whose figures (counts only) a user may see: a station manager those their station's riders
+    reported; everyone else the clues they may list."""
+    if user.role == "station_manager":
+        if user.station_id is None:
+            return false()
+        return Clue.reporter_id.in_(select(Rider.user_id).where(Rider.station_id == user.station_id))
+    return visible_clues_filter(user)
 
 
 def may_see_task_riders(user: User) -> bool:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from riderwatch import policy
-from riderwatch.bodies import upload_form, uploaded_file
+from riderwatch.bodies import form_flag, upload_form, upload_openapi, uploaded_file
 from riderwatch.db import in_transaction
 from riderwatch.deps import CurrentUser, DbSession, PathId, reads_only, require
 from riderwatch.errors import N_, InvalidInput
@@ -151,24 +151,7 @@ def _import_route(kind: str) -> None:
     )
 
 
-UPLOAD_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "dry_run": {"type": "boolean"},
-                        "crs": {"type": "string", "enum": ["wgs84", "gcj02"]},
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_FORM = upload_openapi(dry_run={"type": "boolean"}, crs={"type": "string", "enum": ["wgs84", "gcj02"]})
 
 
 @dataclass(frozen=True)
@@ -182,12 +165,10 @@ class _Fields:
 async def _upload(request: Request) -> _Fields:
     form = await upload_form(request)
     upload = uploaded_file(form, missing=N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
-    dry_run = str(form.get("dry_run") or "false").lower()
-    if dry_run not in ("true", "false", "1", "0"):
-        raise InvalidInput(N_("%(name)r must be true or false"), name="dry_run")
+    dry_run = form_flag(form, "dry_run")
     crs = str(form.get("crs") or "wgs84").lower()
     data = await upload.read(boundary_files.MAX_FILE_BYTES + 1)
-    return _Fields(data, upload.filename or "", dry_run in ("true", "1"), crs)
+    return _Fields(data, upload.filename or "", dry_run, crs)
 
 
 for _kind, (_create_body, _update_body) in ORG_BODIES.items():

@@ -199,3 +199,17 @@ def update_rule(session: Session, *, actor: User, rule_id: int, values: Mapping[
             changes=changes,
         )
     return rule
+
+
+@atomic
+def move_rule(session: Session, *, actor: User, rule_id: int, up: bool) -> None:
+    """Swap a rule with the one before (or after) it among the rules in use; positions become 10, 20, …"""
+    ids = [r.id for r in list_rules(session)]
+    if rule_id not in ids:
+        raise NotFound(N_("no routing rule %(id)d"), id=rule_id)
+    i = ids.index(rule_id)
+    j = i - 1 if up else i + 1
+    if 0 <= j < len(ids):
+        ids[i], ids[j] = ids[j], ids[i]
+        for position, moved in enumerate(ids, start=1):
+            update_rule(session, actor=actor, rule_id=moved, values={"position": position * 10})

@@ -591,16 +591,7 @@ def move_routing_rule(
     admin: RoutingManager,
     direction: Annotated[str, form_text()] = "up",
 ) -> Response:
-    rules = routing.list_rules(db)
-    ids = [r.id for r in rules]
-    if rule_id not in ids:
-        raise NotFound(N_("no routing rule %(id)d"), id=rule_id)
-    i = ids.index(rule_id)
-    j = i - 1 if direction == "up" else i + 1
-    if 0 <= j < len(ids):
-        ids[i], ids[j] = ids[j], ids[i]
-        for position, rid in enumerate(ids, start=1):
-            routing.update_rule(db, actor=admin, rule_id=rid, values={"position": position * 10})
+    routing.move_rule(db, actor=admin, rule_id=rule_id, up=direction == "up")
     return see_other("/admin/routing?done=moved")
 
 

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastPath
 from pydantic import BaseModel, ConfigDict, Field
 
-from riderwatch.bodies import upload_form, uploaded_file
+from riderwatch import policy
+from riderwatch.bodies import form_flag, upload_form, upload_openapi, uploaded_file
 from riderwatch.deps import DbSession, PathId, client_id, login_hashes, reads_only, require
 from riderwatch.errors import N_, InvalidInput, NotFound
 from riderwatch.models import User
@@ -24,16 +25,6 @@ router = APIRouter(prefix="/api/v1", tags=["riders"])
 Importer = Annotated[User, Depends(require("rider.import"))]
 
 
-def _flag(value: Any, name: str) -> bool:
-    if value is None or value == "":
-        return False
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise InvalidInput(N_("%(name)r must be true or false"), name=name)
-
-
 @router.post(
     "/riders/import",
     summary="Import a rider list (XLSX or CSV; dry_run=true only checks); all rows or none",
@@ -41,24 +32,9 @@ def _flag(value: Any, name: str) -> bool:
         422: {"description": "a bad file or bad rows (each named by its spreadsheet row); nothing stored"},
         413: {"description": "the file is too large"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "dry_run": {"type": "boolean"},
-                            "rider_status": {"type": "string", "enum": list(imports.IMPORT_STATUSES)},
-                        },
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=upload_openapi(
+        dry_run={"type": "boolean"}, rider_status={"type": "string", "enum": list(imports.IMPORT_STATUSES)}
+    ),
 )
 @reads_only
 async def import_riders(
@@ -68,7 +44,7 @@ async def import_riders(
     # read-only one to check, one short one to store) and hashes the new riders' codes between them.
     form = await upload_form(request)
     upload = uploaded_file(form, missing=N_("send the file (CSV or .xlsx) in the field 'file'"))
-    dry_run = _flag(form.get("dry_run"), "dry_run")
+    dry_run = form_flag(form, "dry_run")
     status = form.get("rider_status") or "applied"
     if not isinstance(status, str):
         raise InvalidInput(N_("'rider_status' must be text"))
@@ -397,4 +373,4 @@ def submit_quiz(attempt_id: PathId, body: QuizAnswers, db: DbSession, user: Trai
 
 @router.get("/training/completion", summary="Per course, how many riders in the caller's scope hold a valid pass")
 def training_completion(db: DbSession, user: CompletionReader) -> list[dict[str, Any]]:
-    return training.completion(db, rider_scope=path.rider_scope(user))
+    return training.completion(db, rider_scope=policy.visible_riders_filter(user))

@@ -23,6 +23,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch import policy
 from riderwatch.accounts import service as accounts
 from riderwatch.audit.service import record
 from riderwatch.db import atomic, in_transaction
@@ -251,7 +252,7 @@ def plan(session: Session, records: sheets.Records, *, importer: User | None) ->
             problems.append(
                 RowProblem(number, "station", N_("no station %(value)r"), {"value": values.get("station", "")})
             )
-        elif importer is not None and importer.role == "station_manager" and station.id != importer.station_id:
+        elif importer is not None and not policy.may_manage_station(importer, station.id):
             problems.append(
                 RowProblem(number, "station", N_("%(value)r is not your station"), {"value": values.get("station", "")})
             )
@@ -270,7 +271,7 @@ def plan(session: Session, records: sheets.Records, *, importer: User | None) ->
         if len(problems) == before and phone is not None and station is not None:
             checked.append(RiderRow(number, name, phone, station))
     existing = _existing(session, [r.phone for r in checked], problems, {r.phone: r.row for r in checked})
-    if importer is not None and importer.role == "station_manager":
+    if importer is not None and importer.role != "admin":
         # A station manager moves nobody over from another station: that takes an administrator.
         for item in checked:
             user = existing.get(item.phone)

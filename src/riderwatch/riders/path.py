@@ -24,6 +24,7 @@ import anyio
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch import policy
 from riderwatch.accounts import service as accounts
 from riderwatch.audit.service import record
 from riderwatch.db import atomic, in_transaction
@@ -61,21 +62,6 @@ class RosterRow:
     last_duty: datetime | None
 
 
-def _may_manage(viewer: User, rider: Rider) -> bool:
-    if viewer.role == "admin":
-        return True
-    return viewer.role == "station_manager" and viewer.station_id is not None and rider.station_id == viewer.station_id
-
-
-def rider_scope(viewer: User) -> Any:
-    """The riders a viewer may list: all (command centre, administrators), a station's, a platform's."""
-    if viewer.role == "station_manager":
-        return Rider.station_id == viewer.station_id if viewer.station_id is not None else Rider.user_id.is_(None)
-    if viewer.role == "platform":
-        return Rider.platform_id == viewer.platform_id if viewer.platform_id is not None else Rider.user_id.is_(None)
-    return Rider.user_id.is_not(None)
-
-
 def roster(
     session: Session,
     *,
@@ -87,7 +73,7 @@ def roster(
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[list[RosterRow], int]:
-    stmt = select(Rider, User).join(User, User.id == Rider.user_id).where(rider_scope(viewer))
+    stmt = select(Rider, User).join(User, User.id == Rider.user_id).where(policy.visible_riders_filter(viewer))
     if rider_id is not None:
         stmt = stmt.where(Rider.user_id == rider_id)
     if status:
@@ -144,14 +130,14 @@ class PathStep:
 
 def rider_of(session: Session, *, viewer: User, rider_id: int) -> tuple[User, Rider]:
     """A rider the viewer may see (404 otherwise, as for anything one may not see)."""
-    rider = session.get(Rider, rider_id)
-    user = session.get(User, rider_id) if rider is not None else None
-    if (
-        rider is None
-        or user is None
-        or session.scalar(select(Rider.user_id).where(Rider.user_id == rider_id, rider_scope(viewer))) is None
-    ):
+    found = session.execute(
+        select(User, Rider)
+        .join(Rider, Rider.user_id == User.id)
+        .where(User.id == rider_id, policy.visible_riders_filter(viewer))
+    ).first()
+    if found is None:
         raise NotFound(N_("no rider %(id)d"), id=rider_id)
+    user, rider = found.User, found.Rider
     return user, rider
 
 
@@ -179,7 +165,7 @@ def change_status(session: Session, *, actor: User, rider_id: int, status: str, 
     rider = session.get(Rider, rider_id)
     if rider is None:
         raise NotFound(N_("no rider %(id)d"), id=rider_id)
-    if not _may_manage(actor, rider):
+    if not policy.may_manage_station(actor, rider.station_id):
         raise Forbidden(N_("only an administrator or the manager of the rider's station may change their standing"))
     reason = reason.strip()
     if len(reason) > 500:
@@ -237,7 +223,7 @@ def create_join_link(session: Session, *, actor: User, station_code: str, days: 
     station = session.scalar(select(Station).where(Station.code == station_code))
     if station is None or station.retired_at is not None:
         raise InvalidInput(N_("no station %(value)r"), value=station_code)
-    if actor.role == "station_manager" and station.id != actor.station_id:
+    if not policy.may_manage_station(actor, station.id):
         raise Forbidden(N_("%(value)r is not your station"), value=station.name)
     if not 1 <= days <= JOIN_DAYS_MAX:
         raise InvalidInput(N_("a join link lasts 1 to %(max)d days"), max=JOIN_DAYS_MAX)
@@ -267,7 +253,7 @@ def create_join_link(session: Session, *, actor: User, station_code: str, days: 
 
 def join_links(session: Session, *, viewer: User) -> list[tuple[JoinLink, Station]]:
     stmt = select(JoinLink, Station).join(Station, Station.id == JoinLink.station_id)
-    if viewer.role == "station_manager":
+    if viewer.role != "admin":
         stmt = stmt.where(JoinLink.station_id == viewer.station_id)
     return [(r.JoinLink, r.Station) for r in session.execute(stmt.order_by(JoinLink.created_at.desc()).limit(100))]
 
@@ -276,7 +262,7 @@ def join_link_of(session: Session, *, viewer: User, link_id: int) -> tuple[JoinL
     found = session.execute(
         select(JoinLink, Station).join(Station, Station.id == JoinLink.station_id).where(JoinLink.id == link_id)
     ).first()
-    if found is None or (viewer.role == "station_manager" and found.Station.id != viewer.station_id):
+    if found is None or not policy.may_manage_station(viewer, found.Station.id):
         raise NotFound(N_("no join link %(id)d"), id=link_id)
     return found.JoinLink, found.Station
 

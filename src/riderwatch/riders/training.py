@@ -25,6 +25,7 @@ from riderwatch.audit.service import record
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, TooManyRequests
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import one_of
 from riderwatch.models import Course, CourseQuestion, QuizAttempt, Rider, User
 
 RESUME_WINDOW = timedelta(hours=2)
@@ -169,29 +170,39 @@ def _months_later(at: datetime, months: int) -> datetime:
 
 def standing(session: Session, *, rider_id: int, now: datetime | None = None) -> dict[int, Standing]:
     """Per course id (every course the rider attempted; others are "new")."""
+    return standings(session, rider_ids=[rider_id], now=now).get(rider_id, {})
+
+
+def standings(
+    session: Session, *, rider_ids: Sequence[int], now: datetime | None = None
+) -> dict[int, dict[int, Standing]]:
+    """Rider id → course id → standing, for many riders in one query of their finished attempts."""
     now = now or utcnow()
-    found: dict[int, Standing] = {}
-    attempts = session.scalars(
-        select(QuizAttempt)
-        .where(QuizAttempt.rider_id == rider_id, QuizAttempt.finished_at.is_not(None))
+    if not rider_ids:
+        return {}
+    attempts = session.execute(
+        select(
+            QuizAttempt.rider_id, QuizAttempt.course_id, QuizAttempt.score, QuizAttempt.passed, QuizAttempt.finished_at
+        )
+        .where(one_of(session, QuizAttempt.rider_id.expression, set(rider_ids)), QuizAttempt.finished_at.is_not(None))
         .order_by(QuizAttempt.finished_at)
     )
-    by_course: dict[int, list[QuizAttempt]] = {}
+    tries: dict[tuple[int, int], list[Any]] = {}
     for attempt in attempts:
-        by_course.setdefault(attempt.course_id, []).append(attempt)
+        tries.setdefault((attempt.rider_id, attempt.course_id), []).append(attempt)
     months = {c.id: c.valid_months for c in session.scalars(select(Course))}
-    for course_id, tries in by_course.items():
-        best = max((t.score or 0 for t in tries), default=None)
-        passes = [t for t in tries if t.passed]
+    found: dict[int, dict[int, Standing]] = {}
+    for (rider_id, course_id), rows in tries.items():
+        best = max((t.score or 0 for t in rows), default=None)
+        passes = [t for t in rows if t.passed]
         if not passes:
-            found[course_id] = Standing("failed", best, None, None)
+            found.setdefault(rider_id, {})[course_id] = Standing("failed", best, None, None)
             continue
         passed_at = passes[-1].finished_at
-        assert passed_at is not None
         valid = months.get(course_id)
         expires = _months_later(passed_at, valid) if valid else None
         status = "expired" if expires is not None and expires <= now else "passed"
-        found[course_id] = Standing(status, best, passed_at, expires)
+        found.setdefault(rider_id, {})[course_id] = Standing(status, best, passed_at, expires)
     return found
 
 
@@ -332,8 +343,8 @@ def completion(session: Session, *, rider_scope: Any, now: datetime | None = Non
     now = now or utcnow()
     riders = list(session.scalars(select(Rider.user_id).where(rider_scope, Rider.status.in_(("applied", "active")))))
     held: dict[int, int] = {}
-    for rider_id in riders:
-        for course_id, found in standing(session, rider_id=rider_id, now=now).items():
+    for per_course in standings(session, rider_ids=riders, now=now).values():
+        for course_id, found in per_course.items():
             if found.status == "passed":
                 held[course_id] = held.get(course_id, 0) + 1
     return [

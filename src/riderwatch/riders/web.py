@@ -133,11 +133,7 @@ def _links_page(request: Request, db: Session, user: User, *, status: int = 200,
         }
         for link, station in path.join_links(db, viewer=user)
     ]
-    stations = [
-        s
-        for s in district.list_rows(db, district.KINDS["stations"])
-        if user.role != "station_manager" or s.id == user.station_id
-    ]
+    stations = [s for s in district.list_rows(db, district.KINDS["stations"]) if policy.may_manage_station(user, s.id)]
     context = {"links": links, "stations": stations, "values": {"days": 14, "max_uses": 100}, **extra}
     return render(request, "riders/join_links.html", context, status=status)
 

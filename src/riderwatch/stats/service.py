@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
@@ -59,27 +59,13 @@ def _spread(hours: list[float]) -> dict[str, float | None]:
     return {"median": round(statistics.median(ordered), 2), "p90": round(p90, 2), "count": len(ordered)}
 
 
-def _clue_scope(user: User) -> ColumnElement[bool]:
-    """The clues whose figures the user may see."""
-    if user.role == "station_manager":
-        riders = select(Rider.user_id).where(Rider.station_id == user.station_id)
-        return Clue.reporter_id.in_(riders) if user.station_id is not None else Clue.id.is_(None)
-    return policy.visible_clues_filter(user)
-
-
-def _rider_scope(user: User) -> ColumnElement[bool]:
-    if user.role == "station_manager":
-        return Rider.station_id == user.station_id if user.station_id is not None else Rider.user_id.is_(None)
-    return true()
-
-
 def figures(
     session: Session, *, user: User, period: Period, locale: str = "zh", timezone: str = "Asia/Shanghai"
 ) -> dict[str, Any]:
     """Every figure of the dashboard, as the API answers it (days are the programme's local days)."""
     period.check()
     now = utcnow()
-    in_window = _clue_scope(user)
+    in_window = policy.figures_clues_filter(user)
     if period.start is not None:
         in_window = in_window & (Clue.observed_at >= period.start)
     if period.end is not None:
@@ -139,7 +125,7 @@ def figures(
 
 
 def _riders(session: Session, *, user: User, period: Period) -> dict[str, Any]:
-    scope = _rider_scope(user)
+    scope = policy.visible_riders_filter(user)
     members = session.execute(select(Rider.user_id, Rider.status, Rider.station_id, Rider.joined_on).where(scope)).all()
     ids = [m.user_id for m in members]
     reporters = set(
@@ -197,7 +183,7 @@ def _tasks(session: Session, *, user: User, period: Period) -> dict[str, Any]:
         window.append(PatrolTask.starts_at < period.end)
     tasks = session.execute(select(PatrolTask.id, PatrolTask.status).where(*window)).all()
     ids = [t.id for t in tasks]
-    riders = select(Rider.user_id).where(_rider_scope(user))
+    riders = select(Rider.user_id).where(policy.visible_riders_filter(user))
     completed = (
         session.scalar(
             select(func.count())
