@@ -4,6 +4,7 @@ at the same instant (TEST_NOW, or RIDERWATCH_TEST_NOW)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -174,6 +175,23 @@ def seeded_categories(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(select(Category.__table__))]
 
 
+@functools.cache
+def _pg_emptying(engine: Engine) -> str:
+    """One round trip that empties every table and restarts every id sequence: DELETE, children first, and
+    setval. (TRUNCATE … RESTART IDENTITY does the same but makes new files for each of the tables, ~95 ms a
+    test against ~3 ms.)"""
+    tables = [*reversed(Base.metadata.sorted_tables), *POSTGRESQL_ONLY.sorted_tables]
+    with engine.connect() as conn:
+        sequences = list(
+            conn.scalars(
+                text("SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'")
+            )
+        )
+    deletes = "; ".join(f'DELETE FROM "{t.name}"' for t in tables)
+    restarts = ", ".join(f"setval('\"{name}\"', 1, false)" for name in sequences)
+    return f"{deletes}; SELECT {restarts}" if restarts else deletes
+
+
 @pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     if "engine" not in request.fixturenames:
@@ -185,8 +203,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     tables = list(reversed(Base.metadata.sorted_tables))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in [*tables, *POSTGRESQL_ONLY.sorted_tables])
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            conn.execute(text(_pg_emptying(engine)))
         else:
             for table in tables:
                 conn.execute(table.delete())

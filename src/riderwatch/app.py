@@ -61,6 +61,10 @@ from riderwatch.tasks.api import router as tasks_router
 from riderwatch.tracking import web as tracking_pages
 from riderwatch.tracking.api import OSMAND_ROUTES
 from riderwatch.tracking.api import router as tracking_router
+from riderwatch.training import materials as course_materials
+from riderwatch.training import question_bank
+from riderwatch.training import web as training_pages
+from riderwatch.training.api import router as training_router
 from riderwatch.web import render_error, shell
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -100,6 +104,15 @@ def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
             for kind in ("jurisdictions", "communities", "grids", "zones")
         },
     }
+
+
+# Uploads to a course (its pictures and PDFs, its question bank): the path names the course.
+BODY_PATTERNS = (
+    ("POST", r"/api/v1/courses/[^/]+/materials", course_materials.MAX_BYTES + MIB),
+    ("POST", r"/admin/courses/[^/]+/materials", course_materials.MAX_BYTES + MIB),
+    ("POST", r"/api/v1/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + MIB),
+    ("POST", r"/admin/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + MIB),
+)
 
 
 # Routes that check text for NUL and other control characters themselves, with a finer answer than the
@@ -147,7 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.read_session_factory = make_session_factory(app.state.engine, read_only=True)
     app.state.photo_store = FileStore(settings.photo_dir)
-    app.add_middleware(BodyLimits, limits=body_limits(settings), own_text_checks=OWN_TEXT_CHECKS)
+    app.state.material_store = FileStore(settings.material_dir)
+    app.add_middleware(
+        BodyLimits, limits=body_limits(settings), patterns=BODY_PATTERNS, own_text_checks=OWN_TEXT_CHECKS
+    )
     app.add_middleware(
         Sessions,
         secret_key=settings.signing_key,
@@ -220,6 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(clues_router)
     app.include_router(org_router)
     app.include_router(riders_router)
+    app.include_router(training_router)
     app.include_router(stats_router)
     app.include_router(open311_router)
     app.include_router(tracking_router)
@@ -231,6 +248,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shell,
         accounts_pages,
         org_pages,
+        training_pages,  # before the riders' pages: /riders/training is no rider's number
         rider_pages,
         stats_pages,
         clue_pages,

@@ -16,7 +16,8 @@ routes' schemas, as are the bodies of routes that answer a NUL more precisely th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -75,11 +76,14 @@ class BodyLimits:
         app: ASGIApp,
         *,
         limits: Mapping[tuple[str, str], int],
+        patterns: Sequence[tuple[str, str, int]] = (),
         default: int = DEFAULT_LIMIT,
         own_text_checks: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.limits = dict(limits)
+        # Routes with a variable in their path: (method, regular expression of the whole path, limit).
+        self.patterns = [(method, re.compile(path), limit) for method, path, limit in patterns]
         self.default = default
         # Paths (prefixes) whose routes check for NUL themselves, with a finer answer.
         self.own_text_checks = own_text_checks
@@ -88,7 +92,10 @@ class BodyLimits:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get((scope["method"], scope["path"]), self.default)
+        limit = self.limits.get((scope["method"], scope["path"])) or next(
+            (n for method, path, n in self.patterns if method == scope["method"] and path.fullmatch(scope["path"])),
+            self.default,
+        )
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
         chunks: list[bytes] = []
         if not (declared.isdigit() and int(declared) > limit):

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         return self.data_dir / "photos"
 
     @property
+    def material_dir(self) -> Path:
+        return self.data_dir / "materials"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

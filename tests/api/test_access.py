@@ -80,6 +80,7 @@ NEW_CATEGORY = {
 
 TASK_READERS = ("dispatcher", "admin", "station_manager", "police", "grid_staff", "patrol")
 RIDER_LIST = "姓名,手机号,站点\n张伟,13800138001,mt-jinding\n".encode()
+QUESTION_BANK = "题目,选项A,选项B,答案\n遇到可疑人员应？,报告,不管,A\n".encode()
 # For each kind of the district: a code the world has, and a new row an administrator may add.
 ORG_NEW: dict[str, tuple[str, dict[str, Any]]] = {
     "jurisdictions": ("zhenhai", {"code": "j2", "name": "二号派出所"}),
@@ -255,6 +256,42 @@ CASES: list[Case] = [
             {"json": {"questions": [{"text": "q", "options": ["a", "b"], "correct": [0]}]}},
         ),
         _only("admin"),
+    ),
+    Case("GET", "/api/v1/courses/{code}/questions", lambda w: ("/api/v1/courses/world/questions", {}), _only("admin")),
+    Case(
+        "PATCH",
+        "/api/v1/courses/{code}/questions/{question_id}",
+        lambda w: ("/api/v1/courses/world/questions/999999", {"json": {"active": False}}),
+        _only("admin", admin=INVISIBLE),
+        "no such question: the administrator is told so, the others are refused first",
+    ),
+    Case(
+        "POST",
+        "/api/v1/courses/{code}/questions/import",
+        lambda w: ("/api/v1/courses/world/questions/import", {"files": {"file": ("q.csv", QUESTION_BANK, "text/csv")}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/courses/{code}/materials",
+        lambda w: (
+            "/api/v1/courses/world/materials",
+            {"files": {"file": ("sign.png", image_bytes("PNG"), "image/png")}, "data": {"title": "标志"}},
+        ),
+        _only("admin"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/courses/{code}/materials/{material_id}",
+        lambda w: ("/api/v1/courses/world/materials/999999", {}),
+        _everyone(INVISIBLE),
+        "no such file: nobody's, so not found for whoever may read the courses",
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/courses/{code}/materials/{material_id}",
+        lambda w: ("/api/v1/courses/world/materials/999999", {"json": {"active": False}}),
+        _only("admin", admin=INVISIBLE),
     ),
     Case("POST", "/api/v1/courses/{code}/quiz", lambda w: ("/api/v1/courses/world/quiz", {}), _only("rider")),
     Case(

@@ -12,9 +12,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riderwatch.clues import intake
-from riderwatch.clues.photos import check_photo
 from riderwatch.clues.schemas import ClueCreate
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.images import check_photo
 from riderwatch.models import AuditEntry, Clue, ClueEvent, CluePhoto, User
 from tests.factories import District, clue_body, image_bytes
 

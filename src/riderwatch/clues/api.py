@@ -18,7 +18,6 @@ from starlette.datastructures import UploadFile
 from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.clues import export, intake, service
-from riderwatch.clues.photos import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.clues.present import person, present_clues
 from riderwatch.clues.schemas import (
     ActionBody,
@@ -39,6 +38,7 @@ from riderwatch.infra.clock import utcnow
 from riderwatch.infra.fields import MAX_ID, UtcDateTime
 from riderwatch.infra.files import FileStore
 from riderwatch.infra.groupcommit import GroupCommit
+from riderwatch.infra.images import CheckedPhoto, check_photo, strip_metadata
 from riderwatch.models import User
 from riderwatch.web.labels import GRADE_LABELS, ROLE_LABELS, STATUS_LABELS
 

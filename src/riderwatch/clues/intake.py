@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from riderwatch.clues import service
-from riderwatch.clues.photos import CheckedPhoto
 from riderwatch.clues.schemas import ClueCreate
 from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.images import CheckedPhoto
 from riderwatch.infra.sqlparams import one_of
 from riderwatch.models import AuditEntry, Category, Clue, ClueEvent, CluePhoto, User
 from riderwatch.org import service as org_service

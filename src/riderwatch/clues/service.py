@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, selectinload
 from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.clues import workflow
-from riderwatch.clues.photos import CheckedPhoto
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, TransitionNotAllowed
 from riderwatch.geo.coords import haversine_m, to_wgs84
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
+from riderwatch.infra.images import CheckedPhoto
 from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
 from riderwatch.org import routing
 from riderwatch.org import service as org_service

@@ -32,6 +32,7 @@ from riderwatch.i18n import request_locale
 from riderwatch.models import User
 from riderwatch.models.clues import STATUSES
 from riderwatch.org import service as org_service
+from riderwatch.training import service as training
 from riderwatch.web.forms import see_other
 from riderwatch.web.templating import Formatter, render, safe_next
 
@@ -369,6 +370,10 @@ def report_page(request: Request, db: DbSession, settings: SettingsDep, user: Re
         "category_groups": groups,
         "max_photos": settings.max_photos,
         "max_photo_bytes": settings.max_photo_bytes,
+        "refreshers": [
+            {"title": c.title_en if locale == "en" and c.title_en else c.title, "code": c.code, "standing": held}
+            for c, held in training.refreshers_due(db, rider_id=user.id)
+        ],
     }
     return render(request, "rider/report.html", context)
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch.clues import service as clue_service
-from riderwatch.clues.photos import CheckedPhoto, check_photo
 from riderwatch.clues.schemas import ActionBody, ClueCreate
 from riderwatch.demo.seed import (
     CATEGORY_WEIGHTS,
@@ -35,6 +34,7 @@ from riderwatch.demo.seed import (
 from riderwatch.errors import InvalidInput
 from riderwatch.geo.areas import bbox, contains
 from riderwatch.infra.files import FileStore
+from riderwatch.infra.images import CheckedPhoto, check_photo
 from riderwatch.models import (
     Category,
     Clue,

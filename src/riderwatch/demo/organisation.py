@@ -33,9 +33,10 @@ from riderwatch.demo.seed import (
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Community, Course, Grid, JoinLink, PatrolUnit, Platform, Rider, RoutingRule, User
 from riderwatch.org import district, routing
-from riderwatch.riders import path, training
+from riderwatch.riders import path
 from riderwatch.security import hash_password, verify_password
 from riderwatch.tracking.duty import set_location_consent
+from riderwatch.training import service as training
 
 
 def _add(session: Session, kind: str, counter: Counter[str], values: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl import load_workbook
@@ -27,6 +28,23 @@ MAX_XLSX_UNPACKED = 128 * 1024 * 1024
 
 # (row number, cells) of each non-blank row of a sheet.
 Records = list[tuple[int, Sequence[Any]]]
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """What is wrong with one row (or the header, row 1), in words a clerk can act on."""
+
+    row: int
+    column: str
+    message: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.message % self.params if self.params else self.message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.column, "reason": self.reason}
 
 
 def decode(data: bytes) -> str:

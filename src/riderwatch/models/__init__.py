@@ -38,7 +38,7 @@ from riderwatch.models.tracking import (
     TrackingDevice,
     coverage_cell_deltas,
 )
-from riderwatch.models.training import Course, CourseQuestion, QuizAttempt
+from riderwatch.models.training import Course, CourseMaterial, CourseQuestion, QuizAttempt
 
 __all__ = [
     "ApiKey",
@@ -49,6 +49,7 @@ __all__ = [
     "CluePhoto",
     "Community",
     "Course",
+    "CourseMaterial",
     "CourseQuestion",
     "CoverageCell",
     "CoverageRiderCell",

@@ -64,3 +64,20 @@ class QuizAttempt(Base):
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     score: Mapped[int | None] = mapped_column(Integer)
     passed: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CourseMaterial(Base):
+    """A file that goes with a course's text: a picture (a leaflet, a road sign) or a PDF (the legal text),
+    stored by its SHA-256 and served by the app itself. Retiring hides it from riders and keeps the row."""
+
+    __tablename__ = "course_materials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    title_en: Mapped[str] = mapped_column(String(200), default="")
+    content_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

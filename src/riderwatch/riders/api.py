@@ -12,13 +12,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as FastPath
 from pydantic import BaseModel, ConfigDict, Field
 
-from riderwatch import policy
 from riderwatch.bodies import form_flag, upload_form, upload_openapi, uploaded_file
 from riderwatch.deps import DbSession, PathId, client_id, login_hashes, reads_only, require
-from riderwatch.errors import N_, InvalidInput, NotFound
+from riderwatch.errors import N_, InvalidInput
 from riderwatch.models import User
 from riderwatch.models.accounts import RiderStatus
-from riderwatch.riders import imports, path, training
+from riderwatch.riders import imports, path
 
 router = APIRouter(prefix="/api/v1", tags=["riders"])
 
@@ -102,6 +101,7 @@ def _row(row: path.RosterRow) -> dict[str, Any]:
         "joined_on": row.joined_on.isoformat() if row.joined_on else None,
         "last_report": row.last_report.isoformat() if row.last_report else None,
         "last_duty": row.last_duty.isoformat() if row.last_duty else None,
+        "training": {"required": row.required, "passed": row.trained, "refresher_due": row.refresher_due},
     }
 
 
@@ -243,134 +243,3 @@ async def apply_to_join(
         agree=body.agree,
     )
     return {"id": user.id, "username": user.username, "status": "applied"}
-
-
-# --- training -------------------------------------------------------------------------------------------------
-
-TrainingManager = Annotated[User, Depends(require("training.manage"))]
-CourseReader = Annotated[User, Depends(require("training.read"))]
-Trainee = Annotated[User, Depends(require("training.take"))]
-CompletionReader = Annotated[User, Depends(require("training.completion"))]
-
-
-class CourseFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    title_en: str | None = Field(default=None, max_length=200)
-    body: str | None = Field(default=None, max_length=50_000)
-    body_en: str | None = Field(default=None, max_length=50_000)
-    required: bool | None = None
-    valid_months: int | None = Field(default=None, ge=1, le=120)
-    pass_mark: int | None = Field(default=None, ge=1, le=100)
-    questions_per_quiz: int | None = Field(default=None, ge=1, le=100)
-    attempts_per_day: int | None = Field(default=None, ge=1, le=20)
-    position: int | None = Field(default=None, ge=0, le=10_000)
-    active: bool | None = None
-
-
-class CourseCreate(CourseFields):
-    code: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
-    title: str = Field(min_length=1, max_length=200)
-
-
-class QuestionsAdd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    questions: list[dict[str, Any]] = Field(min_length=1, max_length=500)
-
-
-class QuizAnswers(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    answers: dict[str, list[int]] = Field(description="question id → the places (from 0) of the options chosen")
-
-
-def _course(db: DbSession, course: Any, user: User) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "code": course.code,
-        "title": course.title,
-        "title_en": course.title_en,
-        "body": course.body,
-        "body_en": course.body_en,
-        "required": course.required,
-        "valid_months": course.valid_months,
-        "pass_mark": course.pass_mark,
-        "questions_per_quiz": course.questions_per_quiz,
-        "attempts_per_day": course.attempts_per_day,
-        "active": course.active,
-    }
-    if user.role == "rider":
-        found = training.standing(db, rider_id=user.id).get(course.id)
-        out["standing"] = {
-            "status": found.status if found else "new",
-            "best_score": found.best_score if found else None,
-            "passed_at": found.passed_at.isoformat() if found and found.passed_at else None,
-            "expires_at": found.expires_at.isoformat() if found and found.expires_at else None,
-        }
-    else:
-        out["questions"] = training.bank_size(db, course.id)
-    return out
-
-
-@router.get("/courses", summary="The training courses (a rider's with where they stand)")
-def list_courses(db: DbSession, user: CourseReader) -> list[dict[str, Any]]:
-    manager = user.role == "admin"
-    return [_course(db, c, user) for c in training.courses(db, include_inactive=manager)]
-
-
-@router.post("/courses", status_code=201, summary="Add a course (admin)")
-def create_course(body: CourseCreate, db: DbSession, user: TrainingManager) -> dict[str, Any]:
-    course = training.create_course(db, actor=user, values=body.model_dump(exclude_none=True))
-    return _course(db, course, user)
-
-
-@router.get("/courses/{code}", summary="A course's material (and a rider's standing in it)")
-def get_course(code: Annotated[str, FastPath(max_length=64)], db: DbSession, user: CourseReader) -> dict[str, Any]:
-    course = training.course_of(db, code)
-    if not course.active and user.role != "admin":
-        raise NotFound(N_("no course %(code)r"), code=code)
-    return _course(db, course, user)
-
-
-@router.patch("/courses/{code}", summary="Edit, retire or restore a course (admin)")
-def update_course(
-    code: Annotated[str, FastPath(max_length=64)], body: CourseFields, db: DbSession, user: TrainingManager
-) -> dict[str, Any]:
-    course = training.update_course(db, actor=user, code=code, values=body.model_dump(exclude_unset=True))
-    return _course(db, course, user)
-
-
-@router.post("/courses/{code}/questions", status_code=201, summary="Add questions to a course's bank (admin)")
-def add_questions(
-    code: Annotated[str, FastPath(max_length=64)], body: QuestionsAdd, db: DbSession, user: TrainingManager
-) -> dict[str, Any]:
-    return {"bank": training.add_questions(db, actor=user, code=code, questions=body.questions)}
-
-
-@router.post("/courses/{code}/quiz", status_code=201, summary="Start (or resume) the course's quiz (rider)")
-def start_quiz(
-    request: Request, code: Annotated[str, FastPath(max_length=64)], db: DbSession, user: Trainee
-) -> dict[str, Any]:
-    attempt, questions = training.start_quiz(db, rider=user, code=code, timezone=request.app.state.settings.timezone)
-    return {
-        "attempt": attempt.id,
-        "started_at": attempt.started_at.isoformat(),
-        "questions": [
-            {"id": q.id, "text": q.text, "text_en": q.text_en, "multiple": q.multiple, "options": q.options}
-            for q in questions
-        ],
-    }
-
-
-@router.post("/quiz-attempts/{attempt_id}", summary="Hand in a quiz: the score, passed or not, and which were right")
-def submit_quiz(attempt_id: PathId, body: QuizAnswers, db: DbSession, user: Trainee) -> dict[str, Any]:
-    marked = training.submit_quiz(db, rider=user, attempt_id=attempt_id, answers=body.answers)
-    return {
-        "score": marked.attempt.score,
-        "passed": marked.attempt.passed,
-        "pass_mark": marked.course.pass_mark,
-        "right": {str(k): v for k, v in marked.right.items()},
-    }
-
-
-@router.get("/training/completion", summary="Per course, how many riders in the caller's scope hold a valid pass")
-def training_completion(db: DbSession, user: CompletionReader) -> list[dict[str, Any]]:
-    return training.completion(db, rider_scope=policy.visible_riders_filter(user))

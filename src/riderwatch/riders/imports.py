@@ -30,6 +30,7 @@ from riderwatch.db import atomic, in_transaction
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.infra import sheets
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sheets import RowProblem
 from riderwatch.models import Platform, Station, User
 from riderwatch.security import hash_one_time_code, new_one_time_code
 
@@ -56,23 +57,6 @@ HEADERS: dict[str, str] = {
 }
 REQUIRED = ("name", "phone", "station")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    """What is wrong with one row (or the header, row 1), in words a station manager can act on."""
-
-    row: int
-    column: str
-    message: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def reason(self) -> str:
-        return self.message % self.params if self.params else self.message
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.column, "reason": self.reason}
 
 
 class RidersRefused(InvalidInput):

@@ -32,9 +32,9 @@ from riderwatch.errors import N_, Conflict, DomainError, Forbidden, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.throttle import MissThrottle
 from riderwatch.models import Clue, DutyShift, JoinLink, Platform, Rider, RiderStatusChange, Station, User
-from riderwatch.riders import training
 from riderwatch.riders.imports import normalise_phone
 from riderwatch.security import hash_password
+from riderwatch.training import service as training
 
 # status → the statuses it may go to.
 STEPS: dict[str, tuple[str, ...]] = {
@@ -60,6 +60,11 @@ class RosterRow:
     joined_on: date | None
     last_report: datetime | None
     last_duty: datetime | None
+    # Required courses: how many the rider holds a valid pass of, out of how many; and whether a pass of
+    # one of them has run out (a refresher is due).
+    trained: int = 0
+    required: int = 0
+    refresher_due: bool = False
 
 
 def roster(
@@ -103,6 +108,8 @@ def roster(
     )
     stations = {s.id: s.name for s in session.scalars(select(Station))}
     platforms = {p.id: p.name for p in session.scalars(select(Platform))}
+    required = [c.id for c in training.courses(session) if c.required]
+    held = training.standings(session, rider_ids=ids)
     return [
         RosterRow(
             user_id=r.Rider.user_id,
@@ -114,9 +121,17 @@ def roster(
             joined_on=r.Rider.joined_on,
             last_report=reported.get(r.Rider.user_id),
             last_duty=on_duty.get(r.Rider.user_id),
+            trained=sum(1 for c in required if _status(held, r.Rider.user_id, c) == "passed"),
+            required=len(required),
+            refresher_due=any(_status(held, r.Rider.user_id, c) == "expired" for c in required),
         )
         for r in rows
     ], total
+
+
+def _status(held: dict[int, dict[int, training.Standing]], rider_id: int, course_id: int) -> str:
+    found = held.get(rider_id, {}).get(course_id)
+    return found.status if found else "new"
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from riderwatch import policy
 from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.db import in_transaction
 from riderwatch.deps import DbSession, PathId, check_form_token, client_id, login_hashes, reads_only, require
-from riderwatch.errors import N_, DomainError, InvalidInput, NotFound
+from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import User
 from riderwatch.org import district
-from riderwatch.riders import imports, path, training
+from riderwatch.riders import imports, path
 from riderwatch.web.forms import done_message, form_text, formatter, labels_in, refusal, see_other
 from riderwatch.web.templating import render
 
@@ -302,125 +302,3 @@ async def join(
         page = await run_in_threadpool(_join_page, request, code, status=status, values=values, **refused)
         return page
     return render(request, "riders/joined.html", {"username": user.username})
-
-
-# --- training (a rider's courses, quizzes and certificates) -----------------------------------------------
-
-Trainee = Annotated[User, Depends(require("training.take"))]
-STANDING_WORDS: dict[str, str] = {
-    "new": N_("Not taken yet"),
-    "failed": N_("Tried, not passed"),
-    "passed": N_("Passed"),
-    "expired": N_("Refresher due"),
-}
-
-
-def _in_reader_language(request: Request, zh: str, en: str) -> str:
-    return en if formatter(request).locale == "en" and en else zh
-
-
-@router.get("/training")
-def training_page(request: Request, db: DbSession, user: Trainee) -> HTMLResponse:
-    held = training.standing(db, rider_id=user.id)
-    rows = [
-        {
-            "course": c,
-            "title": _in_reader_language(request, c.title, c.title_en),
-            "standing": held.get(c.id),
-            "status": held[c.id].status if c.id in held else "new",
-        }
-        for c in training.courses(db)
-    ]
-    context = {"rows": rows, "standing_words": labels_in(request, STANDING_WORDS)}
-    return render(request, "riders/training.html", context)
-
-
-def _course_page(
-    request: Request, db: Session, user: User, code: str, *, status: int = 200, **extra: Any
-) -> HTMLResponse:
-    course = training.course_of(db, code)
-    if not course.active:
-        raise NotFound(N_("no course %(code)r"), code=code)
-    held = training.standing(db, rider_id=user.id).get(course.id)
-    context = {
-        "course": course,
-        "title": _in_reader_language(request, course.title, course.title_en),
-        "body": _in_reader_language(request, course.body, course.body_en),
-        "standing": held,
-        "status": held.status if held else "new",
-        "standing_words": labels_in(request, STANDING_WORDS),
-        **extra,
-    }
-    return render(request, "riders/course.html", context, status=status)
-
-
-@router.get("/training/{code}")
-def course_page(
-    request: Request, code: Annotated[str, FastPath(max_length=64)], db: DbSession, user: Trainee
-) -> HTMLResponse:
-    return _course_page(request, db, user, code)
-
-
-@router.post("/training/{code}/quiz")
-def start_quiz(
-    request: Request, code: Annotated[str, FastPath(max_length=64)], db: DbSession, user: Trainee
-) -> Response:
-    try:
-        attempt, questions = training.start_quiz(
-            db, rider=user, code=code, timezone=request.app.state.settings.timezone
-        )
-    except DomainError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        message, status = refusal(request, exc)
-        return _course_page(request, db, user, code, status=status, **message)
-    course = training.course_of(db, code)
-    shown = [
-        {
-            "id": q.id,
-            "text": _in_reader_language(request, q.text, q.text_en),
-            "multiple": q.multiple,
-            "options": [_in_reader_language(request, o["text"], o.get("text_en", "")) for o in q.options],
-        }
-        for q in questions
-    ]
-    context = {
-        "course": course,
-        "title": _in_reader_language(request, course.title, course.title_en),
-        "attempt": attempt,
-        "questions": shown,
-    }
-    return render(request, "riders/quiz.html", context)
-
-
-@router.post("/training/attempts/{attempt_id}")
-@reads_only
-async def hand_in_quiz(request: Request, attempt_id: PathId, user: Trainee) -> Response:
-    form = await request.form(max_fields=500)
-    answers: dict[str, list[int]] = {}
-    for key, value in form.multi_items():
-        if key.startswith("q") and key[1:].isdigit() and isinstance(value, str) and value.isdigit():
-            answers.setdefault(key[1:], []).append(int(value))
-    factory = request.app.state.session_factory
-    marked = await run_in_threadpool(
-        in_transaction, factory, partial(training.submit_quiz, rider=user, attempt_id=attempt_id, answers=answers)
-    )
-    context = {
-        "course": marked.course,
-        "title": _in_reader_language(request, marked.course.title, marked.course.title_en),
-        "attempt": marked.attempt,
-        "wrong": sum(1 for ok in marked.right.values() if not ok),
-    }
-    return render(request, "riders/quiz_result.html", context)
-
-
-@router.get("/training/{code}/certificate")
-def certificate(
-    request: Request, code: Annotated[str, FastPath(max_length=64)], db: DbSession, user: Trainee
-) -> HTMLResponse:
-    course = training.course_of(db, code)
-    held = training.standing(db, rider_id=user.id).get(course.id)
-    if held is None or held.passed_at is None:
-        raise NotFound(N_("no certificate: the course %(title)s is not passed yet"), title=course.title)
-    context = {"course": course, "title": _in_reader_language(request, course.title, course.title_en), "standing": held}
-    return render(request, "riders/certificate.html", context)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from babel.units import format_unit
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -122,6 +123,13 @@ class Formatter:
         day = value if isinstance(value, date) else date.fromisoformat(value)
         return format_date(day, format="medium", locale="zh_Hans_CN" if self.locale == "zh" else "en")
 
+    def size(self, count: int) -> str:
+        """A file's size in the reader's words: 1.2 MB, 350 kB."""
+        locale = "zh_Hans_CN" if self.locale == "zh" else "en"
+        if count >= 1_000_000:
+            return format_unit(round(count / 1_000_000, 1), "digital-megabyte", length="short", locale=locale)
+        return format_unit(max(1, round(count / 1000)), "digital-kilobyte", length="short", locale=locale)
+
     def iso(self, value: datetime | None, timespec: str = "seconds") -> str:
         return value.astimezone(self.zone).isoformat(timespec=timespec) if value else ""
 
@@ -185,6 +193,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/district", labels.N_("District"), "nav-admin-district"))
     if policy.has_permission(user, "routing.read"):
         items.append(("/admin/routing", labels.N_("Routing rules"), "nav-admin-routing"))
+    if policy.has_permission(user, "training.manage"):
+        items.append(("/admin/courses", labels.N_("Courses"), "nav-admin-courses"))
     if policy.has_permission(user, "category.manage"):
         items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
     if policy.has_permission(user, "apikey.manage"):

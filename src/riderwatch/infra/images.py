@@ -1,6 +1,7 @@
-"""Clue photos: type sniffed from content, decoded to prove they are images, stored by SHA-256.
+"""Pictures people upload (clue photos, course pictures): type sniffed from content, decoded to prove they
+are images, hashed (they are stored by SHA-256).
 
-The original bytes are kept as evidence. What is served to everyone strips location and other
+The original bytes of a clue photo are kept as evidence. What is served to everyone strips location and other
 metadata losslessly (the metadata blocks are cut out; the picture data is not re-encoded), so a
 photo without metadata is served byte for byte as uploaded.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, TooManyRequests
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.sqlparams import one_of
-from riderwatch.models import Course, CourseQuestion, QuizAttempt, Rider, User
+from riderwatch.models import Course, CourseQuestion, QuizAttempt, Rider, Station, User
 
 RESUME_WINDOW = timedelta(hours=2)
 MAX_OPTIONS = 8
@@ -86,7 +86,7 @@ def update_course(session: Session, *, actor: User, code: str, values: Mapping[s
     return course
 
 
-def _check_question(index: int, question: Mapping[str, Any]) -> CourseQuestion:
+def check_question(index: int, question: Mapping[str, Any]) -> CourseQuestion:
     text = str(question.get("text") or "").strip()
     options = question.get("options")
     correct = question.get("correct")
@@ -128,13 +128,41 @@ def add_questions(session: Session, *, actor: User, code: str, questions: Sequen
     course = course_of(session, code)
     if not questions:
         raise InvalidInput(N_("send at least one question"))
-    rows = [_check_question(i, q) for i, q in enumerate(questions, start=1)]
+    rows = [check_question(i, q) for i, q in enumerate(questions, start=1)]
     for row in rows:
         row.course_id = course.id
     session.add_all(rows)
     session.flush()
     record(session, actor=actor, action="course.questions", object_type="course", object_id=code, added=len(rows))
     return bank_size(session, course.id)
+
+
+def questions(session: Session, course_id: int) -> list[CourseQuestion]:
+    """The course's whole bank, retired questions included (an administrator's view, with the answers)."""
+    return list(
+        session.scalars(select(CourseQuestion).where(CourseQuestion.course_id == course_id).order_by(CourseQuestion.id))
+    )
+
+
+@atomic
+def set_question_active(session: Session, *, actor: User, code: str, question_id: int, active: bool) -> CourseQuestion:
+    """Retire a question from the bank (quizzes no longer draw it; past attempts keep it) or bring it back."""
+    course = course_of(session, code)
+    question = session.get(CourseQuestion, question_id)
+    if question is None or question.course_id != course.id:
+        raise NotFound(N_("no question %(id)d in this course"), id=question_id)
+    if question.active != active:
+        question.active = active
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action="course.question_restore" if active else "course.question_retire",
+            object_type="course",
+            object_id=code,
+            question=question_id,
+        )
+    return question
 
 
 def bank_size(session: Session, course_id: int) -> int:
@@ -210,6 +238,23 @@ def missing_required(session: Session, *, rider_id: int, now: datetime | None = 
     """The required courses the rider has not passed (or whose pass has run out)."""
     held = standing(session, rider_id=rider_id, now=now)
     return [c for c in courses(session) if c.required and (c.id not in held or held[c.id].status != "passed")]
+
+
+REMIND_BEFORE = timedelta(days=30)
+
+
+def refreshers_due(session: Session, *, rider_id: int, now: datetime | None = None) -> list[tuple[Course, Standing]]:
+    """The required courses whose pass has run out, or runs out within `REMIND_BEFORE`: the rider's reminder."""
+    now = now or utcnow()
+    held = standing(session, rider_id=rider_id, now=now)
+    return [
+        (c, held[c.id])
+        for c in courses(session)
+        if c.required
+        and c.id in held
+        and held[c.id].expires_at is not None
+        and (held[c.id].status == "expired" or held[c.id].expires_at <= now + REMIND_BEFORE)  # type: ignore[operator]
+    ]
 
 
 # --- taking a quiz ---------------------------------------------------------------------------------------------
@@ -351,3 +396,33 @@ def completion(session: Session, *, rider_scope: Any, now: datetime | None = Non
         {"code": c.code, "title": c.title, "required": c.required, "passed": held.get(c.id, 0), "riders": len(riders)}
         for c in courses(session)
     ]
+
+
+@dataclass
+class StationCompletion:
+    """One station's riders (applicants and active members) and, per course id, how many hold a valid pass."""
+
+    station: str
+    riders: int = 0
+    passed: dict[int, int] = field(default_factory=dict)
+
+
+def completion_by_station(
+    session: Session, *, rider_scope: Any, now: datetime | None = None
+) -> tuple[list[Course], list[StationCompletion]]:
+    """The courses, and per station in scope (by name) how many of its riders hold a valid pass of each."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(Rider.user_id, Station.name)
+        .outerjoin(Station, Station.id == Rider.station_id)
+        .where(rider_scope, Rider.status.in_(("applied", "active")))
+    ).all()
+    held = standings(session, rider_ids=[r.user_id for r in rows], now=now)
+    found: dict[str, StationCompletion] = {}
+    for rider_id, station in rows:
+        entry = found.setdefault(station or "", StationCompletion(station or ""))
+        entry.riders += 1
+        for course_id, standing_ in held.get(rider_id, {}).items():
+            if standing_.status == "passed":
+                entry.passed[course_id] = entry.passed.get(course_id, 0) + 1
+    return courses(session), [found[name] for name in sorted(found)]

@@ -1,0 +1,1 @@
+"""Training: courses with their materials and question banks, quizzes and their results."""
