@@ -3,16 +3,20 @@ applying through a station's join link."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from riderwatch.errors import Conflict
 from riderwatch.infra import clock
 from riderwatch.models import AuditEntry
+from riderwatch.riders import path
 from tests.api.helpers import Api, assert_problem
-from tests.conftest import TEST_NOW
+from tests.conftest import BACKEND, TEST_NOW
 
 
 def _rider_id(api: Api, username: str = "rider") -> int:
@@ -126,3 +130,38 @@ def test_a_robot_filling_the_form_is_slowed_down(api: Api, client: TestClient) -
         for _ in range(12)
     ]
     assert statuses[:10] == [422] * 10 and statuses[-1] == 429
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite's write lock lets one application in at a time anyway")
+def test_the_last_place_of_a_link_goes_to_one_of_two_applicants_at_the_same_moment(
+    api: Api, session_factory: sessionmaker[Session]
+) -> None:
+    """Two applications through a link with one place left, each in its own transaction, at once: one is
+    admitted, the other told the link is used up (on PostgreSQL both used to read "one place left")."""
+    manager = api.auth("station_manager")
+    link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding", "max_uses": 1}, headers=manager).json()
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def apply(phone: str) -> None:
+        session = session_factory()
+        try:
+            path.open_link(session, link["code"])  # both read the link while it has a place left
+            start.wait(timeout=10)
+            path.apply_to_join(session, code=link["code"], name="甲", phone=phone, password_hash="x", client="t")
+            session.commit()
+            outcomes.append("admitted")
+        except Conflict as exc:
+            session.rollback()
+            outcomes.append(exc.detail)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=apply, args=(phone,)) for phone in ("13900139021", "13900139022")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes)[0] == "admitted" and outcomes.count("admitted") == 1, outcomes
+    listed = api.client.get("/api/v1/join-links", headers=manager).json()
+    assert [x["uses"] for x in listed if x["id"] == link["id"]] == [1]

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 import anyio
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch import policy
@@ -329,6 +329,17 @@ def apply_to_join(session: Session, *, code: str, name: str, phone: str, passwor
     taken = session.scalar(select(User.id).where(or_(User.phone == phone, User.username == phone)))
     if taken is not None:
         raise Conflict(N_("an account with this mobile number exists already: sign in, or ask your station"))
+    # Counted in one conditional UPDATE: two applications at the same moment cannot both take the last
+    # place (the second waits for the first's row lock, then finds the link used up).
+    counted = session.execute(
+        update(JoinLink)
+        .where(JoinLink.id == link.id, JoinLink.uses < JoinLink.max_uses)
+        .values(uses=JoinLink.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if counted.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(N_("this join link has been used up: ask your station for a new one"))
+    session.expire(link, ["uses"])
     user = accounts.create_user(
         session,
         username=phone,
@@ -340,7 +351,6 @@ def apply_to_join(session: Session, *, code: str, name: str, phone: str, passwor
         links={"station": station.code},
         status_reason=f"join:{link.id}",
     )
-    link.uses += 1
     record(
         session,
         actor=user,
