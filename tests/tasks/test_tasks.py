@@ -450,3 +450,12 @@ def test_a_task_cancelled_after_the_rider_finished_stays_in_their_recent_list(
     assert [(t["id"], t["phase"], t["mine"]["points_awarded"]) for t in mine["recent"]] == [(task_id, "cancelled", 20)]
     # rider2 made no progress: the cancelled task is simply gone for them.
     assert api.client.get("/api/v1/me/tasks", headers=api.auth("rider2")).json()["recent"] == []
+
+
+def test_a_retired_station_is_not_invited(api: Api, db: Session) -> None:
+    res = api.client.patch("/api/v1/org/stations/mt-jinding", json={"retired": True}, headers=api.auth("admin"))
+    assert res.status_code == 200, res.text
+    body = {**checkpoints_task(**window(start_ago_s=-60)), "riders": [], "stations": ["mt-jinding"]}
+    refused = api.client.post("/api/v1/tasks", json=body, headers=api.auth("dispatcher"))
+    assert refused.status_code == 422 and "'mt-jinding' retired" in refused.text
+    assert count(db, PatrolTask) == 0

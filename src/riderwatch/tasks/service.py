@@ -163,9 +163,19 @@ def _invitees(session: Session, draft: TaskDraft) -> tuple[list[int], list[int]]
     missing = [n for n in names if n not in riders]
     if missing:
         raise InvalidInput(N_("riders: no active rider %(names)s"), names=", ".join(map(repr, missing)))
-    stations: dict[str, int] = {
-        code: sid for code, sid in session.execute(select(Station.code, Station.id).where(Station.code.in_(codes)))
-    }
+    stations: dict[str, int] = {}
+    retired: list[str] = []
+    for code, sid, retired_at in session.execute(
+        select(Station.code, Station.id, Station.retired_at).where(Station.code.in_(codes))
+    ):
+        if retired_at is None:
+            stations[code] = sid
+        else:
+            retired.append(code)
+    if retired:
+        raise InvalidInput(
+            N_("stations: %(codes)s retired; invite a station in service"), codes=", ".join(map(repr, retired))
+        )
     unknown = [c for c in codes if c not in stations]
     if unknown:
         raise InvalidInput(N_("stations: no station %(codes)s"), codes=", ".join(map(repr, unknown)))
