@@ -1,5 +1,6 @@
-"""A rider joins from a phone by the station's QR link, and the station manager activates them: the join
-link with its QR code, the join form with what the data is for, the roster and the rider's path, and the
+"""A rider joins from a phone by the station's QR link, passes the required course, is activated by the
+station manager and reports a first clue: the join link with its QR code, the join form with what the
+data is for, the training pages, the roster with where the rider stands and the rider's path, and the
 rider's pages before and after activation — in Chromium, at a phone's size where riders are."""
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riderwatch.models import Rider, User
+from riderwatch.models import Clue, Rider, User
+from riderwatch.training import service as training
 from tests.e2e.conftest import log_in, read_db
-from tests.factories import make_district
+from tests.factories import CENTER_LAT, CENTER_LON, make_district
 
 pytestmark = pytest.mark.e2e
 
 PHONE = {"width": 360, "height": 740}
+HERE = {"latitude": CENTER_LAT + 0.001, "longitude": CENTER_LON - 0.004}
 
 
 def _fits_the_screen(page: Page) -> None:
@@ -26,8 +29,26 @@ def _fits_the_screen(page: Page) -> None:
     assert overflow <= 1, f"{page.url} scrolls sideways by {overflow} px on a phone"
 
 
-def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Callable[..., BrowserContext]) -> None:
+def _required_course(db: Session) -> None:
+    admin = db.scalar(select(User).where(User.username == "admin"))
+    assert admin is not None
+    values = {
+        "code": "legal",
+        "title": "法律常识",
+        "body": "发现违法线索，及时上报，不要自行处置。",
+        "questions_per_quiz": 1,
+    }
+    training.create_course(db, actor=admin, values=values)
+    question = {"text": "发现有人撬电动车锁，应当？", "options": ["及时上报", "上前抓捕"], "correct": [0]}
+    training.add_questions(db, actor=admin, code="legal", questions=[question])
+    db.commit()
+
+
+def test_a_rider_joins_by_qr_link_is_trained_activated_and_reports(
+    db: Session, new_context: Callable[..., BrowserContext]
+) -> None:
     make_district(db)
+    _required_course(db)
     manager = new_context().new_page()
     log_in(manager, "station_manager")
     manager.goto("/riders/join-links")
@@ -39,7 +60,9 @@ def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Cal
     url = manager.locator("code.url").first.inner_text()
     code = re.sub(r".*/join/", "", url)
 
-    phone = new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    phone = new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, geolocation=HERE, permissions=["geolocation"]
+    ).new_page()
     phone.goto(f"/join/{code}")
     expect(phone.get_by_test_id("join-purpose")).to_be_visible()
     _fits_the_screen(phone)
@@ -62,7 +85,19 @@ def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Cal
     expect(phone.get_by_test_id("membership-note")).to_contain_text("尚未激活")
     _fits_the_screen(phone)
 
+    # The required course: read, quiz, passed.
+    phone.get_by_test_id("nav-training").click()
+    expect(phone.get_by_test_id("course")).to_have_attribute("data-status", "new")
+    phone.get_by_role("link", name="法律常识").click()
+    expect(phone.get_by_test_id("course-body")).to_contain_text("及时上报")
+    phone.get_by_test_id("quiz-start").click()
+    phone.get_by_label("及时上报").check()
+    _fits_the_screen(phone)
+    phone.get_by_test_id("quiz-submit").click()
+    expect(phone.get_by_test_id("quiz-result")).to_have_attribute("data-passed", "yes")
+
     manager.goto("/riders?status=applied")
+    expect(manager.get_by_test_id("roster-training")).to_contain_text("必修课 1 / 1")
     manager.get_by_role("link", name="周小明").click()
     manager.locator("#status-new").select_option("active")
     manager.locator("#status-reason").fill("已完成法律常识培训")
@@ -74,6 +109,11 @@ def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Cal
     expect(phone.get_by_test_id("link-report")).to_be_visible()
     phone.get_by_test_id("link-report").click()
     expect(phone).to_have_url(re.compile(r"/report$"))
+    expect(phone.get_by_test_id("location-status")).to_have_attribute("data-located", "1")
+    phone.get_by_test_id("report-category").select_option("theft")
+    phone.get_by_test_id("report-description").fill("小区东门有人撬电动车锁")
+    phone.get_by_test_id("report-submit").click()
+    expect(phone.get_by_test_id("report-status")).to_have_attribute("data-kind", "success")
     status = read_db(
         db,
         lambda s: s.scalar(
@@ -81,6 +121,8 @@ def test_a_rider_joins_by_qr_link_and_is_activated(db: Session, new_context: Cal
         ),
     )
     assert status == "active"
+    reporter = read_db(db, lambda s: s.scalar(select(User.username).join(Clue, Clue.reporter_id == User.id)))
+    assert reporter == "13900139088"
 
 
 def test_the_district_page_draws_the_areas_on_a_phone(db: Session, new_context: Callable[..., BrowserContext]) -> None:
