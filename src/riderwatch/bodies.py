@@ -42,7 +42,10 @@ class BodyRefused(HTTPException):
 class BodyTooLarge(BodyRefused):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            PayloadTooLarge(N_("the request body is larger than this address takes (%(max)d bytes)"), max=limit)
+            PayloadTooLarge(
+                N_("what was sent is larger than the %(mib)s MiB this address takes: send a smaller file, or split it"),
+                mib=f"{limit / MIB:.0f}" if limit >= MIB else f"{limit / MIB:.2f}",
+            )
         )
 
 

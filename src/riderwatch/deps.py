@@ -159,9 +159,11 @@ async def optional_user(request: Request, caller: Annotated[Caller, Depends(iden
     user = caller.user
     if user is None or not caller.via_session:
         return user
+    # Known before the token is checked: a refused form (a wrong token, a body too large to read) is
+    # answered with the error page in the signed-in user's layout and language.
+    request.state.user = user
     if request.method in UNSAFE_METHODS:
         await _check_csrf(request)
-    request.state.user = user
     return user
 
 

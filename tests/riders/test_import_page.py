@@ -50,3 +50,18 @@ def test_bad_rows_are_listed_in_chinese(browser: Callable[[str], Browser], db: S
     res = _upload(admin, "姓名,手机号,站点\n张伟,12345,mt-jinding\n".encode(), "import")
     assert res.status_code == 422  # type: ignore[attr-defined]
     assert 'data-row="2"' in res.text and "不是中国大陆手机号" in res.text  # type: ignore[attr-defined]
+
+
+def test_a_huge_file_is_refused_with_the_limit_in_the_managers_layout(browser: Callable[[str], Browser]) -> None:
+    manager = browser("station_manager")
+    manager.client.headers["Accept-Language"] = "zh-CN"
+    page = manager.client.get("/riders/import")
+    assert 'data-max-bytes="5242880"' in page.text and "文件大于 5 MiB" in page.text  # refused in the browser first
+    res = manager.client.post(
+        "/riders/import",
+        data={"csrf_token": manager.csrf},
+        files={"file": ("big.csv", b"x" * (50 * 1024 * 1024), "text/csv")},
+    )
+    assert res.status_code == 413 and 'data-testid="error-page"' in res.text
+    assert "超过此地址接受的 6 MiB" in res.text
+    assert 'data-testid="current-user"' in res.text  # the error page in the manager's own layout, with the menu

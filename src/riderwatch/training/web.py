@@ -151,6 +151,7 @@ def _admin_course_page(request: Request, db: Session, code: str, *, status: int 
         "problems": [],
         "max_mib": materials.MAX_BYTES // (1024 * 1024),
         "bank_max_rows": question_bank.MAX_ROWS,
+        "bank_max_mib": question_bank.MAX_FILE_BYTES // (1024 * 1024),
     }
     context.update(extra)
     return render(request, "admin/course.html", context, status=status)

@@ -15,6 +15,16 @@
     var target = event.target && event.target.closest && event.target.closest('[data-print]');
     if (target) { window.print(); }
   });
+  // A file field with data-max-bytes refuses a file over the limit before it is sent (the server refuses it
+  // too, but only after a phone has spent its data sending it); data-too-large says so in the page's language.
+  document.addEventListener('change', function (event) {
+    var input = event.target;
+    if (!input || input.type !== 'file' || !input.getAttribute('data-max-bytes')) { return; }
+    var max = parseInt(input.getAttribute('data-max-bytes'), 10);
+    var big = Array.prototype.some.call(input.files || [], function (file) { return file.size > max; });
+    input.setCustomValidity(big ? (input.getAttribute('data-too-large') || 'too large') : '');
+    if (big) { input.reportValidity(); }
+  });
   // A form with data-confirm asks before it is sent (its text is in the page's language).
   document.addEventListener('submit', function (event) {
     var question = event.target.getAttribute && event.target.getAttribute('data-confirm');
