@@ -99,6 +99,7 @@ def test_no_view_names_an_anonymous_reporter(
         "rest": "x",
         "kind": "communities",
         "link_id": "1",
+        "material_id": "1",
     }
     paths = _paths(app, values)
     paths += [
