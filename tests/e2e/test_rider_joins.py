@@ -13,7 +13,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riderwatch.models import Clue, Rider, User
+from riderwatch.models import Clue, Grid, Rider, User
 from riderwatch.training import service as training
 from tests.e2e.conftest import log_in, read_db
 from tests.factories import CENTER_LAT, CENTER_LON, make_district
@@ -137,3 +137,32 @@ def test_the_district_page_draws_the_areas_on_a_phone(db: Session, new_context: 
     drawn = page.evaluate("document.getElementById('chart-days').width")
     assert drawn > 0, "the chart was not drawn"
     _fits_the_screen(page)
+
+
+def test_a_grids_corner_is_moved_on_the_map(db: Session, new_context: Callable[..., BrowserContext]) -> None:
+    district = make_district(db)
+    before = district.grid.boundary["coordinates"][0]
+    page = new_context().new_page()
+    log_in(page, "admin")
+    page.goto("/admin/district/grids/jinding-w")
+    page.get_by_test_id("draw-edit").click()
+    handles = page.locator(".vertex-handle")
+    expect(handles).to_have_count(len(before) - 1)
+    # Drag the first corner a third of the way towards the middle of the grid: it stays inside its community.
+    box = page.locator("#org-map path.leaflet-interactive").first.bounding_box()
+    corner = handles.first.bounding_box()
+    assert box and corner
+    x, y = corner["x"] + corner["width"] / 2, corner["y"] + corner["height"] / 2
+    middle = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + (middle[0] - x) / 3, y + (middle[1] - y) / 3, steps=8)
+    page.mouse.up()
+    assert page.locator("#org-boundary").input_value().startswith('{"type":"Polygon"')
+    page.get_by_test_id("org-save").click()
+    expect(page.get_by_test_id("page-message")).to_have_attribute("data-kind", "success")
+    after = read_db(db, lambda s: s.scalar(select(Grid.boundary).where(Grid.code == "jinding-w")))
+    moved = [
+        p for p, q in zip(after["coordinates"][0], before, strict=True) if abs(p[0] - q[0]) + abs(p[1] - q[1]) > 1e-5
+    ]
+    assert len(moved) in (1, 2), moved  # the corner dragged (and the ring's closing copy of it, if it was first)

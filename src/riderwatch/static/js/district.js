@@ -1,6 +1,7 @@
 /* The district pages: areas on a map (by kind, named on hover and tap), and drawing a boundary by
-   tapping its corners, which fills the form's hidden `boundary` field with a GeoJSON Polygon. The server
-   checks whatever is drawn; without this script the forms still work for everything but drawing. */
+   tapping its corners, or moving the corners of the saved one, which fills the form's hidden `boundary`
+   field with a GeoJSON Polygon. The server checks whatever is drawn; without this script the forms still
+   work for everything but drawing. */
 (function () {
   'use strict';
   var L = window.L;
@@ -47,14 +48,17 @@
     var tools = document.querySelector('.draw-tools[data-for="' + box.id + '"]');
     if (!tools || !field) { return; }
     var start = tools.querySelector('[data-draw="start"]');
+    var edit = tools.querySelector('[data-draw="edit"]');
     var undo = tools.querySelector('[data-draw="undo"]');
     var clear = tools.querySelector('[data-draw="clear"]');
     var help = tools.querySelector('.draw-help');
     var points = [];
     var shape = null;
+    var handles = [];
     var active = false;
 
-    function update() {
+    // The shape drawn so far and the form's field; called on every move of a corner.
+    function reshape() {
       if (shape) { map.removeLayer(shape); shape = null; }
       if (points.length >= 2) {
         shape = L.polygon(points, { color: '#d81b60', weight: 3, fillOpacity: 0.15 }).addTo(map);
@@ -70,12 +74,45 @@
         field.value = '';
       }
     }
-    start.addEventListener('click', function () {
-      active = !active;
+    // A handle on each corner, to be dragged (by finger or mouse) while drawing or editing.
+    function update() {
+      reshape();
+      handles.forEach(function (h) { map.removeLayer(h); });
+      handles = [];
+      if (!active) { return; }
+      points.forEach(function (point, i) {
+        var handle = L.marker(point, {
+          draggable: true,
+          keyboard: false,
+          icon: L.divIcon({ className: 'vertex-handle', iconSize: [18, 18] })
+        }).addTo(map);
+        handle.on('drag', function (e) { points[i] = e.target.getLatLng(); reshape(); });
+        handles.push(handle);
+      });
+    }
+    function activate(on) {
+      active = on;
       box.classList.toggle('drawing', active);
       help.hidden = !active;
       start.setAttribute('aria-pressed', active ? 'true' : 'false');
-    });
+      update();
+    }
+    start.addEventListener('click', function () { activate(!active); });
+    if (edit) {
+      // The boundary saved now (the page's highlighted area), its corners ready to be moved.
+      var current = (areasOf(box).features || []).filter(function (f) {
+        return f.properties.kind === 'preview' && f.geometry && f.geometry.type === 'Polygon';
+      })[0];
+      if (!current) {
+        edit.hidden = true;
+      } else {
+        edit.addEventListener('click', function () {
+          var ring = current.geometry.coordinates[0].slice(0, -1);
+          points = ring.map(function (c) { return L.latLng(c[1], c[0]); });
+          activate(true);
+        });
+      }
+    }
     map.on('click', function (e) { if (active) { points.push(e.latlng); update(); } });
     undo.addEventListener('click', function () { points.pop(); update(); });
     clear.addEventListener('click', function () { points = []; update(); });
