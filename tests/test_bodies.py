@@ -34,7 +34,7 @@ def test_a_ping_batch_beyond_its_limit_is_refused_unread(api: Api, app: FastAPI,
         "/api/v1/tracking/pings", content=body, headers={**api.auth("rider"), "Content-Type": "application/json"}
     )
     problem = assert_problem(res, 413)
-    assert str(limit) in problem["detail"]
+    assert f"{limit / (1024 * 1024):.0f} MiB" in problem["detail"]
     assert _count(db, Position) == 0
 
 

@@ -158,6 +158,11 @@ def test_what_was_acknowledged_survives_kill_9(
             threads += [threading.Thread(target=load.clues, args=(lane,)) for lane in range(3)]
             for t in threads:
                 t.start()
+            # Killed once both kinds of write have been acknowledged (however busy the machine), in the
+            # middle of more of them.
+            deadline = time.monotonic() + 30
+            while not (load.acked_positions and load.acked_clues) and time.monotonic() < deadline:
+                time.sleep(0.05)
             time.sleep(LOAD_SECONDS)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
