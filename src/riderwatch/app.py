@@ -46,6 +46,7 @@ from riderwatch.incidents import web as incident_pages
 from riderwatch.incidents.api import router as incidents_router
 from riderwatch.infra.files import FileStore
 from riderwatch.jobs import job_loop
+from riderwatch.notices.api import router as notices_router
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
 from riderwatch.org import boundary_files
@@ -237,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(org_router)
     app.include_router(riders_router)
     app.include_router(training_router)
+    app.include_router(notices_router)
     app.include_router(stats_router)
     app.include_router(open311_router)
     app.include_router(tracking_router)

@@ -307,6 +307,8 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/training/completion", {}),
         _only("admin", "dispatcher", "station_manager", "platform"),
     ),
+    Case("GET", "/api/v1/me/notices", lambda w: ("/api/v1/me/notices", {}), _everyone(OK)),
+    Case("POST", "/api/v1/me/notices/read", lambda w: ("/api/v1/me/notices/read", {"json": {}}), _everyone(OK)),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
     Case(
         "GET",
@@ -652,9 +654,14 @@ def _api_routes(app: FastAPI) -> set[tuple[str, str]]:
     return found
 
 
+# Endless streams: a test client waits for a whole answer, so who may open them is tested against a real
+# server (tests/notices/test_notices.py).
+STREAMS = {("GET", "/api/v1/alerts/stream")}
+
+
 def test_every_api_route_has_an_entry(app: FastAPI) -> None:
     routes = _api_routes(app)
-    covered = {(c.method, c.path) for c in CASES}
+    covered = {(c.method, c.path) for c in CASES} | STREAMS
     assert routes - covered == set(), "routes without an access-matrix entry: add them to CASES"
     assert covered - routes == set(), "entries for routes the app no longer has"
     for case in CASES:

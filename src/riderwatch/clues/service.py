@@ -29,6 +29,7 @@ from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
 from riderwatch.infra.images import CheckedPhoto
 from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
+from riderwatch.notices import service as notices
 from riderwatch.org import routing
 from riderwatch.org import service as org_service
 
@@ -485,7 +486,29 @@ def take_action(
     clue.updated_at = now
     _append(session, clue, actor=user, action=action, from_status=before, note=note, at=now, **data)
     session.flush()
+    _tell(session, clue, action)
     return clue
+
+
+# The reporter's notices: what became of their clue (the outcome or the reason, never who handled it).
+REPORTER_NOTICES = {"verify": "clue_verified", "reject": "clue_rejected", "close": "clue_closed"}
+
+
+def _tell(session: Session, clue: Clue, action: str) -> None:
+    """The closed loop's notices: the assignee of a dispatch, the reporter of a verdict or a close."""
+    if action == "dispatch" and clue.assignee_id is not None:
+        notices.notify(
+            session,
+            user_id=clue.assignee_id,
+            kind="clue_dispatched",
+            clue_id=clue.id,
+            params={"category": clue.category_code, "urgent": clue.urgent, "deadline": clue.deadline_at.isoformat()},
+        )
+    elif action in REPORTER_NOTICES and clue.reporter_id is not None:
+        params = {"outcome": clue.outcome} if action == "close" and clue.outcome else {}
+        if action == "reject":
+            params = {"reason": clue.reason or ""}
+        notices.notify(session, user_id=clue.reporter_id, kind=REPORTER_NOTICES[action], clue_id=clue.id, params=params)
 
 
 def suggest_duplicates(
@@ -551,9 +574,25 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
                     level=step,
                     previous=step - 1,
                 )
+            for user_id in _next_level(session, clue, level):
+                notices.notify(
+                    session,
+                    user_id=user_id,
+                    kind="clue_escalated",
+                    clue_id=clue.id,
+                    params={"level": level, "deadline": clue.deadline_at.isoformat()},
+                )
             changed += 1
     session.flush()
     return changed
+
+
+def _next_level(session: Session, clue: Clue, level: int) -> list[int]:
+    """Who an overdue clue's escalation tells: at level 1 the handler it waits for (the command centre if
+    nobody has it yet); from level 2 on, the command centre's dispatchers."""
+    if level == 1 and clue.assignee_id is not None:
+        return [clue.assignee_id]
+    return list(session.scalars(select(User.id).where(User.role == "dispatcher", User.is_active.is_(True))))
 
 
 def people_by_id(session: Session, ids: set[int]) -> dict[int, User]:

@@ -1,6 +1,7 @@
 """All models, imported here so metadata is complete for Alembic and tests."""
 
 from riderwatch.models.accounts import ApiKey, LoginFailure, Rider, User, UserSession
+from riderwatch.models.alerts import Alert, AlertReceipt, Notice, StreamEvent
 from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.coverage import CoverageDay as CoverageDay
@@ -41,6 +42,8 @@ from riderwatch.models.tracking import (
 from riderwatch.models.training import Course, CourseMaterial, CourseQuestion, QuizAttempt
 
 __all__ = [
+    "Alert",
+    "AlertReceipt",
     "ApiKey",
     "AuditEntry",
     "Category",
@@ -62,6 +65,7 @@ __all__ = [
     "LastPosition",
     "LocationConsent",
     "LoginFailure",
+    "Notice",
     "PatrolTask",
     "PatrolTaskCell",
     "PatrolTaskCheckpoint",
@@ -79,6 +83,7 @@ __all__ = [
     "RiderStatusChange",
     "RoutingRule",
     "Station",
+    "StreamEvent",
     "TrackingDevice",
     "User",
     "UserSession",

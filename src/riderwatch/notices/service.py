@@ -1,0 +1,122 @@
+"""Telling users: a notice in their inbox and an event on their live stream, written in the caller's
+transaction (so a refused change tells nobody), the stream woken when it commits.
+
+Notices name what happened (their kind) and the clue or alert; what a reporter is told of their clue is
+its outcome, never who handled it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from riderwatch.infra.clock import utcnow
+from riderwatch.models import Notice, StreamEvent
+from riderwatch.notices.bus import mark
+
+# What a notice can say (the inbox shows each in the reader's words).
+KINDS = (
+    "clue_dispatched",  # to the assignee: a clue is theirs to handle
+    "clue_escalated",  # to the next level: a clue is overdue
+    "clue_verified",  # to the reporter: their clue was found credible
+    "clue_rejected",  # to the reporter: it was not taken up (with the reason)
+    "clue_closed",  # to the reporter: handled (with the outcome)
+    "alert",  # to a rider: an early warning for where they are
+)
+REPLAY_LIMIT = 500
+
+
+def emit(session: Session, *, user_id: int, event: str, data: dict[str, Any]) -> StreamEvent:
+    """An event for the user's live stream (sent when the transaction commits)."""
+    row = StreamEvent(user_id=user_id, event=event, data=data, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    mark(session, user_id)
+    return row
+
+
+def notify(
+    session: Session,
+    *,
+    user_id: int,
+    kind: str,
+    clue_id: int | None = None,
+    alert_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Notice:
+    if kind not in KINDS:
+        raise ValueError(f"unknown notice kind {kind!r}")
+    notice = Notice(
+        user_id=user_id, kind=kind, clue_id=clue_id, alert_id=alert_id, params=params or {}, created_at=utcnow()
+    )
+    session.add(notice)
+    session.flush()
+    emit(session, user_id=user_id, event="notice", data=present(notice))
+    return notice
+
+
+def present(notice: Notice) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": notice.id,
+        "kind": notice.kind,
+        "created_at": notice.created_at.isoformat(),
+        "read": notice.read_at is not None,
+    }
+    if notice.clue_id is not None:
+        out["clue_id"] = notice.clue_id
+    if notice.alert_id is not None:
+        out["alert_id"] = notice.alert_id
+    if notice.params:
+        out["params"] = notice.params
+    return out
+
+
+def inbox(
+    session: Session, *, user_id: int, limit: int = 50, before: int | None = None, unread_only: bool = False
+) -> tuple[list[Notice], int]:
+    """The user's notices, newest first, and how many are unread in all."""
+    stmt = select(Notice).where(Notice.user_id == user_id)
+    if before is not None:
+        stmt = stmt.where(Notice.id < before)
+    if unread_only:
+        stmt = stmt.where(Notice.read_at.is_(None))
+    rows = list(session.scalars(stmt.order_by(Notice.id.desc()).limit(limit)))
+    return rows, unread(session, user_id=user_id)
+
+
+def unread(session: Session, *, user_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Notice).where(Notice.user_id == user_id, Notice.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+def mark_read(session: Session, *, user_id: int, ids: Sequence[int] | None = None, now: datetime | None = None) -> int:
+    """Mark the user's notices read (these, or all); how many changed."""
+    stmt = update(Notice).where(Notice.user_id == user_id, Notice.read_at.is_(None))
+    if ids is not None:
+        stmt = stmt.where(Notice.id.in_(list(ids)))
+    result = session.execute(stmt.values(read_at=now or utcnow()).execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def events_after(session: Session, *, user_id: int, after: int, limit: int = REPLAY_LIMIT) -> list[StreamEvent]:
+    """The user's stream events after `after` (a Last-Event-ID), oldest first."""
+    return list(
+        session.scalars(
+            select(StreamEvent)
+            .where(StreamEvent.user_id == user_id, StreamEvent.id > after)
+            .order_by(StreamEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def last_event_id(session: Session, *, user_id: int) -> int:
+    return session.scalar(select(func.max(StreamEvent.id)).where(StreamEvent.user_id == user_id)) or 0
