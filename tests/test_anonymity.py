@@ -101,6 +101,7 @@ def test_no_view_names_an_anonymous_reporter(
         "kind": "communities",
         "link_id": "1",
         "material_id": "1",
+        "alert_id": "1",
     }
     paths = _paths(app, values)
     paths += [

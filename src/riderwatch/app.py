@@ -21,6 +21,8 @@ from starlette.types import Receive, Scope, Send
 from riderwatch import __version__
 from riderwatch.accounts import web as accounts_pages
 from riderwatch.accounts.api import router as accounts_router
+from riderwatch.alerts.api import public as alerts_public
+from riderwatch.alerts.api import router as alerts_router
 from riderwatch.bodies import MIB, BodyLimits, BodyRefused
 from riderwatch.clues import web as clue_pages
 from riderwatch.clues.api import router as clues_router
@@ -239,6 +241,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(riders_router)
     app.include_router(training_router)
     app.include_router(notices_router)
+    app.include_router(alerts_router)
+    app.include_router(alerts_public)
     app.include_router(stats_router)
     app.include_router(open311_router)
     app.include_router(tracking_router)

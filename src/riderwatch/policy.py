@@ -54,6 +54,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "training.take": frozenset({"rider"}),
     "training.read": ALL_ROLES,
     "training.completion": frozenset({"admin", "dispatcher", "station_manager", "platform"}),
+    # Early warnings: the command centre publishes, updates and cancels them and watches who received and
+    # acknowledged them; riders receive and acknowledge those of their audience.
+    "alert.publish": frozenset({"dispatcher", "admin"}),
+    "alert.receive": frozenset({"rider"}),
+    "alert.read": frozenset({"dispatcher", "admin", "rider"}),
     # A platform's rider list: administrators import any station's riders, station managers their own.
     "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees

@@ -42,6 +42,7 @@ class World:
     rider_id: int = 0
     link_id: int = 0
     routing_rule_id: int = 0
+    alert_id: int = 0  # an alert to the station's riders (rider receives it)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ NEW_CATEGORY = {
 }
 
 TASK_READERS = ("dispatcher", "admin", "station_manager", "police", "grid_staff", "patrol")
+DESK = ("dispatcher", "admin")
 RIDER_LIST = "姓名,手机号,站点\n张伟,13800138001,mt-jinding\n".encode()
 QUESTION_BANK = "题目,选项A,选项B,答案\n遇到可疑人员应？,报告,不管,A\n".encode()
 # For each kind of the district: a code the world has, and a new row an administrator may add.
@@ -307,6 +309,34 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/training/completion", {}),
         _only("admin", "dispatcher", "station_manager", "platform"),
     ),
+    Case("POST", "/api/v1/alerts/preview", lambda w: ("/api/v1/alerts/preview", {"json": _alert()}), _only(*DESK)),
+    Case("GET", "/api/v1/alerts", lambda w: ("/api/v1/alerts", {}), _only(*DESK, "rider")),
+    Case(
+        "GET",
+        "/api/v1/alerts/{alert_id}",
+        lambda w: (f"/api/v1/alerts/{w.alert_id}", {}),
+        _only(*DESK, "rider"),
+        "the rider received it (the station's alert)",
+    ),
+    Case(
+        "POST",
+        "/api/v1/alerts/{alert_id}/ack",
+        lambda w: (f"/api/v1/alerts/{w.alert_id}/ack", {}),
+        _only("rider"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/alerts/{alert_id}/update",
+        lambda w: (f"/api/v1/alerts/{w.alert_id}/update", {"json": {"headline": "已找到"}}),
+        _only(*DESK),
+    ),
+    Case(
+        "POST",
+        "/api/v1/alerts/{alert_id}/cancel",
+        lambda w: ("/api/v1/alerts/999999/cancel", {"json": {}}),
+        _only(*DESK, admin=INVISIBLE, dispatcher=INVISIBLE),
+    ),
+    Case("POST", "/api/v1/alerts", lambda w: ("/api/v1/alerts", {"json": _alert()}), _only(*DESK)),
     Case("GET", "/api/v1/me/notices", lambda w: ("/api/v1/me/notices", {}), _everyone(OK)),
     Case("POST", "/api/v1/me/notices/read", lambda w: ("/api/v1/me/notices/read", {"json": {}}), _everyone(OK)),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
@@ -618,6 +648,21 @@ def _task() -> dict[str, Any]:
     }
 
 
+def _alert(**overrides: Any) -> dict[str, Any]:
+    return {
+        "event": "走失儿童",
+        "headline": "金鼎社区走失一名儿童",
+        "category": "Rescue",
+        "urgency": "Immediate",
+        "severity": "Moderate",
+        "certainty": "Observed",
+        "expires": (utcnow() + timedelta(hours=3)).isoformat(),
+        "audience": "stations",
+        "stations": ["mt-jinding"],
+        **overrides,
+    }
+
+
 def _incident(ref: str) -> dict[str, Any]:
     from tests.factories import CENTER_LAT, CENTER_LON
 
@@ -697,6 +742,8 @@ def _world(api: Api) -> World:
     assert routing_rule.status_code == 201, routing_rule.text
     zone = {"code": "world-zone", "name": "世界商圈", "boundary": square(CENTER_LAT, CENTER_LON, 0.003)}
     assert api.client.post("/api/v1/org/zones", json=zone, headers=admin).status_code == 201
+    alert = api.client.post("/api/v1/alerts", json=_alert(), headers=dispatcher)
+    assert alert.status_code == 201, alert.text
     return World(
         clue_id=clue_id,
         user_id=users[0]["id"],
@@ -706,6 +753,7 @@ def _world(api: Api) -> World:
         rider_id=api.client.get("/api/v1/me", headers=api.auth("rider")).json()["id"],
         link_id=link.json()["id"],
         routing_rule_id=routing_rule.json()["id"],
+        alert_id=alert.json()["id"],
     )
 
 

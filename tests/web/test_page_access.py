@@ -44,7 +44,8 @@ MISSING_ID = 999_999
 # Routes that are not pages: served by the app but covered elsewhere (the OsmAnd protocol, for phones
 # that send positions with a device id in the query: tests/tracking/test_osmand.py).
 NOT_PAGES = {("GET", "/osmand"), ("POST", "/osmand"), ("GET", "/osmand/{rest:path}"), ("POST", "/osmand/{rest:path}")}
-NOT_PAGE_PREFIXES = ("/api/", "/open311/", "/static", "/docs", "/redoc", "/openapi.json")
+# Alerts as CAP and Atom documents for any CAP consumer: tests/alerts.
+NOT_PAGE_PREFIXES = ("/api/", "/open311/", "/static", "/docs", "/redoc", "/openapi.json", "/alerts/")
 
 
 # --- what a response may be ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ class Alert(Base):
     instruction_en: Mapped[str] = mapped_column(Text, default="")
     area_desc: Mapped[str] = mapped_column(String(200), default="")
     # The area: a GeoJSON Polygon (WGS-84), or a circle (centre and radius in metres).
-    polygon: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    polygon: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     circle_lat: Mapped[float | None] = mapped_column(Float)
     circle_lon: Mapped[float | None] = mapped_column(Float)
     circle_radius_m: Mapped[float | None] = mapped_column(Float)

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from riderwatch.alerts import service as alerts
 from riderwatch.config import Settings
 from riderwatch.coverage.counts import add_passes
 from riderwatch.db import upsert
@@ -376,6 +377,14 @@ def store_positions(session: Session, *, pings: PingColumns, rules: IngestRules,
         live = live[code[live] == ACCEPT]
     accepted = _store(session, batch, live, rules, now, result) if len(live) else live
     result.accepted = len(accepted)
+    if len(accepted):
+        # A rider who rides into a valid alert's area receives it now (stored points come in order of
+        # rider and time: the last of each rider is where they are).
+        rider = batch.rider[accepted]
+        latest = accepted[np.r_[rider[1:] != rider[:-1], True]].tolist()
+        alerts.on_positions(
+            session, {int(batch.rider[i]): (float(batch.lat[i]), float(batch.lon[i])) for i in latest}, now=now
+        )
     for i in np.flatnonzero(code != ACCEPT).tolist():
         reason = int(code[i])
         result.reject(int(batch.place[i]), _CHECKS[reason], None if reason == UNKNOWN_RIDER else int(batch.rider[i]))
