@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from riderwatch import __version__
 from riderwatch.accounts import web as accounts_pages
 from riderwatch.accounts.api import router as accounts_router
+from riderwatch.alerts import web as alert_pages
 from riderwatch.alerts.api import public as alerts_public
 from riderwatch.alerts.api import router as alerts_router
 from riderwatch.bodies import MIB, BodyLimits, BodyRefused
@@ -48,6 +49,7 @@ from riderwatch.incidents import web as incident_pages
 from riderwatch.incidents.api import router as incidents_router
 from riderwatch.infra.files import FileStore
 from riderwatch.jobs import job_loop
+from riderwatch.notices import web as notice_pages
 from riderwatch.notices.api import router as notices_router
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
@@ -254,6 +256,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shell,
         accounts_pages,
         org_pages,
+        alert_pages,
+        notice_pages,
         training_pages,  # before the riders' pages: /riders/training is no rider's number
         rider_pages,
         stats_pages,

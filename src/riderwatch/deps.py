@@ -71,6 +71,7 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     )
     factory = request.app.state.read_session_factory if reads else request.app.state.session_factory
     session: Session = factory()
+    request.state.db = session  # what the page's layout reads (the unread notices) is read in it too
     try:
         yield session
         if session.in_transaction():
@@ -82,6 +83,7 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         raise
     finally:
         session.close()  # no transaction is open here: nothing to wait for
+        request.state.db = None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

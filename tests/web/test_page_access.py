@@ -44,8 +44,9 @@ MISSING_ID = 999_999
 # Routes that are not pages: served by the app but covered elsewhere (the OsmAnd protocol, for phones
 # that send positions with a device id in the query: tests/tracking/test_osmand.py).
 NOT_PAGES = {("GET", "/osmand"), ("POST", "/osmand"), ("GET", "/osmand/{rest:path}"), ("POST", "/osmand/{rest:path}")}
-# Alerts as CAP and Atom documents for any CAP consumer: tests/alerts.
-NOT_PAGE_PREFIXES = ("/api/", "/open311/", "/static", "/docs", "/redoc", "/openapi.json", "/alerts/")
+# Alerts as CAP and Atom documents, for any CAP consumer (tests/alerts/test_alerts.py).
+NOT_PAGES |= {("GET", "/alerts/feed.atom"), ("GET", "/alerts/{alert_id}.cap")}
+NOT_PAGE_PREFIXES = ("/api/", "/open311/", "/static", "/docs", "/redoc", "/openapi.json")
 
 
 # --- what a response may be ----------------------------------------------------------------------
@@ -615,6 +616,23 @@ CASES: list[Case] = [
         "/admin/courses/{code}/materials/{material_id}/active",
         lambda w: f"/admin/courses/world/materials/{MISSING_ID}/active",
         _only(ADMIN, ok=MISSING),
+    ),
+    # --- alerts and notices
+    Case("GET", "/alerts", lambda w: "/alerts", _only(DESK, ok=Shown("alerts"))),
+    Case("GET", "/alerts/new", lambda w: "/alerts/new", _only(DESK, ok=Shown("alert-form"))),
+    Case("POST", "/alerts", lambda w: "/alerts", _only(DESK, ok=INVALID), "no text, no area"),
+    Case("GET", "/alerts/{alert_id}", lambda w: f"/alerts/{MISSING_ID}", _only(DESK, ok=MISSING)),
+    Case("POST", "/alerts/{alert_id}/update", lambda w: f"/alerts/{MISSING_ID}/update", _only(DESK, ok=MISSING)),
+    Case("POST", "/alerts/{alert_id}/cancel", lambda w: f"/alerts/{MISSING_ID}/cancel", _only(DESK, ok=MISSING)),
+    Case("GET", "/my/alerts", lambda w: "/my/alerts", _only(RIDER, ok=Shown("my-alerts"))),
+    Case("POST", "/my/alerts/{alert_id}/ack", lambda w: f"/my/alerts/{MISSING_ID}/ack", _only(RIDER, ok=MISSING)),
+    Case("GET", "/notices", lambda w: "/notices", _everyone(Shown("notices"))),
+    Case(
+        "POST",
+        "/notices/read",
+        lambda w: "/notices/read",
+        _everyone(SeeOther(to="/notices", changes=True)),
+        "marks the caller's notices read (the police user has one: the world's clue was dispatched to them)",
     ),
     Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
     Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),

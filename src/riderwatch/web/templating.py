@@ -15,11 +15,13 @@ from babel.units import format_unit
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.config import Settings
 from riderwatch.i18n import request_locale, translations
-from riderwatch.models import User
+from riderwatch.models import Notice, User
 from riderwatch.security import new_csrf_token
 from riderwatch.web import labels
 
@@ -173,8 +175,12 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/my/data", labels.N_("My location data"), "nav-my-data"))
     if policy.has_permission(user, "task.self"):
         items.append(("/my/tasks", labels.N_("My tasks"), "nav-my-tasks"))
+    if policy.has_permission(user, "alert.receive"):
+        items.append(("/my/alerts", labels.N_("Alerts"), "nav-my-alerts"))
     if policy.has_permission(user, "training.take"):
         items.append(("/training", labels.N_("Training"), "nav-training"))
+    if policy.has_permission(user, "alert.publish"):
+        items.append(("/alerts", labels.N_("Alerts"), "nav-alerts"))
     if policy.has_permission(user, "coverage.read"):
         items.append(("/coverage", labels.N_("Coverage map"), "nav-coverage"))
     if policy.has_permission(user, "task.read"):
@@ -204,6 +210,18 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
     return items
 
 
+def unread_notices(request: Request, user: User | None) -> int:
+    """The user's unread notices, for the number beside the header's link (read when the page asks)."""
+    if user is None:
+        return 0
+    stmt = select(func.count()).select_from(Notice).where(Notice.user_id == user.id, Notice.read_at.is_(None))
+    session: Session | None = getattr(request.state, "db", None)
+    if session is not None:  # the request's own transaction, while the route runs
+        return session.scalar(stmt) or 0
+    with request.app.state.read_session_factory() as own:  # an error page, after the request's session
+        return own.scalar(stmt) or 0
+
+
 def render(
     request: Request,
     template: str,
@@ -230,6 +248,7 @@ def render(
         "asset_version": asset_version(),
         "fmt": Formatter(locale, settings.timezone),
         "nav": navigation(user),
+        "unread_notices": lambda: unread_notices(request, user),
         "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         "message": None,
         "message_detail": "",
