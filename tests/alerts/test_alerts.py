@@ -248,3 +248,29 @@ def test_an_alert_arrives_on_the_riders_stream(api: Api, app: FastAPI) -> None:
         assert kind == "receipt" and receipt["alert_id"] == alert["id"] and receipt["seconds"] >= 0
         rider.close()
         dispatcher.close()
+
+
+def test_a_sighting_answers_an_alert_and_is_a_clue(api: Api, app: FastAPI, db: Session) -> None:
+    ready(api, "rider")
+    send(api, [ping(ago(0))])
+    alert = _publish(api)
+    from tests.factories import clue_body
+
+    with served(app, timeout_graceful_shutdown=1) as url:
+        dispatcher = Stream(url, api.auth("dispatcher"))
+        res = api.client.post(
+            "/api/v1/clues",
+            json=clue_body(alert_id=alert["id"], description="嫌疑人往南边去了"),
+            headers=api.auth("rider"),
+        )
+        assert res.status_code == 201, res.text
+        [(_id, event, data)] = dispatcher.wait_for(1)
+        assert event == "sighting" and data["alert_id"] == alert["id"] and data["clue_id"] == res.json()["id"]
+        assert "rider" not in str(data)  # where and what, not who
+        dispatcher.close()
+    board = api.client.get(f"/api/v1/alerts/{alert['id']}", headers=api.auth("dispatcher")).json()
+    assert [s["clue_id"] for s in board["sightings"]] == [res.json()["id"]]
+    # A rider who did not receive the alert cannot answer it; nothing is stored.
+    refused = api.client.post("/api/v1/clues", json=clue_body(alert_id=alert["id"]), headers=api.auth("rider2"))
+    assert "did not receive alert" in assert_problem(refused, 422)["detail"]
+    assert len(api.client.get("/api/v1/clues", headers=api.auth("dispatcher")).json()["items"]) == 1

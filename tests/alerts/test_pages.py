@@ -81,3 +81,20 @@ def test_the_inbox_tells_in_the_readers_words(api: Api, browser: Callable[[str],
     assert 'data-unread="0"' in read.text and 'data-testid="notices-count"' not in read.text
     rider = _chinese(browser, "rider")
     assert f"您上报的线索 #{clue_id} 已核实" in rider.client.get("/notices").text
+
+
+def test_a_sighting_is_reported_from_the_alert(api: Api, browser: Callable[[str], Browser]) -> None:
+    ready(api, "rider")
+    send(api, [ping(ago(0))])
+    desk = _chinese(browser, "dispatcher")
+    published = desk.post("/alerts", {**FORM, "action": "publish"}, follow_redirects=False)
+    alert_id = int(published.headers["location"].split("/")[2].split("?")[0])
+    rider = _chinese(browser, "rider")
+    assert f'href="/report?alert={alert_id}"' in rider.client.get("/my/alerts").text
+    page = rider.client.get(f"/report?alert={alert_id}")
+    assert "预警的发现：金鼎社区发现在逃嫌疑人" in page.text and f'data-alert="{alert_id}"' in page.text
+    other = _chinese(browser, "rider2").client.get(f"/report?alert={alert_id}")
+    assert 'data-alert=""' in other.text  # not received: an ordinary report
+    clue_id = api.report("rider", alert_id=alert_id)
+    board = desk.client.get(f"/alerts/{alert_id}")
+    assert 'data-testid="alert-sightings" data-count="1"' in board.text and f'href="/clues/{clue_id}"' in board.text

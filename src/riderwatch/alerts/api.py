@@ -76,6 +76,16 @@ def get_alert(alert_id: PathId, db: DbSession, user: Reader) -> dict[str, Any]:
         return {**service.present(alert), "acknowledged": receipt.acknowledged_at is not None}
     shown = _with_counts(db, [alert])[0]
     shown["versions"] = [v.id for v in service.chain(db, alert)]
+    shown["sightings"] = [
+        {
+            "clue_id": c.id,
+            "category": c.category_code,
+            "reported_at": c.reported_at.isoformat(),
+            "lat": c.lat,
+            "lon": c.lon,
+        }
+        for c in service.sightings(db, alert)
+    ]
     shown["receipts"] = [
         {
             "rider": name,

@@ -30,7 +30,19 @@ from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, Term
 from riderwatch.geo.areas import AreaError, circle_polygon, parse_area
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import Alert, AlertReceipt, Community, DutyShift, Grid, LastPosition, Rider, Station, User, Zone
+from riderwatch.models import (
+    Alert,
+    AlertReceipt,
+    Clue,
+    Community,
+    DutyShift,
+    Grid,
+    LastPosition,
+    Rider,
+    Station,
+    User,
+    Zone,
+)
 from riderwatch.notices.service import emit
 
 AREA_TERMS = {"community": Term(N_("community")), "grid": Term(N_("grid")), "zone": Term(N_("zone"))}
@@ -444,6 +456,15 @@ def receipts(session: Session, alert_id: int) -> list[tuple[AlertReceipt, str]]:
             .order_by(AlertReceipt.targeted_at, AlertReceipt.id)
         )
     ]
+
+
+def sightings(session: Session, alert: Alert) -> list[Clue]:
+    """The clues riders reported in answer to any version of the alert, newest first (a sighting is a
+    clue: it is on the desk's queue too)."""
+    ids = [v.id for v in chain(session, alert)]
+    return list(
+        session.scalars(select(Clue).where(Clue.alert_id.in_(ids)).order_by(Clue.reported_at.desc(), Clue.id.desc()))
+    )
 
 
 def listing(session: Session, *, limit: int = 50, now: datetime | None = None, valid_only: bool = False) -> list[Alert]:

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from riderwatch.alerts import service
 from riderwatch.alerts.schemas import AlertCreate, AlertUpdate
+from riderwatch.clues.present import category_name
 from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import Community, Grid, Station, User, Zone
+from riderwatch.models import Category, Community, Grid, Station, User, Zone
 from riderwatch.web.forms import LONG, done_message, form_text, formatter, labels_in, refusal, see_other
 from riderwatch.web.templating import render
 
@@ -254,6 +255,8 @@ def _board(request: Request, db: Session, alert_id: int, *, status: int = 200, *
     latest = service.latest_version(db, alert)
     now = utcnow()
     receipts = service.receipts(db, alert.id)
+    locale = formatter(request).locale
+    names = {c.code: category_name(c, locale) for c in db.scalars(select(Category))}
     context = {
         "alert": alert,
         "latest": latest,
@@ -263,6 +266,7 @@ def _board(request: Request, db: Session, alert_id: int, *, status: int = 200, *
         "valid": latest.id == alert.id and alert.expires > now and alert.msg_type != "Cancel",
         "labels": _labels(request),
         "area": service.present(alert).get("area"),
+        "sightings": [(c, names.get(c.category_code, c.category_code)) for c in service.sightings(db, alert)],
         **extra,
     }
     return render(request, "alerts/board.html", context, status=status)

@@ -56,6 +56,7 @@ _CLUE_FORM_SCHEMA: dict[str, Any] = {
         "crs": {"type": "string", "enum": ["wgs84", "gcj02"]},
         "anonymous": {"type": "boolean"},
         "urgent": {"type": "boolean"},
+        "alert_id": {"type": "integer", "minimum": 1},
         "photos": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": 6},
     },
 }

@@ -114,6 +114,8 @@ def _together(session: Session, submissions: Sequence[Submission], now: datetime
                 refusal = service.pace_refusal(item.hourly_limit, sent, oldest, now)
                 if refusal is not None:
                     raise refusal
+            if item.data.alert_id is not None:
+                service.check_sighting(session, item.reporter, item.data.alert_id)
             category = categories.get(item.data.category)
             if category is None:
                 raise InvalidInput(
@@ -140,8 +142,17 @@ def _together(session: Session, submissions: Sequence[Submission], now: datetime
         sent, oldest = pace.get(item.reporter.id, (0, None))
         pace[item.reporter.id] = (sent + 1, oldest or now)
     ids = _insert(session, submissions, taken, rows, now)
-    for i, clue_id in zip(taken, ids, strict=True):
+    for i, clue_id, row in zip(taken, ids, rows, strict=True):
         answers[i] = Reported(clue_id, "submitted", True)
+        if row["alert_id"] is not None:
+            service.tell_sighting(
+                session,
+                clue_id=clue_id,
+                alert_id=row["alert_id"],
+                category=row["category_code"],
+                lat=row["lat"],
+                lon=row["lon"],
+            )
     for i, item in enumerate(submissions):
         if answers[i] is None:  # a retry of a report taken earlier in this group
             first = first_under_key[(item.reporter.id, item.idempotency_key or "")]

@@ -32,6 +32,7 @@ class ClueCreate(BaseModel):
     anonymous: bool = False
     urgent: bool = False
     address: str = Field(default="", max_length=300)
+    alert_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="a sighting: the alert it answers")
 
     _text = field_validator("category", "description", "address", mode="before")(_no_nul)
 

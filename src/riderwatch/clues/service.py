@@ -28,7 +28,7 @@ from riderwatch.geo.coords import haversine_m, to_wgs84
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.files import FileStore
 from riderwatch.infra.images import CheckedPhoto
-from riderwatch.models import Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
+from riderwatch.models import Alert, AlertReceipt, Category, Clue, ClueEvent, CluePhoto, Community, Grid, User
 from riderwatch.notices import service as notices
 from riderwatch.org import routing
 from riderwatch.org import service as org_service
@@ -154,6 +154,8 @@ def submit_clue(
             return replay(existing, fingerprint), False
     if reporter is not None and hourly_limit is not None:
         _check_pace(session, reporter, hourly_limit, now)
+    if data.alert_id is not None:
+        check_sighting(session, reporter, data.alert_id)
     clue = Clue(
         **clue_row(
             get_category(session, data.category),
@@ -199,7 +201,36 @@ def submit_clue(
         )
     _append(session, clue, actor=reporter, action="submit", from_status=None, at=now, photos=len(photos), source=source)
     session.flush()
+    if clue.alert_id is not None:
+        tell_sighting(
+            session, clue_id=clue.id, alert_id=clue.alert_id, category=clue.category_code, lat=clue.lat, lon=clue.lon
+        )
     return clue, True
+
+
+def check_sighting(session: Session, reporter: User | None, alert_id: int) -> None:
+    """A sighting answers an alert its reporter received."""
+    received = (
+        reporter is not None
+        and session.scalar(
+            select(AlertReceipt.id).where(AlertReceipt.alert_id == alert_id, AlertReceipt.rider_id == reporter.id)
+        )
+        is not None
+    )
+    if not received:
+        raise InvalidInput(N_("alert_id: you did not receive alert %(id)d"), id=alert_id)
+
+
+def tell_sighting(session: Session, *, clue_id: int, alert_id: int, category: str, lat: float, lon: float) -> None:
+    """The alert's sender sees the sighting on their live board (where and what, not who)."""
+    sender = session.scalar(select(Alert.sender_id).where(Alert.id == alert_id))
+    if sender is not None:
+        notices.emit(
+            session,
+            user_id=sender,
+            event="sighting",
+            data={"alert_id": alert_id, "clue_id": clue_id, "category": category, "lat": lat, "lon": lon},
+        )
 
 
 def check_submission(
@@ -257,6 +288,7 @@ def clue_row(
         "grid_id": found.grid.id if found.grid else None,
         "community_id": found.community.id if found.community else None,
         "deadline_at": deadline_for(category, start=now, urgent=data.urgent),
+        "alert_id": data.alert_id,
     }
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
@@ -29,7 +30,8 @@ from riderwatch.errors import (
     TransitionNotAllowed,
 )
 from riderwatch.i18n import request_locale
-from riderwatch.models import User
+from riderwatch.infra.fields import MAX_ID
+from riderwatch.models import Alert, AlertReceipt, User
 from riderwatch.models.clues import STATUSES
 from riderwatch.org import service as org_service
 from riderwatch.training import service as training
@@ -361,7 +363,13 @@ def my_assignments(
 
 
 @router.get("/report")
-def report_page(request: Request, db: DbSession, settings: SettingsDep, user: ReporterUser) -> HTMLResponse:
+def report_page(
+    request: Request,
+    db: DbSession,
+    settings: SettingsDep,
+    user: ReporterUser,
+    alert: Annotated[int | None, Query(ge=1, le=MAX_ID, description="a sighting for this alert")] = None,
+) -> HTMLResponse:
     locale = request_locale(request)
     groups: dict[str, list[tuple[str, str]]] = {}
     for category in org_service.list_categories(db):
@@ -374,8 +382,21 @@ def report_page(request: Request, db: DbSession, settings: SettingsDep, user: Re
             {"title": c.title_en if locale == "en" and c.title_en else c.title, "code": c.code, "standing": held}
             for c, held in training.refreshers_due(db, rider_id=user.id)
         ],
+        "sighting": _sighting_of(db, user, alert, locale) if alert is not None else None,
     }
     return render(request, "rider/report.html", context)
+
+
+def _sighting_of(db: Session, user: User, alert_id: int, locale: str) -> dict[str, Any] | None:
+    """The alert a report answers, if the rider received it (else the report is an ordinary one)."""
+    found = db.execute(
+        select(Alert.id, Alert.headline, Alert.headline_en)
+        .join(AlertReceipt, AlertReceipt.alert_id == Alert.id)
+        .where(Alert.id == alert_id, AlertReceipt.rider_id == user.id)
+    ).first()
+    if found is None:
+        return None
+    return {"id": found.id, "headline": found.headline_en if locale == "en" and found.headline_en else found.headline}
 
 
 @router.get("/my/reports")

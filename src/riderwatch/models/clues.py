@@ -94,6 +94,8 @@ class Clue(Base):
     # The routing rule that proposed the handler it was dispatched to (None: the category's fallback, or
     # the dispatcher chose someone else).
     routing_rule_id: Mapped[int | None] = mapped_column(ForeignKey("routing_rules.id"))
+    # A sighting: the alert the rider answered with this report.
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
 
     photos: Mapped[list[CluePhoto]] = relationship(
         back_populates="clue", order_by="CluePhoto.position", cascade="all, delete-orphan"

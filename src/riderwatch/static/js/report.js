@@ -178,7 +178,7 @@
     var seen = new Date(observed);
     if (isNaN(seen.getTime())) { return { error: t('need_time') }; }
     if (seen.getTime() > Date.now() + 10 * 60000) { return { error: t('future_time') }; }
-    return {
+    var built = {
       item: {
         key: RW.uuid4(),
         user: form.getAttribute('data-user'),
@@ -199,10 +199,14 @@
         photos: photos.slice()
       }
     };
+    // A sighting answers the alert the page was opened from (the next report is an ordinary one).
+    if (form.getAttribute('data-alert')) { built.item.fields.alert_id = form.getAttribute('data-alert'); }
+    return built;
   }
 
   function clearForm() {
     form.reset();
+    form.removeAttribute('data-alert');
     photos = [];
     renderPhotos();
     latInput.value = '';
