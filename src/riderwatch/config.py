@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     duplicate_radius_m: float = 300.0
     duplicate_window_hours: int = 72
     open311_jurisdiction_id: str = "zhenhai.licheng.putian"
-    public_base_url: str = Field(default="http://127.0.0.1:8000")
+    # The address phones reach the server at (join links and their QR codes, Traccar Client, Open311
+    # discovery); empty: the address each request came in on (through a proxy, its forwarded host).
+    public_base_url: str = ""
     # Positions (PIPL: sensitive personal information). Raw positions and per-rider aggregates are
     # deleted after the retention period; anonymous per-cell counts are kept.
     position_retention_days: int = Field(default=30, ge=1, le=3650)

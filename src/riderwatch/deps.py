@@ -91,6 +91,12 @@ DbSession = Annotated[Session, Depends(get_db, scope="function")]
 StoreDep = Annotated[FileStore, Depends(get_store)]
 
 
+def public_base(request: Request) -> str:
+    """The server's address as phones reach it: the setting, else the address this request came in on."""
+    configured = str(request.app.state.settings.public_base_url).strip()
+    return (configured or str(request.base_url)).rstrip("/")
+
+
 def client_id(request: Request) -> str:
     return request.client.host if request.client else ""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import AuditEntry
 from tests.api.helpers import Api, assert_problem
 
@@ -79,3 +81,18 @@ def test_a_rider_exports_their_own_clues_and_sees_handlers_by_role_only(api: Api
     assert empty.content.decode("utf-8-sig").strip().splitlines() == [",".join(rows[0])]
     assert_problem(api.client.get("/api/v1/clues/export", headers=api.auth("platform")), 403)
     assert_problem(api.client.get("/api/v1/clues/export?format=pdf", headers=api.auth("dispatcher")), 422)
+
+
+def test_an_export_over_a_period_is_audited_with_its_dates(api: Api, db: Session) -> None:
+    """A period's export (the figures page links one) writes its dates into the audit entry as text."""
+    api.report("rider")
+    start, end = (utcnow() - timedelta(days=7)).isoformat(), (utcnow() + timedelta(days=1)).isoformat()
+    for fmt in ("xlsx", "csv"):
+        res = api.client.get(
+            "/api/v1/clues/export",
+            params={"format": fmt, "observed_from": start, "observed_to": end},
+            headers=api.auth("dispatcher"),
+        )
+        assert res.status_code == 200, res.text
+    details = db.scalars(select(AuditEntry.detail).where(AuditEntry.action == "clue.export")).all()
+    assert len(details) == 2 and all(isinstance(d["filters"]["observed_from"], str) for d in details), details

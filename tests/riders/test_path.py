@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -165,3 +166,12 @@ def test_the_last_place_of_a_link_goes_to_one_of_two_applicants_at_the_same_mome
     assert sorted(outcomes)[0] == "admitted" and outcomes.count("admitted") == 1, outcomes
     listed = api.client.get("/api/v1/join-links", headers=manager).json()
     assert [x["uses"] for x in listed if x["id"] == link["id"]] == [1]
+
+
+def test_a_join_link_carries_the_servers_public_address(api: Api, app: FastAPI) -> None:
+    manager = api.auth("station_manager")
+    link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=manager).json()
+    assert link["url"].startswith("http://testserver/join/")  # the address the request came in on
+    app.state.settings.public_base_url = "https://riders.zhenhai.example/"
+    again = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=manager).json()
+    assert again["url"] == f"https://riders.zhenhai.example/join/{again['code']}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -345,9 +346,14 @@ def export_clues(
         object_id="*",
         rows=len(rows),
         format=format,
-        filters={k: v for k, v in dataclasses.asdict(query).items() if v not in (None, [], False)},
+        # Times as text: the audit detail is JSON.
+        filters={
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in dataclasses.asdict(query).items()
+            if v not in (None, [], False)
+        },
     )
-    stamp = utcnow().strftime("%Y%m%d-%H%M")
+    stamp = utcnow().astimezone(ZoneInfo(request.app.state.settings.timezone)).strftime("%Y%m%d-%H%M")
     if format == "xlsx":
         data = sheets.write_xlsx(header, rows, sheet=export_labels(locale).sheet)
         media = sheets.XLSX_TYPE

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from riderwatch.deps import DbSession, SettingsDep, StoreDep
+from riderwatch.deps import DbSession, SettingsDep, StoreDep, public_base
 from riderwatch.errors import InvalidInput
 from riderwatch.i18n import request_locale
 from riderwatch.open311 import discovery as definitions
@@ -84,7 +84,9 @@ async def _read_form(request: Request) -> list[tuple[str, str]]:
 @router.get("/discovery.{fmt}", summary="Open311 discovery: endpoint, formats, contact")
 def discovery(fmt: str, request: Request, db: DbSession, settings: SettingsDep) -> Response:
     fmt = check_format(fmt)
-    document = definitions.discovery(db, settings=settings, locale=request_locale(request))
+    document = definitions.discovery(
+        db, settings=settings, locale=request_locale(request), base_url=public_base(request)
+    )
     return render(fmt, document, root="discovery")
 
 

@@ -111,7 +111,7 @@ def check_jurisdiction(settings: Settings, jurisdiction_id: str | None) -> None:
         )
 
 
-def discovery(session: Session, *, settings: Settings, locale: str) -> dict[str, Any]:
+def discovery(session: Session, *, settings: Settings, locale: str, base_url: str) -> dict[str, Any]:
     """Where the endpoint is, what it speaks and whom to ask for a key."""
     station = session.scalar(select(Jurisdiction).order_by(Jurisdiction.id).limit(1))
     if station is None:
@@ -130,7 +130,7 @@ def discovery(session: Session, *, settings: Settings, locale: str) -> dict[str,
         "endpoints": [
             {
                 "specification": SPECIFICATION,
-                "url": settings.public_base_url.rstrip("/") + "/open311/v2",
+                "url": base_url + "/open311/v2",
                 "changeset": CHANGESET,
                 "type": "production",
                 "formats": list(FORMAT_MIME_TYPES),

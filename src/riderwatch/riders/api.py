@@ -13,7 +13,7 @@ from fastapi import Path as FastPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from riderwatch.bodies import form_flag, upload_form, upload_openapi, uploaded_file
-from riderwatch.deps import DbSession, PathId, client_id, login_hashes, reads_only, require
+from riderwatch.deps import DbSession, PathId, client_id, login_hashes, public_base, reads_only, require
 from riderwatch.errors import N_, InvalidInput
 from riderwatch.models import User
 from riderwatch.models.accounts import RiderStatus
@@ -157,7 +157,7 @@ class JoinLinkCreate(BaseModel):
 
 
 def _link(request: Request, link: Any, station: Any) -> dict[str, Any]:
-    base = str(request.app.state.settings.public_base_url).rstrip("/")
+    base = public_base(request)
     return {
         "id": link.id,
         "station": station.code,

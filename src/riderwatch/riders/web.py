@@ -21,7 +21,16 @@ from starlette.concurrency import run_in_threadpool
 from riderwatch import policy
 from riderwatch.bodies import upload_form, uploaded_file
 from riderwatch.db import in_transaction
-from riderwatch.deps import DbSession, PathId, check_form_token, client_id, login_hashes, reads_only, require
+from riderwatch.deps import (
+    DbSession,
+    PathId,
+    check_form_token,
+    client_id,
+    login_hashes,
+    public_base,
+    reads_only,
+    require,
+)
 from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import User
@@ -128,7 +137,7 @@ def _links_page(request: Request, db: Session, user: User, *, status: int = 200,
         {
             "link": link,
             "station": station,
-            "url": f"{str(request.app.state.settings.public_base_url).rstrip('/')}/join/{link.code}",
+            "url": f"{public_base(request)}/join/{link.code}",
             "open": link.withdrawn_at is None and link.expires_at > utcnow() and link.uses < link.max_uses,
         }
         for link, station in path.join_links(db, viewer=user)

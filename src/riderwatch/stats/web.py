@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.deps import DbSession, require, writes_on_read
 from riderwatch.errors import N_, InvalidInput
@@ -95,6 +96,8 @@ def dashboard(
             if v
         },
         "period_query": {"preset": preset, "day_from": first, "day_to": last},
+        # The clues themselves only for those who may list them (a station manager has the figures only).
+        "may_export_clues": policy.has_permission(user, "clue.list"),
     }
     return render(request, "stats/dashboard.html", context)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from riderwatch.deps import DbSession, SettingsDep, require
+from riderwatch.deps import DbSession, SettingsDep, public_base, require
 from riderwatch.errors import DomainError, InvalidInput
 from riderwatch.models import User
 from riderwatch.tracking import duty, views
@@ -66,7 +66,7 @@ def _duty_context(request: Request, db: DbSession, user: User) -> dict[str, Any]
         "devices": data.devices,
         "position_count": data.position_count,
         "retention_days": settings.position_retention_days,
-        "osmand_url": settings.public_base_url.rstrip("/") + "/osmand",
+        "osmand_url": public_base(request) + "/osmand",
         "device_value": "",
         "label_value": "",
         "new_device": "",
