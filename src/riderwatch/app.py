@@ -92,20 +92,25 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+# An upload's file, and the form around it (its fields, the multipart boundaries): a refusal then names the
+# file's own limit, in MiB, as the page does.
+FORM_ROOM = 64 * 1024
+
+
 def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
     """The routes that take more than `bodies.DEFAULT_LIMIT`: photos, ping batches, incident files."""
-    upload = incident_rows.MAX_FILE_BYTES + MIB  # the file, and the form around it
+    upload = incident_rows.MAX_FILE_BYTES + FORM_ROOM
     return {
         ("POST", "/api/v1/clues"): settings.max_photos * settings.max_photo_bytes + MIB,
         ("POST", "/api/v1/tracking/pings"): settings.max_pings_per_batch * 1024 + MIB,
         ("POST", "/api/v1/incidents"): incident_rows.MAX_ROWS * 1024 + MIB,
         ("POST", "/api/v1/incidents/import"): upload,
         ("POST", "/incidents/import"): upload,
-        ("POST", "/api/v1/riders/import"): rider_imports.MAX_FILE_BYTES + MIB,
-        ("POST", "/riders/import"): rider_imports.MAX_FILE_BYTES + MIB,
-        ("POST", "/admin/district/import"): boundary_files.MAX_FILE_BYTES + MIB,
+        ("POST", "/api/v1/riders/import"): rider_imports.MAX_FILE_BYTES + FORM_ROOM,
+        ("POST", "/riders/import"): rider_imports.MAX_FILE_BYTES + FORM_ROOM,
+        ("POST", "/admin/district/import"): boundary_files.MAX_FILE_BYTES + FORM_ROOM,
         **{
-            ("POST", f"/api/v1/org/{kind}/import"): boundary_files.MAX_FILE_BYTES + MIB
+            ("POST", f"/api/v1/org/{kind}/import"): boundary_files.MAX_FILE_BYTES + FORM_ROOM
             for kind in ("jurisdictions", "communities", "grids", "zones")
         },
     }
@@ -113,10 +118,10 @@ def body_limits(settings: Settings) -> dict[tuple[str, str], int]:
 
 # Uploads to a course (its pictures and PDFs, its question bank): the path names the course.
 BODY_PATTERNS = (
-    ("POST", r"/api/v1/courses/[^/]+/materials", course_materials.MAX_BYTES + MIB),
-    ("POST", r"/admin/courses/[^/]+/materials", course_materials.MAX_BYTES + MIB),
-    ("POST", r"/api/v1/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + MIB),
-    ("POST", r"/admin/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + MIB),
+    ("POST", r"/api/v1/courses/[^/]+/materials", course_materials.MAX_BYTES + FORM_ROOM),
+    ("POST", r"/admin/courses/[^/]+/materials", course_materials.MAX_BYTES + FORM_ROOM),
+    ("POST", r"/api/v1/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + FORM_ROOM),
+    ("POST", r"/admin/courses/[^/]+/questions/import", question_bank.MAX_FILE_BYTES + FORM_ROOM),
 )
 
 

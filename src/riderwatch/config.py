@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,3 +106,10 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+@functools.cache
+def programme_timezone() -> ZoneInfo:
+    """The programme's time zone as the environment sets it, for a calendar day where no request's settings
+    are at hand (the day a rider joined)."""
+    return ZoneInfo(Settings().timezone)

@@ -78,3 +78,19 @@ def test_the_report_page_tells_a_suspended_rider_why_in_chinese(
     assert 'href="/report"' not in home and 'href="/my/tasks"' not in home and 'href="/my/reports"' in home
     own = rider.client.get("/my/reports")
     assert own.status_code == 200 and 'data-testid="membership-note"' in own.text and "暂停" in own.text
+
+
+def test_a_rider_joins_on_the_programmes_calendar_day(db: Session) -> None:
+    """07:30 in Putian is 23:30 of the day before in UTC: the rider joined on Putian's day."""
+    from datetime import UTC, date, datetime
+
+    from riderwatch.accounts.service import create_user
+    from riderwatch.infra import clock
+    from riderwatch.models import Rider
+
+    with clock.frozen(datetime(2026, 12, 7, 23, 30, tzinfo=UTC)):
+        user = create_user(db, username="early", role="rider", password="early-rider-2026")
+        db.flush()
+        member = db.get(Rider, user.id)
+        assert member is not None and member.joined_on == date(2026, 12, 8)
+    db.rollback()

@@ -63,5 +63,5 @@ def test_a_huge_file_is_refused_with_the_limit_in_the_managers_layout(browser: C
         files={"file": ("big.csv", b"x" * (50 * 1024 * 1024), "text/csv")},
     )
     assert res.status_code == 413 and 'data-testid="error-page"' in res.text
-    assert "超过此地址接受的 6 MiB" in res.text
+    assert "超过此地址接受的 5 MiB" in res.text
     assert 'data-testid="current-user"' in res.text  # the error page in the manager's own layout, with the menu

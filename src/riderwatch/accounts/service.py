@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch import policy
 from riderwatch.audit.service import AuditFilters, AuditRow, list_entries, record
+from riderwatch.config import programme_timezone
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, Term
 from riderwatch.infra.clock import utcnow
@@ -149,7 +150,8 @@ def create_user(
                 station_id=user.station_id,
                 platform_id=user.platform_id,
                 status=rider_status,
-                joined_on=joined_on or utcnow().date(),
+                # The programme's calendar day (a rider joining at 07:00 in Putian joined that day, not UTC's).
+                joined_on=joined_on or utcnow().astimezone(programme_timezone()).date(),
             )
         )
         note_status_change(session, rider_id=user.id, old=None, new=rider_status, actor=actor, reason=status_reason)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -509,11 +509,20 @@ def _update(
 
 @dataclass(frozen=True)
 class AreaProblem:
-    """Why one feature of a file is refused: its place in the file, its code if it has one, the reason."""
+    """Why one feature of a file is refused: its place in the file, its code if it has one, the reason (a
+    message and its parameters, so that a page says it in the reader's language)."""
 
     feature: int
     code: str
-    reason: str
+    message: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.message % self.params if self.params else self.message
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        return InvalidInput(self.message, **self.params).translated(gettext)
 
     def as_dict(self) -> dict[str, Any]:
         return {"feature": self.feature, "code": self.code, "reason": self.reason}
@@ -595,11 +604,17 @@ def _import_areas(
                 new = create_body.model_validate(feature.values)
                 saved = _create(session, actor=actor, kind=kind, values=new.model_dump(), dry_run=False)
         except ValidationError as exc:
-            reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            problems.append(AreaProblem(feature.index, code, reason))
+            for error in exc.errors():
+                name = ".".join(str(p) for p in error["loc"])
+                if error["type"] == "missing":
+                    problems.append(
+                        AreaProblem(feature.index, code, N_("the property %(name)r is missing"), {"name": name})
+                    )
+                else:
+                    problems.append(AreaProblem(feature.index, code, f"{name}: {error['msg']}"))
             continue
         except DomainError as exc:
-            problems.append(AreaProblem(feature.index, code, exc.detail))
+            problems.append(AreaProblem(feature.index, code, exc.message, exc.params))
             continue
         counts["created" if saved.created else "updated" if saved.changed else "unchanged"] += 1
         warnings.extend({"feature": feature.index, "code": code, "overlaps": w} for w in saved.warnings)

@@ -4,6 +4,7 @@ organisations and areas, added by form, drawn on the map or imported from a GIS 
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -232,6 +233,9 @@ def _district_page(request: Request, db: Session, *, status: int = 200, **extra:
         "problems": [],
         "values": {},
         "max_mib": boundary_files.MAX_FILE_BYTES // (1024 * 1024),
+        # What the import form held, kept after a check or a refusal (re-choosing the file is enough).
+        "import_kind": "grids",
+        "import_crs": "wgs84",
     }
     context.update(extra)
     return render(request, "admin/district.html", context, status=status)
@@ -245,9 +249,11 @@ def district_page(request: Request, db: DbSession, _admin: DistrictManager, done
 @router.post("/admin/district/import")
 async def import_areas(request: Request, db: DbSession, admin: DistrictManager) -> Response:
     _ = formatter(request)._
+    kept: dict[str, str] = {}
     try:
         form = await upload_form(request)
         kind = str(form.get("kind") or "")
+        kept = {"import_kind": kind if kind in AREA_KINDS else "grids", "import_crs": str(form.get("crs") or "wgs84")}
         if kind not in AREA_KINDS:
             raise InvalidInput(N_("choose what the file holds: %(choices)s"), choices=", ".join(AREA_KINDS))
         upload = uploaded_file(form, missing=N_("send the file (GeoJSON, KML or KMZ) in the field 'file'"))
@@ -260,7 +266,7 @@ async def import_areas(request: Request, db: DbSession, admin: DistrictManager) 
             district.import_areas, db, actor=admin, kind_name=kind, features=features, dry_run=check
         )
     except district.AreasRefused as exc:
-        problems = [{"feature": p.feature, "code": p.code, "reason": p.reason} for p in exc.problems]
+        problems = [{"feature": p.feature, "code": p.code, "reason": p.translated(_)} for p in exc.problems]
         message = _("Nothing was imported: correct the areas below and upload the file again.")
         return await run_in_threadpool(
             _district_page,
@@ -271,6 +277,7 @@ async def import_areas(request: Request, db: DbSession, admin: DistrictManager) 
             message=message,
             message_detail=exc.translated(_),
             message_kind="error",
+            **kept,
         )
     except DomainError as exc:
         message = _("Nothing was imported.")
@@ -282,6 +289,7 @@ async def import_areas(request: Request, db: DbSession, admin: DistrictManager) 
             message=message,
             message_detail=exc.translated(_),
             message_kind="error",
+            **kept,
         )
     counts = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
     if result.dry_run:
@@ -296,7 +304,10 @@ async def import_areas(request: Request, db: DbSession, admin: DistrictManager) 
         "features": [_feature(a["boundary"], "preview", a["code"], a["name"]) for a in result.areas],
     }
     return await run_in_threadpool(
-        _district_page, request, db, result=result, preview=preview, message=text % counts, message_kind="success"
+        partial(
+            _district_page, request, db, result=result, preview=preview, message=text % counts, message_kind="success"
+        ),
+        **kept,
     )
 
 

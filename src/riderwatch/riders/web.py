@@ -42,6 +42,8 @@ from riderwatch.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 Importer = Annotated[User, Depends(require("rider.import"))]
+# A rider list's columns, named in a refusal as the reader says them.
+COLUMN_LABELS = {"name": N_("Name"), "phone": N_("Mobile"), "station": N_("Station"), "platform": N_("Platform")}
 
 
 def _page(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:
@@ -88,7 +90,11 @@ async def import_upload(
         )
     except imports.RidersRefused as exc:
         problems = [
-            {"row": p.row, "column": p.column, "reason": _(p.message) % p.params if p.params else _(p.message)}
+            {
+                "row": p.row,
+                "column": _(COLUMN_LABELS[p.column]) if p.column in COLUMN_LABELS else p.column,
+                "reason": _(p.message) % p.params if p.params else _(p.message),
+            }
             for p in exc.problems
         ]
         return _page(

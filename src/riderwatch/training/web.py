@@ -36,6 +36,14 @@ router = APIRouter(include_in_schema=False)
 
 TrainingManager = Annotated[User, Depends(require("training.manage"))]
 CourseCode = Annotated[str, FastPath(max_length=64)]
+# A question bank's columns, named in a refusal as the reader says them.
+COLUMN_LABELS = {
+    "text": N_("Question"),
+    "question": N_("Question"),
+    "answer": N_("Answer"),
+    "options": N_("Options"),
+    "type": N_("Type"),
+}
 OPTION_SLOTS = 6  # option rows on the add-a-question form (the bank takes up to training.MAX_OPTIONS)
 DONE: dict[str, str] = {
     "created": N_("The course was added: now give it its questions."),
@@ -268,7 +276,11 @@ async def import_questions(request: Request, code: CourseCode, db: DbSession, ad
         )
     except question_bank.QuestionsRefused as exc:
         problems = [
-            {"row": p.row, "column": p.column, "reason": _(p.message) % p.params if p.params else _(p.message)}
+            {
+                "row": p.row,
+                "column": _(COLUMN_LABELS[p.column]) if p.column in COLUMN_LABELS else p.column,
+                "reason": _(p.message) % p.params if p.params else _(p.message),
+            }
             for p in exc.problems
         ]
         lead = _("No question was added: correct the rows below and upload the file again.")
