@@ -51,6 +51,7 @@ from riderwatch.infra.files import FileStore
 from riderwatch.jobs import job_loop
 from riderwatch.notices import web as notice_pages
 from riderwatch.notices.api import router as notices_router
+from riderwatch.notices.bus import BUS
 from riderwatch.open311.api import open311_error_response
 from riderwatch.open311.api import router as open311_router
 from riderwatch.org import boundary_files
@@ -147,11 +148,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if settings.run_jobs:
-            task = asyncio.create_task(job_loop(app.state.session_factory, interval=settings.job_interval_seconds))
+            tasks.append(
+                asyncio.create_task(job_loop(app.state.session_factory, interval=settings.job_interval_seconds))
+            )
+        # Several server processes share their streams' wake-ups through Redis (notices/bus.py).
+        BUS.use_redis(settings.redis_url)
+        if settings.redis_url:
+            tasks.append(asyncio.create_task(BUS.listen(settings.redis_url)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -1,6 +1,10 @@
 """The process's bus to users' live streams: a stream subscribes for its user; a commit that wrote
 stream events wakes the streams of their users, which read the new events from the database.
 
+With Redis (RIDERWATCH_REDIS_URL), a wake-up also goes to every other server process through a Redis
+channel: each process listens (`listen`, started with the app) and wakes its own streams. Without it the
+single process's bus is all there is.
+
 The database is the truth (a stream replays from it after `Last-Event-ID`, and reads from it when woken),
 so an event written in a transaction that rolled back is never sent, and a stream that missed a wake-up
 loses nothing: its next read catches up. A commit happens in a worker thread; each stream is woken on
@@ -10,14 +14,19 @@ its own event loop.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import redis
+import redis.asyncio as redis_async
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+logger = logging.getLogger(__name__)
 PENDING = "riderwatch_stream_users"  # session.info key: users whose streams the commit must wake
 
 
@@ -28,10 +37,22 @@ class Subscription:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+CHANNEL = "riderwatch:stream-wake"
+
+
 class Bus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._streams: dict[int, set[Subscription]] = defaultdict(set)
+        self._redis: redis.Redis | None = None
+        self._redis_url: str | None = None
+
+    def use_redis(self, url: str | None) -> None:
+        """Send wake-ups to the other processes through Redis at `url` (None: this process only)."""
+        with self._lock:
+            if url != self._redis_url:
+                self._redis_url = url
+                self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) if url else None
 
     def subscribe(self, user_id: int) -> Subscription:
         """A stream of `user_id`'s, on the running event loop."""
@@ -53,12 +74,41 @@ class Bus:
             return sum(len(s) for s in self._streams.values())
 
     def wake(self, user_ids: Iterable[int]) -> None:
-        """Wake the streams of these users (from any thread)."""
+        """Wake the streams of these users, here and (with Redis) in every other process (from any thread)."""
+        users = set(user_ids)
+        self.wake_here(users)
+        client = self._redis
+        if client is not None and users:
+            try:
+                client.publish(CHANNEL, json.dumps(sorted(users)))
+            except redis.RedisError:
+                # The events are stored; a stream elsewhere reads them when next woken or reconnected.
+                logger.warning("could not tell the other processes of new events through Redis", exc_info=True)
+
+    def wake_here(self, user_ids: Iterable[int]) -> None:
+        """Wake this process's streams of these users."""
         with self._lock:
             found = [s for user_id in set(user_ids) for s in self._streams.get(user_id, ())]
         for subscription in found:
             if not subscription.loop.is_closed():
                 subscription.loop.call_soon_threadsafe(subscription.woken.set)
+
+    async def listen(self, url: str) -> None:
+        """Wake this process's streams for the wake-ups other processes send through Redis (a task for the
+        server's life; it reconnects after a lost connection)."""
+        while True:
+            client = redis_async.Redis.from_url(url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.wake_here(int(u) for u in json.loads(message["data"]))
+            except (redis.RedisError, OSError, ValueError):
+                logger.warning("lost Redis; listening again in a second", exc_info=True)
+                await asyncio.sleep(1)
+            finally:
+                await client.aclose()
 
 
 BUS = Bus()

@@ -1,0 +1,55 @@
+"""Two server processes behind one address, sharing the database and Redis, behave as one: a rider's
+stream on one process carries what happens through the other, as it happens."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy.orm import Session
+
+from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, make_district
+from tests.live import server_process
+from tests.notices.test_notices import Stream
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _token(base: str, username: str) -> dict[str, str]:
+    res = httpx.post(f"{base}/api/v1/auth/token", data={"username": username, "password": PASSWORD}, timeout=10)
+    assert res.status_code == 200, res.text
+    return {"Authorization": f"Bearer {res.json()['access_token']}"}
+
+
+def test_a_stream_on_one_process_gets_what_happens_on_the_other(db: Session, database_url: str, tmp_path: Path) -> None:
+    make_district(db)
+    db.commit()
+    with (
+        server_process(database_url, tmp_path / "a", redis_url=REDIS) as first,
+        server_process(database_url, tmp_path / "b", redis_url=REDIS) as second,
+    ):
+        rider = Stream(second, _token(second, "rider"))
+        time.sleep(0.5)  # the second process's Redis listener is subscribed once it has started
+        clue = {
+            "category": "fire_hazard",
+            "lat": CENTER_LAT,
+            "lon": CENTER_LON,
+            "observed_at": datetime.now(UTC).isoformat(),
+            "description": "楼道里堆放电动车电池充电",
+        }
+        sent = httpx.post(f"{first}/api/v1/clues", json=clue, headers=_token(first, "rider"), timeout=10)
+        assert sent.status_code == 201, sent.text
+        verified = httpx.post(
+            f"{first}/api/v1/clues/{sent.json()['id']}/actions/verify",
+            json={},
+            headers=_token(first, "dispatcher"),
+            timeout=10,
+        )
+        assert verified.status_code == 200, verified.text
+        started = time.monotonic()
+        [(_id, event, data)] = rider.wait_for(1)
+        assert event == "notice" and data["kind"] == "clue_verified" and data["clue_id"] == sent.json()["id"]
+        assert time.monotonic() - started < 2, "the wake-up did not come through Redis (it waited for a heartbeat)"
+        rider.close()
