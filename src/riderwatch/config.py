@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # The address phones reach the server at (join links and their QR codes, Traccar Client, Open311
     # discovery); empty: the address each request came in on (through a proxy, its forwarded host).
     public_base_url: str = ""
+    # An alert of severity Extreme waits for a second dispatcher's (or administrator's) approval.
+    alert_extreme_needs_approval: bool = False
     # Positions (PIPL: sensitive personal information). Raw positions and per-rider aggregates are
     # deleted after the retention period; anonymous per-cell counts are kept.
     position_retention_days: int = Field(default=30, ge=1, le=3650)

@@ -274,3 +274,28 @@ def test_a_sighting_answers_an_alert_and_is_a_clue(api: Api, app: FastAPI, db: S
     refused = api.client.post("/api/v1/clues", json=clue_body(alert_id=alert["id"]), headers=api.auth("rider2"))
     assert "did not receive alert" in assert_problem(refused, 422)["detail"]
     assert len(api.client.get("/api/v1/clues", headers=api.auth("dispatcher")).json()["items"]) == 1
+
+
+def test_an_extreme_alert_waits_for_a_second_persons_approval(api: Api, app: FastAPI, client: Any) -> None:
+    app.state.settings.alert_extreme_needs_approval = True
+    ready(api, "rider")
+    send(api, [ping(ago(0))])
+    assert _publish(api, severity="Severe")["pending"] is False  # only Extreme waits
+    waiting = _publish(api, severity="Extreme", headline="化工厂泄漏，立即撤离")
+    assert waiting["pending"] is True and waiting["reach"]["riders"] == 1  # whom it would reach
+    assert [a["headline"] for a in _mine(api, "rider")] == ["金鼎社区发现在逃嫌疑人"]
+    assert client.get(f"/alerts/{waiting['id']}.cap").status_code == 404
+    update = api.client.post(
+        f"/api/v1/alerts/{waiting['id']}/update", json={"headline": "改"}, headers=api.auth("dispatcher")
+    )
+    assert "waiting for approval" in assert_problem(update, 409)["detail"]
+    own = api.client.post(f"/api/v1/alerts/{waiting['id']}/approve", headers=api.auth("dispatcher"))
+    assert "not its sender" in assert_problem(own, 409)["detail"]
+    approved = api.client.post(f"/api/v1/alerts/{waiting['id']}/approve", headers=api.auth("admin"))
+    assert (
+        approved.status_code == 200 and approved.json()["pending"] is False and approved.json()["reach"]["riders"] == 1
+    )
+    assert _mine(api, "rider")[0]["headline"] == "化工厂泄漏，立即撤离"
+    assert client.get(f"/alerts/{waiting['id']}.cap").status_code == 200
+    again = api.client.post(f"/api/v1/alerts/{waiting['id']}/approve", headers=api.auth("admin"))
+    assert_problem(again, 409)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from tests.api.helpers import Api
 from tests.pages import Browser
@@ -98,3 +99,16 @@ def test_a_sighting_is_reported_from_the_alert(api: Api, browser: Callable[[str]
     clue_id = api.report("rider", alert_id=alert_id)
     board = desk.client.get(f"/alerts/{alert_id}")
     assert 'data-testid="alert-sightings" data-count="1"' in board.text and f'href="/clues/{clue_id}"' in board.text
+
+
+def test_an_extreme_alert_is_approved_on_its_board(api: Api, app: Any, browser: Callable[[str], Browser]) -> None:
+    app.state.settings.alert_extreme_needs_approval = True
+    desk = _chinese(browser, "dispatcher")
+    sent = desk.post("/alerts", {**FORM, "severity": "Extreme", "action": "publish"}, follow_redirects=False)
+    board_url = sent.headers["location"].split("?")[0]
+    own = desk.client.get(board_url).text
+    assert 'data-testid="alert-pending"' in own and 'data-testid="alert-approve"' not in own
+    admin = _chinese(browser, "admin")
+    assert 'data-testid="alert-approve"' in admin.client.get(board_url).text
+    approved = admin.post(f"{board_url}/approve")
+    assert "已批准并发布" in approved.text and 'data-testid="alert-pending"' not in approved.text

@@ -336,6 +336,13 @@ CASES: list[Case] = [
         lambda w: ("/api/v1/alerts/999999/cancel", {"json": {}}),
         _only(*DESK, admin=INVISIBLE, dispatcher=INVISIBLE),
     ),
+    Case(
+        "POST",
+        "/api/v1/alerts/{alert_id}/approve",
+        lambda w: (f"/api/v1/alerts/{w.alert_id}/approve", {}),
+        _only(*DESK, dispatcher=409, admin=409),
+        "the world's alert is not waiting for approval",
+    ),
     Case("POST", "/api/v1/alerts", lambda w: ("/api/v1/alerts", {"json": _alert()}), _only(*DESK)),
     Case("GET", "/api/v1/me/notices", lambda w: ("/api/v1/me/notices", {}), _everyone(OK)),
     Case("POST", "/api/v1/me/notices/read", lambda w: ("/api/v1/me/notices/read", {"json": {}}), _everyone(OK)),

@@ -624,6 +624,7 @@ CASES: list[Case] = [
     Case("GET", "/alerts/{alert_id}", lambda w: f"/alerts/{MISSING_ID}", _only(DESK, ok=MISSING)),
     Case("POST", "/alerts/{alert_id}/update", lambda w: f"/alerts/{MISSING_ID}/update", _only(DESK, ok=MISSING)),
     Case("POST", "/alerts/{alert_id}/cancel", lambda w: f"/alerts/{MISSING_ID}/cancel", _only(DESK, ok=MISSING)),
+    Case("POST", "/alerts/{alert_id}/approve", lambda w: f"/alerts/{MISSING_ID}/approve", _only(DESK, ok=MISSING)),
     Case("GET", "/my/alerts", lambda w: "/my/alerts", _only(RIDER, ok=Shown("my-alerts"))),
     Case("POST", "/my/alerts/{alert_id}/ack", lambda w: f"/my/alerts/{MISSING_ID}/ack", _only(RIDER, ok=MISSING)),
     Case("GET", "/notices", lambda w: "/notices", _everyone(Shown("notices"))),

@@ -44,8 +44,9 @@ def _with_counts(db: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
 
 
 @router.post("/alerts", status_code=201, summary="Publish an alert to the riders of its audience")
-def publish(body: AlertCreate, db: DbSession, user: Publisher) -> dict[str, Any]:
-    alert, found = service.publish(db, sender=user, values=body.model_dump())
+def publish(request: Request, body: AlertCreate, db: DbSession, user: Publisher) -> dict[str, Any]:
+    needs = request.app.state.settings.alert_extreme_needs_approval
+    alert, found = service.publish(db, sender=user, values=body.model_dump(), extreme_needs_approval=needs)
     return {**service.present(alert), "reach": _reach(found)}
 
 
@@ -114,6 +115,12 @@ def cancel(alert_id: PathId, body: AlertCancel, db: DbSession, user: Publisher) 
     return {**service.present(version), "reach": _reach(found)}
 
 
+@router.post("/alerts/{alert_id}/approve", summary="Approve an Extreme alert another dispatcher sent (it is published)")
+def approve(alert_id: PathId, db: DbSession, user: Publisher) -> dict[str, Any]:
+    alert, found = service.approve(db, approver=user, alert_id=alert_id)
+    return {**service.present(alert), "reach": _reach(found)}
+
+
 @router.post("/alerts/{alert_id}/ack", summary="I have seen this alert (a rider)")
 def acknowledge(alert_id: PathId, db: DbSession, user: Receiver) -> dict[str, Any]:
     receipt = service.acknowledge(db, rider=user, alert_id=alert_id)
@@ -126,7 +133,7 @@ def acknowledge(alert_id: PathId, db: DbSession, user: Receiver) -> dict[str, An
 
 def _public(db: Session, alert_id: int) -> Alert:
     alert = db.get(Alert, alert_id)
-    if alert is None or alert.scope != "Public" or alert.status not in ("Actual", "Exercise", "Test"):
+    if alert is None or alert.pending or alert.scope != "Public" or alert.status not in ("Actual", "Exercise", "Test"):
         raise NotFound(N_("no public alert %(id)d"), id=alert_id)
     return alert
 
@@ -143,7 +150,7 @@ def feed(request: Request, db: DbSession) -> Response:
         a
         for a in db.scalars(
             select(Alert)
-            .where(Alert.scope == "Public", Alert.status.in_(("Actual", "Exercise", "Test")))
+            .where(Alert.scope == "Public", Alert.status.in_(("Actual", "Exercise", "Test")), Alert.pending.is_(False))
             .order_by(Alert.sent_at.desc(), Alert.id.desc())
             .limit(FEED_SIZE)
         )

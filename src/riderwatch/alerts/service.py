@@ -162,6 +162,7 @@ def present(alert: Alert) -> dict[str, Any]:
         "expires": alert.expires.isoformat(),
         "sent_at": alert.sent_at.isoformat(),
         "audience": alert.audience,
+        "pending": alert.pending,
         **{key: getattr(alert, key) for key in CAP_FIELDS},
     }
     if alert.polygon is not None:
@@ -262,23 +263,61 @@ def preview(session: Session, *, sender: User, values: Mapping[str, Any], now: d
 
 @atomic
 def publish(
-    session: Session, *, sender: User, values: Mapping[str, Any], now: datetime | None = None
+    session: Session,
+    *,
+    sender: User,
+    values: Mapping[str, Any],
+    now: datetime | None = None,
+    extreme_needs_approval: bool = False,
 ) -> tuple[Alert, Reach]:
+    """Publish an alert to its audience; an Extreme one, where the station asks for it, waits for a
+    second person's approval instead (and reaches nobody until then)."""
     now = now or utcnow()
     alert = draft(session, sender=sender, values=values, now=now)
+    alert.pending = extreme_needs_approval and alert.severity == "Extreme"
     session.add(alert)
+    session.flush()
+    forget_areas()
+    found = reach(session, alert, now=now) if alert.effective <= now else Reach()
+    if not alert.pending:
+        _deliver(session, alert, found.riders, now=now)
+    record(
+        session,
+        actor=sender,
+        action="alert.submit" if alert.pending else "alert.publish",
+        object_type="alert",
+        object_id=alert.id,
+        severity=alert.severity,
+        audience=alert.audience,
+        riders=len(found.riders),
+    )
+    return alert, found
+
+
+@atomic
+def approve(session: Session, *, approver: User, alert_id: int, now: datetime | None = None) -> tuple[Alert, Reach]:
+    """A second person approves an alert waiting for it: it is published now."""
+    now = now or utcnow()
+    alert = alert_of(session, alert_id)
+    if not alert.pending:
+        raise Conflict(N_("alert %(id)d is not waiting for approval"), id=alert_id)
+    if alert.sender_id == approver.id:
+        raise Conflict(N_("a second person approves an Extreme alert, not its sender"))
+    if alert.expires <= now:
+        raise Conflict(N_("alert %(id)d has expired already"), id=alert_id)
+    alert.pending = False
+    alert.approved_by_id = approver.id
+    alert.approved_at = now
     session.flush()
     forget_areas()
     found = reach(session, alert, now=now) if alert.effective <= now else Reach()
     _deliver(session, alert, found.riders, now=now)
     record(
         session,
-        actor=sender,
-        action="alert.publish",
+        actor=approver,
+        action="alert.approve",
         object_type="alert",
         object_id=alert.id,
-        severity=alert.severity,
-        audience=alert.audience,
         riders=len(found.riders),
     )
     return alert, found
@@ -341,6 +380,8 @@ def revise(
         raise Conflict(N_("alert %(id)d has a newer version; change that one"), id=alert_id)
     if previous.msg_type == "Cancel":
         raise Conflict(N_("alert %(id)d was cancelled"), id=alert_id)
+    if previous.pending and msg_type == "Update":
+        raise Conflict(N_("alert %(id)d is waiting for approval; approve or cancel it first"), id=alert_id)
     if previous.expires <= now and msg_type == "Cancel":
         raise Conflict(N_("alert %(id)d has expired already"), id=alert_id)
     merged: dict[str, Any] = {key: getattr(previous, key) for key in CAP_FIELDS}
@@ -524,6 +565,7 @@ def _areas(session: Session, now: datetime) -> list[_Area]:
     for alert in session.scalars(
         select(Alert).where(
             Alert.audience == "area",
+            Alert.pending.is_(False),
             Alert.expires > now,
             Alert.msg_type != "Cancel",
             Alert.id.not_in(superseded),

@@ -82,6 +82,8 @@ MSG_LABELS = {"Alert": N_("New"), "Update": N_("Update"), "Cancel": N_("Cancelle
 HOURS = (1, 2, 4, 8, 12, 24, 48, 72, 168)
 DONE = {
     "published": N_("Published: the riders of its audience have it now."),
+    "submitted": N_("An Extreme alert waits for a second person's approval: it reaches nobody until then."),
+    "approved": N_("Approved and published: the riders of its audience have it now."),
     "updated": N_("The update was published to everyone who had the alert."),
     "cancelled": N_("The alert was cancelled; everyone who had it was told."),
     "acknowledged": N_("Thank you: the command centre sees that you have read it."),
@@ -243,14 +245,17 @@ def _publish(request: Request, db: Session, user: User, values: dict[str, Any], 
         if preview_only:
             found = service.preview(db, sender=user, values=body.model_dump())
             return _composer(request, db, values, reach=found)
-        alert, _found = service.publish(db, sender=user, values=body.model_dump())
+        needs = request.app.state.settings.alert_extreme_needs_approval
+        alert, _found = service.publish(db, sender=user, values=body.model_dump(), extreme_needs_approval=needs)
     except (ValidationError, DomainError) as exc:
         message, status = refusal(request, exc)
         return _composer(request, db, values, status=status, **message)
-    return see_other(f"/alerts/{alert.id}?done=published")
+    return see_other(f"/alerts/{alert.id}?done={'submitted' if alert.pending else 'published'}")
 
 
-def _board(request: Request, db: Session, alert_id: int, *, status: int = 200, **extra: Any) -> HTMLResponse:
+def _board(
+    request: Request, db: Session, user: User, alert_id: int, *, status: int = 200, **extra: Any
+) -> HTMLResponse:
     alert = service.alert_of(db, alert_id)
     latest = service.latest_version(db, alert)
     now = utcnow()
@@ -264,6 +269,7 @@ def _board(request: Request, db: Session, alert_id: int, *, status: int = 200, *
         "receipts": receipts,
         "acknowledged": sum(1 for r, _name in receipts if r.acknowledged_at is not None),
         "valid": latest.id == alert.id and alert.expires > now and alert.msg_type != "Cancel",
+        "may_approve": alert.pending and alert.sender_id != user.id,
         "labels": _labels(request),
         "area": service.present(alert).get("area"),
         "sightings": [(c, names.get(c.category_code, c.category_code)) for c in service.sightings(db, alert)],
@@ -274,7 +280,7 @@ def _board(request: Request, db: Session, alert_id: int, *, status: int = 200, *
 
 @router.get("/alerts/{alert_id}")
 def board_page(request: Request, alert_id: PathId, db: DbSession, _user: Publisher, done: str = "") -> HTMLResponse:
-    return _board(request, db, alert_id, **done_message(request, done, DONE))
+    return _board(request, db, _user, alert_id, **done_message(request, done, DONE))
 
 
 @router.post("/alerts/{alert_id}/update")
@@ -301,7 +307,7 @@ def update(
         )
     except (ValidationError, DomainError) as exc:
         message, status = refusal(request, exc)
-        return _board(request, db, alert_id, status=status, **message)
+        return _board(request, db, user, alert_id, status=status, **message)
     return see_other(f"/alerts/{version.id}?done=updated")
 
 
@@ -314,8 +320,18 @@ def cancel(
         version, _found = service.revise(db, sender=user, alert_id=alert_id, msg_type="Cancel", values=values)
     except DomainError as exc:
         message, status = refusal(request, exc)
-        return _board(request, db, alert_id, status=status, **message)
+        return _board(request, db, user, alert_id, status=status, **message)
     return see_other(f"/alerts/{version.id}?done=cancelled")
+
+
+@router.post("/alerts/{alert_id}/approve")
+def approve(request: Request, alert_id: PathId, db: DbSession, user: Publisher) -> Response:
+    try:
+        service.approve(db, approver=user, alert_id=alert_id)
+    except DomainError as exc:
+        message, status = refusal(request, exc)
+        return _board(request, db, user, alert_id, status=status, **message)
+    return see_other(f"/alerts/{alert_id}?done=approved")
 
 
 # --- a rider's alerts -----------------------------------------------------------------------------------

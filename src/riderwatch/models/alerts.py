@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riderwatch.db import Base
@@ -79,6 +79,11 @@ class Alert(Base):
     audience_stations: Mapped[list[str]] = mapped_column(JSON, default=list)
     sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An Extreme alert waits for a second person's approval when the station asks for it: until then it
+    # reaches nobody and is in no feed.
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime | None]
 
 
 class AlertReceipt(Base):
