@@ -121,6 +121,8 @@ def test_the_routing_page_adds_orders_retires_and_tests_rules(api: Api, browser:
     assert [int(i) for i in re.findall(r'data-testid="routing-rule" data-id="(\d+)"', moved.text)] == [ids[1], ids[0]]
     answer = admin.client.get(f"/admin/routing?category=theft&lat={WEST['lat']}&lon={WEST['lon']}")
     assert 'data-testid="routing-answer"' in answer.text and f"规则 {ids[1]}" in answer.text
+    typo = admin.client.get("/admin/routing?category=theft&lat=abc&lon=119")
+    assert typo.status_code == 422 and "经纬度须为数字" in typo.text and 'data-testid="routing-test"' in typo.text
     retired = admin.post(f"/admin/routing/{ids[1]}/active", {"active": "no"})
     assert "规则已停用" in retired.text
     refused = admin.post("/admin/routing", {"area": "grid:nowhere", "party": "police"})

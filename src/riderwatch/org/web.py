@@ -533,6 +533,17 @@ def _routing_page(
     return render(request, "admin/routing.html", context, status=status)
 
 
+def _point(lat: str, lon: str) -> tuple[float, float]:
+    """A place typed (or tapped) into the tester: numbers within WGS-84, or the reason they are not."""
+    try:
+        point = (float(lat), float(lon))
+    except ValueError as exc:
+        raise InvalidInput(N_("latitude and longitude are numbers, e.g. 25.43 and 119.01; tap the map")) from exc
+    if not (-90 <= point[0] <= 90 and -180 <= point[1] <= 180):
+        raise InvalidInput(N_("latitude is -90 to 90 and longitude -180 to 180"))
+    return point
+
+
 @router.get("/admin/routing")
 def routing_page(
     request: Request,
@@ -540,22 +551,27 @@ def routing_page(
     user: RoutingReader,
     done: str = "",
     category: Annotated[str, Query(max_length=64)] = "",
-    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    lat: Annotated[str, Query(max_length=32)] = "",
+    lon: Annotated[str, Query(max_length=32)] = "",
 ) -> HTMLResponse:
     test = None
-    if category and lat is not None and lon is not None:
+    if category and lat and lon:
         found = db.get(Category, category)
-        if found is None:
-            raise InvalidInput(
-                N_("unknown category %(code)r: use a service_code from the Open311 service list"), code=category
-            )
-        at = routing.where(db, lat=lat, lon=lon)
+        try:
+            if found is None:
+                raise InvalidInput(
+                    N_("unknown category %(code)r: use a service_code from the Open311 service list"), code=category
+                )
+            point = _point(lat, lon)
+        except DomainError as exc:
+            message, status = refusal(request, exc)
+            return _routing_page(request, db, user, status=status, **message)
+        at = routing.where(db, lat=point[0], lon=point[1])
         proposal = routing.propose(db, category=found, at=at)
         test = {
             "category": category,
-            "lat": lat,
-            "lon": lon,
+            "lat": point[0],
+            "lon": point[1],
             "proposal": proposal,
             "reason": proposal.translated(formatter(request)._),
             "grid": at.place.grid.name if at.place.grid else "",
