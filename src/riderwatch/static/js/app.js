@@ -42,7 +42,12 @@
      shows its layers on a plain background (class no-tiles), so nothing is fetched from outside. */
   RW.baseMap = function (L, box, source) {
     var from = source || box;
-    var map = L.map(box, { zoomControl: true });
+    var map = L.map(box, { zoomControl: false });
+    // The zoom buttons' hints in the page's language (Leaflet's own are English).
+    L.control.zoom({
+      zoomInTitle: document.body.getAttribute('data-zoom-in') || 'Zoom in',
+      zoomOutTitle: document.body.getAttribute('data-zoom-out') || 'Zoom out'
+    }).addTo(map);
     // Plain-text credit: the default prefix links to an outside site.
     map.attributionControl.setPrefix('Leaflet');
     var tiles = from.getAttribute('data-tile-url');
