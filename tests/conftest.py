@@ -98,6 +98,11 @@ E2E = Path(__file__).parent / "e2e"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
+        "one_database(name, why=...): a test whose subject does not depend on the database runs once, on "
+        "that one (the suite runs twice, on SQLite and on PostgreSQL)",
+    )
+    config.addinivalue_line(
+        "markers",
         f"{REAL_CLOCK}: the test runs on the real clock, not at the tests' fixed instant (a server in another "
         "process or a browser reads the time where the frozen clock does not reach)",
     )
@@ -107,6 +112,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(REAL_CLOCK)
+            # The pages' scripts and flows are the same whatever the server stores in; every query the
+            # browser tests make the server run also runs on both databases in the other tests.
+            item.add_marker(pytest.mark.one_database("postgresql", why="the browser's side does not depend on it"))
+        marker = item.get_closest_marker("one_database")
+        if marker is not None and marker.args[0] != BACKEND:
+            why = marker.kwargs.get("why", "")
+            item.add_marker(pytest.mark.skip(reason=f"runs once, on {marker.args[0]}: {why}"))
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,8 @@ from riderwatch.db import make_engine
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import CoverageCell, Position
 
+pytestmark = pytest.mark.one_database("postgresql", why="the benchmarks measure the PostgreSQL deployment")
+
 SIZES = Sizes(
     riders=12,
     batch=40,

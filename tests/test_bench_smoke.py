@@ -11,7 +11,10 @@ from bench.clue_submissions import Load, bench_backend, prepare_database, report
 from rich.console import Console
 
 # The benchmark's server runs in a process of its own, which reads the real clock: so do these tests.
-pytestmark = pytest.mark.real_clock
+pytestmark = [
+    pytest.mark.real_clock,
+    pytest.mark.one_database("postgresql", why="the benchmarks measure the PostgreSQL deployment"),
+]
 
 
 def test_bench_drives_the_real_server_and_reports(tmp_path: Path) -> None:

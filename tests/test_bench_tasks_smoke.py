@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from bench.tasks import HOURS, _load, _measure
 
 from riderwatch.config import Settings
 from riderwatch.infra.clock import utcnow
+
+pytestmark = pytest.mark.one_database("postgresql", why="the benchmarks measure the PostgreSQL deployment")
 
 
 def test_bench_loads_riders_and_tasks_and_the_job_finds_visits(tmp_path: Path) -> None:

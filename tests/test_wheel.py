@@ -49,7 +49,10 @@ VENDORED = {
 NOT_SHIPPED = {"riderwatch/babel.cfg"}
 PASSWORD = "wheel-test-password"
 # The installed wheel serves from a process of its own, which reads the real clock: so do these tests.
-pytestmark = pytest.mark.real_clock
+pytestmark = [
+    pytest.mark.real_clock,
+    pytest.mark.one_database("sqlite", why="building and installing the wheel does not depend on it"),
+]
 
 
 def _run(args: list[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:

@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, make_district
 from tests.live import server_process
 from tests.notices.test_notices import Stream
+
+pytestmark = pytest.mark.one_database("postgresql", why="several server processes are a PostgreSQL deployment")
 
 REDIS = "redis://127.0.0.1:6379/0"
 

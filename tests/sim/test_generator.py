@@ -18,6 +18,8 @@ from riderwatch.sim.riders import MAX_SPEED_MPS, Simulation, Tick
 from riderwatch.sim.run import RunPlan, rider_names, write_run
 from riderwatch.sim.world import ZHENHAI, build_world
 
+pytestmark = pytest.mark.one_database("sqlite", why="the simulator generates tracks without a database")
+
 TZ = ZoneInfo("Asia/Shanghai")
 # A Monday in local time.
 MONDAY = datetime(2026, 11, 2, 0, 0, tzinfo=TZ)
