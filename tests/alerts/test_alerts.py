@@ -299,3 +299,20 @@ def test_an_extreme_alert_waits_for_a_second_persons_approval(api: Api, app: Fas
     assert client.get(f"/alerts/{waiting['id']}.cap").status_code == 200
     again = api.client.post(f"/api/v1/alerts/{waiting['id']}/approve", headers=api.auth("admin"))
     assert_problem(again, 409)
+
+
+def test_a_cancelled_alert_reaches_nobody_from_another_processs_stale_cache(api: Api, db: Session) -> None:
+    from riderwatch.alerts import service
+
+    near = CENTER_LAT + 0.0063  # 700 m north: outside the 500 m circle
+    ready(api, "rider2")
+    send(api, [ping(ago(0), lat=near)], "rider2")
+    first = _publish(api)
+    sent = send(api, [ping(ago(-10), lat=near)], "rider2")  # the ingest reads the valid areas: `first` is cached
+    assert sent["accepted"] == 1
+    stale = service._cache
+    assert stale is not None and [a.alert_id for a in stale[1]] == [first["id"]]
+    api.client.post(f"/api/v1/alerts/{first['id']}/cancel", json={}, headers=api.auth("dispatcher"))
+    service._cache = stale  # as a process that did not cancel it still holds it for a few seconds
+    assert send(api, [ping(ago(-50))], "rider2")["accepted"] == 1  # rides in
+    assert _mine(api, "rider2") == [] and _count(db, AlertReceipt) == 0

@@ -605,6 +605,9 @@ def on_positions(session: Session, positions: Mapping[int, tuple[float, float]],
                 )
             )
         alert = session.get(Alert, area.alert_id)
-        if alert is not None:
+        # The cache is a few seconds old at most: an update or a cancellation made in another process
+        # since then wins (its version is the one to give, and a cancelled alert is given to nobody).
+        superseded = session.scalar(select(Alert.id).where(Alert.references_id == area.alert_id)) is not None
+        if alert is not None and not superseded:
             new += _deliver(session, alert, [(r, "area") for r in inside if r in members], now=now)
     return new
