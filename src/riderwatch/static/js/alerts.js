@@ -3,6 +3,19 @@
    reconnects by itself after a dropped connection and resumes after the last event it had. */
 (function () {
   'use strict';
+  // The sender's board of an alert: acknowledgements and sightings arrive on their stream; the board
+  // shows them as they come.
+  var board = document.querySelector('[data-live-board]');
+  if (board && window.EventSource) {
+    var ids = (board.getAttribute('data-live-board') || '').split(' ');
+    var feed = new EventSource('/api/v1/alerts/stream');
+    var mine = function (event) {
+      try { return ids.indexOf(String(JSON.parse(event.data).alert_id)) !== -1; } catch (e) { return false; }
+    };
+    var refresh = function (event) { if (mine(event)) { feed.close(); window.location.reload(); } };
+    feed.addEventListener('receipt', refresh);
+    feed.addEventListener('sighting', refresh);
+  }
   var live = document.getElementById('alert-live');
   if (!live || !window.EventSource) { return; }
 
