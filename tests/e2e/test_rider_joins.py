@@ -56,7 +56,8 @@ def test_a_rider_joins_by_qr_link_is_trained_activated_and_reports(
     expect(manager.get_by_test_id("page-message")).to_contain_text("加入链接已生成")
     qr = manager.locator("img.qr").first
     expect(qr).to_be_visible()
-    assert manager.evaluate("img => img.naturalWidth", qr.element_handle()) > 0, "the QR code did not load"
+    # Drawn once it has loaded (the page is shown before its image has come).
+    manager.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=qr.element_handle())
     url = manager.locator("code.url").first.inner_text()
     code = re.sub(r".*/join/", "", url)
 
