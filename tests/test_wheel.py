@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -25,6 +24,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.live import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO / "src" / "riderwatch" / "static" / "vendor"
@@ -183,16 +184,10 @@ def installed(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Install
     return Installed(venv=venv, env=env, cwd=cwd)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _serving(installed: Installed) -> Iterator[str]:
     """`riderwatch serve` from the fresh environment on a free port; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     log = installed.cwd / "serve.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

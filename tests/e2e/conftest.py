@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,12 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect, sync_playwright
 from sqlalchemy.orm import Session
 
 from tests.factories import PASSWORD
+from tests.live import server_process
 
 T = TypeVar("T")
 
@@ -37,55 +33,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`riderwatch serve`'s app under uvicorn in a subprocess, on a free loopback port."""
-    port = free_port()
-    data_dir = tmp_path_factory.mktemp("live-data")
-    env = {
-        **os.environ,
-        "RIDERWATCH_DATABASE_URL": database_url,
-        "RIDERWATCH_DATA_DIR": str(data_dir),
-        "RIDERWATCH_SECRET_KEY": "e2e-secret-key",
-        "RIDERWATCH_RUN_JOBS": "false",
-        # The map must work without tiles (the intranet default), whatever the developer's shell says.
-        "RIDERWATCH_TILE_URL": "",
-        "RIDERWATCH_TILE_ATTRIBUTION": "",
-    }
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "riderwatch.asgi:app", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(log.name).read_text()}")
-            try:
-                if httpx.get(f"{base}/login", timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start within 30 s")
+    # The map must work without tiles (the intranet default), whatever the developer's shell says.
+    with server_process(database_url, tmp_path_factory.mktemp("live-data"), tile_url="", tile_attribution="") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

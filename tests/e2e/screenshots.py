@@ -26,7 +26,8 @@ from sqlalchemy import func, select
 
 from riderwatch.db import make_engine, make_session_factory
 from riderwatch.models import Clue, ClueEvent, CluePhoto, Grid, PatrolTaskInvite, PatrolTaskResult, Rider, Station, User
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.live import free_port
 
 PASSWORD = "riderwatch-demo"  # the documented demo password (`riderwatch demo --help`)
 DESKTOP = {"width": 1280, "height": 800}

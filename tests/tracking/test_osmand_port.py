@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,17 +26,12 @@ from riderwatch.models import Position
 from riderwatch.tracking.api import REFUSED_HEADER
 from tests.api.helpers import Api
 from tests.factories import District
+from tests.live import free_port
 from tests.tracking.helpers import CENTER_LAT, CENTER_LON, backdate, ready
 
 DEVICE = "rw-port-5055"
 # `riderwatch serve` runs in a process of its own, which reads the real clock: so do these tests.
 pytestmark = pytest.mark.real_clock
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -50,7 +44,7 @@ class Served:
 @contextlib.contextmanager
 def _serve(database_url: str, data_dir: Path) -> Iterator[Served]:
     """`riderwatch serve --port P --osmand-port Q` in a subprocess on free loopback ports."""
-    port, osmand_port = _free_port(), _free_port()
+    port, osmand_port = free_port(), free_port()
     env = {
         **os.environ,
         "RIDERWATCH_DATABASE_URL": database_url,

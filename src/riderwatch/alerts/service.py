@@ -301,7 +301,7 @@ def approve(session: Session, *, approver: User, alert_id: int, now: datetime | 
     alert = alert_of(session, alert_id)
     if not alert.pending:
         raise Conflict(N_("alert %(id)d is not waiting for approval"), id=alert_id)
-    if alert.sender_id == approver.id:
+    if not may_approve(alert, approver):
         raise Conflict(N_("a second person approves an Extreme alert, not its sender"))
     if alert.expires <= now:
         raise Conflict(N_("alert %(id)d has expired already"), id=alert_id)
@@ -321,6 +321,16 @@ def approve(session: Session, *, approver: User, alert_id: int, now: datetime | 
         riders=len(found.riders),
     )
     return alert, found
+
+
+def _newest() -> Any:
+    """Versions no later version updates or cancels."""
+    return Alert.id.not_in(select(Alert.references_id).where(Alert.references_id.is_not(None)))
+
+
+def may_approve(alert: Alert, user: User) -> bool:
+    """A second person approves a waiting Extreme alert: anyone who publishes alerts but its sender."""
+    return alert.pending and alert.sender_id != user.id
 
 
 def alert_of(session: Session, alert_id: int) -> Alert:
@@ -511,8 +521,7 @@ def sightings(session: Session, alert: Alert) -> list[Clue]:
 def listing(session: Session, *, limit: int = 50, now: datetime | None = None, valid_only: bool = False) -> list[Alert]:
     """The command centre's list: the newest versions, newest first."""
     now = now or utcnow()
-    superseded = select(Alert.references_id).where(Alert.references_id.is_not(None))
-    stmt = select(Alert).where(Alert.id.not_in(superseded))
+    stmt = select(Alert).where(_newest())
     if valid_only:
         stmt = stmt.where(Alert.expires > now, Alert.msg_type != "Cancel")
     return list(session.scalars(stmt.order_by(Alert.sent_at.desc(), Alert.id.desc()).limit(limit)))
@@ -560,7 +569,6 @@ def _areas(session: Session, now: datetime) -> list[_Area]:
     global _cache
     if _cache is not None and _cache[0] > time.monotonic():
         return _cache[1]
-    superseded = select(Alert.references_id).where(Alert.references_id.is_not(None))
     found = []
     for alert in session.scalars(
         select(Alert).where(
@@ -568,7 +576,7 @@ def _areas(session: Session, now: datetime) -> list[_Area]:
             Alert.pending.is_(False),
             Alert.expires > now,
             Alert.msg_type != "Cancel",
-            Alert.id.not_in(superseded),
+            _newest(),
             or_(Alert.polygon.is_not(None), Alert.circle_lat.is_not(None)),
         )
     ):

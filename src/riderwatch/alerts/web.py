@@ -25,7 +25,16 @@ from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Community, Grid, Station, User, Zone
-from riderwatch.web.forms import LONG, done_message, form_text, formatter, labels_in, refusal, see_other
+from riderwatch.web.forms import (
+    LONG,
+    done_message,
+    form_text,
+    formatter,
+    in_reader_language,
+    labels_in,
+    refusal,
+    see_other,
+)
 from riderwatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -269,7 +278,7 @@ def _board(
         "receipts": receipts,
         "acknowledged": sum(1 for r, _name in receipts if r.acknowledged_at is not None),
         "valid": latest.id == alert.id and alert.expires > now and alert.msg_type != "Cancel",
-        "may_approve": alert.pending and alert.sender_id != user.id,
+        "may_approve": service.may_approve(alert, user),
         "labels": _labels(request),
         "area": service.present(alert).get("area"),
         "sightings": [(c, names.get(c.category_code, c.category_code)) for c in service.sightings(db, alert)],
@@ -339,13 +348,12 @@ def approve(request: Request, alert_id: PathId, db: DbSession, user: Publisher) 
 
 @router.get("/my/alerts")
 def my_alerts(request: Request, db: DbSession, user: Receiver, done: str = "") -> HTMLResponse:
-    english = formatter(request).locale == "en"
     rows = [
         {
             "alert": alert,
-            "headline": alert.headline_en if english and alert.headline_en else alert.headline,
-            "description": alert.description_en if english and alert.description_en else alert.description,
-            "instruction": alert.instruction_en if english and alert.instruction_en else alert.instruction,
+            "headline": in_reader_language(request, alert.headline, alert.headline_en),
+            "description": in_reader_language(request, alert.description, alert.description_en),
+            "instruction": in_reader_language(request, alert.instruction, alert.instruction_en),
             "acknowledged": receipt.acknowledged_at is not None,
         }
         for alert, receipt in service.valid_for_rider(db, rider_id=user.id)

@@ -208,16 +208,18 @@ def submit_clue(
     return clue, True
 
 
+def received_alert(session: Session, *, rider_id: int, alert_id: int) -> Alert | None:
+    """The alert, if the rider received it (a sighting can answer it)."""
+    return session.scalar(
+        select(Alert)
+        .join(AlertReceipt, AlertReceipt.alert_id == Alert.id)
+        .where(Alert.id == alert_id, AlertReceipt.rider_id == rider_id)
+    )
+
+
 def check_sighting(session: Session, reporter: User | None, alert_id: int) -> None:
     """A sighting answers an alert its reporter received."""
-    received = (
-        reporter is not None
-        and session.scalar(
-            select(AlertReceipt.id).where(AlertReceipt.alert_id == alert_id, AlertReceipt.rider_id == reporter.id)
-        )
-        is not None
-    )
-    if not received:
+    if reporter is None or received_alert(session, rider_id=reporter.id, alert_id=alert_id) is None:
         raise InvalidInput(N_("alert_id: you did not receive alert %(id)d"), id=alert_id)
 
 

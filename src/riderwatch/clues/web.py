@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch import policy
@@ -31,11 +30,11 @@ from riderwatch.errors import (
 )
 from riderwatch.i18n import request_locale
 from riderwatch.infra.fields import MAX_ID
-from riderwatch.models import Alert, AlertReceipt, User
+from riderwatch.models import User
 from riderwatch.models.clues import STATUSES
 from riderwatch.org import service as org_service
 from riderwatch.training import service as training
-from riderwatch.web.forms import see_other
+from riderwatch.web.forms import in_reader_language, see_other
 from riderwatch.web.templating import Formatter, render, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -379,24 +378,20 @@ def report_page(
         "max_photos": settings.max_photos,
         "max_photo_bytes": settings.max_photo_bytes,
         "refreshers": [
-            {"title": c.title_en if locale == "en" and c.title_en else c.title, "code": c.code, "standing": held}
+            {"title": in_reader_language(request, c.title, c.title_en), "code": c.code, "standing": held}
             for c, held in training.refreshers_due(db, rider_id=user.id)
         ],
-        "sighting": _sighting_of(db, user, alert, locale) if alert is not None else None,
+        "sighting": _sighting_of(request, db, user, alert) if alert is not None else None,
     }
     return render(request, "rider/report.html", context)
 
 
-def _sighting_of(db: Session, user: User, alert_id: int, locale: str) -> dict[str, Any] | None:
+def _sighting_of(request: Request, db: Session, user: User, alert_id: int) -> dict[str, Any] | None:
     """The alert a report answers, if the rider received it (else the report is an ordinary one)."""
-    found = db.execute(
-        select(Alert.id, Alert.headline, Alert.headline_en)
-        .join(AlertReceipt, AlertReceipt.alert_id == Alert.id)
-        .where(Alert.id == alert_id, AlertReceipt.rider_id == user.id)
-    ).first()
-    if found is None:
+    alert = service.received_alert(db, rider_id=user.id, alert_id=alert_id)
+    if alert is None:
         return None
-    return {"id": found.id, "headline": found.headline_en if locale == "en" and found.headline_en else found.headline}
+    return {"id": alert.id, "headline": in_reader_language(request, alert.headline, alert.headline_en)}
 
 
 @router.get("/my/reports")

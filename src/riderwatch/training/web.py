@@ -29,7 +29,16 @@ from riderwatch.models import Course, User
 from riderwatch.training import materials, question_bank
 from riderwatch.training import service as training
 from riderwatch.training.schemas import CourseCreate, CourseFields
-from riderwatch.web.forms import LONG, done_message, form_text, formatter, labels_in, refusal, see_other
+from riderwatch.web.forms import (
+    LONG,
+    done_message,
+    form_text,
+    formatter,
+    in_reader_language,
+    labels_in,
+    refusal,
+    see_other,
+)
 from riderwatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -351,10 +360,6 @@ STANDING_WORDS: dict[str, str] = {
 }
 
 
-def _in_reader_language(request: Request, zh: str, en: str) -> str:
-    return en if formatter(request).locale == "en" and en else zh
-
-
 @router.get("/training")
 def training_page(request: Request, db: DbSession, user: Trainee) -> HTMLResponse:
     held = training.standing(db, rider_id=user.id)
@@ -362,7 +367,7 @@ def training_page(request: Request, db: DbSession, user: Trainee) -> HTMLRespons
     rows = [
         {
             "course": c,
-            "title": _in_reader_language(request, c.title, c.title_en),
+            "title": in_reader_language(request, c.title, c.title_en),
             "standing": held.get(c.id),
             "status": held[c.id].status if c.id in held else "new",
             "runs_out_soon": c.id in due and held[c.id].status == "passed",
@@ -382,14 +387,14 @@ def _course_page(
     held = training.standing(db, rider_id=user.id).get(course.id)
     context = {
         "course": course,
-        "title": _in_reader_language(request, course.title, course.title_en),
-        "body": _in_reader_language(request, course.body, course.body_en),
+        "title": in_reader_language(request, course.title, course.title_en),
+        "body": in_reader_language(request, course.body, course.body_en),
         "standing": held,
         "status": held.status if held else "new",
         "standing_words": labels_in(request, STANDING_WORDS),
         "materials": [
             {
-                "title": _in_reader_language(request, m.title, m.title_en),
+                "title": in_reader_language(request, m.title, m.title_en),
                 "url": f"/api/v1/courses/{course.code}/materials/{m.id}",
                 "pdf": m.content_type == materials.PDF,
                 "size": m.size,
@@ -425,15 +430,15 @@ def start_quiz(
     shown = [
         {
             "id": q.id,
-            "text": _in_reader_language(request, q.text, q.text_en),
+            "text": in_reader_language(request, q.text, q.text_en),
             "multiple": q.multiple,
-            "options": [_in_reader_language(request, o["text"], o.get("text_en", "")) for o in q.options],
+            "options": [in_reader_language(request, o["text"], o.get("text_en", "")) for o in q.options],
         }
         for q in questions
     ]
     context = {
         "course": course,
-        "title": _in_reader_language(request, course.title, course.title_en),
+        "title": in_reader_language(request, course.title, course.title_en),
         "attempt": attempt,
         "questions": shown,
     }
@@ -454,7 +459,7 @@ async def hand_in_quiz(request: Request, attempt_id: PathId, user: Trainee) -> R
     )
     context = {
         "course": marked.course,
-        "title": _in_reader_language(request, marked.course.title, marked.course.title_en),
+        "title": in_reader_language(request, marked.course.title, marked.course.title_en),
         "attempt": marked.attempt,
         "wrong": sum(1 for ok in marked.right.values() if not ok),
     }
@@ -469,7 +474,7 @@ def certificate(
     held = training.standing(db, rider_id=user.id).get(course.id)
     if held is None or held.passed_at is None:
         raise NotFound(N_("no certificate: the course %(title)s is not passed yet"), title=course.title)
-    context = {"course": course, "title": _in_reader_language(request, course.title, course.title_en), "standing": held}
+    context = {"course": course, "title": in_reader_language(request, course.title, course.title_en), "standing": held}
     return render(request, "training/certificate.html", context)
 
 
@@ -483,7 +488,7 @@ def completion_page(request: Request, db: DbSession, user: CompletionReader) -> 
     course_list, stations = training.completion_by_station(db, rider_scope=policy.visible_riders_filter(user))
     totals = {c.id: sum(s.passed.get(c.id, 0) for s in stations) for c in course_list}
     context = {
-        "courses": [(c, _in_reader_language(request, c.title, c.title_en)) for c in course_list],
+        "courses": [(c, in_reader_language(request, c.title, c.title_en)) for c in course_list],
         "stations": stations,
         "totals": totals,
         "riders": sum(s.riders for s in stations),

@@ -34,6 +34,12 @@ def formatter(request: Request) -> Formatter:
     return Formatter(request_locale(request), request.app.state.settings.timezone)
 
 
+def in_reader_language(request: Request, zh: str, en: str) -> str:
+    """Bilingual content (a course, an alert) in the reader's language: the English text when the reader
+    reads English and there is one, else the Chinese."""
+    return en if formatter(request).locale == "en" and en else zh
+
+
 def labels_in(request: Request, table: dict[str, str]) -> dict[str, str]:
     """A table of labels (code → message id) in the reader's language."""
     _ = formatter(request)._
