@@ -224,7 +224,13 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key="test-secret-key", run_jobs=False)
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-key",
+        run_jobs=False,
+        webhook_worker=False,
+    )
 
 
 @pytest.fixture

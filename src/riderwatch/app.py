@@ -72,6 +72,9 @@ from riderwatch.training import question_bank
 from riderwatch.training import web as training_pages
 from riderwatch.training.api import router as training_router
 from riderwatch.web import render_error, shell
+from riderwatch.webhooks import web as webhook_pages
+from riderwatch.webhooks.api import router as webhooks_router
+from riderwatch.webhooks.worker import Worker, worker_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -153,6 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tasks.append(
                 asyncio.create_task(job_loop(app.state.session_factory, interval=settings.job_interval_seconds))
             )
+        if settings.webhook_worker:
+            worker = Worker(app.state.session_factory, worker_settings(settings))
+            tasks.append(asyncio.create_task(worker.run()))
         # Several server processes share their streams' wake-ups through Redis (notices/bus.py).
         BUS.use_redis(settings.redis_url)
         if settings.redis_url:
@@ -264,11 +270,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hotspots_router)
     app.include_router(incidents_router)
     app.include_router(tasks_router)
+    app.include_router(webhooks_router)
     for pages in (
         shell,
         accounts_pages,
         org_pages,
         alert_pages,
+        webhook_pages,  # before the notices' pages: /notices/webhooks is a page of its own
         notice_pages,
         training_pages,  # before the riders' pages: /riders/training is no rider's number
         rider_pages,

@@ -34,6 +34,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(org_app, name="org")
 app.add_typer(riders_app, name="riders")
+webhooks_app = typer.Typer(help="Webhooks to duty group chats and other systems.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 err = Console(stderr=True)
@@ -117,6 +119,19 @@ def jobs_run() -> None:
         console.print(f"{name}: {changed} changed")
     if not done:
         console.print("another process holds the job leases; nothing run")
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver() -> None:
+    """Send every webhook delivery that is due now and wait for the answers (server processes do this
+    on their own; this is for a deployment that runs them with RIDERWATCH_WEBHOOK_WORKER=false)."""
+    import asyncio
+
+    from riderwatch.webhooks.worker import Worker, worker_settings
+
+    settings = Settings()
+    sent = asyncio.run(Worker(_factory(settings), worker_settings(settings)).drain())
+    console.print(f"{sent} sent")
 
 
 @incidents_app.command("import")

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     # The address phones reach the server at (join links and their QR codes, Traccar Client, Open311
     # discovery); empty: the address each request came in on (through a proxy, its forwarded host).
     public_base_url: str = ""
+    # Webhooks: send the outbox from this server process; each try's time limit; tries before a delivery is
+    # given up (the waits between them double from 10 s up to an hour: 10 tries span about two and a half hours).
+    webhook_worker: bool = True
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    # How often a worker looks for deliveries another process wrote (a commit in its own process wakes it).
+    webhook_poll_seconds: float = Field(default=2.0, gt=0, le=300)
     # An alert of severity Extreme waits for a second dispatcher's (or administrator's) approval.
     alert_extreme_needs_approval: bool = False
     # Positions (PIPL: sensitive personal information). Raw positions and per-rider aggregates are

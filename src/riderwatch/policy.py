@@ -59,6 +59,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "alert.publish": frozenset({"dispatcher", "admin"}),
     "alert.receive": frozenset({"rider"}),
     "alert.read": frozenset({"dispatcher", "admin", "rider"}),
+    # Webhooks: administrators keep the parties' duty group chats; staff may send their own notices to a
+    # robot of their own (object rule: may_manage_channel). Riders and platform accounts have none.
+    "webhook.manage": frozenset({"admin"}),
+    "webhook.own": frozenset({"admin", "dispatcher", "station_manager"} | HANDLER_ROLES),
     # A platform's rider list: administrators import any station's riders, station managers their own.
     "rider.import": frozenset({"admin", "station_manager"}),
     # Positions (PIPL: sensitive). A rider manages their own consent, shifts and devices and sees
@@ -169,6 +173,13 @@ def signed_in_user(
             ),
         )
     return session.scalar(query)
+
+
+def may_manage_channel(user: User, party: str | None, owner_id: int | None) -> bool:
+    """A party's channel: those who keep the parties' channels; a user's own: that user."""
+    if party is not None:
+        return has_permission(user, "webhook.manage")
+    return owner_id == user.id and has_permission(user, "webhook.own")
 
 
 def may_see_inactive_categories(user: User) -> bool:

@@ -43,6 +43,8 @@ class World:
     link_id: int = 0
     routing_rule_id: int = 0
     alert_id: int = 0  # an alert to the station's riders (rider receives it)
+    channel_id: int = 0  # the police's duty group chat, with a test message waiting to be sent
+    delivery_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ NEW_CATEGORY = {
 
 TASK_READERS = ("dispatcher", "admin", "station_manager", "police", "grid_staff", "patrol")
 DESK = ("dispatcher", "admin")
+STAFF = ("admin", "dispatcher", "station_manager", "police", "grid_staff", "patrol")  # may keep their own webhooks
 RIDER_LIST = "姓名,手机号,站点\n张伟,13800138001,mt-jinding\n".encode()
 QUESTION_BANK = "题目,选项A,选项B,答案\n遇到可疑人员应？,报告,不管,A\n".encode()
 # For each kind of the district: a code the world has, and a new row an administrator may add.
@@ -345,6 +348,40 @@ CASES: list[Case] = [
     ),
     Case("POST", "/api/v1/alerts", lambda w: ("/api/v1/alerts", {"json": _alert()}), _only(*DESK)),
     Case("GET", "/api/v1/me/notices", lambda w: ("/api/v1/me/notices", {}), _everyone(OK)),
+    Case("GET", "/api/v1/webhooks", lambda w: ("/api/v1/webhooks", {}), _only(*STAFF)),
+    Case("POST", "/api/v1/webhooks", lambda w: ("/api/v1/webhooks", {"json": _channel(None)}), _only(*STAFF)),
+    Case(
+        "GET",
+        "/api/v1/webhooks/{channel_id}",
+        lambda w: (f"/api/v1/webhooks/{w.channel_id}", {}),
+        _only("admin", others=INVISIBLE),
+        "a party's channel: administrators only; others do not learn it exists",
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/webhooks/{channel_id}",
+        lambda w: (f"/api/v1/webhooks/{w.channel_id}", {"json": {"name": "改名"}}),
+        _only("admin", others=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/webhooks/{channel_id}/test",
+        lambda w: (f"/api/v1/webhooks/{w.channel_id}/test", {}),
+        _only("admin", others=INVISIBLE),
+    ),
+    Case(
+        "GET",
+        "/api/v1/webhooks/{channel_id}/deliveries",
+        lambda w: (f"/api/v1/webhooks/{w.channel_id}/deliveries", {}),
+        _only("admin", others=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/webhooks/deliveries/{delivery_id}/retry",
+        lambda w: (f"/api/v1/webhooks/deliveries/{w.delivery_id}/retry", {}),
+        _only(others=INVISIBLE, admin=409),
+        "only a given-up delivery is sent again: the world's is waiting (409 for the administrator)",
+    ),
     Case("POST", "/api/v1/me/notices/read", lambda w: ("/api/v1/me/notices/read", {"json": {}}), _everyone(OK)),
     Case("GET", "/api/v1/stats", lambda w: ("/api/v1/stats", {}), _only("dispatcher", "admin", "station_manager")),
     Case(
@@ -751,6 +788,10 @@ def _world(api: Api) -> World:
     assert api.client.post("/api/v1/org/zones", json=zone, headers=admin).status_code == 201
     alert = api.client.post("/api/v1/alerts", json=_alert(), headers=dispatcher)
     assert alert.status_code == 201, alert.text
+    channel = api.client.post("/api/v1/webhooks", json=_channel("police"), headers=admin)
+    assert channel.status_code == 201, channel.text
+    delivery = api.client.post(f"/api/v1/webhooks/{channel.json()['id']}/test", headers=admin)
+    assert delivery.status_code == 202, delivery.text
     return World(
         clue_id=clue_id,
         user_id=users[0]["id"],
@@ -761,7 +802,14 @@ def _world(api: Api) -> World:
         link_id=link.json()["id"],
         routing_rule_id=routing_rule.json()["id"],
         alert_id=alert.json()["id"],
+        channel_id=channel.json()["id"],
+        delivery_id=delivery.json()["id"],
     )
+
+
+def _channel(party: str | None) -> dict[str, Any]:
+    body = {"name": "值班群", "format": "wecom", "url": "http://127.0.0.1:9/hook", "kinds": ["alert"], "party": party}
+    return body
 
 
 @pytest.mark.parametrize("role", [*ROLES, ANON])

@@ -213,6 +213,7 @@ def _only(roles: tuple[str, ...] | frozenset[str], ok: Outcome = PAGE, **overrid
 
 ADMIN = ("admin",)
 DESK = ("admin", "dispatcher")
+STAFF = ("admin", "dispatcher", "station_manager", "police", "grid_staff", "patrol")  # may keep their own webhooks
 HANDLERS = ("police", "grid_staff", "patrol")
 REPORTERS = ("rider", "dispatcher")
 CLUE_READERS = ("rider", "dispatcher", "admin", *HANDLERS)
@@ -634,6 +635,21 @@ CASES: list[Case] = [
         lambda w: "/notices/read",
         _everyone(SeeOther(to="/notices", changes=True)),
         "marks the caller's notices read (the police user has one: the world's clue was dispatched to them)",
+    ),
+    Case("GET", "/admin/webhooks", lambda w: "/admin/webhooks", _only(ADMIN, ok=Shown("channel-form"))),
+    Case("GET", "/notices/webhooks", lambda w: "/notices/webhooks", _only(STAFF, ok=Shown("channel-form"))),
+    Case("POST", "/webhooks", lambda w: "/webhooks", _only(STAFF, ok=INVALID), "no name, no address"),
+    Case("GET", "/webhooks/{channel_id}", lambda w: f"/webhooks/{MISSING_ID}", _everyone(MISSING)),
+    Case("POST", "/webhooks/{channel_id}", lambda w: f"/webhooks/{MISSING_ID}", _everyone(MISSING)),
+    Case("POST", "/webhooks/{channel_id}/test", lambda w: f"/webhooks/{MISSING_ID}/test", _everyone(MISSING)),
+    Case("GET", "/webhooks/{channel_id}/retire", lambda w: f"/webhooks/{MISSING_ID}/retire", _everyone(MISSING)),
+    Case("POST", "/webhooks/{channel_id}/retire", lambda w: f"/webhooks/{MISSING_ID}/retire", _everyone(MISSING)),
+    Case("POST", "/webhooks/{channel_id}/restore", lambda w: f"/webhooks/{MISSING_ID}/restore", _everyone(MISSING)),
+    Case(
+        "POST",
+        "/webhooks/deliveries/{delivery_id}/retry",
+        lambda w: f"/webhooks/deliveries/{MISSING_ID}/retry",
+        _everyone(MISSING),
     ),
     Case("GET", "/account", lambda w: "/account", _everyone(Shown("password-form"))),
     Case("POST", "/account/password", lambda w: "/account/password", _everyone(INVALID), "no passwords"),

@@ -18,6 +18,7 @@ Status = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 Scope = Literal["Public", "Restricted", "Private"]
 Kind = Literal["warning", "publicity", "assistance"]
 Audience = Literal["area", "stations", "all"]
+Party = Literal["police", "grid_staff", "patrol"]
 StationCode = Field(min_length=1, max_length=64)
 
 AREA_DOC = (
@@ -48,6 +49,11 @@ class AlertCreate(AlertText):
     area: dict[str, Any] | None = Field(default=None, description=AREA_DOC)
     audience: Audience = "area"
     stations: list[str] = Field(default_factory=list, max_length=100, description="for audience 'stations'")
+    parties: list[Party] = Field(
+        default_factory=list,
+        max_length=3,
+        description="other parties it also goes to (their inboxes and duty group chats): police, grid_staff, patrol",
+    )
     kind: Kind = "warning"
     status: Status = "Actual"
     scope: Scope = "Public"

@@ -43,9 +43,12 @@ from riderwatch.models import (
     User,
     Zone,
 )
+from riderwatch.notices import service as notices
 from riderwatch.notices.service import emit
+from riderwatch.webhooks import service as webhooks
 
 AREA_TERMS = {"community": Term(N_("community")), "grid": Term(N_("grid")), "zone": Term(N_("zone"))}
+PARTIES = ("police", "grid_staff", "patrol")  # the other parties an alert can also go to
 FRESH = timedelta(minutes=10)  # an older position does not say where a rider is now
 MAX_VALIDITY = timedelta(days=7)
 TEXT_FIELDS = ("event", "headline", "description", "instruction", "headline_en", "description_en", "instruction_en")
@@ -175,6 +178,7 @@ def present(alert: Alert) -> dict[str, Any]:
         }
     if alert.audience == "stations":
         out["stations"] = list(alert.audience_stations or [])
+    out["parties"] = list(alert.audience_parties or [])
     return out
 
 
@@ -200,6 +204,30 @@ def _deliver(session: Session, alert: Alert, targets: Iterable[tuple[int, str]],
         new += 1
     session.flush()
     return new
+
+
+def chat_data(alert: Alert) -> dict[str, Any]:
+    """What a duty group chat (and a user's own webhook) is told of an alert version."""
+    return {
+        "alert_id": alert.id,
+        "msg_type": alert.msg_type,
+        "severity": alert.severity,
+        "headline": {"zh": alert.headline, "en": alert.headline_en},
+        "area": alert.area_desc,
+        "expires": alert.expires.isoformat(),
+    }
+
+
+def _tell_parties(session: Session, alert: Alert) -> None:
+    """The other parties an alert goes to: each of their active users has it in their inbox, and the duty
+    group chats of the command centre and of those parties that take alerts are told."""
+    chat = chat_data(alert)
+    parties = list(alert.audience_parties or [])
+    if parties:
+        users = session.scalars(select(User.id).where(User.role.in_(parties), User.is_active.is_(True)))
+        for user_id in users:
+            notices.notify(session, user_id=user_id, kind="alert", alert_id=alert.id, chat=chat)
+    webhooks.enqueue(session, kind="alert", parties=["command", *parties], data=chat)
 
 
 # --- publishing ----------------------------------------------------------------------------------------
@@ -240,6 +268,7 @@ def draft(session: Session, *, sender: User, values: Mapping[str, Any], now: dat
     audience = values.get("audience") or "area"
     stations = list(values.get("stations") or [])
     _check_audience(session, audience, stations, bool(area_fields))
+    parties = [p for p in PARTIES if p in (values.get("parties") or [])]
     fields = {key: values[key] for key in CAP_FIELDS if values.get(key) is not None}
     fields.setdefault("area_desc", area_name or (values.get("area_desc") or ""))
     return Alert(
@@ -249,6 +278,7 @@ def draft(session: Session, *, sender: User, values: Mapping[str, Any], now: dat
         expires=expires,
         audience=audience,
         audience_stations=stations,
+        audience_parties=parties,
         sender_id=sender.id,
         sent_at=now,
         **area_fields,
@@ -281,6 +311,7 @@ def publish(
     found = reach(session, alert, now=now) if alert.effective <= now else Reach()
     if not alert.pending:
         _deliver(session, alert, found.riders, now=now)
+        _tell_parties(session, alert)
     record(
         session,
         actor=sender,
@@ -312,6 +343,7 @@ def approve(session: Session, *, approver: User, alert_id: int, now: datetime | 
     forget_areas()
     found = reach(session, alert, now=now) if alert.effective <= now else Reach()
     _deliver(session, alert, found.riders, now=now)
+    _tell_parties(session, alert)
     record(
         session,
         actor=approver,
@@ -421,6 +453,7 @@ def revise(
         expires=expires,
         audience=previous.audience,
         audience_stations=list(previous.audience_stations or []),
+        audience_parties=list(previous.audience_parties or []),
         sender_id=sender.id,
         sent_at=now,
         **area_fields,
@@ -434,6 +467,7 @@ def revise(
         found.riders += more.riders
         found.positions, found.without_position = more.positions, more.without_position
     _deliver(session, version, found.riders, now=now)
+    _tell_parties(session, version)
     record(
         session,
         actor=sender,
@@ -451,7 +485,8 @@ def revise(
 
 @atomic
 def acknowledge(session: Session, *, rider: User, alert_id: int, now: datetime | None = None) -> AlertReceipt:
-    """The rider has seen the alert (once; acknowledging again changes nothing). The sender is told."""
+    """The rider has seen the alert (once; acknowledging again changes nothing). Its sender and the command
+    centre's dispatchers are told (their live boards)."""
     now = now or utcnow()
     receipt = receipt_of(session, alert_id=alert_id, rider_id=rider.id)
     if receipt is None:
@@ -461,17 +496,14 @@ def acknowledge(session: Session, *, rider: User, alert_id: int, now: datetime |
         alert = alert_of(session, alert_id)
         session.flush()
         seconds = max(0, round((now - receipt.targeted_at).total_seconds()))
-        emit(
-            session,
-            user_id=alert.sender_id,
-            event="receipt",
-            data={
-                "alert_id": alert_id,
-                "rider": rider.display_name or rider.username,
-                "seconds": seconds,
-                "at": now.isoformat(),
-            },
-        )
+        data = {
+            "alert_id": alert_id,
+            "rider": rider.display_name or rider.username,
+            "seconds": seconds,
+            "at": now.isoformat(),
+        }
+        for user_id in notices.command_centre(session, also=alert.sender_id):
+            emit(session, user_id=user_id, event="receipt", data=data)
     return receipt
 
 

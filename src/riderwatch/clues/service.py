@@ -32,6 +32,7 @@ from riderwatch.models import Alert, AlertReceipt, Category, Clue, ClueEvent, Cl
 from riderwatch.notices import service as notices
 from riderwatch.org import routing
 from riderwatch.org import service as org_service
+from riderwatch.webhooks import service as webhooks
 
 FUTURE_SKEW = timedelta(minutes=10)
 MAX_AGE = timedelta(days=90)
@@ -224,15 +225,15 @@ def check_sighting(session: Session, reporter: User | None, alert_id: int) -> No
 
 
 def tell_sighting(session: Session, *, clue_id: int, alert_id: int, category: str, lat: float, lon: float) -> None:
-    """The alert's sender sees the sighting on their live board (where and what, not who)."""
+    """The alert's sender and the command centre's dispatchers see the sighting on the alert's live board
+    (where and what, not who); the command centre's duty group chat is told."""
     sender = session.scalar(select(Alert.sender_id).where(Alert.id == alert_id))
-    if sender is not None:
-        notices.emit(
-            session,
-            user_id=sender,
-            event="sighting",
-            data={"alert_id": alert_id, "clue_id": clue_id, "category": category, "lat": lat, "lon": lon},
-        )
+    if sender is None:
+        return
+    data = {"alert_id": alert_id, "clue_id": clue_id, "category": category, "lat": lat, "lon": lon}
+    for user_id in notices.command_centre(session, also=sender):
+        notices.emit(session, user_id=user_id, event="sighting", data=data)
+    webhooks.enqueue(session, kind="sighting", parties=["command"], data={"alert_id": alert_id, "clue_id": clue_id})
 
 
 def check_submission(
@@ -529,20 +530,40 @@ REPORTER_NOTICES = {"verify": "clue_verified", "reject": "clue_rejected", "close
 
 
 def _tell(session: Session, clue: Clue, action: str) -> None:
-    """The closed loop's notices: the assignee of a dispatch, the reporter of a verdict or a close."""
-    if action == "dispatch" and clue.assignee_id is not None:
+    """The closed loop's notices: the assignee of a dispatch, the reporter of a verdict or a close; and the
+    duty group chat of the handler's party of a dispatch and a close."""
+    assignee = session.get(User, clue.assignee_id) if clue.assignee_id is not None else None
+    if action == "dispatch" and assignee is not None:
         notices.notify(
             session,
-            user_id=clue.assignee_id,
+            user_id=assignee.id,
             kind="clue_dispatched",
             clue_id=clue.id,
             params={"category": clue.category_code, "urgent": clue.urgent, "deadline": clue.deadline_at.isoformat()},
         )
+        chat = _chat_data(session, clue) | {"handler": assignee.display_name or assignee.username}
+        webhooks.enqueue(session, kind="clue_dispatched", parties=[assignee.role], data=chat)
     elif action in REPORTER_NOTICES and clue.reporter_id is not None:
         params = {"outcome": clue.outcome} if action == "close" and clue.outcome else {}
         if action == "reject":
             params = {"reason": clue.reason or ""}
         notices.notify(session, user_id=clue.reporter_id, kind=REPORTER_NOTICES[action], clue_id=clue.id, params=params)
+    if action == "close":
+        parties = ["command"] + ([assignee.role] if assignee is not None else [])
+        chat = _chat_data(session, clue) | {"outcome": clue.outcome or ""}
+        webhooks.enqueue(session, kind="clue_closed", parties=parties, data=chat)
+
+
+def _chat_data(session: Session, clue: Clue) -> dict[str, Any]:
+    """What a duty group chat is told of a clue: its number, category, urgency and deadline; never the
+    reporter, the place or the photos (the link opens the clue for those who may see it)."""
+    category = session.get(Category, clue.category_code)
+    return {
+        "clue_id": clue.id,
+        "category": {"zh": category.name_zh, "en": category.name_en} if category else clue.category_code,
+        "urgent": clue.urgent,
+        "deadline": clue.deadline_at.isoformat(),
+    }
 
 
 def suggest_duplicates(
@@ -616,9 +637,22 @@ def escalate_overdue(session: Session, *, now: datetime | None = None) -> int:
                     clue_id=clue.id,
                     params={"level": level, "deadline": clue.deadline_at.isoformat()},
                 )
+            webhooks.enqueue(
+                session,
+                kind="clue_escalated",
+                parties=_escalation_parties(session, clue, level),
+                data=_chat_data(session, clue) | {"level": level},
+            )
             changed += 1
     session.flush()
     return changed
+
+
+def _escalation_parties(session: Session, clue: Clue, level: int) -> list[str]:
+    """Whose duty group chat hears of an overdue clue: the command centre's, and at level 1 also the party of
+    the handler it waits for."""
+    assignee = session.get(User, clue.assignee_id) if level == 1 and clue.assignee_id is not None else None
+    return ["command"] + ([assignee.role] if assignee is not None else [])
 
 
 def _next_level(session: Session, clue: Clue, level: int) -> list[int]:

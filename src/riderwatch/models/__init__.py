@@ -40,6 +40,7 @@ from riderwatch.models.tracking import (
     coverage_cell_deltas,
 )
 from riderwatch.models.training import Course, CourseMaterial, CourseQuestion, QuizAttempt
+from riderwatch.models.webhooks import WebhookChannel, WebhookDelivery
 
 __all__ = [
     "Alert",
@@ -87,6 +88,8 @@ __all__ = [
     "TrackingDevice",
     "User",
     "UserSession",
+    "WebhookChannel",
+    "WebhookDelivery",
     "Zone",
     "coverage_cell_deltas",
 ]

@@ -77,6 +77,8 @@ class Alert(Base):
     circle_radius_m: Mapped[float | None] = mapped_column(Float)
     audience: Mapped[str] = mapped_column(String(16), default="area")
     audience_stations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Other parties it also goes to (their users' inboxes and their duty group chats): police, grid staff, patrol.
+    audience_parties: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     sender_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
     # An Extreme alert waits for a second person's approval when the station asks for it: until then it

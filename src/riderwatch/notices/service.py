@@ -15,8 +15,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import Notice, StreamEvent
+from riderwatch.models import Notice, StreamEvent, User
 from riderwatch.notices.bus import mark
+from riderwatch.webhooks import service as webhooks
 
 # What a notice can say (the inbox shows each in the reader's words).
 KINDS = (
@@ -47,7 +48,10 @@ def notify(
     clue_id: int | None = None,
     alert_id: int | None = None,
     params: dict[str, Any] | None = None,
+    chat: dict[str, Any] | None = None,
 ) -> Notice:
+    """A notice in the user's inbox, an event on their stream, and a message to their own webhooks that take
+    its kind (`chat`: what those messages say beyond the notice, e.g. an alert's headline)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
     notice = Notice(
@@ -55,8 +59,18 @@ def notify(
     )
     session.add(notice)
     session.flush()
-    emit(session, user_id=user_id, event="notice", data=present(notice))
+    shown = present(notice)
+    emit(session, user_id=user_id, event="notice", data=shown)
+    webhooks.enqueue_personal(session, user_id=user_id, kind=kind, data={"notice": shown} | (chat or {}))
     return notice
+
+
+def command_centre(session: Session, *, also: int | None = None) -> list[int]:
+    """The active dispatchers (who watch alerts' boards and the desk), and `also` (an alert's sender)."""
+    ids = set(session.scalars(select(User.id).where(User.role == "dispatcher", User.is_active.is_(True))))
+    if also is not None:
+        ids.add(also)
+    return sorted(ids)
 
 
 def present(notice: Notice) -> dict[str, Any]:

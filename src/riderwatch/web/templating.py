@@ -205,6 +205,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
     if policy.has_permission(user, "apikey.manage"):
         items.append(("/admin/keys", labels.N_("Open311 keys"), "nav-admin-keys"))
+    if policy.has_permission(user, "webhook.manage"):
+        items.append(("/admin/webhooks", labels.N_("Duty group chats"), "nav-admin-webhooks"))
     if policy.has_permission(user, "audit.read"):
         items.append(("/admin/audit", labels.N_("Audit log"), "nav-admin-audit"))
     return items

@@ -1,0 +1,1 @@
+"""Webhooks: the duty group chats and other systems RiderWatch tells of what happens."""
