@@ -102,6 +102,7 @@ def test_no_view_names_an_anonymous_reporter(
         "link_id": "1",
         "material_id": "1",
         "alert_id": "1",
+        "channel_id": "1",
     }
     paths = _paths(app, values)
     paths += [

@@ -202,3 +202,14 @@ def require(permission: str) -> Callable[[User], Awaitable[User]]:
         return user
 
     return check
+
+
+def require_any(*permissions: str) -> Callable[[User], Awaitable[User]]:
+    """A dependency that lets through users holding one of `permissions` (refused as for the first)."""
+
+    async def check(user: CurrentUser) -> User:
+        held = next((p for p in permissions if policy.has_permission(user, p)), permissions[0])
+        policy.ensure(user, held)
+        return user
+
+    return check

@@ -59,6 +59,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "alert.publish": frozenset({"dispatcher", "admin"}),
     "alert.receive": frozenset({"rider"}),
     "alert.read": frozenset({"dispatcher", "admin", "rider"}),
+    # Another party's users read the alerts that also go to their party (object rule: may_read_alert).
+    "alert.party": HANDLER_ROLES,
     # Webhooks: administrators keep the parties' duty group chats; staff may send their own notices to a
     # robot of their own (object rule: may_manage_channel). Riders and platform accounts have none.
     "webhook.manage": frozenset({"admin"}),
@@ -173,6 +175,11 @@ def signed_in_user(
             ),
         )
     return session.scalar(query)
+
+
+def may_read_alert(user: User, parties: list[str]) -> bool:
+    """An alert's page: the command centre's, and another party's users for an alert that also goes to them."""
+    return has_permission(user, "alert.publish") or (has_permission(user, "alert.party") and user.role in parties)
 
 
 def may_manage_channel(user: User, party: str | None, owner_id: int | None) -> bool:

@@ -42,13 +42,25 @@ def test_a_dispatcher_publishes_and_a_rider_acknowledges(api: Api, browser: Call
     assert desk.client.get("/alerts/new").status_code == 200
     preview = desk.post("/alerts", {**FORM, "action": "preview"})
     assert preview.status_code == 200 and 'data-riders="1"' in preview.text and "将送达 1 名骑手" in preview.text
+    # The map shows the area and where the rider is (a dot to about 100 m, unnamed).
+    assert "&#34;kind&#34;: &#34;rider&#34;" in preview.text and "&#34;kind&#34;: &#34;preview&#34;" in preview.text
+    assert "rider001" not in preview.text and "在岗骑手" in preview.text
     no_drawing = desk.post("/alerts", {**FORM, "area_mode": "polygon", "action": "publish"})
     assert no_drawing.status_code == 422 and "请在地图上绘制区域" in no_drawing.text
-    published = desk.post("/alerts", {**FORM, "action": "publish"}, follow_redirects=False)
+    published = desk.post("/alerts", {**FORM, "parties": ["patrol"], "action": "publish"}, follow_redirects=False)
     assert published.status_code == 303
     board = desk.client.get(published.headers["location"])
     assert "已发布" in board.text and 'data-received="1"' in board.text and 'data-acknowledged="0"' in board.text
     alert_id = int(re.search(r"/alerts/(\d+)", published.headers["location"]).group(1))  # type: ignore[union-attr]
+
+    # The patrol (another party it also goes to) has it in their inbox and may read it; the grid staff not.
+    patrol = _chinese(browser, "patrol")
+    inbox = patrol.client.get("/notices")
+    assert "预警：金鼎社区发现在逃嫌疑人" in inbox.text and f'href="/alerts/{alert_id}"' in inbox.text
+    read = patrol.client.get(f"/alerts/{alert_id}")
+    assert read.status_code == 200 and "金鼎社区发现在逃嫌疑人" in read.text
+    assert 'data-testid="alert-receipts"' not in read.text and 'data-testid="alert-cancel"' not in read.text
+    assert _chinese(browser, "grid_staff").client.get(f"/alerts/{alert_id}").status_code == 404
 
     rider = _chinese(browser, "rider")
     mine = rider.client.get("/my/alerts")
@@ -88,7 +100,7 @@ def test_a_sighting_is_reported_from_the_alert(api: Api, browser: Callable[[str]
     ready(api, "rider")
     send(api, [ping(ago(0))])
     desk = _chinese(browser, "dispatcher")
-    published = desk.post("/alerts", {**FORM, "action": "publish"}, follow_redirects=False)
+    published = desk.post("/alerts", {**FORM, "parties": ["patrol"], "action": "publish"}, follow_redirects=False)
     alert_id = int(published.headers["location"].split("/")[2].split("?")[0])
     rider = _chinese(browser, "rider")
     assert f'href="/report?alert={alert_id}"' in rider.client.get("/my/alerts").text

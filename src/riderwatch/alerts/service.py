@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shapely.geometry import Point, shape
+from shapely.geometry import Point, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 from sqlalchemy import func, or_, select
@@ -63,6 +63,7 @@ class Reach:
     riders: list[tuple[int, str]] = field(default_factory=list)  # (rider id, reason)
     positions: list[tuple[float, float]] = field(default_factory=list)
     without_position: int = 0
+    area: dict[str, Any] | None = None  # the area as a GeoJSON Polygon (a circle drawn as one), for the map
 
 
 # --- the area --------------------------------------------------------------------------------------------
@@ -226,7 +227,9 @@ def _tell_parties(session: Session, alert: Alert) -> None:
     if parties:
         users = session.scalars(select(User.id).where(User.role.in_(parties), User.is_active.is_(True)))
         for user_id in users:
-            notices.notify(session, user_id=user_id, kind="alert", alert_id=alert.id, chat=chat)
+            notices.notify(
+                session, user_id=user_id, kind="alert", alert_id=alert.id, params={"headline": alert.headline}
+            )
     webhooks.enqueue(session, kind="alert", parties=["command", *parties], data=chat)
 
 
@@ -288,7 +291,11 @@ def draft(session: Session, *, sender: User, values: Mapping[str, Any], now: dat
 def preview(session: Session, *, sender: User, values: Mapping[str, Any], now: datetime | None = None) -> Reach:
     """Whom an alert would reach if published now (nothing is stored)."""
     now = now or utcnow()
-    return reach(session, draft(session, sender=sender, values=values, now=now), now=now)
+    alert = draft(session, sender=sender, values=values, now=now)
+    found = reach(session, alert, now=now)
+    geometry = area_geometry(alert)
+    found.area = dict(mapping(geometry)) if geometry is not None else None
+    return found
 
 
 @atomic

@@ -18,11 +18,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch import policy
 from riderwatch.alerts import service
 from riderwatch.alerts.schemas import AlertCreate, AlertUpdate
 from riderwatch.clues.present import category_name
-from riderwatch.deps import DbSession, PathId, require
-from riderwatch.errors import N_, DomainError, InvalidInput
+from riderwatch.deps import DbSession, PathId, require, require_any
+from riderwatch.errors import N_, DomainError, InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Category, Community, Grid, Station, User, Zone
 from riderwatch.web.forms import (
@@ -41,7 +42,9 @@ router = APIRouter(include_in_schema=False)
 
 Publisher = Annotated[User, Depends(require("alert.publish"))]
 Receiver = Annotated[User, Depends(require("alert.receive"))]
+PartyReader = Annotated[User, Depends(require_any("alert.publish", "alert.party"))]
 
+PARTY_LABELS = {"police": N_("Community police"), "grid_staff": N_("Grid staff"), "patrol": N_("Patrol")}
 KIND_LABELS = {
     "warning": N_("Early warning"),
     "publicity": N_("Prevention publicity"),
@@ -108,6 +111,7 @@ def _labels(request: Request) -> dict[str, dict[str, str]]:
         "certainty": labels_in(request, CERTAINTY_LABELS),
         "audience": labels_in(request, AUDIENCE_LABELS),
         "msg": labels_in(request, MSG_LABELS),
+        "parties": labels_in(request, PARTY_LABELS),
     }
 
 
@@ -147,6 +151,26 @@ def _district_features(db: Session) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
+def _reach_features(request: Request, found: service.Reach) -> list[dict[str, Any]]:
+    """The previewed area and where the riders it would reach are, for the composer's map: a dot per rider,
+    placed to about 100 m and unnamed (the dispatcher sees where, not who)."""
+    _ = formatter(request)._
+    features: list[dict[str, Any]] = []
+    if found.area is not None:
+        props = {"kind": "preview", "code": "", "name": _("The alert's area")}
+        features.append({"type": "Feature", "geometry": found.area, "properties": props})
+    for lat, lon in found.positions:
+        point = {"type": "Point", "coordinates": [round(lon, 3), round(lat, 3)]}
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": point,
+                "properties": {"kind": "rider", "code": "", "name": _("A rider on duty")},
+            }
+        )
+    return features
+
+
 BLANK = {
     "kind": "warning",
     "event": "",
@@ -167,6 +191,7 @@ BLANK = {
     "radius_m": "500",
     "audience": "area",
     "stations": [],
+    "parties": [],
 }
 
 
@@ -187,6 +212,8 @@ def _composer(
         "reach": None,
         **extra,
     }
+    if extra.get("reach_map"):
+        context["map_areas"]["features"] += extra["reach_map"]
     return render(request, "alerts/new.html", context, status=status)
 
 
@@ -222,6 +249,7 @@ async def publish(request: Request, db: DbSession, user: Publisher) -> Response:
     form = await request.form(max_fields=60)
     values: dict[str, Any] = {key: (str(form.get(key) or "").strip()[:LONG]) for key in BLANK if key != "stations"}
     values["stations"] = [str(s) for s in form.getlist("stations")][:100]
+    values["parties"] = [str(p) for p in form.getlist("parties")][:3]
     preview_only = form.get("action") == "preview"
     # The database work in a worker thread, as for a plain `def` route (the form had to be awaited).
     return await anyio.to_thread.run_sync(_publish, request, db, user, values, preview_only)
@@ -249,11 +277,12 @@ def _publish(request: Request, db: Session, user: User, values: dict[str, Any], 
                 "area": _area_from_form(values) if values["audience"] == "area" else None,
                 "audience": values["audience"],
                 "stations": values["stations"],
+                "parties": values["parties"],
             }
         )
         if preview_only:
             found = service.preview(db, sender=user, values=body.model_dump())
-            return _composer(request, db, values, reach=found)
+            return _composer(request, db, values, reach=found, reach_map=_reach_features(request, found))
         needs = request.app.state.settings.alert_extreme_needs_approval
         alert, _found = service.publish(db, sender=user, values=body.model_dump(), extreme_needs_approval=needs)
     except (ValidationError, DomainError) as exc:
@@ -279,6 +308,7 @@ def _board(
         "acknowledged": sum(1 for r, _name in receipts if r.acknowledged_at is not None),
         "valid": latest.id == alert.id and alert.expires > now and alert.msg_type != "Cancel",
         "may_approve": service.may_approve(alert, user),
+        "command_centre": policy.has_permission(user, "alert.publish"),
         "labels": _labels(request),
         "area": service.present(alert).get("area"),
         "sightings": [(c, names.get(c.category_code, c.category_code)) for c in service.sightings(db, alert)],
@@ -288,8 +318,13 @@ def _board(
 
 
 @router.get("/alerts/{alert_id}")
-def board_page(request: Request, alert_id: PathId, db: DbSession, _user: Publisher, done: str = "") -> HTMLResponse:
-    return _board(request, db, _user, alert_id, **done_message(request, done, DONE))
+def board_page(request: Request, alert_id: PathId, db: DbSession, user: PartyReader, done: str = "") -> HTMLResponse:
+    """The command centre's board; another party's user (an alert that also goes to them) reads the alert
+    alone: not who received it, not the sightings, no changes."""
+    alert = service.alert_of(db, alert_id)
+    if not policy.may_read_alert(user, list(alert.audience_parties or [])):
+        raise NotFound(N_("no alert %(id)d"), id=alert_id)
+    return _board(request, db, user, alert_id, **done_message(request, done, DONE))
 
 
 @router.post("/alerts/{alert_id}/update")

@@ -26,7 +26,7 @@ KINDS = (
     "clue_verified",  # to the reporter: their clue was found credible
     "clue_rejected",  # to the reporter: it was not taken up (with the reason)
     "clue_closed",  # to the reporter: handled (with the outcome)
-    "alert",  # to a rider: an early warning for where they are
+    "alert",  # to a user of another party an alert also goes to (riders have theirs on the alert screen)
 )
 REPLAY_LIMIT = 500
 
@@ -48,10 +48,9 @@ def notify(
     clue_id: int | None = None,
     alert_id: int | None = None,
     params: dict[str, Any] | None = None,
-    chat: dict[str, Any] | None = None,
 ) -> Notice:
     """A notice in the user's inbox, an event on their stream, and a message to their own webhooks that take
-    its kind (`chat`: what those messages say beyond the notice, e.g. an alert's headline)."""
+    its kind."""
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
     notice = Notice(
@@ -61,7 +60,7 @@ def notify(
     session.flush()
     shown = present(notice)
     emit(session, user_id=user_id, event="notice", data=shown)
-    webhooks.enqueue_personal(session, user_id=user_id, kind=kind, data={"notice": shown} | (chat or {}))
+    webhooks.enqueue_personal(session, user_id=user_id, kind=kind, data={"notice": shown})
     return notice
 
 

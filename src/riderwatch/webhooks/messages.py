@@ -20,7 +20,7 @@ NOTICE_TEXTS = {
     "clue_verified": N_("Your clue #%(clue)d was verified and is being handled."),
     "clue_rejected": N_("Your clue #%(clue)d was not taken up: %(reason)s"),
     "clue_closed": N_("Your clue #%(clue)d was handled: %(outcome)s"),
-    "alert": N_("A new alert"),
+    "alert": N_("Early warning: %(headline)s"),
 }
 # The texts of the events a party's duty group chat is told of.
 PARTY_TEXTS = {
@@ -58,7 +58,7 @@ def _named(value: Any, locale: str) -> str:
 def notice_text(kind: str, params: dict[str, Any], *, locale: str, clue_id: int | None = None) -> str:
     """A notice's text in the reader's language."""
     _ = translations(locale).gettext
-    values = {"clue": clue_id or 0, "level": 0, "reason": "", "outcome": "", **params}
+    values = {"clue": clue_id or 0, "level": 0, "reason": "", "outcome": "", "headline": "", **params}
     text = _(NOTICE_TEXTS.get(kind, kind))
     return text % values if "%(" in text else text
 
@@ -92,8 +92,6 @@ def message(kind: str, data: dict[str, Any], *, personal: bool, locale: str, tim
         notice = data.get("notice") or {}
         text = notice_text(kind, notice.get("params") or {}, locale=locale, clue_id=notice.get("clue_id"))
         clue_id, alert_id = notice.get("clue_id"), notice.get("alert_id")
-        if kind == "alert" and data.get("headline"):
-            text = f"{text}: {_named(data.get('headline'), locale)}"
     else:
         text = party_text(kind, data, locale=locale, timezone=timezone)
         clue_id, alert_id = data.get("clue_id"), data.get("alert_id")

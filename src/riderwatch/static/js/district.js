@@ -11,9 +11,10 @@
     communities: { color: '#1565c0', weight: 2, fillOpacity: 0.06 },
     grids: { color: '#2e7d32', weight: 1, dashArray: '3 3', fillOpacity: 0.04 },
     zones: { color: '#ef6c00', weight: 2, fillOpacity: 0.12 },
-    preview: { color: '#6a1b9a', weight: 3, fillOpacity: 0.18 }
+    preview: { color: '#6a1b9a', weight: 3, fillOpacity: 0.18 },
+    rider: { radius: 6, color: '#ffffff', weight: 2, fillColor: '#c62828', fillOpacity: 0.9 }
   };
-  var ORDER = ['jurisdictions', 'communities', 'zones', 'grids', 'preview'];
+  var ORDER = ['jurisdictions', 'communities', 'zones', 'grids', 'preview', 'rider'];
 
   function areasOf(box) {
     try { return JSON.parse(box.getAttribute('data-areas') || '{}'); } catch (e) { return {}; }
@@ -27,8 +28,11 @@
     });
     var layer = L.geoJSON({ type: 'FeatureCollection', features: features }, {
       style: function (f) { return STYLES[f.properties.kind] || STYLES.preview; },
+      // Points (riders on duty, in an alert's preview) as dots, not pin images.
+      pointToLayer: function (f, latlng) { return L.circleMarker(latlng, STYLES[f.properties.kind] || STYLES.rider); },
       onEachFeature: function (f, l) {
-        l.bindTooltip(f.properties.name + ' (' + f.properties.code + ')', { sticky: true });
+        var code = f.properties.code ? ' (' + f.properties.code + ')' : '';
+        l.bindTooltip(f.properties.name + code, { sticky: true });
       }
     }).addTo(map);
     // Zoom to the highlighted areas (the file's, the one being edited) if there are any, else to all.
