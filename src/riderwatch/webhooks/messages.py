@@ -29,7 +29,7 @@ PARTY_TEXTS = {
     "clue_closed": N_("Clue #%(clue)d (%(category)s) was closed: %(outcome)s"),
     "alert": N_("%(msg_type)s alert (%(severity)s): %(headline)s. Area: %(area)s. Valid until %(expires)s."),
     "sighting": N_("A rider answered alert #%(alert)d with a sighting: clue #%(clue)d."),
-    "test": N_("A test message from RiderWatch to “%(channel)s”: this channel is set up correctly."),
+    "test": N_("A test message to “%(channel)s”: this channel is set up correctly."),
 }
 URGENT = N_("URGENT")
 SEVERITIES = {
@@ -39,6 +39,7 @@ SEVERITIES = {
     "Minor": N_("Minor"),
     "Unknown": N_("Unknown severity"),
 }
+SIGNED = N_("[RiderWatch] %(text)s")  # who is speaking in the chat
 MSG_TYPES = {"Alert": N_("New"), "Update": N_("Updated"), "Cancel": N_("Cancelled")}
 
 
@@ -95,7 +96,7 @@ def message(kind: str, data: dict[str, Any], *, personal: bool, locale: str, tim
     else:
         text = party_text(kind, data, locale=locale, timezone=timezone)
         clue_id, alert_id = data.get("clue_id"), data.get("alert_id")
-    text = f"RiderWatch · {text}"
+    text = translations(locale).gettext(SIGNED) % {"text": text}
     base = base_url.rstrip("/")
     if base and clue_id:
         text += f"\n{base}/clues/{clue_id}"
