@@ -126,8 +126,11 @@ def fresh_pg_database(admin_url: str, name: str = BENCH_DATABASE) -> Iterator[st
 
 
 @contextmanager
-def running_server(database_url: str, data_dir: Path, workers: int = 1) -> Iterator[str]:
-    """`uvicorn riderwatch.asgi:app` on a free loopback port; yields its base URL, stops it after."""
+def running_server(
+    database_url: str, data_dir: Path, workers: int = 1, env_extra: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`uvicorn riderwatch.asgi:app` on a free loopback port (with more RIDERWATCH_* settings in `env_extra`);
+    yields its base URL, stops it after."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDERWATCH_")}
     env.update(
@@ -140,7 +143,8 @@ def running_server(database_url: str, data_dir: Path, workers: int = 1) -> Itera
         # refuse all but the first of each hour; throughput is what is measured.
         RIDERWATCH_CLUES_PER_RIDER_PER_HOUR="1000000",
     )
-    log_path = data_dir / "server.log"
+    env.update(env_extra or {})
+    log_path = data_dir / f"server-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "uvicorn", "riderwatch.asgi:app", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]

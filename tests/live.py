@@ -59,6 +59,9 @@ def server_process(database_url: str, data_dir: Path, **env: str) -> Iterator[st
         "RIDERWATCH_DATA_DIR": str(data_dir),
         "RIDERWATCH_SECRET_KEY": "live-secret-key",
         "RIDERWATCH_RUN_JOBS": "false",
+        # A server kept for many tests (the browser tests') would send, and so take away, the webhook
+        # deliveries of the tests that run beside it on the same database: only a test that asks has one.
+        "RIDERWATCH_WEBHOOK_WORKER": "false",
         **{f"RIDERWATCH_{k.upper()}": v for k, v in env.items()},
     }
     log_path = data_dir / f"server-{port}.log"

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from riderwatch.clues.service import escalate_overdue
 from riderwatch.infra.clock import utcnow
+from riderwatch.notices import service as notices
 from tests.api.helpers import Api
+from tests.factories import District
 from tests.live import served
 
 
@@ -157,3 +161,53 @@ def test_every_signed_in_user_may_open_their_stream(api: Api, app: FastAPI) -> N
             Stream(url, api.auth(role)).close()  # opened, and said it is ready
         refused = httpx.get(f"{url}/api/v1/alerts/stream", timeout=10)
         assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_event_of_a_savepoint_that_rolled_back_is_never_sent(
+    api: Api, app: FastAPI, session_factory: sessionmaker[Session], district: District
+) -> None:
+    rider = district.users["rider"].id
+    with served(app, timeout_graceful_shutdown=1) as url:
+        stream = Stream(url, api.auth("rider"))
+        with session_factory() as session:
+            try:
+                with session.begin_nested():
+                    notices.emit(session, user_id=rider, event="notice", data={"n": "undone"})
+                    raise RuntimeError
+            except RuntimeError:
+                pass
+            notices.emit(session, user_id=rider, event="notice", data={"n": "kept"})
+            session.commit()
+        [(_id, _event, data)] = stream.wait_for(1)
+        time.sleep(0.3)
+        assert data == {"n": "kept"} and len(stream.events) == 1
+        stream.close()
+
+
+@pytest.mark.one_database(
+    "postgresql", why="SQLite lets one writing transaction in at a time: none commit out of order"
+)
+def test_an_event_whose_transaction_commits_after_a_later_ones_is_not_skipped(
+    api: Api, app: FastAPI, session_factory: sessionmaker[Session], district: District
+) -> None:
+    """Ids are drawn at insert, transactions commit in their own order: the stream gets both, whatever the
+    order, live and when it resumes."""
+    dispatcher = district.users["dispatcher"].id
+    with served(app, timeout_graceful_shutdown=1) as url:
+        stream = Stream(url, api.auth("dispatcher"))
+        slow, quick = session_factory(), session_factory()
+        first = notices.emit(slow, user_id=dispatcher, event="receipt", data={"n": "first"})
+        second = notices.emit(quick, user_id=dispatcher, event="receipt", data={"n": "second"})
+        assert first.id < second.id
+        quick.commit()
+        stream.wait_for(1)
+        slow.commit()
+        got = stream.wait_for(2)
+        assert [e[2]["n"] for e in got] == ["second", "first"]
+        slow.close()
+        quick.close()
+        stream.close()
+        # Resuming from before both replays both, in id order.
+        again = Stream(url, api.auth("dispatcher"), last_event_id=stream.ready_id)
+        assert [e[2]["n"] for e in again.wait_for(2)] == ["first", "second"]
+        again.close()

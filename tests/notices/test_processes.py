@@ -68,7 +68,10 @@ def test_a_server_process_sends_a_webhook_as_soon_as_the_event_commits(
     make_district(db)
     db.commit()
     found = Receiver()
-    with receiving(found), server_process(database_url, tmp_path / "a", webhook_poll_seconds="30") as base:
+    with (
+        receiving(found),
+        server_process(database_url, tmp_path / "a", webhook_worker="true", webhook_poll_seconds="30") as base,
+    ):
         admin = _token(base, "admin")
         body = {"name": "民警值班群", "party": "police", "format": "wecom", "url": f"{found.url}/chat"}
         res = httpx.post(f"{base}/api/v1/webhooks", json=body | {"kinds": ["clue_dispatched"]}, headers=admin)

@@ -222,7 +222,7 @@ def test_a_slow_receiver_holds_up_nobody_else(
     rows = {r.channel_id: r for r in _rows(db)}
     assert sorted(r.status for r in rows.values()) == ["delivered", "pending"]
     [slow] = [r for r in rows.values() if r.status == "pending"]
-    assert slow.last_error == "no answer in time" and slow.attempts == 1
+    assert slow.last_error == "no answer in time" and slow.attempts == 1, (slow.last_error, slow.attempts, done)
 
 
 def test_escalation_close_alerts_and_sightings_reach_their_chats(

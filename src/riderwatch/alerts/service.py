@@ -44,7 +44,6 @@ from riderwatch.models import (
     Zone,
 )
 from riderwatch.notices import service as notices
-from riderwatch.notices.service import emit
 from riderwatch.webhooks import service as webhooks
 
 AREA_TERMS = {"community": Term(N_("community")), "grid": Term(N_("grid")), "zone": Term(N_("zone"))}
@@ -195,16 +194,12 @@ def _deliver(session: Session, alert: Alert, targets: Iterable[tuple[int, str]],
             )
         )
     )
-    data = present(alert)
-    new = 0
-    for rider_id, reason in riders.items():
-        if rider_id in had:
-            continue
-        session.add(AlertReceipt(alert_id=alert.id, rider_id=rider_id, reason=reason, targeted_at=now))
-        emit(session, user_id=rider_id, event="alert", data=data)
-        new += 1
-    session.flush()
-    return new
+    fresh = [(rider_id, reason) for rider_id, reason in riders.items() if rider_id not in had]
+    session.add_all(
+        AlertReceipt(alert_id=alert.id, rider_id=rider_id, reason=reason, targeted_at=now) for rider_id, reason in fresh
+    )
+    notices.emit_many(session, user_ids=[rider_id for rider_id, _reason in fresh], event="alert", data=present(alert))
+    return len(fresh)
 
 
 def chat_data(alert: Alert) -> dict[str, Any]:
@@ -509,8 +504,9 @@ def acknowledge(session: Session, *, rider: User, alert_id: int, now: datetime |
             "seconds": seconds,
             "at": now.isoformat(),
         }
-        for user_id in notices.command_centre(session, also=alert.sender_id):
-            emit(session, user_id=user_id, event="receipt", data=data)
+        notices.emit_many(
+            session, user_ids=notices.command_centre(session, also=alert.sender_id), event="receipt", data=data
+        )
     return receipt
 
 

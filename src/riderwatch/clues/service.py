@@ -231,8 +231,7 @@ def tell_sighting(session: Session, *, clue_id: int, alert_id: int, category: st
     if sender is None:
         return
     data = {"alert_id": alert_id, "clue_id": clue_id, "category": category, "lat": lat, "lon": lon}
-    for user_id in notices.command_centre(session, also=sender):
-        notices.emit(session, user_id=user_id, event="sighting", data=data)
+    notices.emit_many(session, user_ids=notices.command_centre(session, also=sender), event="sighting", data=data)
     webhooks.enqueue(session, kind="sighting", parties=["command"], data={"alert_id": alert_id, "clue_id": clue_id})
 
 

@@ -4,7 +4,10 @@ Server-Sent Events (alerts and notices for riders, receipts and sightings for th
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio
@@ -14,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from riderwatch.deps import CurrentUser, DbSession
+from riderwatch.infra.clock import utcnow
 from riderwatch.models import StreamEvent
 from riderwatch.notices import service
 from riderwatch.notices.bus import BUS
@@ -46,32 +50,74 @@ def read_notices(body: ReadBody, db: DbSession, user: CurrentUser) -> dict[str, 
     return {"marked": service.mark_read(db, user_id=user.id, ids=body.ids)}
 
 
-def _fetch(factory: sessionmaker[Session], user_id: int, after: int | None) -> tuple[int, list[StreamEvent]]:
-    """The events after `after`; without one, the id of the newest event (where a new stream starts)."""
+# A stream woken to read the database also reads the events of this last while it has not sent (one whose
+# transaction committed after a later one's); the bus hands every commit's own events over anyway.
+LOOKBACK = timedelta(seconds=60)
+
+
+def _newest(factory: sessionmaker[Session], user_id: int) -> int:
     with factory() as session:
-        if after is None:
-            return service.last_event_id(session, user_id=user_id), []
-        rows = service.events_after(session, user_id=user_id, after=after)
+        return service.last_event_id(session, user_id=user_id)
+
+
+def _read(factory: sessionmaker[Session], user_id: int, after: int, floor: int, lookback: bool) -> list[StreamEvent]:
+    """The events after `after` (and, looking back, those after `floor` made in the last minute)."""
+    with factory() as session:
+        since = utcnow() - LOOKBACK if lookback else None
+        rows = service.events_after(session, user_id=user_id, after=after, floor=floor, since=since)
         session.expunge_all()
-        return after, rows
+        return rows
+
+
+class Sent:
+    """The ids a stream sent in the last few minutes: an event the bus handed over and a read found too is
+    sent once."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._order: deque[tuple[float, int]] = deque()
+
+    def first_time(self, event_id: int) -> bool:
+        now = time.monotonic()
+        while self._order and self._order[0][0] < now - 3 * LOOKBACK.total_seconds():
+            self._ids.discard(self._order.popleft()[1])
+        if event_id in self._ids:
+            return False
+        self._ids.add(event_id)
+        self._order.append((now, event_id))
+        return True
 
 
 async def _events(request: Request, user_id: int, after: int | None) -> AsyncIterator[ServerSentEvent]:
     factory = request.app.state.read_session_factory
     subscription = BUS.subscribe(user_id)  # before reading: nothing committed from here on is missed
     try:
-        last, _none = await anyio.to_thread.run_sync(_fetch, factory, user_id, None)
-        if after is not None:
-            last = min(after, last)
+        newest = await anyio.to_thread.run_sync(_newest, factory, user_id)
+        floor = newest if after is None else min(after, newest)
         # "ready" tells the client it is subscribed, and from which event on (its id resumes there).
-        yield ServerSentEvent(data=json.dumps({"last_event_id": last}), event="ready", id=str(last))
+        yield ServerSentEvent(data=json.dumps({"last_event_id": floor}), event="ready", id=str(floor))
+        sent = Sent()
+        checked = floor  # read from the database up to here
+        read, lookback = after is not None and after < newest, False  # first the replay, if there is one
         while True:
-            subscription.woken.clear()  # before reading: a commit after this wakes the wait below
-            last, rows = await anyio.to_thread.run_sync(_fetch, factory, user_id, last)
-            for row in rows:
-                last = row.id
-                yield ServerSentEvent(data=json.dumps(row.data, ensure_ascii=False), event=row.event, id=str(row.id))
-            if len(rows) < service.REPLAY_LIMIT:
+            subscription.woken.clear()  # before reading: what is handed over from here on wakes the wait below
+            if read or subscription.read_needed:
+                lookback = lookback or subscription.read_needed
+                subscription.read_needed = False
+                rows = await anyio.to_thread.run_sync(_read, factory, user_id, checked, floor, lookback)
+                for row in rows:
+                    checked = max(checked, row.id)
+                    if sent.first_time(row.id):
+                        data = json.dumps(row.data, ensure_ascii=False)
+                        yield ServerSentEvent(data=data, event=row.event, id=str(row.id))
+                read, lookback = len(rows) == service.REPLAY_LIMIT, True
+                if read:
+                    continue
+            while subscription.inbox:
+                handed = subscription.inbox.popleft()
+                if handed.id > floor and sent.first_time(handed.id):
+                    yield ServerSentEvent(data=handed.data, event=handed.event, id=str(handed.id))
+            if not subscription.inbox and not subscription.read_needed:
                 await subscription.woken.wait()
     finally:
         BUS.unsubscribe(subscription)

@@ -7,16 +7,17 @@ its outcome, never who handled it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import Notice, StreamEvent, User
-from riderwatch.notices.bus import mark
+from riderwatch.notices.bus import Handed, mark
 from riderwatch.webhooks import service as webhooks
 
 # What a notice can say (the inbox shows each in the reader's words).
@@ -33,11 +34,20 @@ REPLAY_LIMIT = 500
 
 def emit(session: Session, *, user_id: int, event: str, data: dict[str, Any]) -> StreamEvent:
     """An event for the user's live stream (sent when the transaction commits)."""
-    row = StreamEvent(user_id=user_id, event=event, data=data, created_at=utcnow())
-    session.add(row)
+    return emit_many(session, user_ids=[user_id], event=event, data=data)[0]
+
+
+def emit_many(session: Session, *, user_ids: Sequence[int], event: str, data: dict[str, Any]) -> list[StreamEvent]:
+    """The same event for several users' live streams (an alert to thousands of riders): written in one
+    flush, its JSON made once."""
+    now = utcnow()
+    rows = [StreamEvent(user_id=uid, event=event, data=data, created_at=now) for uid in user_ids]
+    session.add_all(rows)
     session.flush()
-    mark(session, user_id)
-    return row
+    text = json.dumps(data, ensure_ascii=False)
+    for row in rows:
+        mark(session, row.user_id, row, Handed(row.id, event, text))
+    return rows
 
 
 def notify(
@@ -119,16 +129,23 @@ def mark_read(session: Session, *, user_id: int, ids: Sequence[int] | None = Non
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def events_after(session: Session, *, user_id: int, after: int, limit: int = REPLAY_LIMIT) -> list[StreamEvent]:
-    """The user's stream events after `after` (a Last-Event-ID), oldest first."""
-    return list(
-        session.scalars(
-            select(StreamEvent)
-            .where(StreamEvent.user_id == user_id, StreamEvent.id > after)
-            .order_by(StreamEvent.id)
-            .limit(limit)
-        )
-    )
+def events_after(
+    session: Session,
+    *,
+    user_id: int,
+    after: int,
+    limit: int = REPLAY_LIMIT,
+    floor: int | None = None,
+    since: datetime | None = None,
+) -> list[StreamEvent]:
+    """The user's stream events after `after` (a Last-Event-ID), oldest first; with `since`, also those
+    after `floor` made since then (an event whose transaction committed after a later one's)."""
+    stmt = select(StreamEvent).where(StreamEvent.user_id == user_id)
+    if since is not None and floor is not None:
+        stmt = stmt.where(StreamEvent.id > floor, or_(StreamEvent.id > after, StreamEvent.created_at >= since))
+    else:
+        stmt = stmt.where(StreamEvent.id > after)
+    return list(session.scalars(stmt.order_by(StreamEvent.id).limit(limit)))
 
 
 def last_event_id(session: Session, *, user_id: int) -> int:

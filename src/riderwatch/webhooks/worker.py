@@ -128,7 +128,11 @@ class Worker:
 
     async def _one(self, client: httpx.AsyncClient, delivery_id: int, fmt: str, request: formats.Outgoing) -> None:
         try:
-            error, status = await send(client, request, fmt)
+            try:
+                error, status = await send(client, request, fmt)
+            except Exception as exc:  # whatever went wrong is a failed try, recorded and tried again
+                log.exception("sending webhook delivery %d failed", delivery_id)
+                error, status = f"{type(exc).__name__}: {exc}"[:500], None
             await asyncio.to_thread(self._record, delivery_id, error, status)
         finally:
             self._slots.release()
