@@ -221,7 +221,8 @@ def main() -> None:
         if not args.no_redis:
             setups.append(("two processes, Redis", 2, {"RIDERWATCH_REDIS_URL": REDIS}))
         for setup, servers, extra in setups:
-            with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+            tmp = tempfile.mkdtemp(prefix="riderwatch-bench-alerts-")  # kept: the servers' logs
+            with ExitStack() as stack:
                 url = stack.enter_context(fresh_pg_database(args.pg_url, BENCH_DATABASE))
                 team = prepare_database(url, clients, utcnow())
                 inside = place_riders(url, team.ids)

@@ -55,6 +55,19 @@ def reads_only(endpoint: Callable[P, R]) -> Callable[P, R]:
     return endpoint
 
 
+def _endings(request: Request) -> anyio.CapacityLimiter:
+    """Threads of their own for ending a request's transaction. A session that holds a connection and waits
+    to commit must never wait behind worker threads that wait for a connection (all of them, in a burst):
+    each would wait for the other until the pool's timeout."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "transaction_endings", None)
+    if limiter is None:
+        limiter = request.app.state.transaction_endings = anyio.CapacityLimiter(ENDINGS_AT_ONCE)
+    return limiter
+
+
+ENDINGS_AT_ONCE = 32
+
+
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """One session per request; committed when the route returns, before the response is sent.
 
@@ -72,14 +85,15 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     factory = request.app.state.read_session_factory if reads else request.app.state.session_factory
     session: Session = factory()
     request.state.db = session  # what the page's layout reads (the unread notices) is read in it too
+    endings = _endings(request)
     try:
         yield session
         if session.in_transaction():
-            await anyio.to_thread.run_sync(session.commit)
+            await anyio.to_thread.run_sync(session.commit, limiter=endings)
     except BaseException:
         if session.in_transaction():
             with anyio.CancelScope(shield=True):  # a client that left still gets its transaction undone
-                await anyio.to_thread.run_sync(session.rollback)
+                await anyio.to_thread.run_sync(session.rollback, limiter=endings)
         raise
     finally:
         session.close()  # no transaction is open here: nothing to wait for

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from riderwatch.deps import CurrentUser, DbSession
+from riderwatch.deps import CurrentUser, DbSession, reads_only
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import StreamEvent
 from riderwatch.notices import service
@@ -129,6 +129,7 @@ async def _events(request: Request, user_id: int, after: int | None) -> AsyncIte
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "an endless stream of events"}},
 )
+@reads_only  # the request's transaction only identifies the caller: its connection goes back at once
 async def stream(
     request: Request,
     user: CurrentUser,

@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as redis_async
-from sqlalchemy import event, inspect
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -186,29 +186,39 @@ def _decode(raw: bytes | str) -> dict[int, list[Handed]]:
 BUS = Bus()
 
 
-def mark(session: Session, user_id: int, row: object, handed: Handed) -> None:
-    """Remember an event this session wrote for `user_id` (`row`, its stored row): it is handed over when
-    the session commits, unless a savepoint it was written in was rolled back (the row is then gone)."""
-    pending: list[tuple[int, object, Handed]] = session.info.setdefault(PENDING, [])
-    pending.append((user_id, row, handed))
+def mark(session: Session, events: list[tuple[int, Handed]]) -> None:
+    """Remember events this session wrote, as (user id, event): they are handed over when the session
+    commits, unless the transaction or savepoint they were written in is rolled back first."""
+    written_in = session.get_nested_transaction() or session.get_transaction()
+    pending: list[tuple[object, list[tuple[int, Handed]]]] = session.info.setdefault(PENDING, [])
+    pending.append((written_in, events))
+
+
+def _within(transaction: Any, ended: Any) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    """A rolled-back savepoint (or transaction) takes the events written in it along."""
+    pending: list[tuple[object, list[tuple[int, Handed]]]] | None = session.info.get(PENDING)
+    if pending:
+        pending[:] = [(tx, events) for tx, events in pending if not _within(tx, previous_transaction)]
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released (`atomic`): the events are not committed until the transaction is
-    pending: list[tuple[int, object, Handed]] | None = session.info.pop(PENDING, None)
+    pending: list[tuple[object, list[tuple[int, Handed]]]] | None = session.info.pop(PENDING, None)
     if not pending:
         return
     events: dict[int, list[Handed]] = defaultdict(list)
-    for user_id, row, handed in pending:
-        # A row written in a savepoint that rolled back was expunged: it was never committed.
-        if not inspect(row).transient:
+    for _tx, written in pending:
+        for user_id, handed in written:
             events[user_id].append(handed)
     BUS.hand_over(events)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    if not session.in_nested_transaction():
-        session.info.pop(PENDING, None)

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Integer, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import values_column
 from riderwatch.models import Notice, StreamEvent, User
 from riderwatch.notices.bus import Handed, mark
 from riderwatch.webhooks import service as webhooks
@@ -32,22 +33,36 @@ KINDS = (
 REPLAY_LIMIT = 500
 
 
-def emit(session: Session, *, user_id: int, event: str, data: dict[str, Any]) -> StreamEvent:
-    """An event for the user's live stream (sent when the transaction commits)."""
+def emit(session: Session, *, user_id: int, event: str, data: dict[str, Any]) -> int:
+    """An event for the user's live stream (sent when the transaction commits); its id."""
     return emit_many(session, user_ids=[user_id], event=event, data=data)[0]
 
 
-def emit_many(session: Session, *, user_ids: Sequence[int], event: str, data: dict[str, Any]) -> list[StreamEvent]:
-    """The same event for several users' live streams (an alert to thousands of riders): written in one
-    flush, its JSON made once."""
+def emit_many(session: Session, *, user_ids: Sequence[int], event: str, data: dict[str, Any]) -> list[int]:
+    """The same event for several users' live streams (an alert to thousands of riders): one statement,
+    its JSON made once; the events' ids, in the order of `user_ids`."""
+    if not user_ids:
+        return []
     now = utcnow()
-    rows = [StreamEvent(user_id=uid, event=event, data=data, created_at=now) for uid in user_ids]
-    session.add_all(rows)
-    session.flush()
+    columns = StreamEvent.__table__.c
+    # One statement over the users as one parameter, the data bound once: thousands of riders cost one row
+    # each in the database, not a statement of thousands of values.
+    user = values_column(session, user_ids, Integer(), name="user_id")
+    chosen = select(
+        user,
+        literal(event, columns.event.type),
+        literal(data, columns.data.type),
+        literal(now, columns.created_at.type),
+    )
+    written = session.execute(
+        insert(StreamEvent)
+        .from_select(["user_id", "event", "data", "created_at"], chosen)
+        .returning(StreamEvent.id, StreamEvent.user_id)
+    ).all()
+    ids = {int(uid): int(event_id) for event_id, uid in written}
     text = json.dumps(data, ensure_ascii=False)
-    for row in rows:
-        mark(session, row.user_id, row, Handed(row.id, event, text))
-    return rows
+    mark(session, [(uid, Handed(ids[uid], event, text)) for uid in user_ids])
+    return [ids[uid] for uid in user_ids]
 
 
 def notify(
