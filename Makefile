@@ -13,7 +13,7 @@ help:
 	@echo "make test   install everything, lint, run the whole suite on SQLite and PostgreSQL"
 	@echo "make lint   ruff (checks, formatting), mypy and the import layers (lint-imports)"
 	@echo "make vendor refresh the committed front-end libraries from package-lock.json (needs npm)"
-	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries, task verification (SQLite and PostgreSQL)"
+	@echo "make bench  benchmarks: clue submissions, Gi* hotspots, position ingest, OsmAnd, coverage queries, task verification, alerts to live streams (SQLite and PostgreSQL)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,7 @@ bench: install services
 	$(BIN)/python -m bench.coverage --pg-url $(PG_URL)
 	$(BIN)/python -m bench.tasks --pg-url $(PG_URL)
 	$(BIN)/python -m bench.desk --pg-url $(PG_URL)
+	$(BIN)/python -m bench.alerts_stream --pg-url $(PG_URL)
 
 # Refresh the catalogues after changing UI strings; then translate the new msgids in locale/zh.
 messages: $(VENV)/.installed

@@ -47,6 +47,7 @@ REDIS = "redis://127.0.0.1:6379/0"
 CENTER = (25.4360, 119.0120)
 RADIUS_M = 800.0
 BENCH_DATABASE = "riderwatch_bench_alerts"
+READY_WAIT_S = 180  # for every stream to say "ready"; those that did not by then are counted as failed
 
 
 @dataclass
@@ -115,7 +116,11 @@ async def _stream(base: str, token: str, ready: asyncio.Event, arrivals: list[fl
                 return
             arrivals.extend([now] * data.count(b"event: alert"))
             tail = data[-16:]
-    except (asyncio.CancelledError, ConnectionError):
+    except asyncio.CancelledError:
+        writer.close()
+    except (OSError, ValueError) as exc:  # reset, refused, …: a failed stream, counted
+        failures.append(f"{type(exc).__name__}: {exc}")
+        ready.set()
         writer.close()
 
 
@@ -127,8 +132,12 @@ async def _clients(targets: list[tuple[str, str]], pipe: Connection) -> None:
     for (base, token), ready, got in zip(targets, readies, arrivals, strict=True):
         tasks.append(asyncio.create_task(_stream(base, token, ready, got, failures)))
         await asyncio.sleep(0.002)  # open gradually, as phones come on duty, not in one burst
-    for ready in readies:
-        await ready.wait()
+    try:
+        async with asyncio.timeout(READY_WAIT_S):
+            for ready in readies:
+                await ready.wait()
+    except TimeoutError:
+        failures.append(f"{sum(not r.is_set() for r in readies)} not ready within {READY_WAIT_S} s")
     pipe.send(("ready", len(failures), failures[:3]))
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, pipe.recv)  # "stop"
@@ -204,38 +213,27 @@ def run(
     return Row(setup, len(tokens), sum(inside), received, outside, sorted(latencies))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--client-procs", type=int, default=4)
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait for arrivals after publishing")
-    parser.add_argument("--no-redis", action="store_true", help="one server process only")
-    args = parser.parse_args()
-    console = Console()
-    rows: list[Row] = []
+def measure(
+    pg_url: str, clients: int, setup: str, *, procs: int, settle_s: float, database: str = BENCH_DATABASE
+) -> Row:
+    """One run: a fresh database of `clients` riders, the servers of `setup` ("one process" or "two processes,
+    Redis"), the clients, one alert."""
+    servers, extra = (2, {"RIDERWATCH_REDIS_URL": REDIS}) if "Redis" in setup else (1, {})
     secret = uuid.uuid4().hex
-    env = {"RIDERWATCH_SECRET_KEY": secret, "RIDERWATCH_WEBHOOK_WORKER": "false"}
-    for clients in args.clients:
-        setups: list[tuple[str, int, dict[str, str]]] = [("one process", 1, {})]
-        if not args.no_redis:
-            setups.append(("two processes, Redis", 2, {"RIDERWATCH_REDIS_URL": REDIS}))
-        for setup, servers, extra in setups:
-            tmp = tempfile.mkdtemp(prefix="riderwatch-bench-alerts-")  # kept: the servers' logs
-            with ExitStack() as stack:
-                url = stack.enter_context(fresh_pg_database(args.pg_url, BENCH_DATABASE))
-                team = prepare_database(url, clients, utcnow())
-                inside = place_riders(url, team.ids)
-                bases = [
-                    stack.enter_context(running_server(url, Path(tmp) / f"s{n}", env_extra=env | extra))
-                    for n in range(servers)
-                ]
-                tokens = [issue_token(secret, uid, 1) for uid in team.ids]
-                login = httpx.post(
-                    f"{bases[0]}/api/v1/auth/token", data={"username": DISPATCHER_USER, "password": PASSWORD}
-                )
-                dispatcher = login.json()["access_token"]
-                rows.append(run(setup, bases, tokens, inside, dispatcher, args.client_procs, args.settle))
+    env = {"RIDERWATCH_SECRET_KEY": secret, "RIDERWATCH_WEBHOOK_WORKER": "false"} | extra
+    tmp = tempfile.mkdtemp(prefix="riderwatch-bench-alerts-")  # kept: the servers' logs
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_pg_database(pg_url, database))
+        team = prepare_database(url, clients, utcnow())
+        inside = place_riders(url, team.ids)
+        bases = [stack.enter_context(running_server(url, Path(tmp) / f"s{n}", env_extra=env)) for n in range(servers)]
+        tokens = [issue_token(secret, uid, 1) for uid in team.ids]
+        login = httpx.post(f"{bases[0]}/api/v1/auth/token", data={"username": DISPATCHER_USER, "password": PASSWORD})
+        dispatcher = login.json()["access_token"]
+        return run(setup, bases, tokens, inside, dispatcher, procs, settle_s)
+
+
+def report(rows: list[Row], console: Console) -> None:
     table = Table(title="An alert to riders' live streams: publish to receipt (half the riders inside its area)")
     for name in (
         "setup",
@@ -264,6 +262,23 @@ def main() -> None:
             f"{target:.0f} ({p99 / target:.2f}×)",
         )
     console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds to wait for arrivals after publishing")
+    parser.add_argument("--no-redis", action="store_true", help="one server process only")
+    args = parser.parse_args()
+    setups = ["one process"] + ([] if args.no_redis else ["two processes, Redis"])
+    rows = [
+        measure(args.pg_url, clients, setup, procs=args.client_procs, settle_s=args.settle)
+        for clients in args.clients
+        for setup in setups
+    ]
+    report(rows, Console())
 
 
 if __name__ == "__main__":
