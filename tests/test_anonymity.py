@@ -70,6 +70,7 @@ def reporter(db: Session, district: District) -> User:
     return user
 
 
+@pytest.mark.one_database("sqlite", why="what the views show is decided in Python, the same over both databases")
 def test_no_view_names_an_anonymous_reporter(
     app: FastAPI,
     api: Api,

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.api.helpers import Api
 
 EXAMPLES = 12
-BUDGET_SECONDS = 15.0  # per role; the run stops generating once it is spent
+BUDGET_SECONDS = 10.0  # per role; the run stops generating once it is spent
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

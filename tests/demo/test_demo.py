@@ -262,6 +262,9 @@ def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -
     assert counts["positions"] == counts["duty_shifts"] == 0
 
 
+@pytest.mark.one_database(
+    "sqlite", why="the demo `make run` loads is on SQLite; the ingest it drives is tested on both"
+)
 def test_demo_tracks_come_from_the_simulator_through_the_api(settings: Settings, db: Session) -> None:
     # A day, so the riders' shifts fall inside it whatever the hour of the test; three riders keep it quick.
     build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=1, track_riders=3)

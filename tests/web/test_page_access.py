@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
+import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
@@ -913,6 +914,7 @@ def _describe(res: Response) -> str:
     return f"{res.status_code} {kind}{said} {where}".strip()
 
 
+@pytest.mark.one_database("sqlite", why="who may open each page is decided in Python, the same over both databases")
 def test_page_access_matrix(app: FastAPI, api: Api, browser: Callable[[str], Browser], engine: Engine) -> None:
     """Each role (and no login) in turn, every entry of CASES in order: the outcome, and what changed."""
     world = _world(api)
