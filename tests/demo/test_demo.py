@@ -235,6 +235,9 @@ def _check_incidents(db: Session) -> None:
     assert len(inside) > 40 and len(inside) > 0.7 * len(evening)
 
 
+@pytest.mark.one_database(
+    "sqlite", why="`make run` loads the demo on SQLite; the services it goes through are tested on both"
+)
 def test_demo_loads_the_article_district_once(settings: Settings, db: Session) -> None:
     first = build_demo(settings, password=PASSWORD, seed=7, console=_quiet(), tracks_days=0)
     out = _quiet()

@@ -78,6 +78,7 @@ def _prepare_history(db: Session, plan: RunPlan, consent_at: datetime) -> None:
     db.commit()
 
 
+@pytest.mark.one_database("sqlite", why="the simulator is a client over HTTP; the ingest it drives is tested on both")
 def test_a_day_of_history_goes_in_through_the_ingest_api(app: Any, db: Session) -> None:
     district = make_district(db)
     # A rider of no platform: no platform account may send for them, so they send their own.
