@@ -36,6 +36,7 @@ from riderwatch.web.forms import (
     refusal,
     see_other,
 )
+from riderwatch.web.labels import ROLE_LABELS
 from riderwatch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +45,6 @@ Publisher = Annotated[User, Depends(require("alert.publish"))]
 Receiver = Annotated[User, Depends(require("alert.receive"))]
 PartyReader = Annotated[User, Depends(require_any("alert.publish", "alert.party"))]
 
-PARTY_LABELS = {"police": N_("Community police"), "grid_staff": N_("Grid staff"), "patrol": N_("Patrol")}
 KIND_LABELS = {
     "warning": N_("Early warning"),
     "publicity": N_("Prevention publicity"),
@@ -111,7 +111,7 @@ def _labels(request: Request) -> dict[str, dict[str, str]]:
         "certainty": labels_in(request, CERTAINTY_LABELS),
         "audience": labels_in(request, AUDIENCE_LABELS),
         "msg": labels_in(request, MSG_LABELS),
-        "parties": labels_in(request, PARTY_LABELS),
+        "parties": labels_in(request, {p: ROLE_LABELS[p] for p in service.PARTIES}),
     }
 
 

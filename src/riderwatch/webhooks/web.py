@@ -18,6 +18,7 @@ from riderwatch.deps import CurrentUser, DbSession, PathId
 from riderwatch.errors import N_, DomainError, Forbidden
 from riderwatch.models import User, WebhookChannel
 from riderwatch.web.forms import done_message, form_text, formatter, labels_in, refusal, see_other
+from riderwatch.web.labels import ROLE_LABELS
 from riderwatch.web.templating import render
 from riderwatch.webhooks import service
 from riderwatch.webhooks.schemas import ChannelChange, ChannelIn
@@ -30,12 +31,8 @@ FORMAT_LABELS = {
     "feishu": N_("Feishu group robot"),
     "json": N_("Another system (JSON, signed)"),
 }
-PARTY_LABELS = {
-    "command": N_("Command centre"),
-    "police": N_("Community police"),
-    "grid_staff": N_("Grid staff"),
-    "patrol": N_("Patrol"),
-}
+# The command centre's chat, and the handlers' parties under their roles' names.
+PARTY_LABELS = {"command": N_("Command centre")} | {p: ROLE_LABELS[p] for p in ("police", "grid_staff", "patrol")}
 KIND_LABELS = {
     "clue_dispatched": N_("A clue is dispatched"),
     "clue_escalated": N_("A clue is overdue (escalation)"),
