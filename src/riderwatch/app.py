@@ -43,6 +43,7 @@ from riderwatch.errors import (
     problem,
     problem_response,
 )
+from riderwatch.evaluation.api import router as evaluation_router
 from riderwatch.i18n import LOCALE_COOKIE, pick_locale
 from riderwatch.incidents import rows as incident_rows
 from riderwatch.incidents import web as incident_pages
@@ -57,6 +58,7 @@ from riderwatch.open311.api import router as open311_router
 from riderwatch.org import boundary_files
 from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
+from riderwatch.points.api import router as points_router
 from riderwatch.riders import imports as rider_imports
 from riderwatch.riders import web as rider_pages
 from riderwatch.riders.api import router as riders_router
@@ -271,6 +273,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(incidents_router)
     app.include_router(tasks_router)
     app.include_router(webhooks_router)
+    app.include_router(points_router)
+    app.include_router(evaluation_router)
     for pages in (
         shell,
         accounts_pages,

@@ -317,6 +317,49 @@ def riders_import(
             typer.echo(f"{a.username}\t{a.code}\t{a.name}")
 
 
+@app.command("evaluate")
+def evaluate(
+    period: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    out: Annotated[str, typer.Option("-o", "--out", help="the file to write")],
+    file_format: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "xlsx",
+    platform: Annotated[str | None, typer.Option(help="only this platform's riders (its code or name)")] = None,
+    rescore: Annotated[bool, typer.Option(help="score the month again first (it supersedes the earlier run)")] = False,
+    locale: Annotated[str, typer.Option(help="the headers' language: zh or en")] = "zh",
+) -> None:
+    """Write a month's evaluation for the platforms' pay: one row per rider (the indicators, the weighted
+    score, the rank, the grade); XLSX adds a sheet with the weights and the method. A month not scored yet
+    is scored first."""
+    from pathlib import Path
+
+    from riderwatch.evaluation import service as evaluation
+    from riderwatch.evaluation.export import evaluation_file
+
+    if file_format not in ("csv", "xlsx"):
+        _fail(f"--format is csv or xlsx, not {file_format!r}")
+    if locale not in ("zh", "en"):
+        _fail(f"--locale is zh or en, not {locale!r}")
+    settings = Settings()
+    try:
+        with unit_of_work(_factory(settings)) as session:
+            platform_id = evaluation.platform_by_name(session, platform).id if platform else None
+            run = None if rescore else evaluation.latest_run(session, period)
+            if run is None:
+                run = evaluation.run_period(session, period=period, timezone=settings.timezone)
+                console.print(f"scored {period}: {run.rider_count} riders (run {run.id})")
+            data = evaluation_file(
+                session, run=run, user=None, platform_id=platform_id, file_format=file_format, locale=locale
+            )
+            rows = len(evaluation.visible_rows(session, user=None, run=run, platform_id=platform_id))
+            run_id = run.id
+    except DomainError as exc:
+        _fail(exc.detail)
+    try:
+        Path(out).write_bytes(data)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    console.print(f"{out}: {rows} riders, {period}, run {run_id}")
+
+
 @app.command("purge")
 def purge(
     days: Annotated[int | None, typer.Option(min=1, help="retention in days (default: the configured one)")] = None,

@@ -19,6 +19,7 @@ from riderwatch.config import get_settings
 from riderwatch.coverage.counts import fold_counts
 from riderwatch.coverage.rollup import roll_up
 from riderwatch.db import unit_of_work
+from riderwatch.evaluation import service as evaluation
 from riderwatch.infra.clock import utcnow
 from riderwatch.models import JobLease
 from riderwatch.tasks.rules import run_due_rules
@@ -77,6 +78,11 @@ def roll_up_coverage(session: Session) -> int:
     return roll_up(session, now=utcnow(), max_age=IngestRules.from_settings(get_settings()).max_age)
 
 
+def score_last_month(session: Session) -> int:
+    """At the turn of a month, every rider is scored for the month just ended (once)."""
+    return evaluation.score_last_month(session, timezone=get_settings().timezone)
+
+
 JOBS: dict[str, Callable[[Session], int]] = {
     "escalate_overdue": lambda s: escalate_overdue(s),
     "purge_positions": purge_positions,
@@ -84,6 +90,7 @@ JOBS: dict[str, Callable[[Session], int]] = {
     "verify_patrol_tasks": verify_patrol_tasks,
     "fold_coverage_counts": fold_coverage_counts,
     "roll_up_coverage": roll_up_coverage,
+    "score_last_month": score_last_month,
 }
 
 

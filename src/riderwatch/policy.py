@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from riderwatch.errors import N_, Forbidden, PasswordChangeRequired
-from riderwatch.models import Category, Clue, Rider, User, UserSession
+from riderwatch.models import Category, Clue, EvaluationRow, Rider, User, UserSession
 from riderwatch.models.accounts import ROLES
 from riderwatch.security import hash_session_key
 
@@ -88,6 +88,19 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "task.manage": frozenset({"dispatcher"}),
     "task.read": frozenset({"dispatcher", "admin", "station_manager"} | HANDLER_ROLES),
     "task.self": frozenset({"rider"}),
+    # Points: a rider sees their own ledger, rank and rewards and redeems what they earned (a member who
+    # is suspended or has left keeps what they earned); administrators keep the rules, the catalogue and
+    # adjust balances; leaderboards (nicknames or masked names, totals only) for the team and its staff.
+    "points.self": frozenset({"rider"}),
+    "points.board": frozenset({"rider", "dispatcher", "admin", "station_manager"}),
+    "points.manage": frozenset({"admin"}),
+    "reward.redeem": frozenset({"rider"}),
+    "reward.manage": frozenset({"admin"}),
+    # The platforms' evaluation: administrators set the indicators and score months; a platform reads its
+    # own riders' results, a station manager their station's, the command centre all; a rider their own,
+    # line by line (object rule: visible_evaluation_rows).
+    "evaluation.manage": frozenset({"admin"}),
+    "evaluation.read": frozenset({"admin", "dispatcher", "station_manager", "platform", "rider"}),
 }
 
 # Workflow action → who may take it: a role, or the clue's assignee / reporter.
@@ -308,3 +321,27 @@ def figures_clues_filter(user: User) -> ColumnElement[bool]:
 def may_see_task_riders(user: User) -> bool:
     """Who passed a task's places, and when, names riders next to places: the command centre (and its admins)."""
     return user.is_active and user.role in ("dispatcher", "admin")
+
+
+def visible_evaluation_rows(user: User) -> ColumnElement[bool]:
+    """The evaluation rows a user may see: a platform its own riders' (never another platform's), a station
+    manager their station's, a rider their own; the command centre and administrators all."""
+    if user.role in ("admin", "dispatcher"):
+        return true()
+    if user.role == "platform":
+        return EvaluationRow.platform_id == user.platform_id if user.platform_id is not None else false()
+    if user.role == "station_manager":
+        return EvaluationRow.station_id == user.station_id if user.station_id is not None else false()
+    if user.role == "rider":
+        return EvaluationRow.rider_id == user.id
+    return false()
+
+
+def may_see_evaluation_row(user: User, row: EvaluationRow) -> bool:
+    if user.role in ("admin", "dispatcher"):
+        return True
+    if user.role == "platform":
+        return user.platform_id is not None and row.platform_id == user.platform_id
+    if user.role == "station_manager":
+        return user.station_id is not None and row.station_id == user.station_id
+    return user.role == "rider" and row.rider_id == user.id

@@ -47,6 +47,7 @@ from riderwatch.models import (
     Zone,
 )
 from riderwatch.notices import service as notices
+from riderwatch.points import service as points
 from riderwatch.webhooks import service as webhooks
 
 AREA_TERMS = {"community": Term(N_("community")), "grid": Term(N_("grid")), "zone": Term(N_("zone"))}
@@ -524,6 +525,15 @@ def acknowledge(session: Session, *, rider: User, alert_id: int, now: datetime |
         }
         notices.emit_many(
             session, user_ids=notices.command_centre(session, also=alert.sender_id), event="receipt", data=data
+        )
+        points.award(
+            session,
+            rider_id=rider.id,
+            key="alert_ack",
+            source="alert",
+            source_id=alert_id,
+            award_key=f"alert:{receipt.id}",
+            at=now,
         )
     return receipt
 

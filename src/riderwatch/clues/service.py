@@ -32,6 +32,7 @@ from riderwatch.models import Alert, AlertReceipt, Category, Clue, ClueEvent, Cl
 from riderwatch.notices import service as notices
 from riderwatch.org import routing
 from riderwatch.org import service as org_service
+from riderwatch.points import service as points
 from riderwatch.webhooks import service as webhooks
 
 FUTURE_SKEW = timedelta(minutes=10)
@@ -101,20 +102,19 @@ def _append(
     note: str = "",
     at: datetime | None = None,
     **data: object,
-) -> None:
-    session.add(
-        ClueEvent(
-            clue_id=clue.id,
-            # The time the step happened (the caller's `now`), so replays and imports keep true timelines.
-            at=at or utcnow(),
-            actor_id=actor.id if actor else None,
-            action=action,
-            from_status=from_status,
-            to_status=clue.status,
-            note=note,
-            data=data,
-        )
+) -> ClueEvent:
+    event = ClueEvent(
+        clue_id=clue.id,
+        # The time the step happened (the caller's `now`), so replays and imports keep true timelines.
+        at=at or utcnow(),
+        actor_id=actor.id if actor else None,
+        action=action,
+        from_status=from_status,
+        to_status=clue.status,
+        note=note,
+        data=data,
     )
+    session.add(event)
     record(
         session,
         actor=actor,
@@ -124,6 +124,7 @@ def _append(
         from_status=from_status,
         to_status=clue.status,
     )
+    return event
 
 
 def submit_clue(
@@ -518,10 +519,41 @@ def take_action(
         note = body.note or ""
     clue.status = workflow.target_of(action, clue.status)
     clue.updated_at = now
-    _append(session, clue, actor=user, action=action, from_status=before, note=note, at=now, **data)
+    event = _append(session, clue, actor=user, action=action, from_status=before, note=note, at=now, **data)
     session.flush()
+    _award(session, clue, action, event_id=event.id, actor=user)
     _tell(session, clue, action)
     return clue
+
+
+def _award(session: Session, clue: Clue, action: str, *, event_id: int, actor: User) -> None:
+    """The reporter's points: a closed clue earns by its value grade; a sighting (a clue answering an alert)
+    earns when verified. Reopening a clue reverses what its close earned; rejecting it or marking it a
+    duplicate after all reverses a sighting's points."""
+    if clue.reporter_id is None:
+        return
+    if action == "close" and clue.value_grade in ("A", "B", "C"):
+        points.award(
+            session,
+            rider_id=clue.reporter_id,
+            key=f"clue_{clue.value_grade}",
+            source="clue",
+            source_id=clue.id,
+            award_key=f"clue:{clue.id}:close:{event_id}",
+        )
+    elif action == "reopen":
+        points.reverse_source(session, source="clue", source_id=clue.id, note=clue.reason or "", actor=actor)
+    elif action == "verify" and clue.alert_id is not None:
+        points.award(
+            session,
+            rider_id=clue.reporter_id,
+            key="sighting",
+            source="sighting",
+            source_id=clue.id,
+            award_key=f"sighting:{clue.id}",
+        )
+    elif action in ("reject", "mark_duplicate"):
+        points.reverse_source(session, source="sighting", source_id=clue.id, note=clue.reason or "", actor=actor)
 
 
 # The reporter's notices: what became of their clue (the outcome or the reason, never who handled it).

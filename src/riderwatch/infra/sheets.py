@@ -169,25 +169,39 @@ def write_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class Sheet:
+    name: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
 def write_xlsx(header: Sequence[str], rows: Sequence[Sequence[Any]], *, sheet: str) -> bytes:
     """One sheet with a bold, frozen header row; numbers stay numbers, text stays text (never a formula)."""
+    return write_workbook([Sheet(name=sheet, header=header, rows=rows)])
+
+
+def write_workbook(pages: Sequence[Sheet]) -> bytes:
+    """Sheets, each with a bold, frozen header row; numbers stay numbers, text stays text (never a formula)."""
     from openpyxl import Workbook
     from openpyxl.cell.cell import TYPE_STRING
     from openpyxl.styles import Font
 
     book = Workbook(write_only=False)
-    page = book.active
-    assert page is not None
-    page.title = sheet[:31]
-    page.append(list(header))
-    for cell in page[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        page.append(list(row))
-        for cell in page[page.max_row]:
-            if isinstance(cell.value, str):
-                cell.data_type = TYPE_STRING  # "=…" typed by a reporter stays text
-    page.freeze_panes = "A2"
+    first = book.active
+    assert first is not None
+    for n, sheet in enumerate(pages):
+        page = first if n == 0 else book.create_sheet()
+        page.title = sheet.name[:31]
+        page.append(list(sheet.header))
+        for cell in page[1]:
+            cell.font = Font(bold=True)
+        for row in sheet.rows:
+            page.append(list(row))
+            for cell in page[page.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = TYPE_STRING  # "=…" typed by a reporter stays text
+        page.freeze_panes = "A2"
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

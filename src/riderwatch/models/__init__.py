@@ -5,6 +5,7 @@ from riderwatch.models.alerts import Alert, AlertReceipt, Notice, StreamEvent
 from riderwatch.models.audit import AuditEntry
 from riderwatch.models.clues import Category, Clue, ClueEvent, CluePhoto
 from riderwatch.models.coverage import CoverageDay as CoverageDay
+from riderwatch.models.evaluation import EvaluationRow, EvaluationRun, EvaluationScheme
 from riderwatch.models.incidents import Incident
 from riderwatch.models.jobs import JobLease
 from riderwatch.models.org import (
@@ -17,6 +18,7 @@ from riderwatch.models.org import (
     Station,
     Zone,
 )
+from riderwatch.models.points import CashAward, PointEntry, PointRule, Redemption, Reward
 from riderwatch.models.riders import JoinLink, RiderStatusChange
 from riderwatch.models.tasks import (
     PatrolTask,
@@ -47,6 +49,7 @@ __all__ = [
     "AlertReceipt",
     "ApiKey",
     "AuditEntry",
+    "CashAward",
     "Category",
     "Clue",
     "ClueEvent",
@@ -58,6 +61,9 @@ __all__ = [
     "CoverageCell",
     "CoverageRiderCell",
     "DutyShift",
+    "EvaluationRow",
+    "EvaluationRun",
+    "EvaluationScheme",
     "Grid",
     "Incident",
     "JobLease",
@@ -77,9 +83,13 @@ __all__ = [
     "PatrolTaskVisit",
     "PatrolUnit",
     "Platform",
+    "PointEntry",
+    "PointRule",
     "Position",
     "PositionRefusal",
     "QuizAttempt",
+    "Redemption",
+    "Reward",
     "Rider",
     "RiderStatusChange",
     "RoutingRule",

@@ -81,6 +81,8 @@ class Rider(Base):
     location_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     location_consent_at: Mapped[datetime | None]
     location_consent_text_version: Mapped[str | None] = mapped_column(String(32))
+    # The nickname the rider appears under on the leaderboards (None: their name, all but the first character hidden).
+    board_name: Mapped[str | None] = mapped_column(String(32))
 
 
 class LoginFailure(Base):

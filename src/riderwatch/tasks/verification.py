@@ -61,6 +61,7 @@ from riderwatch.models import (
     PatrolTaskVisit,
     Position,
 )
+from riderwatch.points import service as points
 from riderwatch.tasks.service import CHUNK, TaskLimits, eligible_riders, task_stats
 
 log = logging.getLogger(__name__)
@@ -567,6 +568,9 @@ def _update_results(
                 .values(points_awarded=results[r][2])
                 .execution_options(synchronize_session=False)
             )
+    for r in changed:
+        # The ledger follows the result: points earned, or taken back when an earlier finisher took the place.
+        points.settle(session, rider_id=r, source="task", source_id=task.id, points=results[r][2])
     session.execute(
         update(PatrolTaskResult)
         .where(

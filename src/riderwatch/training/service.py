@@ -27,6 +27,7 @@ from riderwatch.errors import N_, Conflict, InvalidInput, NotFound, TooManyReque
 from riderwatch.infra.clock import utcnow
 from riderwatch.infra.sqlparams import one_of
 from riderwatch.models import Course, CourseQuestion, QuizAttempt, Rider, Station, User
+from riderwatch.points import service as points
 
 RESUME_WINDOW = timedelta(hours=2)
 MAX_OPTIONS = 8
@@ -376,6 +377,16 @@ def submit_quiz(
             object_type="course",
             object_id=course.code,
             score=attempt.score,
+        )
+        # The first pass of a course earns points; passing again (a refresher) does not.
+        points.award(
+            session,
+            rider_id=rider.id,
+            key="course_passed",
+            source="course",
+            source_id=course.id,
+            award_key=f"course:{course.id}:rider:{rider.id}",
+            at=now,
         )
     return Marked(attempt, course, right)
 
