@@ -43,6 +43,7 @@ from riderwatch.errors import (
     problem,
     problem_response,
 )
+from riderwatch.evaluation import web as evaluation_pages
 from riderwatch.evaluation.api import router as evaluation_router
 from riderwatch.i18n import LOCALE_COOKIE, pick_locale
 from riderwatch.incidents import rows as incident_rows
@@ -58,6 +59,7 @@ from riderwatch.open311.api import router as open311_router
 from riderwatch.org import boundary_files
 from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
+from riderwatch.points import web as point_pages
 from riderwatch.points.api import router as points_router
 from riderwatch.riders import imports as rider_imports
 from riderwatch.riders import web as rider_pages
@@ -290,6 +292,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         coverage_pages,
         incident_pages,
         task_pages,
+        point_pages,
+        evaluation_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

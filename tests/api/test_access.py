@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -26,6 +27,7 @@ from tests.factories import CENTER_LAT, CENTER_LON, PASSWORD, image_bytes, squar
 ROLES = ["admin", "dispatcher", "police", "grid_staff", "patrol", "station_manager", "platform", "rider"]
 ANON = "anonymous"
 OK, UNAUTH, FORBIDDEN, INVISIBLE = "ok", 401, 403, 404
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass
@@ -45,6 +47,9 @@ class World:
     alert_id: int = 0  # an alert to the station's riders (rider receives it)
     channel_id: int = 0  # the police's duty group chat, with a test message waiting to be sent
     delivery_id: int = 0
+    reward_id: int = 0  # a reward of 1 point; rider has 5 points and a redemption waiting (redemption_id)
+    redemption_id: int = 0
+    period: str = ""  # the last month, scored
 
 
 @dataclass(frozen=True)
@@ -743,6 +748,142 @@ def _api_routes(app: FastAPI) -> set[tuple[str, str]]:
     return found
 
 
+POINTS_BOARD = ("rider", "dispatcher", "admin", "station_manager")
+EVALUATION_READERS = ("admin", "dispatcher", "station_manager", "platform", "rider")
+# First: the rows further down change accounts (passwords, sign-outs) that these rows log in as.
+CASES[0:0] = [
+    # Points: a rider's own; leaderboards for the team and its staff; rules, adjustments and the reward
+    # desk for administrators.
+    Case("GET", "/api/v1/me/points", lambda w: ("/api/v1/me/points", {}), _only("rider")),
+    Case("PUT", "/api/v1/me/nickname", lambda w: ("/api/v1/me/nickname", {"json": {"nickname": ""}}), _only("rider")),
+    Case("GET", "/api/v1/points/board", lambda w: ("/api/v1/points/board", {}), _only(*POINTS_BOARD)),
+    Case("GET", "/api/v1/points/rules", lambda w: ("/api/v1/points/rules", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/points/rules",
+        lambda w: ("/api/v1/points/rules", {"json": {"key": "alert_ack", "points": 2, "effective_from": "2999-01-01"}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/points/adjustments",
+        lambda w: ("/api/v1/points/adjustments", {"json": {"rider": "rider2", "points": 1, "note": "矩阵"}}),
+        _only("admin"),
+    ),
+    Case(
+        "GET", "/api/v1/riders/{rider_id}/points", lambda w: (f"/api/v1/riders/{w.rider_id}/points", {}), _only("admin")
+    ),
+    Case("GET", "/api/v1/rewards", lambda w: ("/api/v1/rewards", {}), _only(*POINTS_BOARD)),
+    Case(
+        "POST",
+        "/api/v1/rewards",
+        lambda w: ("/api/v1/rewards", {"json": {"name": "雨衣", "kind": "goods", "cost": 10}}),
+        _only("admin"),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/rewards/{reward_id}",
+        lambda w: (f"/api/v1/rewards/{w.reward_id}", {"json": {"name": "矩阵奖品", "kind": "goods", "cost": 1}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/rewards/{reward_id}/redeem",
+        lambda w: (f"/api/v1/rewards/{w.reward_id}/redeem", {}),
+        _only("rider"),
+    ),
+    Case("GET", "/api/v1/me/rewards", lambda w: ("/api/v1/me/rewards", {}), _only("rider")),
+    Case("GET", "/api/v1/redemptions", lambda w: ("/api/v1/redemptions", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/redemptions/{redemption_id}/approve",
+        lambda w: (f"/api/v1/redemptions/{w.redemption_id}/approve", {"json": {}}),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/redemptions/{redemption_id}/reject",
+        lambda w: (f"/api/v1/redemptions/{w.redemption_id}/reject", {"json": {"note": "矩阵"}}),
+        _only("admin", admin=409),
+        "the row above approved it",
+    ),
+    Case(
+        "POST",
+        "/api/v1/redemptions/{redemption_id}/cancel",
+        lambda w: (f"/api/v1/redemptions/{w.redemption_id}/cancel", {}),
+        _only("rider"),
+    ),
+    Case("GET", "/api/v1/cash-awards", lambda w: ("/api/v1/cash-awards", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/cash-awards",
+        lambda w: ("/api/v1/cash-awards", {"json": {"clue_id": w.clue_id, "amount_yuan": 100, "reason": "矩阵"}}),
+        _only("admin", admin=409),
+        "the world's clue is not closed",
+    ),
+    Case(
+        "POST",
+        "/api/v1/cash-awards/{award_id}/approve",
+        lambda w: (f"/api/v1/cash-awards/{MISSING}/approve", {}),
+        _only("admin", admin=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/cash-awards/{award_id}/reject",
+        lambda w: (f"/api/v1/cash-awards/{MISSING}/reject", {}),
+        _only("admin", admin=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/cash-awards/pay",
+        lambda w: ("/api/v1/cash-awards/pay", {"json": {"claim_code": "AAAA-BBBB-CCCC"}}),
+        _only("admin", admin=INVISIBLE),
+    ),
+    # The platforms' evaluation: administrators set it and score months; the results for each reader's riders.
+    Case(
+        "POST",
+        "/api/v1/evaluation/ahp",
+        lambda w: ("/api/v1/evaluation/ahp", {"json": {"matrix": [[1, 3], [1 / 3, 1]]}}),
+        _only("admin"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/evaluation/indicators",
+        lambda w: ("/api/v1/evaluation/indicators", {}),
+        _only(*EVALUATION_READERS),
+    ),
+    Case("GET", "/api/v1/evaluation/scheme", lambda w: ("/api/v1/evaluation/scheme", {}), _only("admin")),
+    Case(
+        "POST",
+        "/api/v1/evaluation/scheme",
+        lambda w: (
+            "/api/v1/evaluation/scheme",
+            {
+                "json": {
+                    "method": "entropy",
+                    "indicators": [{"key": "verified_clues"}, {"key": "duty_hours"}],
+                    "grades": {"A": 80, "B": 60, "C": 40},
+                }
+            },
+        ),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/evaluations/{period}/runs",
+        lambda w: (f"/api/v1/evaluations/{w.period}/runs", {}),
+        _only("admin"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/evaluations/{period}",
+        lambda w: (f"/api/v1/evaluations/{w.period}", {}),
+        _only(*EVALUATION_READERS),
+    ),
+]
+MISSING = 999_999
+
+
 # Endless streams: a test client waits for a whole answer, so who may open them is tested against a real
 # server (tests/notices/test_notices.py).
 STREAMS = {("GET", "/api/v1/alerts/stream")}
@@ -792,6 +933,14 @@ def _world(api: Api) -> World:
     assert channel.status_code == 201, channel.text
     delivery = api.client.post(f"/api/v1/webhooks/{channel.json()['id']}/test", headers=admin)
     assert delivery.status_code == 202, delivery.text
+    reward = api.client.post("/api/v1/rewards", json={"name": "矩阵奖品", "kind": "goods", "cost": 1}, headers=admin)
+    assert reward.status_code == 201, reward.text
+    given = {"rider": "rider", "points": 5, "note": "矩阵"}
+    assert api.client.post("/api/v1/points/adjustments", json=given, headers=admin).status_code == 201
+    redemption = api.client.post(f"/api/v1/rewards/{reward.json()['id']}/redeem", headers=api.auth("rider"))
+    assert redemption.status_code == 201, redemption.text
+    period = (utcnow().astimezone(SHANGHAI).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert api.client.post(f"/api/v1/evaluations/{period}/runs", headers=admin).status_code == 201
     return World(
         clue_id=clue_id,
         user_id=users[0]["id"],
@@ -804,6 +953,9 @@ def _world(api: Api) -> World:
         alert_id=alert.json()["id"],
         channel_id=channel.json()["id"],
         delivery_id=delivery.json()["id"],
+        reward_id=reward.json()["id"],
+        redemption_id=redemption.json()["id"],
+        period=period,
     )
 
 

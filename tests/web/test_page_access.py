@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -183,6 +184,7 @@ class World:
     join_code: str = ""  # another one's code, which stays open
     device_id: str = "matrix-phone"
     category: str = "fire_hazard"
+    period: str = ""  # the last month, scored
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,10 @@ IMPORTERS = ("dispatcher", "admin")
 RIDER_IMPORTERS = ("admin", "station_manager")
 ROSTER = ("admin", "dispatcher", "station_manager", "platform")
 FIGURES = ("dispatcher", "admin", "station_manager")
-# Each role's start page (the first of its navigation); a platform account has none.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+POINTS_BOARD = ("rider", "dispatcher", "admin", "station_manager")
+EVALUATION_STAFF = ("admin", "dispatcher", "station_manager", "platform")
+# Each role's start page (the first of its navigation): a platform account's is its riders' evaluations.
 HOMES = {
     "admin": SeeOther(to="/desk"),
     "dispatcher": SeeOther(to="/desk"),
@@ -234,7 +239,7 @@ HOMES = {
     "grid_staff": SeeOther(to="/my/assignments"),
     "patrol": SeeOther(to="/my/assignments"),
     "station_manager": SeeOther(to="/coverage"),
-    "platform": SeeOther(to="/riders"),
+    "platform": SeeOther(to="/evaluation"),
     "rider": SeeOther(to="/report"),
 }
 LOGIN_HOMES = HOMES
@@ -737,6 +742,92 @@ CASES: list[Case] = [
     Case("GET", "/admin/categories/{code}", lambda w: "/admin/categories/no_such_code", _only(ADMIN, ok=MISSING)),
     Case("POST", "/admin/categories/{code}", lambda w: f"/admin/categories/{w.category}", _only(ADMIN, ok=INVALID)),
     Case("POST", "/admin/categories/{code}", lambda w: "/admin/categories/no_such_code", _only(ADMIN, ok=MISSING)),
+    # --- points, rewards and the platforms' evaluation
+    Case("GET", "/points", lambda w: "/points", _only(RIDER, ok=Shown("nickname-form"))),
+    Case(
+        "POST",
+        "/points/nickname",
+        lambda w: "/points/nickname",
+        _only(RIDER, ok=SeeOther(to=r"/points\?done=nickname")),
+        "an empty nickname: the rider's masked name (as it was)",
+    ),
+    Case("GET", "/points/board", lambda w: "/points/board", _only(POINTS_BOARD, ok=Shown("board"))),
+    Case("GET", "/rewards", lambda w: "/rewards", _only(RIDER, ok=Shown("catalogue"))),
+    Case("GET", "/rewards/{reward_id}/redeem", lambda w: f"/rewards/{MISSING_ID}/redeem", _only(RIDER, ok=MISSING)),
+    Case("POST", "/rewards/{reward_id}/redeem", lambda w: f"/rewards/{MISSING_ID}/redeem", _only(RIDER, ok=MISSING)),
+    Case(
+        "POST",
+        "/redemptions/{redemption_id}/cancel",
+        lambda w: f"/redemptions/{MISSING_ID}/cancel",
+        _only(RIDER, ok=MISSING),
+    ),
+    Case("GET", "/admin/points", lambda w: "/admin/points", _only(ADMIN, ok=Shown("rule-form"))),
+    Case("POST", "/admin/points/rules", lambda w: "/admin/points/rules", _only(ADMIN, ok=INVALID), "an empty form"),
+    Case("POST", "/admin/points/adjustments", lambda w: "/admin/points/adjustments", _only(ADMIN, ok=INVALID), "empty"),
+    Case("GET", "/admin/rewards", lambda w: "/admin/rewards", _only(ADMIN, ok=Shown("reward-form"))),
+    Case("POST", "/admin/rewards", lambda w: "/admin/rewards", _only(ADMIN, ok=INVALID), "an empty reward"),
+    Case(
+        "POST",
+        "/admin/redemptions/{redemption_id}/{decision}",
+        lambda w: f"/admin/redemptions/{MISSING_ID}/approve",
+        _only(ADMIN, ok=MISSING),
+    ),
+    Case("POST", "/admin/cash-awards", lambda w: "/admin/cash-awards", _only(ADMIN, ok=INVALID), "an empty proposal"),
+    Case(
+        "POST",
+        "/admin/cash-awards/{award_id}/{decision}",
+        lambda w: f"/admin/cash-awards/{MISSING_ID}/approve",
+        _only(ADMIN, ok=MISSING),
+    ),
+    Case("POST", "/admin/cash-payouts", lambda w: "/admin/cash-payouts", _only(ADMIN, ok=INVALID), "no claim code"),
+    Case("GET", "/admin/evaluation", lambda w: "/admin/evaluation", _only(ADMIN, ok=Shown("scheme-form"))),
+    Case(
+        "POST",
+        "/admin/evaluation/consistency",
+        lambda w: "/admin/evaluation/consistency",
+        _only(ADMIN, ok=Shown("ahp-matrix")),
+        "the matrix editor's fragment as the form stands",
+    ),
+    Case(
+        "POST",
+        "/admin/evaluation/scheme",
+        lambda w: "/admin/evaluation/scheme",
+        _only(ADMIN, ok=INVALID),
+        "no indicator included",
+    ),
+    Case("POST", "/admin/evaluation/runs", lambda w: "/admin/evaluation/runs", _only(ADMIN, ok=INVALID), "no month"),
+    Case(
+        "GET",
+        "/evaluation",
+        lambda w: "/evaluation",
+        _only(EVALUATION_STAFF, ok=Shown("months"), rider=SeeOther(to="/my/evaluation")),
+    ),
+    Case(
+        "GET",
+        "/evaluation/{period}",
+        lambda w: f"/evaluation/{w.period}",
+        _only(EVALUATION_STAFF, ok=Shown("evaluation-rows"), rider=SeeOther(to=r"/my/evaluation/\d{4}-\d{2}")),
+    ),
+    Case(
+        "GET",
+        "/evaluation/{period}/file.{file_format}",
+        lambda w: f"/evaluation/{w.period}/file.xlsx",
+        _only(EVALUATION_STAFF, ok=Served("application/vnd.openxmlformats"), rider=FORBIDDEN),
+    ),
+    Case(
+        "GET",
+        "/evaluation/{period}/riders/{rider_id}",
+        lambda w: f"/evaluation/{w.period}/riders/{w.rider_id}",
+        _only((*EVALUATION_STAFF, "rider"), ok=Shown("explain-lines")),
+        "the world's rider: in the platform's and the station's sight, and their own",
+    ),
+    Case("GET", "/my/evaluation", lambda w: "/my/evaluation", _only(RIDER, ok=Shown("my-months"))),
+    Case(
+        "GET",
+        "/my/evaluation/{period}",
+        lambda w: f"/my/evaluation/{w.period}",
+        _only(RIDER, ok=Shown("explain-lines")),
+    ),
     # --- last: the rows that change what the ones above read
     Case(
         "POST",
@@ -824,6 +915,8 @@ def _world(api: Api) -> World:
     link = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     spare = api.client.post("/api/v1/join-links", json={"station": "mt-jinding"}, headers=admin)
     assert link.status_code == spare.status_code == 201, link.text
+    period = (utcnow().astimezone(SHANGHAI).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert api.client.post(f"/api/v1/evaluations/{period}/runs", headers=admin).status_code == 201
     world = World(
         clue_id=clue_id,
         user_id=users[0]["id"],
@@ -833,6 +926,7 @@ def _world(api: Api) -> World:
         rider_id=api.client.get("/api/v1/me", headers=rider).json()["id"],
         link_id=spare.json()["id"],
         join_code=link.json()["code"],
+        period=period,
     )
     device = api.client.post("/api/v1/me/devices", json={"device_id": world.device_id}, headers=rider)
     assert device.status_code in (200, 201), device.text

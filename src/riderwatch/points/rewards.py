@@ -280,6 +280,8 @@ def decide_cash(session: Session, *, user: User, award_id: int, approve_it: bool
 def pay_cash(session: Session, *, user: User, claim_code: str) -> CashAward:
     """Pay whoever shows an approved reward's claim code (the payer learns the clue and the amount only)."""
     code = claim_code.strip().upper()
+    if not code:
+        raise InvalidInput(N_("give the claim code the reporter shows"))
     award = session.scalars(select(CashAward).where(CashAward.claim_code == code)).first()
     if award is None:
         raise NotFound(N_("no cash reward has the claim code %(code)s"), code=code)

@@ -69,6 +69,10 @@ def rule_history(session: Session) -> list[PointRule]:
     return list(session.scalars(select(PointRule).order_by(PointRule.effective_from.desc(), PointRule.id.desc())))
 
 
+def local_today(timezone: str) -> date:
+    return utcnow().astimezone(ZoneInfo(timezone)).date()
+
+
 def day_start(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(ZoneInfo("UTC"))
 
@@ -83,7 +87,7 @@ def set_rule(
     if not 0 <= points <= MAX_RULE_POINTS:
         raise InvalidInput(N_("points are from 0 to %(max)s, not %(points)s"), max=MAX_RULE_POINTS, points=points)
     now = utcnow()
-    today = now.astimezone(ZoneInfo(timezone)).date()
+    today = local_today(timezone)
     if effective_from < today:
         raise InvalidInput(
             N_("a rule changes from today or a later day, not from %(day)s: what was awarded keeps its points"),

@@ -179,6 +179,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/my/alerts", labels.N_("Alerts"), "nav-my-alerts"))
     if policy.has_permission(user, "training.take"):
         items.append(("/training", labels.N_("Training"), "nav-training"))
+    if policy.has_permission(user, "points.self"):
+        items.append(("/points", labels.N_("My points"), "nav-points"))
     if policy.has_permission(user, "alert.publish"):
         items.append(("/alerts", labels.N_("Alerts"), "nav-alerts"))
     if policy.has_permission(user, "coverage.read"):
@@ -187,6 +189,10 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/tasks", labels.N_("Patrol tasks"), "nav-tasks"))
     if policy.has_permission(user, "stats.read"):
         items.append(("/stats", labels.N_("Figures"), "nav-stats"))
+    if policy.has_permission(user, "evaluation.read") and user.role != "rider":
+        items.append(("/evaluation", labels.N_("Evaluations"), "nav-evaluation"))
+    if policy.has_permission(user, "points.board") and user.role in ("dispatcher", "station_manager"):
+        items.append(("/points/board", labels.N_("Leaderboards"), "nav-board"))
     if policy.has_permission(user, "rider.roster"):
         items.append(("/riders", labels.N_("Riders"), "nav-riders"))
     if policy.has_permission(user, "rider.import"):
@@ -201,6 +207,12 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/routing", labels.N_("Routing rules"), "nav-admin-routing"))
     if policy.has_permission(user, "training.manage"):
         items.append(("/admin/courses", labels.N_("Courses"), "nav-admin-courses"))
+    if policy.has_permission(user, "points.manage"):
+        items.append(("/admin/points", labels.N_("Points"), "nav-admin-points"))
+    if policy.has_permission(user, "reward.manage"):
+        items.append(("/admin/rewards", labels.N_("Rewards and payouts"), "nav-admin-rewards"))
+    if policy.has_permission(user, "evaluation.manage"):
+        items.append(("/admin/evaluation", labels.N_("Evaluation settings"), "nav-admin-evaluation"))
     if policy.has_permission(user, "category.manage"):
         items.append(("/admin/categories", labels.N_("Categories"), "nav-admin-categories"))
     if policy.has_permission(user, "apikey.manage"):
