@@ -521,12 +521,12 @@ def take_action(
     clue.updated_at = now
     event = _append(session, clue, actor=user, action=action, from_status=before, note=note, at=now, **data)
     session.flush()
-    _award(session, clue, action, event_id=event.id, actor=user)
+    _award(session, clue, action, event_id=event.id, actor=user, at=now)
     _tell(session, clue, action)
     return clue
 
 
-def _award(session: Session, clue: Clue, action: str, *, event_id: int, actor: User) -> None:
+def _award(session: Session, clue: Clue, action: str, *, event_id: int, actor: User, at: datetime) -> None:
     """The reporter's points: a closed clue earns by its value grade; a sighting (a clue answering an alert)
     earns when verified. Reopening a clue reverses what its close earned; rejecting it or marking it a
     duplicate after all reverses a sighting's points."""
@@ -540,9 +540,10 @@ def _award(session: Session, clue: Clue, action: str, *, event_id: int, actor: U
             source="clue",
             source_id=clue.id,
             award_key=f"clue:{clue.id}:close:{event_id}",
+            at=at,
         )
     elif action == "reopen":
-        points.reverse_source(session, source="clue", source_id=clue.id, note=clue.reason or "", actor=actor)
+        points.reverse_source(session, source="clue", source_id=clue.id, note=clue.reason or "", actor=actor, at=at)
     elif action == "verify" and clue.alert_id is not None:
         points.award(
             session,
@@ -551,9 +552,10 @@ def _award(session: Session, clue: Clue, action: str, *, event_id: int, actor: U
             source="sighting",
             source_id=clue.id,
             award_key=f"sighting:{clue.id}",
+            at=at,
         )
     elif action in ("reject", "mark_duplicate"):
-        points.reverse_source(session, source="sighting", source_id=clue.id, note=clue.reason or "", actor=actor)
+        points.reverse_source(session, source="sighting", source_id=clue.id, note=clue.reason or "", actor=actor, at=at)
 
 
 # The reporter's notices: what became of their clue (the outcome or the reason, never who handled it).

@@ -23,6 +23,7 @@ from riderwatch.demo.geometry import district_geometry
 from riderwatch.demo.incident_cases import load_incidents
 from riderwatch.demo.organisation import ensure_courses, ensure_org, ensure_people, ensure_programme, plan_people
 from riderwatch.demo.patrol_tasks import load_tasks
+from riderwatch.demo.points import ensure_points
 from riderwatch.demo.seed import CLUE_KEY_PREFIX
 from riderwatch.demo.tracks import TrackLoad, load_tracks
 from riderwatch.errors import InvalidInput
@@ -34,13 +35,16 @@ from riderwatch.models import (
     CluePhoto,
     Community,
     CoverageCell,
+    EvaluationRow,
     Grid,
     Incident,
     PatrolTask,
     PatrolTaskResult,
     PatrolUnit,
     Platform,
+    PointEntry,
     Position,
+    Reward,
     Rider,
     Station,
     User,
@@ -76,6 +80,9 @@ def _counts(session: Session) -> dict[str, int]:
     out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
     out["patrol tasks 巡逻任务"] = count(PatrolTask)
     out["patrol task completions 任务完成"] = count(PatrolTaskResult, PatrolTaskResult.completed_at.is_not(None))
+    out["point entries 积分记录"] = count(PointEntry)
+    out["rewards 奖品"] = count(Reward)
+    out["riders evaluated 考评人次"] = count(EvaluationRow)
     return out
 
 
@@ -189,6 +196,8 @@ def build_demo(
                 )
         with unit_of_work(factory) as session:
             task_notes = load_tasks(session, settings, now=utcnow())
+        with unit_of_work(factory) as session:
+            ensure_points(session, added, timezone=settings.timezone)
         with unit_of_work(factory) as session:
             after = _counts(session)
     finally:

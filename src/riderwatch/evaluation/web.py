@@ -84,7 +84,10 @@ def _form_of(scheme: Any) -> dict[str, Any]:
     return {
         "method": scheme.method,
         "included": included,
-        "weights": {i["key"]: i["weight"] for i in scheme.indicators},
+        # In per cent, as typed in (the service scales typed weights to add up to 1).
+        "weights": {
+            i["key"]: round(100 * i["weight"], 2) if i["weight"] is not None else None for i in scheme.indicators
+        },
         "difficulty": {i["key"]: i["difficulty"] for i in scheme.indicators},
         "matrix": matrix,
         "grades": dict(scheme.grades),
@@ -243,14 +246,15 @@ def months(request: Request, db: DbSession, user: Reader) -> Response:
     return render(request, "evaluation/months.html", {"runs": list(seen.values()), "labels": _labels(request)})
 
 
-def _distribution(scores: list[float]) -> dict[str, int]:
-    """Riders per band of ten points (the last band takes everything from 100 on)."""
+def _distribution(scores: list[float]) -> list[tuple[str, int]]:
+    """Riders per band of ten points, in order (the last band takes everything from 100 on); a list, as the
+    page's JSON would sort a mapping's keys."""
     bands: Counter[str] = Counter()
     for value in scores:
         low = min(int(value // 10) * 10, 100)
         bands[f"{low}–{low + 9}" if low < 100 else "100+"] += 1
     order = [f"{b}–{b + 9}" for b in range(0, 100, 10)] + ["100+"]
-    return {band: bands.get(band, 0) for band in order}
+    return [(band, bands.get(band, 0)) for band in order]
 
 
 @router.get("/evaluation/{period}")

@@ -156,6 +156,7 @@ def award(
         award_key=award_key,
         rule_id=rule.rule_id if rule is not None else None,
         note=note,
+        created_at=moment,
     )
 
 
@@ -184,10 +185,13 @@ def live_awards(session: Session, *, source: str, source_id: int, rider_id: int 
     return list(session.scalars(query.order_by(PointEntry.id)))
 
 
-def reverse(session: Session, entry: PointEntry, *, note: str, actor: User | None = None) -> PointEntry | None:
+def reverse(
+    session: Session, entry: PointEntry, *, note: str, actor: User | None = None, at: datetime | None = None
+) -> PointEntry | None:
     """Undo one entry with an entry of the opposite sign (once: a second reversal stores nothing)."""
     return insert_entry(
         session,
+        created_at=at or utcnow(),
         rider_id=entry.rider_id,
         kind="reverse",
         points=-entry.points,
@@ -200,11 +204,19 @@ def reverse(session: Session, entry: PointEntry, *, note: str, actor: User | Non
     )
 
 
-def reverse_source(session: Session, *, source: str, source_id: int, note: str, actor: User | None = None) -> int:
+def reverse_source(
+    session: Session,
+    *,
+    source: str,
+    source_id: int,
+    note: str,
+    actor: User | None = None,
+    at: datetime | None = None,
+) -> int:
     """Undo every award still standing for a source (a clue reopened or found false). Returns how many."""
     done = 0
     for entry in live_awards(session, source=source, source_id=source_id):
-        if reverse(session, entry, note=note, actor=actor) is not None:
+        if reverse(session, entry, note=note, actor=actor, at=at) is not None:
             done += 1
     return done
 

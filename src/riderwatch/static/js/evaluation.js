@@ -12,12 +12,13 @@
   Chart.defaults.maintainAspectRatio = false;
   Chart.defaults.plugins.legend.display = false;
 
-  var bands = Object.keys(charts.distribution);
+  // [[band, riders], …] in order, lowest scores first.
+  var bands = charts.distribution.map(function (pair) { return pair[0]; });
   var distribution = document.getElementById('chart-distribution');
   if (distribution) {
     new Chart(distribution, {
       type: 'bar',
-      data: { labels: bands, datasets: [{ label: text.riders, data: bands.map(function (b) { return charts.distribution[b]; }),
+      data: { labels: bands, datasets: [{ label: text.riders, data: charts.distribution.map(function (pair) { return pair[1]; }),
         backgroundColor: '#1565c0' }] },
       options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
     });
