@@ -38,6 +38,9 @@ ACCOUNT_DIRECTORIES = {
     "/riders",
     "/api/v1/riders",
 }
+# The platforms' evaluation names riders with their monthly figures for pay: its counts take in anonymous
+# reports too (a rider's work), never one report, its time or its place (ADR 0011).
+EVALUATIONS = ("/evaluation/", "/api/v1/evaluations/")
 # Routes that answer no GET with content worth reading (they redirect, or take a POST's confirmation).
 # The live stream is endless; what it carries is each user's own notices (tests/notices checks them).
 SKIPPED = {"/osmand", "/osmand/{rest:path}", "/lang/{code}", "/logout", "/api/v1/alerts/stream"}
@@ -104,6 +107,12 @@ def test_no_view_names_an_anonymous_reporter(
         "material_id": "1",
         "alert_id": "1",
         "channel_id": "1",
+        "period": "2026-01",
+        "reward_id": "1",
+        "redemption_id": "1",
+        "award_id": "1",
+        "decision": "approve",
+        "file_format": "csv",
     }
     paths = _paths(app, values)
     paths += [
@@ -123,7 +132,7 @@ def test_no_view_names_an_anonymous_reporter(
         client = browser(role).client
         for path in paths:
             if path.split("?")[0] in ACCOUNT_DIRECTORIES or path.startswith(
-                ("/admin/users/", "/api/v1/admin/users/", "/riders/", "/api/v1/riders/")
+                ("/admin/users/", "/api/v1/admin/users/", "/riders/", "/api/v1/riders/", *EVALUATIONS)
             ):
                 continue
             res = client.get(path)

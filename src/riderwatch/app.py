@@ -59,6 +59,8 @@ from riderwatch.open311.api import router as open311_router
 from riderwatch.org import boundary_files
 from riderwatch.org import web as org_pages
 from riderwatch.org.api import router as org_router
+from riderwatch.outreach import web as leaflet_pages
+from riderwatch.outreach.api import router as leaflets_router
 from riderwatch.points import web as point_pages
 from riderwatch.points.api import router as points_router
 from riderwatch.riders import imports as rider_imports
@@ -277,6 +279,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(points_router)
     app.include_router(evaluation_router)
+    app.include_router(leaflets_router)
     for pages in (
         shell,
         accounts_pages,
@@ -294,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task_pages,
         point_pages,
         evaluation_pages,
+        leaflet_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -99,6 +99,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The platforms' evaluation: administrators set the indicators and score months; a platform reads its
     # own riders' results, a station manager their station's, the command centre all; a rider their own,
     # line by line (object rule: visible_evaluation_rows).
+    # Leaflet outreach: administrators run campaigns; stock is kept by administrators for any station and
+    # by a station manager for their own (object rule: may_manage_station); riders log what they hand out;
+    # the command centre and station managers read the totals and the map (counts per cell, never a
+    # rider's stops).
+    "leaflets.read": frozenset({"rider", "admin", "dispatcher", "station_manager"}),
+    "leaflets.campaigns": frozenset({"admin"}),
+    "leaflets.stock": frozenset({"admin", "station_manager"}),
+    "leaflets.hand_out": frozenset({"rider"}),
+    "leaflets.totals": frozenset({"admin", "dispatcher", "station_manager"}),
     "evaluation.manage": frozenset({"admin"}),
     "evaluation.read": frozenset({"admin", "dispatcher", "station_manager", "platform", "rider"}),
 }
@@ -121,7 +130,7 @@ ACTION_ACTORS: dict[str, str] = {
 # duty service, which also reads consent) needs an active membership. A rider who applied, is suspended
 # or has left still signs in: to read their own clues and what was collected about them, to withdraw
 # consent, to take training.
-MEMBERS_ONLY: frozenset[str] = frozenset({"clue.report", "task.self"})
+MEMBERS_ONLY: frozenset[str] = frozenset({"clue.report", "task.self", "leaflets.hand_out"})
 
 _NOT_A_MEMBER: dict[str, str] = {
     "applied": N_(

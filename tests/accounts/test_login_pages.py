@@ -38,12 +38,13 @@ def test_login_sends_each_role_to_its_page(client: TestClient, district: Distric
     assert client.get(home).status_code == 200
 
 
-def test_a_platform_account_starts_on_its_riders(client: TestClient, district: District) -> None:
+def test_a_platform_account_starts_on_its_riders_evaluations(client: TestClient, district: District) -> None:
     log_in(client, "platform")
     res = client.get("/", follow_redirects=False)
-    assert res.status_code == 303 and res.headers["location"] == "/riders"
-    page = client.get("/riders")
-    assert page.status_code == 200 and 'data-testid="roster"' in page.text
+    assert res.status_code == 303 and res.headers["location"] == "/evaluation"
+    page = client.get("/evaluation")
+    assert page.status_code == 200 and 'data-testid="months"' in page.text
+    assert 'href="/riders"' in page.text  # its riders' roster is one step away
 
 
 def test_anonymous_visitors_go_to_login(client: TestClient, district: District) -> None:

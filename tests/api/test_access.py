@@ -750,6 +750,7 @@ def _api_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 POINTS_BOARD = ("rider", "dispatcher", "admin", "station_manager")
 EVALUATION_READERS = ("admin", "dispatcher", "station_manager", "platform", "rider")
+LEAFLET_READERS = ("rider", "admin", "dispatcher", "station_manager")
 # First: the rows further down change accounts (passwords, sign-outs) that these rows log in as.
 CASES[0:0] = [
     # Points: a rider's own; leaderboards for the team and its staff; rules, adjustments and the reward
@@ -838,6 +839,45 @@ CASES[0:0] = [
         "/api/v1/cash-awards/pay",
         lambda w: ("/api/v1/cash-awards/pay", {"json": {"claim_code": "AAAA-BBBB-CCCC"}}),
         _only("admin", admin=INVISIBLE),
+    ),
+    # Leaflets: administrators run campaigns, stock for stations (a station manager their own), riders log.
+    Case("GET", "/api/v1/leaflets/campaigns", lambda w: ("/api/v1/leaflets/campaigns", {}), _only(*LEAFLET_READERS)),
+    Case(
+        "POST",
+        "/api/v1/leaflets/campaigns",
+        lambda w: (
+            "/api/v1/leaflets/campaigns",
+            {"json": {"code": "matrix", "name": "矩阵", "starts_on": "2026-01-01"}},
+        ),
+        _only("admin"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/leaflets/stock",
+        lambda w: (
+            "/api/v1/leaflets/stock",
+            {"json": {"campaign": "world", "station": "mt-jinding", "kind": "issue", "count": 5}},
+        ),
+        _only("admin", "station_manager"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/me/leaflets",
+        lambda w: (
+            "/api/v1/me/leaflets",
+            {
+                "json": {"campaign": "world", "count": 1, "lat": CENTER_LAT, "lon": CENTER_LON},
+                "headers": {"Idempotency-Key": "matrix-leaflets"},
+            },
+        ),
+        _only("rider"),
+    ),
+    Case("GET", "/api/v1/me/leaflets", lambda w: ("/api/v1/me/leaflets", {}), _only("rider")),
+    Case(
+        "GET",
+        "/api/v1/leaflets/totals",
+        lambda w: ("/api/v1/leaflets/totals", {}),
+        _only("admin", "dispatcher", "station_manager"),
     ),
     # The platforms' evaluation: administrators set it and score months; the results for each reader's riders.
     Case(
@@ -941,6 +981,10 @@ def _world(api: Api) -> World:
     assert redemption.status_code == 201, redemption.text
     period = (utcnow().astimezone(SHANGHAI).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     assert api.client.post(f"/api/v1/evaluations/{period}/runs", headers=admin).status_code == 201
+    campaign = {"code": "world", "name": "世界宣传", "starts_on": "2026-01-01"}
+    assert api.client.post("/api/v1/leaflets/campaigns", json=campaign, headers=admin).status_code == 200
+    stock = {"campaign": "world", "station": "mt-jinding", "kind": "issue", "count": 50}
+    assert api.client.post("/api/v1/leaflets/stock", json=stock, headers=admin).status_code == 201
     return World(
         clue_id=clue_id,
         user_id=users[0]["id"],
@@ -971,7 +1015,8 @@ def test_access_matrix(api: Api, role: str) -> None:
     wrong = []
     for case in CASES:
         url, kwargs = case.request(world)
-        res = api.client.request(case.method, url, headers=headers, **kwargs)
+        extra = kwargs.pop("headers", {})  # a row's own headers (an Idempotency-Key) beside the caller's
+        res = api.client.request(case.method, url, headers=headers | extra, **kwargs)
         expected = case.expect[role]
         if expected == OK:
             good = 200 <= res.status_code < 300

@@ -22,6 +22,7 @@ from riderwatch.demo.clue_replay import local_midnight, plan_clues, run_clues
 from riderwatch.demo.geometry import district_geometry
 from riderwatch.demo.incident_cases import load_incidents
 from riderwatch.demo.organisation import ensure_courses, ensure_org, ensure_people, ensure_programme, plan_people
+from riderwatch.demo.outreach import ensure_outreach
 from riderwatch.demo.patrol_tasks import load_tasks
 from riderwatch.demo.points import ensure_points
 from riderwatch.demo.seed import CLUE_KEY_PREFIX
@@ -38,6 +39,7 @@ from riderwatch.models import (
     EvaluationRow,
     Grid,
     Incident,
+    LeafletDistribution,
     PatrolTask,
     PatrolTaskResult,
     PatrolUnit,
@@ -80,6 +82,9 @@ def _counts(session: Session) -> dict[str, int]:
     out["coverage cell-hours 覆盖格时"] = count(CoverageCell)
     out["patrol tasks 巡逻任务"] = count(PatrolTask)
     out["patrol task completions 任务完成"] = count(PatrolTaskResult, PatrolTaskResult.completed_at.is_not(None))
+    out["leaflets handed out 宣传单"] = (
+        session.scalar(select(func.coalesce(func.sum(LeafletDistribution.count), 0))) or 0
+    )
     out["point entries 积分记录"] = count(PointEntry)
     out["rewards 奖品"] = count(Reward)
     out["riders evaluated 考评人次"] = count(EvaluationRow)
@@ -196,6 +201,8 @@ def build_demo(
                 )
         with unit_of_work(factory) as session:
             task_notes = load_tasks(session, settings, now=utcnow())
+        with unit_of_work(factory) as session:
+            ensure_outreach(session, added, seed=seed, timezone=settings.timezone)
         with unit_of_work(factory) as session:
             ensure_points(session, added, timezone=settings.timezone)
         with unit_of_work(factory) as session:

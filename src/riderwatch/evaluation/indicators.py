@@ -14,6 +14,7 @@ Every indicator says whether more is better ("higher") or less ("lower"). A ride
 | alert_ack_share | of the alerts the rider received in the month, the share acknowledged |
 | alert_ack_minutes | median minutes from receiving an alert to acknowledging it (lower is better) |
 | training_score | mean of the best passing score of each course passed by the end of the month |
+| leaflets | leaflets handed out with meals in the month |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.errors import N_
 from riderwatch.models import AlertReceipt, Clue, DutyShift, PatrolTaskResult, QuizAttempt, Rider
+from riderwatch.models.outreach import LeafletDistribution
 
 VERIFIED = ("verified", "dispatched", "in_progress", "resolved", "closed")
 GRADE_VALUE = {"A": 3, "B": 2, "C": 1}
@@ -52,6 +54,7 @@ INDICATORS: tuple[Indicator, ...] = (
     Indicator("alert_ack_share", N_("Alerts acknowledged"), "higher", "%"),
     Indicator("alert_ack_minutes", N_("Minutes to acknowledge an alert"), "lower", N_("min")),
     Indicator("training_score", N_("Training score"), "higher", N_("points")),
+    Indicator("leaflets", N_("Leaflets handed out"), "higher", N_("leaflets")),
 )
 BY_KEY = {i.key: i for i in INDICATORS}
 KEYS = tuple(BY_KEY)
@@ -115,9 +118,17 @@ def measure(session: Session, *, start: datetime, end: datetime) -> Values:
     ):
         best[rider][course] = int(score or 0)
 
+    leaflets: dict[int, int] = {
+        rider: int(n)
+        for rider, n in session.execute(
+            select(LeafletDistribution.rider_id, func.sum(LeafletDistribution.count))
+            .where(LeafletDistribution.handed_at >= start, LeafletDistribution.handed_at < end)
+            .group_by(LeafletDistribution.rider_id)
+        )
+    }
     active = set(session.scalars(select(Rider.user_id).where(Rider.status == "active")))
     members = set(session.scalars(select(Rider.user_id).where(Rider.status.in_(("active", "suspended", "left")))))
-    busy = set(reported) | set(grades) | set(hours) | set(tasks) | set(receipts)
+    busy = set(reported) | set(grades) | set(hours) | set(tasks) | set(receipts) | set(leaflets)
     values: Values = {}
     for rider in sorted(active | (busy & members)):
         mine = reported.get(rider, [])
@@ -135,5 +146,6 @@ def measure(session: Session, *, start: datetime, end: datetime) -> Values:
             "alert_ack_share": round(100 * len(acked) / len(got), 2) if got else None,
             "alert_ack_minutes": _median_minutes((t, a) for t, a in acked if a is not None),
             "training_score": round(statistics.fmean(courses.values()), 2) if courses else None,
+            "leaflets": float(leaflets.get(rider, 0)),
         }
     return values

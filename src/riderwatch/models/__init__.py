@@ -18,6 +18,7 @@ from riderwatch.models.org import (
     Station,
     Zone,
 )
+from riderwatch.models.outreach import LeafletCampaign, LeafletDistribution, LeafletStock
 from riderwatch.models.points import CashAward, PointEntry, PointRule, Redemption, Reward
 from riderwatch.models.riders import JoinLink, RiderStatusChange
 from riderwatch.models.tasks import (
@@ -70,6 +71,9 @@ __all__ = [
     "JoinLink",
     "Jurisdiction",
     "LastPosition",
+    "LeafletCampaign",
+    "LeafletDistribution",
+    "LeafletStock",
     "LocationConsent",
     "LoginFailure",
     "Notice",

@@ -179,6 +179,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/my/alerts", labels.N_("Alerts"), "nav-my-alerts"))
     if policy.has_permission(user, "training.take"):
         items.append(("/training", labels.N_("Training"), "nav-training"))
+    if policy.has_permission(user, "leaflets.hand_out"):
+        items.append(("/leaflets", labels.N_("Leaflets"), "nav-leaflets"))
     if policy.has_permission(user, "points.self"):
         items.append(("/points", labels.N_("My points"), "nav-points"))
     if policy.has_permission(user, "alert.publish"):
@@ -207,6 +209,10 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/routing", labels.N_("Routing rules"), "nav-admin-routing"))
     if policy.has_permission(user, "training.manage"):
         items.append(("/admin/courses", labels.N_("Courses"), "nav-admin-courses"))
+    if policy.has_permission(user, "leaflets.totals"):
+        items.append(("/leaflets/overview", labels.N_("Leaflet outreach"), "nav-leaflets-overview"))
+    if policy.has_permission(user, "leaflets.stock"):
+        items.append(("/admin/leaflets", labels.N_("Leaflet stock"), "nav-admin-leaflets"))
     if policy.has_permission(user, "points.manage"):
         items.append(("/admin/points", labels.N_("Points"), "nav-admin-points"))
     if policy.has_permission(user, "reward.manage"):
