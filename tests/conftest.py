@@ -116,6 +116,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # The pages' scripts and flows are the same whatever the server stores in; every query the
             # browser tests make the server run also runs on both databases in the other tests.
             item.add_marker(pytest.mark.one_database("postgresql", why="the browser's side does not depend on it"))
+        if item.get_closest_marker("one_database") is None and "database_url" not in getattr(item, "fixturenames", ()):
+            # No database at all (plain functions, parsers, arithmetic): the second pass would repeat it as is.
+            item.add_marker(pytest.mark.one_database("sqlite", why="it uses no database"))
         marker = item.get_closest_marker("one_database")
         if marker is not None and marker.args[0] != BACKEND:
             why = marker.kwargs.get("why", "")

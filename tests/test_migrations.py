@@ -28,8 +28,9 @@ def test_single_head() -> None:
 
 
 @pytest.fixture
-def fresh_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the backend under test, just for this test."""
+def fresh_url(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """An empty database of the backend under test, just for this test (beside the session's test database,
+    which it asks for so that the test runs on both backends)."""
     if BACKEND == "postgresql":
         name = f"riderwatch_migrations_{os.getpid()}"  # never shared with another run or worker
         admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
