@@ -77,6 +77,8 @@ from riderwatch.training import materials as course_materials
 from riderwatch.training import question_bank
 from riderwatch.training import web as training_pages
 from riderwatch.training.api import router as training_router
+from riderwatch.voice import web as voice_pages
+from riderwatch.voice.api import router as voice_router
 from riderwatch.web import render_error, shell
 from riderwatch.webhooks import web as webhook_pages
 from riderwatch.webhooks.api import router as webhooks_router
@@ -280,6 +282,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(points_router)
     app.include_router(evaluation_router)
     app.include_router(leaflets_router)
+    app.include_router(voice_router)
     for pages in (
         shell,
         accounts_pages,
@@ -298,6 +301,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         point_pages,
         evaluation_pages,
         leaflet_pages,
+        voice_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -108,6 +108,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "leaflets.stock": frozenset({"admin", "station_manager"}),
     "leaflets.hand_out": frozenset({"rider"}),
     "leaflets.totals": frozenset({"admin", "dispatcher", "station_manager"}),
+    # Riders' voice: any rider (a suspended one too) tells the police; the officer it is routed to answers,
+    # the command centre assigns and answers any; visits are recorded by the police and the command
+    # centre and read by the station managers of the stations visited; satisfaction for the command centre.
+    "voice.speak": frozenset({"rider"}),
+    "voice.answer": frozenset({"police", "dispatcher", "admin"}),
+    "visit.record": frozenset({"police", "dispatcher", "admin"}),
+    "visit.read": frozenset({"police", "dispatcher", "admin", "station_manager"}),
+    "voice.satisfaction": frozenset({"dispatcher", "admin"}),
     "evaluation.manage": frozenset({"admin"}),
     "evaluation.read": frozenset({"admin", "dispatcher", "station_manager", "platform", "rider"}),
 }

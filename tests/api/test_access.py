@@ -879,6 +879,54 @@ CASES[0:0] = [
         lambda w: ("/api/v1/leaflets/totals", {}),
         _only("admin", "dispatcher", "station_manager"),
     ),
+    # Riders' voice: riders speak; the police and the command centre answer; visits; satisfaction.
+    Case(
+        "POST",
+        "/api/v1/me/feedback",
+        lambda w: ("/api/v1/me/feedback", {"json": {"kind": "suggestion", "body": "矩阵"}}),
+        _only("rider"),
+    ),
+    Case("GET", "/api/v1/me/feedback", lambda w: ("/api/v1/me/feedback", {}), _only("rider")),
+    Case(
+        "POST",
+        "/api/v1/me/feedback/{feedback_id}/rating",
+        lambda w: (f"/api/v1/me/feedback/{MISSING}/rating", {"json": {"rating": 5}}),
+        _only("rider", rider=INVISIBLE),
+    ),
+    Case("GET", "/api/v1/feedback", lambda w: ("/api/v1/feedback", {}), _only("police", "dispatcher", "admin")),
+    Case(
+        "POST",
+        "/api/v1/feedback/{feedback_id}/answer",
+        lambda w: (f"/api/v1/feedback/{MISSING}/answer", {"json": {"answer": "矩阵"}}),
+        _only("police", "dispatcher", "admin", police=INVISIBLE, dispatcher=INVISIBLE, admin=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/feedback/{feedback_id}/assign",
+        lambda w: (f"/api/v1/feedback/{MISSING}/assign", {"json": {"officer": "police"}}),
+        _only("police", "dispatcher", "admin", police=FORBIDDEN, dispatcher=INVISIBLE, admin=INVISIBLE),
+    ),
+    Case(
+        "POST",
+        "/api/v1/visits",
+        lambda w: ("/api/v1/visits", {"json": {"kind": "visit", "held_on": "2026-11-01", "riders": ["rider"]}}),
+        _only("police", "dispatcher", "admin"),
+    ),
+    Case(
+        "GET",
+        "/api/v1/visits",
+        lambda w: ("/api/v1/visits", {}),
+        _only("police", "dispatcher", "admin", "station_manager"),
+    ),
+    Case(
+        "POST",
+        "/api/v1/visit-actions/{action_id}/done",
+        lambda w: (f"/api/v1/visit-actions/{MISSING}/done", {}),
+        _only("police", "dispatcher", "admin", police=INVISIBLE, dispatcher=INVISIBLE, admin=INVISIBLE),
+    ),
+    Case(
+        "GET", "/api/v1/voice/satisfaction", lambda w: ("/api/v1/voice/satisfaction", {}), _only("dispatcher", "admin")
+    ),
     # The platforms' evaluation: administrators set it and score months; the results for each reader's riders.
     Case(
         "POST",

@@ -231,6 +231,7 @@ FIGURES = ("dispatcher", "admin", "station_manager")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 POINTS_BOARD = ("rider", "dispatcher", "admin", "station_manager")
 EVALUATION_STAFF = ("admin", "dispatcher", "station_manager", "platform")
+VOICE = ("police", "dispatcher", "admin")
 # Each role's start page (the first of its navigation): a platform account's is its riders' evaluations.
 HOMES = {
     "admin": SeeOther(to="/desk"),
@@ -822,6 +823,37 @@ CASES: list[Case] = [
         "the world's rider: in the platform's and the station's sight, and their own",
     ),
     Case("GET", "/my/evaluation", lambda w: "/my/evaluation", _only(RIDER, ok=Shown("my-months"))),
+    Case("GET", "/feedback", lambda w: "/feedback", _only(RIDER, ok=Shown("feedback-form"))),
+    Case("POST", "/feedback", lambda w: "/feedback", _only(RIDER, ok=INVALID), "nothing written"),
+    Case(
+        "POST",
+        "/feedback/{feedback_id}/rating",
+        lambda w: f"/feedback/{MISSING_ID}/rating",
+        _only(RIDER, ok=MISSING),
+    ),
+    Case("GET", "/feedback/desk", lambda w: "/feedback/desk", _only(VOICE, ok=Shown("feedback-desk"))),
+    Case("GET", "/feedback/desk/{feedback_id}", lambda w: f"/feedback/desk/{MISSING_ID}", _only(VOICE, ok=MISSING)),
+    Case(
+        "POST",
+        "/feedback/desk/{feedback_id}/answer",
+        lambda w: f"/feedback/desk/{MISSING_ID}/answer",
+        _only(VOICE, ok=MISSING),
+    ),
+    Case(
+        "POST",
+        "/feedback/desk/{feedback_id}/assign",
+        lambda w: f"/feedback/desk/{MISSING_ID}/assign",
+        _only(VOICE, ok=MISSING),
+    ),
+    Case("GET", "/visits", lambda w: "/visits", _only((*VOICE, "station_manager"), ok=Shown("visits"))),
+    Case("POST", "/visits", lambda w: "/visits", _only(VOICE, ok=INVALID), "no date"),
+    Case(
+        "POST",
+        "/visits/actions/{action_id}/done",
+        lambda w: f"/visits/actions/{MISSING_ID}/done",
+        _only(VOICE, ok=MISSING),
+    ),
+    Case("GET", "/voice/satisfaction", lambda w: "/voice/satisfaction", _only(DESK, ok=Shown("satisfaction"))),
     Case("GET", "/leaflets", lambda w: "/leaflets", _only(RIDER, ok=Shown("my-leaflets"))),
     Case("POST", "/leaflets", lambda w: "/leaflets", _only(RIDER, ok=INVALID), "no count, no place"),
     Case("GET", "/leaflets/overview", lambda w: "/leaflets/overview", _only(FIGURES, ok=Shown("leaflets-map"))),

@@ -43,6 +43,7 @@ from riderwatch.models.tracking import (
     coverage_cell_deltas,
 )
 from riderwatch.models.training import Course, CourseMaterial, CourseQuestion, QuizAttempt
+from riderwatch.models.voice import Feedback, Visit, VisitAction, VisitRider
 from riderwatch.models.webhooks import WebhookChannel, WebhookDelivery
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "EvaluationRow",
     "EvaluationRun",
     "EvaluationScheme",
+    "Feedback",
     "Grid",
     "Incident",
     "JobLease",
@@ -102,6 +104,9 @@ __all__ = [
     "TrackingDevice",
     "User",
     "UserSession",
+    "Visit",
+    "VisitAction",
+    "VisitRider",
     "WebhookChannel",
     "WebhookDelivery",
     "Zone",

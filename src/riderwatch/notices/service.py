@@ -29,6 +29,8 @@ KINDS = (
     "clue_rejected",  # to the reporter: it was not taken up (with the reason)
     "clue_closed",  # to the reporter: handled (with the outcome)
     "alert",  # to a user of another party an alert also goes to (riders have theirs on the alert screen)
+    "feedback_assigned",  # to an officer: a rider's suggestion or complaint is theirs to answer
+    "feedback_answered",  # to the rider: the police answered
 )
 REPLAY_LIMIT = 500
 

@@ -23,6 +23,10 @@ def _shown(request: Request, notice: Notice) -> dict[str, Any]:
     text = notice_text(notice.kind, notice.params or {}, locale=formatter(request).locale, clue_id=notice.clue_id)
     if notice.kind == "alert":
         link = "/my/alerts" if request.state.user.role == "rider" else f"/alerts/{notice.alert_id}"
+    elif notice.kind == "feedback_assigned":
+        link = f"/feedback/desk/{(notice.params or {}).get('feedback', 0)}"
+    elif notice.kind == "feedback_answered":
+        link = "/feedback"
     else:
         link = f"/clues/{notice.clue_id}" if notice.clue_id else ""
     return {"notice": notice, "text": text, "link": link}

@@ -181,6 +181,8 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/training", labels.N_("Training"), "nav-training"))
     if policy.has_permission(user, "leaflets.hand_out"):
         items.append(("/leaflets", labels.N_("Leaflets"), "nav-leaflets"))
+    if policy.has_permission(user, "voice.speak"):
+        items.append(("/feedback", labels.N_("Tell the police"), "nav-feedback"))
     if policy.has_permission(user, "points.self"):
         items.append(("/points", labels.N_("My points"), "nav-points"))
     if policy.has_permission(user, "alert.publish"):
@@ -209,6 +211,12 @@ def navigation(user: User | None) -> list[tuple[str, str, str]]:
         items.append(("/admin/routing", labels.N_("Routing rules"), "nav-admin-routing"))
     if policy.has_permission(user, "training.manage"):
         items.append(("/admin/courses", labels.N_("Courses"), "nav-admin-courses"))
+    if policy.has_permission(user, "voice.answer"):
+        items.append(("/feedback/desk", labels.N_("Riders' feedback"), "nav-feedback-desk"))
+    elif policy.has_permission(user, "visit.read"):
+        items.append(("/visits", labels.N_("Visits"), "nav-visits"))
+    if policy.has_permission(user, "voice.satisfaction"):
+        items.append(("/voice/satisfaction", labels.N_("Riders' satisfaction"), "nav-satisfaction"))
     if policy.has_permission(user, "leaflets.totals"):
         items.append(("/leaflets/overview", labels.N_("Leaflet outreach"), "nav-leaflets-overview"))
     if policy.has_permission(user, "leaflets.stock"):

@@ -21,6 +21,8 @@ NOTICE_TEXTS = {
     "clue_rejected": N_("Your clue #%(clue)d was not taken up: %(reason)s"),
     "clue_closed": N_("Your clue #%(clue)d was handled: %(outcome)s"),
     "alert": N_("Early warning: %(headline)s"),
+    "feedback_assigned": N_("A rider's feedback #%(feedback)d is yours to answer."),
+    "feedback_answered": N_("The police answered your feedback #%(feedback)d."),
 }
 # The texts of the events a party's duty group chat is told of.
 PARTY_TEXTS = {
@@ -59,7 +61,7 @@ def _named(value: Any, locale: str) -> str:
 def notice_text(kind: str, params: dict[str, Any], *, locale: str, clue_id: int | None = None) -> str:
     """A notice's text in the reader's language."""
     _ = translations(locale).gettext
-    values = {"clue": clue_id or 0, "level": 0, "reason": "", "outcome": "", "headline": "", **params}
+    values = {"clue": clue_id or 0, "level": 0, "reason": "", "outcome": "", "headline": "", "feedback": 0, **params}
     text = _(NOTICE_TEXTS.get(kind, kind))
     return text % values if "%(" in text else text
 

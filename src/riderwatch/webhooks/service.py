@@ -32,7 +32,15 @@ from riderwatch.webhooks.wake import mark
 # The events a party's duty group chat can take.
 PARTY_KINDS = ("clue_dispatched", "clue_escalated", "clue_closed", "alert", "sighting")
 # The events a user's own channel can take: their notices.
-PERSONAL_KINDS = ("clue_dispatched", "clue_escalated", "clue_verified", "clue_rejected", "clue_closed", "alert")
+PERSONAL_KINDS = (
+    "clue_dispatched",
+    "clue_escalated",
+    "clue_verified",
+    "clue_rejected",
+    "clue_closed",
+    "alert",
+    "feedback_assigned",
+)
 JSON_SECRET_MIN = 16
 FIRST_WAIT_S = 10
 LONGEST_WAIT_S = 3600

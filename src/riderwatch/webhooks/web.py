@@ -41,6 +41,7 @@ KIND_LABELS = {
     "clue_closed": N_("A clue is closed"),
     "alert": N_("Early warnings"),
     "sighting": N_("Riders' sightings for an alert"),
+    "feedback_assigned": N_("A rider's feedback is mine to answer"),
     "test": N_("Test message"),
 }
 STATUS_LABELS = {"pending": N_("Waiting to be sent"), "delivered": N_("Delivered"), "dead": N_("Given up")}
