@@ -22,7 +22,7 @@ from riderwatch.demo.clue_replay import local_midnight, plan_clues, run_clues
 from riderwatch.demo.geometry import district_geometry
 from riderwatch.demo.incident_cases import load_incidents
 from riderwatch.demo.organisation import ensure_courses, ensure_org, ensure_people, ensure_programme, plan_people
-from riderwatch.demo.outreach import ensure_outreach
+from riderwatch.demo.outreach import ensure_outreach, ensure_voice
 from riderwatch.demo.patrol_tasks import load_tasks
 from riderwatch.demo.points import ensure_points
 from riderwatch.demo.seed import CLUE_KEY_PREFIX
@@ -203,6 +203,7 @@ def build_demo(
             task_notes = load_tasks(session, settings, now=utcnow())
         with unit_of_work(factory) as session:
             ensure_outreach(session, added, seed=seed, timezone=settings.timezone)
+            ensure_voice(session, added, timezone=settings.timezone)
         with unit_of_work(factory) as session:
             ensure_points(session, added, timezone=settings.timezone)
         with unit_of_work(factory) as session:

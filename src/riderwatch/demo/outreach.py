@@ -1,5 +1,6 @@
-"""The demo's leaflet outreach, through the same services a station uses: an anti-telecom-fraud campaign,
-leaflets issued to every station, and the last days' distributions riders logged near their stations."""
+"""The demo's leaflet outreach and riders' voice, through the same services a station uses: an
+anti-telecom-fraud campaign, leaflets issued to every station, the last days' distributions riders logged
+near their stations; a few suggestions and complaints with answers, and a forum with riders."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riderwatch.infra.clock import utcnow
-from riderwatch.models import LeafletCampaign, Rider, Station, User
+from riderwatch.models import Feedback, LeafletCampaign, Rider, Station, User
 from riderwatch.outreach import service as outreach
+from riderwatch.voice import service as voice
 
 CAMPAIGN = ("fanzha-2026", "反电诈宣传单随餐发放", "Anti-telecom-fraud leaflets with meals")
 PER_STATION = 3000
@@ -71,3 +73,63 @@ def ensure_outreach(session: Session, added: Counter[str], *, seed: int, timezon
                 timezone=timezone,
             )
             added["leaflet distributions"] += 1
+
+
+FEEDBACK = (
+    # rider number, kind, text, anonymous, answer, rating
+    (
+        1,
+        "complaint",
+        "派出所门口不让停电动车，取餐送餐很不方便。",
+        False,
+        "已协调在东侧划出临时停车区，请按标线停放。",
+        5,
+    ),
+    (
+        2,
+        "suggestion",
+        "希望夜间在金鼎广场多安排一些巡逻。",
+        False,
+        "已将金鼎广场 21 点至次日 1 点列为重点时段，增加巡逻。",
+        4,
+    ),
+    (3, "suggestion", "小区门禁不让骑手进，能不能协调一下？", True, None, None),
+)
+
+
+def ensure_voice(session: Session, added: Counter[str], *, timezone: str) -> None:
+    """A few riders' suggestions and complaints (two answered and rated) and a visit with a follow-up action;
+    skipped once there is any feedback."""
+    if session.scalar(select(Feedback.id).limit(1)) is not None:
+        return
+    police = session.scalar(select(User).where(User.username == "police1"))
+    for number, kind, text, anonymous, answer, rating in FEEDBACK:
+        rider = session.scalar(select(User).where(User.username == f"rider{number:03d}"))
+        if rider is None:
+            continue
+        feedback = voice.submit(session, rider=rider, kind=kind, body=text, anonymous=anonymous)
+        added["feedback"] += 1
+        if answer and police is not None:
+            if feedback.assignee_id != police.id:
+                feedback.assignee_id = police.id
+            voice.answer(session, user=police, feedback_id=feedback.id, text=answer)
+            if rating:
+                voice.rate(session, rider=rider, feedback_id=feedback.id, rating=rating)
+    if police is not None:
+        today = utcnow().astimezone(ZoneInfo(timezone)).date()
+        station = session.scalar(select(Station).order_by(Station.id))
+        voice.record_visit(
+            session,
+            user=police,
+            kind="forum",
+            held_on=today - timedelta(days=3),
+            place=station.name if station else "",
+            station_code=station.code if station else None,
+            riders=["rider001", "rider002", "rider003"],
+            notes="骑手座谈：反映夜间路灯不亮、小区门禁进不去。",
+            actions=[
+                voice.ActionIn(text="联系物业协调骑手进小区送餐", owner="police1", due_on=today + timedelta(days=7))
+            ],
+            timezone=timezone,
+        )
+        added["visits"] += 1

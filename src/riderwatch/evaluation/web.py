@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -173,8 +173,11 @@ def admin_page(request: Request, db: DbSession, user: Manager, done: str = "") -
 
 
 @router.post("/admin/evaluation/consistency")
-async def consistency(request: Request, user: Manager) -> HTMLResponse:
-    """The matrix and its consistency as the form stands (the page asks as judgements change)."""
+async def consistency(
+    request: Request, user: Manager, part: Annotated[Literal["matrix", "result"], Query()] = "matrix"
+) -> HTMLResponse:
+    """The matrix and its consistency as the form stands (when indicators or the method change), or only
+    the consistency and weights (when a judgement changes: the selects the user is working in stay)."""
     try:
         values = _read_form(await request.form())
     except DomainError as exc:
@@ -189,7 +192,7 @@ async def consistency(request: Request, user: Manager) -> HTMLResponse:
         "ahp_problem": problem,
         "labels": _labels(request),
     }
-    return render(request, "evaluation/_matrix.html", context)
+    return render(request, "evaluation/_matrix.html" if part == "matrix" else "evaluation/_ahp_result.html", context)
 
 
 @router.post("/admin/evaluation/scheme")
