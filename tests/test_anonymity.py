@@ -113,6 +113,8 @@ def test_no_view_names_an_anonymous_reporter(
         "award_id": "1",
         "decision": "approve",
         "file_format": "csv",
+        "feedback_id": "1",
+        "action_id": "1",
     }
     paths = _paths(app, values)
     paths += [
