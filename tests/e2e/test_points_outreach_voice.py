@@ -125,6 +125,7 @@ def test_the_ahp_matrix_shows_its_consistency_as_it_is_filled_in(
     page.get_by_test_id("method-ahp").check()
     judgements = page.get_by_test_id("judgement")
     expect(judgements).to_have_count(3)  # three indicators: the pairs above the diagonal
+    page.wait_for_load_state("networkidle")  # the matrix as the last change left it
     judgements.nth(0).select_option("3")  # verified clues over value: 3
     judgements.nth(1).select_option("5")  # verified clues over hours: 5
     judgements.nth(2).select_option("1/5")  # value against hours: 1/5 — contradicts the two above

@@ -96,8 +96,8 @@ def month(period: PeriodPath, db: DbSession, user: Reader) -> list[dict[str, Any
     run = service.latest_run(db, period)
     if run is None:
         raise NotFound(N_("%(period)s has not been scored yet"), period=period)
-    platforms = dict(db.execute(select(Platform.id, Platform.code)).tuples().all())
-    stations = dict(db.execute(select(Station.id, Station.code)).tuples().all())
+    platforms = {k: v for k, v in db.execute(select(Platform.id, Platform.code))}
+    stations = {k: v for k, v in db.execute(select(Station.id, Station.code))}
     out = []
     for row, person in service.visible_rows(db, user=user, run=run):
         lines = service.explain(run, row)

@@ -36,8 +36,8 @@ def evaluation_file(
 
     rows = visible_rows(session, user=user, run=run, platform_id=platform_id)
     keys = [i["key"] for i in run.indicators]
-    platforms = dict(session.execute(select(Platform.id, Platform.name)).tuples().all())
-    stations = dict(session.execute(select(Station.id, Station.name)).tuples().all())
+    platforms = {k: v for k, v in session.execute(select(Platform.id, Platform.name))}
+    stations = {k: v for k, v in session.execute(select(Station.id, Station.name))}
     header = [
         _("Month"),
         _("Rider"),

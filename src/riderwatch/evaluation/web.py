@@ -234,8 +234,8 @@ async def score_month(request: Request, db: DbSession, user: Manager) -> Respons
 
 
 def _names(db: Session) -> tuple[dict[int, str], dict[int, str]]:
-    platforms = dict(db.execute(select(Platform.id, Platform.name)).tuples().all())
-    stations = dict(db.execute(select(Station.id, Station.name)).tuples().all())
+    platforms = {k: v for k, v in db.execute(select(Platform.id, Platform.name))}
+    stations = {k: v for k, v in db.execute(select(Station.id, Station.name))}
     return platforms, stations
 
 

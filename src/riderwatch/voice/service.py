@@ -349,9 +349,9 @@ def satisfaction(session: Session, *, timezone: str, months: int = 12) -> list[d
             row.in_time += int(f.answered_at <= f.due_at)
         if f.rated_at is not None and f.rating is not None and (row := rows.get(key(f.rated_at))) is not None:
             row.ratings.append(f.rating)
-    visit_riders = dict(
-        session.execute(select(VisitRider.visit_id, func.count()).group_by(VisitRider.visit_id)).tuples().all()
-    )
+    visit_riders = {
+        k: v for k, v in session.execute(select(VisitRider.visit_id, func.count()).group_by(VisitRider.visit_id))
+    }
     for v in session.scalars(select(Visit)):
         if (row := rows.get(key(v.held_on))) is not None:
             row.visits += 1
