@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from riderwatch.evaluation.indicators import measure
 from riderwatch.infra.clock import utcnow
+from riderwatch.outreach import service
 from riderwatch.points import service as points
 from tests.api.helpers import Api
 from tests.factories import CENTER_LAT, CENTER_LON, District
@@ -134,3 +135,50 @@ def test_totals_the_counter_and_the_map(api: Api, district: District, db: Sessio
     values = measure(db, start=start, end=end)
     assert values[district.users["rider"].id]["leaflets"] == 20.0
     db.rollback()
+
+
+def test_the_same_entry_sent_twice_at_once_is_stored_once(api: Api, district: District, session_factory: Any) -> None:
+    """A phone that retries while its first send is still on its way: two transactions with one key."""
+    import threading
+
+    from riderwatch.models import LeafletDistribution, User
+
+    _campaign(api)
+    _issue(api, 100)
+    rider_id = district.users["rider"].id
+    start = threading.Barrier(2)
+    outcomes: list[Any] = []
+
+    def send() -> None:
+        session = session_factory()
+        try:
+            start.wait(timeout=10)
+            rider = session.get(User, rider_id)
+            row, new = service.hand_out(
+                session,
+                rider=rider,
+                campaign_code="fanzha",
+                count=7,
+                lat=CENTER_LAT,
+                lon=CENTER_LON,
+                handed_at=None,
+                idempotency_key="twice-at-once",
+                timezone="Asia/Shanghai",
+            )
+            session.commit()
+            outcomes.append((row.id, new))
+        except Exception as exc:
+            session.rollback()
+            outcomes.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(outcomes) == 2 and all(isinstance(o, tuple) for o in outcomes), outcomes
+    assert {o[0] for o in outcomes} == {outcomes[0][0]} and sorted(o[1] for o in outcomes) == [False, True]
+    with session_factory() as check:
+        assert check.query(LeafletDistribution).count() == 1

@@ -246,13 +246,13 @@ def hand_out(
         idempotency_key=key,
         created_at=now,
     )
-    session.add(row)
     try:
         with session.begin_nested():
+            session.add(row)
             session.flush()
     except IntegrityError:
-        # The same key sent twice at once: the other request stored it.
-        session.expunge(row)
+        # The same key sent twice at once: the other request stored it (the savepoint's rollback has taken
+        # this row out of the session already).
         earlier = session.scalars(
             select(LeafletDistribution).where(
                 LeafletDistribution.rider_id == rider.id, LeafletDistribution.idempotency_key == key
