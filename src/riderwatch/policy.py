@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from riderwatch.errors import N_, Forbidden, PasswordChangeRequired
-from riderwatch.models import Category, Clue, EvaluationRow, Rider, User, UserSession
+from riderwatch.models import Category, Clue, EvaluationRow, Feedback, Rider, User, UserSession, Visit
 from riderwatch.models.accounts import ROLES
 from riderwatch.security import hash_session_key
 
@@ -362,3 +362,31 @@ def may_see_evaluation_row(user: User, row: EvaluationRow) -> bool:
     if user.role == "station_manager":
         return user.station_id is not None and row.station_id == user.station_id
     return user.role == "rider" and row.rider_id == user.id
+
+
+def may_handle_feedback(user: User, assignee_id: int | None) -> bool:
+    """Who answers a rider's feedback: the officer it was given to; the command centre (and its admins) any."""
+    return user.role in ("dispatcher", "admin") or (user.role == "police" and assignee_id == user.id)
+
+
+def may_assign_feedback(user: User) -> bool:
+    """Giving feedback to an officer is the command centre's."""
+    return user.role in ("dispatcher", "admin")
+
+
+def feedback_desk_filter(user: User) -> ColumnElement[bool]:
+    """The feedback a handler's desk lists: an officer's own, the command centre's all."""
+    return Feedback.assignee_id == user.id if user.role == "police" else true()
+
+
+def may_finish_visit_action(user: User, owner_id: int) -> bool:
+    """A visit's follow-up action is marked done by its owner, or by the command centre."""
+    return owner_id == user.id or user.role in ("dispatcher", "admin")
+
+
+def visible_visits_filter(user: User) -> ColumnElement[bool]:
+    """The visits a user may read: a station manager those at their station; the police and the command
+    centre all."""
+    if user.role == "station_manager":
+        return Visit.station_id == user.station_id if user.station_id is not None else false()
+    return true()

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from riderwatch import policy
 from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import N_, DomainError, Forbidden, InvalidInput, NotFound
 from riderwatch.evaluation import service
@@ -270,9 +271,11 @@ def month_page(request: Request, period: str, db: DbSession, user: Reader, done:
     labels = _labels(request)
     contributions: dict[str, float] = {}
     if run and rows:
-        for item in run.indicators:
-            total = sum(line.points for row, _ in rows for line in service.explain(run, row) if line.key == item["key"])
-            contributions[labels["indicators"][item["key"]]] = round(total / len(rows), 2)
+        totals: dict[str, float] = {item["key"]: 0.0 for item in run.indicators}
+        for row, _ in rows:
+            for line in service.explain(run, row):
+                totals[line.key] += line.points
+        contributions = {labels["indicators"][key]: round(total / len(rows), 2) for key, total in totals.items()}
     context = {
         "period": period,
         "run": run,
@@ -285,7 +288,7 @@ def month_page(request: Request, period: str, db: DbSession, user: Reader, done:
             "contributions": contributions,
         },
         "grade_counts": Counter(row.grade for row, _ in rows),
-        "may_score": user.role == "admin",
+        "may_score": policy.has_permission(user, "evaluation.manage"),
         **done_message(request, done, DONE),
     }
     return render(request, "evaluation/month.html", context, status=200 if run else 404)

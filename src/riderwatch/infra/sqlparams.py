@@ -21,6 +21,11 @@ from sqlalchemy.types import TypeEngine
 from riderwatch.db import UTCDateTime, sqlite_time
 
 
+def rows_changed(result: object) -> int:
+    """How many rows an UPDATE or DELETE changed (the driver's rowcount; 0 when it does not say)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch import policy
 from riderwatch.deps import DbSession, require
 from riderwatch.errors import N_, DomainError, InvalidInput
 from riderwatch.geo.coords import to_wgs84
@@ -174,7 +175,7 @@ def _admin_page(
         "campaigns": campaigns,
         "stations": stations,
         "stock": stock,
-        "may_organise": user.role == "admin",
+        "may_organise": policy.has_permission(user, "leaflets.campaigns"),
         "topics": labels_in(request, TOPIC_LABELS),
         "values": {
             "code": "",

@@ -18,17 +18,13 @@ from riderwatch.audit.service import record
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import rows_changed
 from riderwatch.models import Clue, User
 from riderwatch.models.points import REWARD_KINDS, CashAward, PointEntry, Redemption, Reward
 from riderwatch.points.service import balance, insert_entry, lock_rider, reverse
 
 MAX_COST = 1_000_000
 MAX_CASH_FEN = 10_000_000  # 100,000 yuan
-
-
-def _changed(result: object) -> int:
-    """How many rows an UPDATE changed."""
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- the catalogue --------------------------------------------------------------------------------------
@@ -97,7 +93,7 @@ def redeem(session: Session, *, rider: User, reward_id: int) -> Redemption:
     if have < reward.cost:
         raise Conflict(N_("this reward costs %(cost)s points; you have %(balance)s"), cost=reward.cost, balance=have)
     if reward.stock is not None:
-        taken = _changed(
+        taken = rows_changed(
             session.execute(
                 update(Reward)
                 .where(Reward.id == reward.id, Reward.stock >= 1)
@@ -146,7 +142,7 @@ def _give_back(session: Session, redemption: Redemption, *, note: str, actor: Us
 
 def _decide(session: Session, redemption_id: int, *, target: str) -> Redemption:
     """Move a requested redemption on, once: a conditional UPDATE, so two deciders at once cannot both."""
-    moved = _changed(
+    moved = rows_changed(
         session.execute(
             update(Redemption)
             .where(Redemption.id == redemption_id, Redemption.status == "requested")
@@ -251,7 +247,7 @@ def decide_cash(session: Session, *, user: User, award_id: int, approve_it: bool
     award = get_cash_award(session, award_id)
     if award.proposed_by_id == user.id:
         raise Forbidden(N_("a cash reward needs a second person: another administrator approves what you proposed"))
-    moved = _changed(
+    moved = rows_changed(
         session.execute(
             update(CashAward)
             .where(CashAward.id == award.id, CashAward.status == "proposed")
@@ -285,7 +281,7 @@ def pay_cash(session: Session, *, user: User, claim_code: str) -> CashAward:
     award = session.scalars(select(CashAward).where(CashAward.claim_code == code)).first()
     if award is None:
         raise NotFound(N_("no cash reward has the claim code %(code)s"), code=code)
-    moved = _changed(
+    moved = rows_changed(
         session.execute(
             update(CashAward)
             .where(CashAward.id == award.id, CashAward.status == "approved")

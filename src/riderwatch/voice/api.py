@@ -79,18 +79,7 @@ def assign(feedback_id: PathId, body: AssignIn, db: DbSession, user: Handler) ->
 
 @router.post("/visits", status_code=201, summary="Record a visit, a condolence or a forum with riders")
 def record_visit(body: VisitIn, db: DbSession, user: Recorder, settings: SettingsDep) -> dict[str, Any]:
-    visit = service.record_visit(
-        db,
-        user=user,
-        kind=body.kind,
-        held_on=body.held_on,
-        place=body.place,
-        station_code=body.station,
-        riders=body.riders,
-        notes=body.notes,
-        actions=[service.ActionIn(text=a.text, owner=a.owner, due_on=a.due_on) for a in body.actions],
-        timezone=settings.timezone,
-    )
+    visit = service.record_visit_from(db, user=user, body=body, timezone=settings.timezone)
     return {"id": visit.id, "kind": visit.kind, "held_on": visit.held_on.isoformat()}
 
 

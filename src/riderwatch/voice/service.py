@@ -19,21 +19,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from riderwatch import policy
 from riderwatch.audit.service import record
 from riderwatch.db import atomic
 from riderwatch.errors import N_, Conflict, Forbidden, InvalidInput, NotFound
 from riderwatch.infra.clock import utcnow
+from riderwatch.infra.sqlparams import rows_changed
 from riderwatch.models import Feedback, Rider, Station, User, Visit, VisitAction, VisitRider
 from riderwatch.models.voice import FEEDBACK_KINDS, VISIT_KINDS
 from riderwatch.notices import service as notices
 from riderwatch.org import service as org_service
+from riderwatch.voice.schemas import VisitIn
 
 DEADLINE_DAYS = {"complaint": 3, "suggestion": 7}
 MAX_TEXT = 2000
-
-
-def _changed(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- feedback -------------------------------------------------------------------------------------------
@@ -89,21 +88,16 @@ def get(session: Session, feedback_id: int) -> Feedback:
     return found
 
 
-def may_handle(user: User, feedback: Feedback) -> bool:
-    """Who answers: its officer; the command centre (and administrators) any."""
-    return user.role in ("dispatcher", "admin") or (user.role == "police" and feedback.assignee_id == user.id)
-
-
 def for_handler(session: Session, feedback_id: int, *, user: User) -> Feedback:
     feedback = get(session, feedback_id)
-    if not may_handle(user, feedback):
+    if not policy.may_handle_feedback(user, feedback.assignee_id):
         raise NotFound(N_("no feedback %(id)s"), id=feedback_id)
     return feedback
 
 
 def assign(session: Session, *, user: User, feedback_id: int, officer_username: str) -> Feedback:
     """The command centre gives feedback to an officer (or to another)."""
-    if user.role not in ("dispatcher", "admin"):
+    if not policy.may_assign_feedback(user):
         raise Forbidden(N_("the command centre assigns feedback"))
     feedback = get(session, feedback_id)
     officer = session.scalars(
@@ -127,7 +121,7 @@ def answer(session: Session, *, user: User, feedback_id: int, text: str) -> Feed
     if len(text) > MAX_TEXT:
         raise InvalidInput(N_("at most %(max)s characters"), max=MAX_TEXT)
     feedback = for_handler(session, feedback_id, user=user)
-    moved = _changed(
+    moved = rows_changed(
         session.execute(
             update(Feedback)
             .where(Feedback.id == feedback.id, Feedback.status == "open")
@@ -168,9 +162,7 @@ def mine(session: Session, *, rider: User) -> list[Feedback]:
 
 def desk(session: Session, *, user: User, show: str = "open") -> list[Feedback]:
     """Feedback for a handler: their own (police), or all (the command centre); open first by deadline."""
-    query = select(Feedback)
-    if user.role == "police":
-        query = query.where(Feedback.assignee_id == user.id)
+    query = select(Feedback).where(policy.feedback_desk_filter(user))
     if show == "open":
         query = query.where(Feedback.status == "open").order_by(Feedback.due_at, Feedback.id)
     elif show == "unassigned":
@@ -261,11 +253,25 @@ def record_visit(
     return visit
 
 
+def record_visit_from(session: Session, *, user: User, body: VisitIn, timezone: str) -> Visit:
+    """A visit as the API and the page send it."""
+    return record_visit(
+        session,
+        user=user,
+        kind=body.kind,
+        held_on=body.held_on,
+        place=body.place,
+        station_code=body.station,
+        riders=body.riders,
+        notes=body.notes,
+        actions=[ActionIn(text=a.text, owner=a.owner, due_on=a.due_on) for a in body.actions],
+        timezone=timezone,
+    )
+
+
 def visits(session: Session, *, user: User, limit: int = 100) -> list[Visit]:
-    query = select(Visit).order_by(Visit.held_on.desc(), Visit.id.desc()).limit(limit)
-    if user.role == "station_manager":
-        query = query.where(Visit.station_id == (user.station_id or 0))
-    return list(session.scalars(query))
+    query = select(Visit).where(policy.visible_visits_filter(user))
+    return list(session.scalars(query.order_by(Visit.held_on.desc(), Visit.id.desc()).limit(limit)))
 
 
 def visit_details(session: Session, visit_ids: list[int]) -> tuple[dict[int, list[str]], dict[int, list[VisitAction]]]:
@@ -289,7 +295,7 @@ def finish_action(session: Session, *, user: User, action_id: int, note: str = "
     action = session.get(VisitAction, action_id)
     if action is None:
         raise NotFound(N_("no follow-up action %(id)s"), id=action_id)
-    if action.owner_id != user.id and user.role not in ("dispatcher", "admin"):
+    if not policy.may_finish_visit_action(user, action.owner_id):
         raise Forbidden(N_("the action's owner, or the command centre, marks it done"))
     if action.done_at is not None:
         raise Conflict(N_("this action is already done"))

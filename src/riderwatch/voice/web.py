@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from riderwatch import policy
 from riderwatch.deps import DbSession, PathId, require
 from riderwatch.errors import N_, DomainError, NotFound
 from riderwatch.infra.clock import utcnow
@@ -151,7 +152,7 @@ def _one(
         "author": service.author_name(db, feedback, viewer=user),
         "assignee": _names(db, {feedback.assignee_id}).get(feedback.assignee_id or 0) if feedback.assignee_id else None,
         "officers": officers,
-        "may_assign": user.role in ("dispatcher", "admin"),
+        "may_assign": policy.may_assign_feedback(user),
         "labels": _labels(request),
         **extra,
     }
@@ -213,7 +214,7 @@ def _visits(
         "officers": _names(db, {v.officer_id for v in rows}),
         "owners": _names(db, {a.owner_id for acts in actions.values() for a in acts}),
         "stations": list(db.scalars(select(Station).where(Station.retired_at.is_(None)).order_by(Station.name))),
-        "may_record": user.role in ("police", "dispatcher", "admin"),
+        "may_record": policy.has_permission(user, "visit.record"),
         "today": today,
         "values": {
             "kind": "visit",
@@ -281,18 +282,7 @@ def record_visit(
                 "actions": actions,
             }
         )
-        service.record_visit(
-            db,
-            user=user,
-            kind=body.kind,
-            held_on=body.held_on,
-            place=body.place,
-            station_code=body.station,
-            riders=body.riders,
-            notes=body.notes,
-            actions=[service.ActionIn(text=a.text, owner=a.owner, due_on=a.due_on) for a in body.actions],
-            timezone=request.app.state.settings.timezone,
-        )
+        service.record_visit_from(db, user=user, body=body, timezone=request.app.state.settings.timezone)
     except (DomainError, ValidationError) as exc:
         message, status = refusal(request, exc)
         return _visits(request, db, user, values=values, status=status, **message)
